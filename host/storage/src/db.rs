@@ -1,0 +1,867 @@
+//! The database handle: connection setup, the group-commit writer and the
+//! pool of read-only connections.
+//!
+//! # Why a single writer with group commit
+//!
+//! SQLite allows one writer at a time, and with `synchronous=FULL` every
+//! commit costs an fsync, which dominates the cost of a small write. Instead
+//! of letting request threads fight over the write lock (and each pay for an
+//! fsync), one dedicated thread owns the only read-write connection. Callers
+//! hand it closures; it takes everything queued (up to
+//! [`DbOptions::max_batch`]), runs each closure inside its own `SAVEPOINT`
+//! within one transaction, commits once and then answers every caller. A
+//! caller is answered only after the commit that contains its work has
+//! returned, so an `Ok` means the data is on disk.
+//!
+//! Readers use a separate pool of read-only connections; in WAL mode they
+//! see the last committed state and never block, nor are blocked by, the
+//! writer.
+
+use std::any::Any;
+use std::future::{Future, IntoFuture};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Result, StorageError};
+use crate::migrate;
+
+/// Tuning knobs for [`Database::open`]. `Default` gives values suitable for
+/// the host; tests shrink them.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Number of read-only connections in the reader pool (at least 1).
+    pub readers: usize,
+    /// How long a connection waits on a lock held by another connection or
+    /// process before failing with `SQLITE_BUSY`.
+    pub busy_timeout: Duration,
+    /// Most work items the writer puts in one transaction. Bounds the time
+    /// callers in a group wait for each other and the size of a rollback.
+    pub max_batch: usize,
+    /// Capacity of the writer's queue. When full, [`Database::write`] blocks
+    /// until there is room: back-pressure rather than unbounded memory.
+    pub queue_capacity: usize,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 256,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+/// Counters describing what the writer has done since the database was
+/// opened. Used by tests and metrics to check that writes are grouped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Work items the writer has run (successful or not).
+    pub writes: u64,
+    /// Work items whose closure returned an error or panicked (their
+    /// savepoint was rolled back).
+    pub failed_writes: u64,
+    /// Transactions committed to disk (one fsync each).
+    pub commits: u64,
+    /// Groups whose transaction was rolled back as a whole (begin or commit
+    /// failed).
+    pub failed_groups: u64,
+    /// The largest number of work items seen in one group.
+    pub largest_group: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    failed_writes: AtomicU64,
+    commits: AtomicU64,
+    failed_groups: AtomicU64,
+    largest_group: AtomicU64,
+}
+
+/// A write transaction, as seen by one work item.
+///
+/// Everything done through a `Tx` belongs to the caller's savepoint: if the
+/// closure returns `Err` (or panics), all of it is undone while the other
+/// items of the group still commit. Repository functions such as
+/// [`crate::events::append_event`] take a `&Tx`, so a module can store a
+/// record, its event and its audit entry atomically.
+///
+/// There is deliberately no public way to run SQL through a `Tx`: all SQL
+/// lives in this crate's repositories.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Tx<'c> {
+    /// A read view of the same transaction, for the repositories' read
+    /// functions. It sees this transaction's own uncommitted writes.
+    pub fn reader(&self) -> Reader<'c> {
+        Reader { conn: self.conn }
+    }
+
+    pub(crate) fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+}
+
+/// A read-only view of the database: either a pooled read connection inside
+/// one read transaction (a consistent snapshot), or the read side of a
+/// [`Tx`].
+pub struct Reader<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Reader<'c> {
+    pub(crate) fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+}
+
+/// A handle to the storage database. Cheap to clone; all clones share the
+/// writer thread and reader pool. When the last clone is dropped the writer
+/// finishes every queued write, then closes.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    // `Option` so that `Drop` can close the queue before joining the writer.
+    queue: Option<mpsc::SyncSender<Box<dyn WorkItem>>>,
+    writer: Option<JoinHandle<()>>,
+    writer_id: ThreadId,
+    readers: ReaderPool,
+    counters: Arc<Counters>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path`, configures it for
+    /// durability and concurrency, migrates the schema to the latest version
+    /// and starts the writer thread.
+    ///
+    /// Settings applied: `journal_mode=WAL` (readers run beside the writer),
+    /// `synchronous=FULL` (an acknowledged write survives power loss; a
+    /// product requirement), `foreign_keys=ON` and `busy_timeout`.
+    pub fn open(path: &Path, opts: DbOptions) -> Result<Database> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure_writer(&writer, &opts)?;
+        migrate::run(&mut writer)?;
+
+        // Readers are opened after the writer has switched the file to WAL
+        // and created the schema, so they never see a half-made database.
+        let readers = ReaderPool::open(path, &opts)?;
+
+        let counters = Arc::new(Counters::default());
+        let (queue, rx) = mpsc::sync_channel::<Box<dyn WorkItem>>(opts.queue_capacity.max(1));
+        let max_batch = opts.max_batch.max(1);
+        let thread_counters = Arc::clone(&counters);
+        let handle = std::thread::Builder::new()
+            .name("divoc-storage-writer".into())
+            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters))
+            .map_err(|source| StorageError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+
+        Ok(Database {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                queue: Some(queue),
+                writer_id: handle.thread().id(),
+                writer: Some(handle),
+                readers,
+                counters,
+            }),
+        })
+    }
+
+    /// The file this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues `f` for the writer and returns a handle to its result.
+    ///
+    /// `f` runs on the writer thread inside its own savepoint of a group
+    /// transaction. Wait for the result with [`PendingWrite::wait`] (plain
+    /// threads) or `.await` (async code). The result arrives only after the
+    /// group has been committed, so `Ok` means durable. If `f` returns `Err`
+    /// or panics, only its own changes are rolled back.
+    ///
+    /// The write is performed whether or not the handle is waited on. This
+    /// call blocks only while the queue is full.
+    pub fn write<T, F>(&self, f: F) -> PendingWrite<T>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let item: Box<dyn WorkItem> = Box::new(Item {
+            f: Some(f),
+            outcome: None,
+            reply,
+        });
+        let state = match &self.inner.queue {
+            Some(queue) if queue.send(item).is_ok() => PendingState::Queued(rx),
+            _ => PendingState::Failed(StorageError::WriterGone),
+        };
+        PendingWrite { state }
+    }
+
+    /// Runs `f` on a pooled read-only connection inside one read
+    /// transaction, so everything `f` reads comes from the same committed
+    /// snapshot. Waits for a free connection if all are busy.
+    ///
+    /// This blocks the calling thread; async callers should use
+    /// `spawn_blocking` for anything but tiny reads.
+    pub fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Reader<'_>) -> Result<T>,
+    {
+        self.inner.readers.with(f)
+    }
+
+    /// What the writer has done so far.
+    pub fn stats(&self) -> WriteStats {
+        let c = &self.inner.counters;
+        WriteStats {
+            writes: c.writes.load(Ordering::Relaxed),
+            failed_writes: c.failed_writes.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            failed_groups: c.failed_groups.load(Ordering::Relaxed),
+            largest_group: c.largest_group.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Opens a throw-away read-write connection for tests that need to do
+    /// what no API allows, such as tampering with the audit log.
+    #[cfg(test)]
+    pub(crate) fn raw_connection_for_tests(&self) -> Connection {
+        #[allow(clippy::unwrap_used)]
+        let conn = Connection::open(&self.inner.path).unwrap();
+        #[allow(clippy::unwrap_used)]
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer drain what is already queued and
+        // then leave its loop.
+        drop(self.queue.take());
+        // If the last handle is dropped by a closure running on the writer
+        // thread itself, joining would wait forever; the thread ends on its
+        // own once it returns to its loop.
+        if std::thread::current().id() == self.writer_id {
+            return;
+        }
+        if let Some(handle) = self.writer.take() {
+            if handle.join().is_err() {
+                tracing::error!("storage writer thread panicked");
+            }
+        }
+    }
+}
+
+fn configure_writer(conn: &Connection, opts: &DbOptions) -> Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::Setting {
+            pragma: "journal_mode",
+            actual: mode,
+            required: "wal",
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    // 2 is FULL; anything weaker would break the "acknowledged means on
+    // disk" promise, so refuse to run rather than silently weaken it.
+    if sync != 2 {
+        return Err(StorageError::Setting {
+            pragma: "synchronous",
+            actual: sync.to_string(),
+            required: "FULL (2)",
+        });
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The writer.
+
+/// One queued write, with its closure and reply channel type-erased so that
+/// writes of different result types share one queue.
+trait WorkItem: Send {
+    /// Runs the closure inside its own savepoint. `Err` means the
+    /// transaction itself is broken (a savepoint statement failed, or SQLite
+    /// rolled the whole transaction back), so the group must be abandoned.
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<bool>;
+
+    /// Answers the caller once the group's fate is known. `group` is `Err`
+    /// with a reason when the group transaction was not committed.
+    fn finish(self: Box<Self>, group: std::result::Result<(), &str>);
+}
+
+struct Item<T, F> {
+    f: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+/// Name of the per-item savepoint. Items run one after another, so one name
+/// suffices.
+const SAVEPOINT: &str = "divoc_item";
+
+impl<T, F> WorkItem for Item<T, F>
+where
+    F: FnOnce(&Tx<'_>) -> Result<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<bool> {
+        let Some(f) = self.f.take() else {
+            return Ok(false);
+        };
+        conn.execute_batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        let tx = Tx { conn };
+        // A panicking closure must not take the writer thread (and every
+        // other caller) down with it.
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(&tx)))
+            .unwrap_or_else(|payload| Err(StorageError::Panicked(panic_message(&*payload))));
+        // Some errors (disk full, I/O) make SQLite roll back the whole
+        // transaction on its own; the savepoint is then gone and nothing of
+        // the group can be trusted.
+        if conn.is_autocommit() {
+            self.outcome = Some(outcome);
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("transaction was rolled back by SQLite".into()),
+            ));
+        }
+        let ok = outcome.is_ok();
+        if ok {
+            conn.execute_batch(&format!("RELEASE {SAVEPOINT}"))?;
+        } else {
+            conn.execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))?;
+        }
+        self.outcome = Some(outcome);
+        Ok(ok)
+    }
+
+    fn finish(self: Box<Self>, group: std::result::Result<(), &str>) {
+        let result = match (self.outcome, group) {
+            // The closure's own error wins: it explains why this item failed
+            // regardless of what happened to the group.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(reason)) | (None, Err(reason)) => {
+                Err(StorageError::CommitFailed(reason.to_string()))
+            }
+            (None, Ok(())) => Err(StorageError::CommitFailed("work item did not run".into())),
+        };
+        // The caller may have stopped waiting; that is not an error here.
+        let _ = self.reply.send(result);
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn WorkItem>>,
+    max_batch: usize,
+    counters: &Counters,
+) {
+    let mut group: Vec<Box<dyn WorkItem>> = Vec::with_capacity(max_batch);
+    // `recv` keeps returning queued items after the last sender is dropped,
+    // so shutdown drains the queue before the loop ends.
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < max_batch {
+            match rx.try_recv() {
+                Ok(item) => group.push(item),
+                Err(_) => break,
+            }
+        }
+        run_group(&conn, &mut group, counters);
+    }
+    // Dropping the connection checkpoints the WAL if this is the last one.
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the storage writer connection failed");
+    }
+}
+
+fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &Counters) {
+    let size = group.len() as u64;
+    counters.writes.fetch_add(size, Ordering::Relaxed);
+    counters.largest_group.fetch_max(size, Ordering::Relaxed);
+
+    let outcome = (|| -> rusqlite::Result<()> {
+        // IMMEDIATE takes the write lock up front, so a lock conflict with
+        // another process shows up here (after busy_timeout), not halfway
+        // through the group.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut succeeded = 0usize;
+        let mut broken = None;
+        for item in group.iter_mut() {
+            match item.run(conn) {
+                Ok(true) => succeeded += 1,
+                Ok(false) => {
+                    counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = broken {
+            rollback(conn);
+            return Err(e);
+        }
+        if succeeded == 0 {
+            // Nothing to make durable; skip the fsync.
+            rollback(conn);
+            return Ok(());
+        }
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            rollback(conn);
+            return Err(e);
+        }
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })();
+
+    let reason = match &outcome {
+        Ok(()) => None,
+        Err(e) => {
+            counters.failed_groups.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, items = size, "storage group transaction failed");
+            Some(e.to_string())
+        }
+    };
+    for item in group.drain(..) {
+        item.finish(match &reason {
+            None => Ok(()),
+            Some(r) => Err(r.as_str()),
+        });
+    }
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rolling back a storage group failed");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Waiting for a write.
+
+/// The result of a queued write, to be waited for with [`wait`](Self::wait)
+/// or `.await`.
+#[must_use = "the write happens anyway, but its result (and any error) is lost unless waited for"]
+pub struct PendingWrite<T> {
+    state: PendingState<T>,
+}
+
+enum PendingState<T> {
+    Queued(oneshot::Receiver<Result<T>>),
+    Failed(StorageError),
+}
+
+impl<T> PendingWrite<T> {
+    /// Blocks the current thread until the write's group is committed (or
+    /// has failed). Do not call from async code: use `.await` there.
+    pub fn wait(self) -> Result<T> {
+        match self.state {
+            PendingState::Queued(rx) => rx.recv().unwrap_or(Err(StorageError::WriterGone)),
+            PendingState::Failed(e) => Err(e),
+        }
+    }
+}
+
+impl<T> IntoFuture for PendingWrite<T> {
+    type Output = Result<T>;
+    type IntoFuture = WriteFuture<T>;
+
+    fn into_future(self) -> WriteFuture<T> {
+        WriteFuture {
+            state: match self.state {
+                PendingState::Queued(rx) => FutureState::Waiting(rx.into_future()),
+                PendingState::Failed(e) => FutureState::Failed(Some(e)),
+            },
+        }
+    }
+}
+
+/// Future returned by `PendingWrite::into_future`; resolves when the write's
+/// group is committed (or has failed).
+pub struct WriteFuture<T> {
+    state: FutureState<T>,
+}
+
+enum FutureState<T> {
+    Waiting(oneshot::AsyncReceiver<Result<T>>),
+    Failed(Option<StorageError>),
+}
+
+impl<T> Future for WriteFuture<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        // Every field is Unpin, so projecting through `get_mut` is fine.
+        match &mut self.get_mut().state {
+            FutureState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(StorageError::WriterGone))),
+            FutureState::Failed(e) => {
+                Poll::Ready(Err(e.take().unwrap_or(StorageError::WriterGone)))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Readers.
+
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    available: Condvar,
+}
+
+impl ReaderPool {
+    fn open(path: &Path, opts: &DbOptions) -> Result<ReaderPool> {
+        let mut idle = Vec::with_capacity(opts.readers.max(1));
+        for _ in 0..opts.readers.max(1) {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(opts.busy_timeout)?;
+            idle.push(conn);
+        }
+        Ok(ReaderPool {
+            idle: Mutex::new(idle),
+            available: Condvar::new(),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        let conn = {
+            let mut idle = self.idle.lock();
+            loop {
+                if let Some(conn) = idle.pop() {
+                    break conn;
+                }
+                self.available.wait(&mut idle);
+            }
+        };
+        // The guard returns the connection even if `f` panics.
+        let guard = Checkout {
+            pool: self,
+            conn: Some(conn),
+        };
+        let Some(conn) = guard.conn.as_ref() else {
+            return Err(StorageError::WriterGone);
+        };
+        // A deferred transaction pins one snapshot for all of `f`'s reads.
+        conn.execute_batch("BEGIN")?;
+        let result = f(&Reader { conn });
+        let end = conn.execute_batch("COMMIT");
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+}
+
+struct Checkout<'p> {
+    pool: &'p ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Never hand out a connection stuck in an old snapshot.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            self.pool.idle.lock().push(conn);
+            self.pool.available.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc as std_mpsc;
+
+    fn open(dir: &tempfile::TempDir) -> Database {
+        Database::open(&dir.path().join("sub/dir/test.db"), DbOptions::default()).unwrap()
+    }
+
+    fn insert_meta(key: &str, value: &str) -> impl FnOnce(&Tx<'_>) -> Result<()> + Send + 'static {
+        let (k, v) = (key.to_string(), value.to_string());
+        move |tx| crate::meta::set(tx, &k, &v)
+    }
+
+    fn meta(db: &Database, key: &str) -> Option<String> {
+        db.read(|r| crate::meta::get(r, key)).unwrap()
+    }
+
+    /// Occupies the writer inside a group until the returned sender fires,
+    /// so that writes submitted meanwhile pile up in the queue.
+    fn block_writer(db: &Database) -> (std_mpsc::Sender<()>, PendingWrite<()>) {
+        let (release, wait) = std_mpsc::channel::<()>();
+        let (started_tx, started) = std_mpsc::channel::<()>();
+        let pending = db.write(move |_tx| {
+            started_tx.send(()).unwrap();
+            wait.recv().unwrap();
+            Ok(())
+        });
+        started.recv().unwrap();
+        (release, pending)
+    }
+
+    #[test]
+    fn open_applies_settings_and_creates_parent_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        assert!(db.path().exists());
+        let conn = db.raw_connection_for_tests();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // synchronous and foreign_keys are per-connection: check the
+        // writer's by asking it.
+        let (sync, fk) = db
+            .write(|tx| {
+                let sync: i64 = tx
+                    .conn()
+                    .pragma_query_value(None, "synchronous", |r| r.get(0))?;
+                let fk: i64 = tx
+                    .conn()
+                    .pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+                Ok((sync, fk))
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous must be FULL");
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = open(&dir);
+            db.write(insert_meta("k", "v")).wait().unwrap();
+        }
+        let db = open(&dir);
+        assert_eq!(meta(&db, "k").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn concurrent_writers_are_grouped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let (release, first) = block_writer(&db);
+        const N: usize = 64;
+        // Submit from many threads while the writer is busy, so all of them
+        // are queued when it next looks.
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let db = db.clone();
+                std::thread::spawn(move || db.write(insert_meta(&format!("k{i}"), "v")))
+            })
+            .collect();
+        let pending: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        release.send(()).unwrap();
+        first.wait().unwrap();
+        for p in pending {
+            p.wait().unwrap();
+        }
+        let stats = db.stats();
+        assert_eq!(stats.writes, N as u64 + 1);
+        // One commit for the blocking item's group, one for the rest.
+        assert_eq!(stats.commits, 2, "{stats:?}");
+        assert_eq!(stats.largest_group, N as u64);
+        for i in 0..N {
+            assert!(meta(&db, &format!("k{i}")).is_some());
+        }
+    }
+
+    #[test]
+    fn failing_item_does_not_fail_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let (release, first) = block_writer(&db);
+        let good1 = db.write(insert_meta("good1", "v"));
+        let bad = db.write(|tx| {
+            // Writes something, then fails: the write must be undone.
+            crate::meta::set(tx, "bad", "v")?;
+            Err::<(), _>(StorageError::Rejected("no".into()))
+        });
+        let panicky = db.write(|tx| -> Result<()> {
+            crate::meta::set(tx, "panicky", "v")?;
+            panic!("boom");
+        });
+        let good2 = db.write(insert_meta("good2", "v"));
+        release.send(()).unwrap();
+        first.wait().unwrap();
+        good1.wait().unwrap();
+        assert!(matches!(bad.wait(), Err(StorageError::Rejected(_))));
+        match panicky.wait() {
+            Err(StorageError::Panicked(msg)) => assert_eq!(msg, "boom"),
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        good2.wait().unwrap();
+        assert!(meta(&db, "good1").is_some());
+        assert!(meta(&db, "good2").is_some());
+        assert!(meta(&db, "bad").is_none());
+        assert!(meta(&db, "panicky").is_none());
+        let stats = db.stats();
+        assert_eq!(stats.failed_writes, 2);
+        assert_eq!(stats.commits, 2);
+    }
+
+    #[test]
+    fn readers_run_beside_an_open_write_and_see_committed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        db.write(insert_meta("k", "old")).wait().unwrap();
+        let (release, wait) = std_mpsc::channel::<()>();
+        let (written_tx, written) = std_mpsc::channel::<()>();
+        let pending = db.write(move |tx| {
+            crate::meta::set(tx, "k", "new")?;
+            written_tx.send(()).unwrap();
+            wait.recv().unwrap();
+            Ok(())
+        });
+        written.recv().unwrap();
+        // The write transaction is open and holds the write lock; a reader
+        // must neither block nor see the uncommitted value.
+        assert_eq!(meta(&db, "k").as_deref(), Some("old"));
+        release.send(()).unwrap();
+        pending.wait().unwrap();
+        assert_eq!(meta(&db, "k").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let err = db
+            .read(|r| {
+                r.conn()
+                    .execute("INSERT INTO meta(key, value) VALUES ('x', 'y')", [])?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Sqlite(_)), "{err:?}");
+    }
+
+    #[test]
+    fn drop_drains_queued_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let (release, first) = block_writer(&db);
+        let pending: Vec<_> = (0..100)
+            .map(|i| db.write(insert_meta(&format!("k{i}"), "v")))
+            .collect();
+        // Release the writer from another thread only after the handle is
+        // gone, so the drop really has queued work to drain.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            release.send(()).unwrap();
+        });
+        drop(db);
+        releaser.join().unwrap();
+        first.wait().unwrap();
+        for p in pending {
+            p.wait().unwrap();
+        }
+        let db = open(&dir);
+        for i in 0..100 {
+            assert!(meta(&db, &format!("k{i}")).is_some());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_can_be_awaited() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.write(insert_meta(&format!("k{i}"), "v")).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let err = db
+            .write(|_tx| Err::<(), _>(StorageError::Rejected("nope".into())))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Rejected(_)));
+        assert_eq!(db.stats().writes, 17);
+    }
+
+    #[test]
+    fn last_handle_dropped_on_writer_thread_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let clone = db.clone();
+        let (release, first) = block_writer(&db);
+        // This closure owns a handle; once `db` is dropped below, the
+        // closure's handle is the last one and is dropped on the writer.
+        let pending = db.write(move |_tx| {
+            drop(clone);
+            Ok(())
+        });
+        drop(db);
+        release.send(()).unwrap();
+        first.wait().unwrap();
+        pending.wait().unwrap();
+    }
+}

@@ -1,0 +1,447 @@
+//! The transactional outbox: messages to deliver to the outside world
+//! (webhooks, notifications, registry pushes), written in the same
+//! transaction as the change that caused them, and delivered later by a
+//! worker with retries.
+//!
+//! Delivery is at-least-once. [`claim_due`] leases items instead of locking
+//! them: it bumps `attempts` and pushes `next_attempt_at` out by the lease,
+//! so if the worker dies before reporting, the item becomes due again when
+//! the lease runs out. Workers report with [`mark_done`], [`mark_retry`] or
+//! [`mark_failed`].
+
+use rusqlite::{OptionalExtension, Row};
+
+use crate::db::{Database, PendingWrite, Reader, Tx};
+use crate::error::{to_i64, to_u64, Result, StorageError};
+
+/// Where an outbox item is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// Delivered.
+    Done,
+    /// Given up on; kept for inspection.
+    Failed,
+}
+
+impl OutboxStatus {
+    /// The value stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Done => "done",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<OutboxStatus> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "done" => Ok(OutboxStatus::Done),
+            "failed" => Ok(OutboxStatus::Failed),
+            other => Err(StorageError::InvalidArgument(format!(
+                "unknown outbox status {other:?} in the database"
+            ))),
+        }
+    }
+}
+
+/// One outbox item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// Identifier, increasing in enqueue order.
+    pub id: i64,
+    /// Message type, chosen by the enqueuing module.
+    pub kind: String,
+    /// Destination: a channel name, URL or plugin id, per `kind`.
+    pub target: String,
+    /// The message.
+    pub payload: serde_json::Value,
+    /// Delivery attempts started so far (claims).
+    pub attempts: u64,
+    /// Earliest time of the next attempt, in ms since the Unix epoch. For a
+    /// claimed item, the end of its lease.
+    pub next_attempt_at_ms: i64,
+    /// Current status.
+    pub status: OutboxStatus,
+    /// Error reported by the last failed attempt.
+    pub last_error: Option<String>,
+    /// When the item was enqueued, in ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When the item last changed, in ms since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+/// How many items are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Items waiting for delivery.
+    pub pending: u64,
+    /// Items delivered.
+    pub done: u64,
+    /// Items given up on.
+    pub failed: u64,
+}
+
+const COLUMNS: &str = "id, kind, target, payload, attempts, next_attempt_at, status, last_error, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> Result<OutboxItem> {
+    let payload: String = row.get(3)?;
+    let status: String = row.get(6)?;
+    Ok(OutboxItem {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        target: row.get(2)?,
+        payload: serde_json::from_str(&payload).map_err(|source| StorageError::Json {
+            what: "outbox.payload",
+            source,
+        })?,
+        attempts: to_u64(row.get(4)?, "outbox.attempts")?,
+        next_attempt_at_ms: row.get(5)?,
+        status: OutboxStatus::parse(&status)?,
+        last_error: row.get(7)?,
+        created_at_ms: row.get(8)?,
+        updated_at_ms: row.get(9)?,
+    })
+}
+
+/// Enqueues a message inside a write closure; it becomes due at
+/// `not_before_ms` (pass the current time for "now"). Returns its id.
+pub fn enqueue(
+    tx: &Tx<'_>,
+    kind: &str,
+    target: &str,
+    payload: &serde_json::Value,
+    not_before_ms: i64,
+) -> Result<i64> {
+    let payload = serde_json::to_string(payload).map_err(|source| StorageError::Json {
+        what: "outbox payload",
+        source,
+    })?;
+    let now = crate::now_ms();
+    tx.conn().execute(
+        "INSERT INTO outbox(kind, target, payload, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        rusqlite::params![kind, target, payload, not_before_ms, now],
+    )?;
+    Ok(tx.conn().last_insert_rowid())
+}
+
+/// Claims up to `limit` pending items due at `now_ms`, oldest due first:
+/// each gets `attempts + 1` and is hidden from further claims until
+/// `now_ms + lease_ms`. Returns the claimed items as updated.
+pub fn claim_due(tx: &Tx<'_>, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    let limit = to_i64(limit as u64, "limit")?;
+    let conn = tx.conn();
+    let ids: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
+              ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![now_ms, limit], |row| row.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let lease_end = now_ms.saturating_add(lease_ms);
+    let mut update = conn.prepare_cached(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, updated_at = ?3
+          WHERE id = ?1",
+    )?;
+    let mut select = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        update.execute(rusqlite::params![id, lease_end, now_ms])?;
+        let mut rows = select.query([id])?;
+        if let Some(row) = rows.next()? {
+            claimed.push(from_row(row)?);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Changes a pending item, failing with `NotFound` if it is not pending
+/// (unknown id, or already done/failed): reporting twice is a worker bug
+/// worth surfacing.
+fn finish_pending(tx: &Tx<'_>, id: i64, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
+    let changed = tx.conn().execute(sql, params)?;
+    if changed == 0 {
+        return Err(StorageError::NotFound(format!("pending outbox item {id}")));
+    }
+    Ok(())
+}
+
+/// Records a successful delivery.
+pub fn mark_done(tx: &Tx<'_>, id: i64) -> Result<()> {
+    finish_pending(
+        tx,
+        id,
+        "UPDATE outbox SET status = 'done', last_error = NULL, updated_at = ?2
+          WHERE id = ?1 AND status = 'pending'",
+        &[&id, &crate::now_ms()],
+    )
+}
+
+/// Records a failed attempt and schedules the next one at
+/// `next_attempt_at_ms` (the caller chooses the back-off).
+pub fn mark_retry(tx: &Tx<'_>, id: i64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
+    finish_pending(
+        tx,
+        id,
+        "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3, updated_at = ?4
+          WHERE id = ?1 AND status = 'pending'",
+        &[&id, &next_attempt_at_ms, &error, &crate::now_ms()],
+    )
+}
+
+/// Gives up on an item, keeping it with its last error.
+pub fn mark_failed(tx: &Tx<'_>, id: i64, error: &str) -> Result<()> {
+    finish_pending(
+        tx,
+        id,
+        "UPDATE outbox SET status = 'failed', last_error = ?2, updated_at = ?3
+          WHERE id = ?1 AND status = 'pending'",
+        &[&id, &error, &crate::now_ms()],
+    )
+}
+
+/// Reads one item.
+pub fn get(r: &Reader<'_>, id: i64) -> Result<Option<OutboxItem>> {
+    let mut stmt = r
+        .conn()
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    rows.next()?.map(from_row).transpose()
+}
+
+/// Counts items per status.
+pub fn counts(r: &Reader<'_>) -> Result<OutboxCounts> {
+    let mut stmt = r
+        .conn()
+        .prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
+    let mut rows = stmt.query([])?;
+    let mut counts = OutboxCounts::default();
+    while let Some(row) = rows.next()? {
+        let status: String = row.get(0)?;
+        let n = to_u64(row.get(1)?, "outbox count")?;
+        match OutboxStatus::parse(&status)? {
+            OutboxStatus::Pending => counts.pending = n,
+            OutboxStatus::Done => counts.done = n,
+            OutboxStatus::Failed => counts.failed = n,
+        }
+    }
+    Ok(counts)
+}
+
+/// Up to `limit` items in `status`, oldest first.
+pub fn list(r: &Reader<'_>, status: OutboxStatus, limit: usize) -> Result<Vec<OutboxItem>> {
+    let limit = to_i64(limit as u64, "limit")?;
+    let mut stmt = r.conn().prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE status = ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![status.as_str(), limit])?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next()? {
+        items.push(from_row(row)?);
+    }
+    Ok(items)
+}
+
+/// Whether an item exists at all (used to tell "unknown" from "not pending").
+pub fn exists(r: &Reader<'_>, id: i64) -> Result<bool> {
+    Ok(r.conn()
+        .query_row("SELECT 1 FROM outbox WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+impl Database {
+    /// Enqueues one message through the writer (see [`enqueue`]). To
+    /// enqueue atomically with a change, call [`enqueue`] in that change's
+    /// [`Database::write`] closure instead.
+    pub fn outbox_enqueue(
+        &self,
+        kind: &str,
+        target: &str,
+        payload: serde_json::Value,
+        not_before_ms: i64,
+    ) -> PendingWrite<i64> {
+        let (kind, target) = (kind.to_string(), target.to_string());
+        self.write(move |tx| enqueue(tx, &kind, &target, &payload, not_before_ms))
+    }
+
+    /// Claims due items through the writer (see [`claim_due`]).
+    pub fn outbox_claim_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> PendingWrite<Vec<OutboxItem>> {
+        self.write(move |tx| claim_due(tx, now_ms, lease_ms, limit))
+    }
+
+    /// Records a delivery (see [`mark_done`]).
+    pub fn outbox_mark_done(&self, id: i64) -> PendingWrite<()> {
+        self.write(move |tx| mark_done(tx, id))
+    }
+
+    /// Schedules a retry (see [`mark_retry`]).
+    pub fn outbox_mark_retry(
+        &self,
+        id: i64,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> PendingWrite<()> {
+        let error = error.to_string();
+        self.write(move |tx| mark_retry(tx, id, next_attempt_at_ms, &error))
+    }
+
+    /// Gives up on an item (see [`mark_failed`]).
+    pub fn outbox_mark_failed(&self, id: i64, error: &str) -> PendingWrite<()> {
+        let error = error.to_string();
+        self.write(move |tx| mark_failed(tx, id, &error))
+    }
+
+    /// Reads one item (see [`get`]).
+    pub fn outbox_get(&self, id: i64) -> Result<Option<OutboxItem>> {
+        self.read(|r| get(r, id))
+    }
+
+    /// Counts items per status (see [`counts`]).
+    pub fn outbox_counts(&self) -> Result<OutboxCounts> {
+        self.read(counts)
+    }
+
+    /// Lists items in a status (see [`list`]).
+    pub fn outbox_list(&self, status: OutboxStatus, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.read(|r| list(r, status, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::DbOptions;
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("ob.db"), DbOptions::default()).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn claim_only_due_items_in_due_order_and_lease_them() {
+        let (_d, db) = db();
+        let late = db
+            .outbox_enqueue("webhook", "https://a", json!({"n": 1}), 2_000)
+            .wait()
+            .unwrap();
+        let early = db
+            .outbox_enqueue("webhook", "https://b", json!({"n": 2}), 1_000)
+            .wait()
+            .unwrap();
+        let future = db
+            .outbox_enqueue("webhook", "https://c", json!({"n": 3}), 9_000)
+            .wait()
+            .unwrap();
+
+        let claimed = db.outbox_claim_due(5_000, 60_000, 10).wait().unwrap();
+        assert_eq!(
+            claimed.iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![early, late]
+        );
+        assert_eq!(claimed[0].attempts, 1);
+        assert_eq!(claimed[0].next_attempt_at_ms, 65_000);
+        assert_eq!(claimed[0].payload, json!({"n": 2}));
+        assert_eq!(claimed[0].status, OutboxStatus::Pending);
+
+        // Leased items are not claimed again until the lease ends...
+        assert!(db
+            .outbox_claim_due(6_000, 60_000, 10)
+            .wait()
+            .unwrap()
+            .is_empty());
+        // ...after which they are (the worker presumably died). The never
+        // claimed item was due earliest (9 000 < 65 000), so it comes first;
+        // equal due times fall back to id order.
+        let again = db.outbox_claim_due(70_000, 60_000, 10).wait().unwrap();
+        assert_eq!(
+            again.iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![future, late, early]
+        );
+        assert_eq!(again[0].attempts, 1);
+        assert_eq!(again[2].attempts, 2);
+    }
+
+    #[test]
+    fn claim_respects_limit() {
+        let (_d, db) = db();
+        for i in 0..5 {
+            db.outbox_enqueue("k", "t", json!(i), 0).wait().unwrap();
+        }
+        assert_eq!(db.outbox_claim_due(1, 10, 2).wait().unwrap().len(), 2);
+        assert_eq!(db.outbox_claim_due(1, 10, 10).wait().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn done_retry_failed_lifecycle() {
+        let (_d, db) = db();
+        let a = db.outbox_enqueue("k", "t", json!({}), 0).wait().unwrap();
+        let b = db.outbox_enqueue("k", "t", json!({}), 0).wait().unwrap();
+        let c = db.outbox_enqueue("k", "t", json!({}), 0).wait().unwrap();
+        db.outbox_claim_due(10, 100, 10).wait().unwrap();
+
+        db.outbox_mark_done(a).wait().unwrap();
+        db.outbox_mark_retry(b, 500, "timeout").wait().unwrap();
+        db.outbox_mark_failed(c, "410 gone").wait().unwrap();
+
+        let b_item = db.outbox_get(b).unwrap().unwrap();
+        assert_eq!(b_item.status, OutboxStatus::Pending);
+        assert_eq!(b_item.next_attempt_at_ms, 500);
+        assert_eq!(b_item.last_error.as_deref(), Some("timeout"));
+        let c_item = db.outbox_get(c).unwrap().unwrap();
+        assert_eq!(c_item.status, OutboxStatus::Failed);
+        assert_eq!(c_item.last_error.as_deref(), Some("410 gone"));
+
+        assert_eq!(
+            db.outbox_counts().unwrap(),
+            OutboxCounts {
+                pending: 1,
+                done: 1,
+                failed: 1
+            }
+        );
+        assert_eq!(db.outbox_list(OutboxStatus::Done, 10).unwrap()[0].id, a);
+
+        // Reporting on a finished or unknown item is an error.
+        assert!(matches!(
+            db.outbox_mark_done(a).wait(),
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(matches!(
+            db.outbox_mark_failed(999, "x").wait(),
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(db.read(|r| exists(r, a)).unwrap());
+        assert!(!db.read(|r| exists(r, 999)).unwrap());
+
+        // The retried item is due again at its new time.
+        assert!(db.outbox_claim_due(499, 100, 10).wait().unwrap().is_empty());
+        assert_eq!(db.outbox_claim_due(500, 100, 10).wait().unwrap()[0].id, b);
+    }
+
+    #[test]
+    fn enqueue_is_atomic_with_its_change() {
+        let (_d, db) = db();
+        let r = db
+            .write(|tx| {
+                crate::meta::set(tx, "x", "y")?;
+                enqueue(tx, "k", "t", &json!({}), 0)?;
+                Err::<(), _>(StorageError::Rejected("abort".into()))
+            })
+            .wait();
+        assert!(r.is_err());
+        assert_eq!(db.outbox_counts().unwrap(), OutboxCounts::default());
+    }
+}
