@@ -226,11 +226,26 @@ impl Database {
             outcome: None,
             reply,
         });
+        let on_writer = std::thread::current().id() == self.inner.writer_id;
         let state = match &self.inner.queue {
+            // From inside a write closure a blocking send on a full queue
+            // would wait for the very thread that is sending.
+            Some(queue) if on_writer => match queue.try_send(item) {
+                Ok(()) => PendingState::Queued(rx),
+                Err(mpsc::TrySendError::Full(_)) => {
+                    PendingState::Failed(StorageError::WouldDeadlock)
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    PendingState::Failed(StorageError::WriterGone)
+                }
+            },
             Some(queue) if queue.send(item).is_ok() => PendingState::Queued(rx),
             _ => PendingState::Failed(StorageError::WriterGone),
         };
-        PendingWrite { state }
+        PendingWrite {
+            state,
+            writer_id: self.inner.writer_id,
+        }
     }
 
     /// Runs `f` on a pooled read-only connection inside one read
@@ -499,6 +514,7 @@ fn rollback(conn: &Connection) {
 #[must_use = "the write happens anyway, but its result (and any error) is lost unless waited for"]
 pub struct PendingWrite<T> {
     state: PendingState<T>,
+    writer_id: ThreadId,
 }
 
 enum PendingState<T> {
@@ -509,7 +525,14 @@ enum PendingState<T> {
 impl<T> PendingWrite<T> {
     /// Blocks the current thread until the write's group is committed (or
     /// has failed). Do not call from async code: use `.await` there.
+    ///
+    /// Called on the writer thread (from inside a write closure) it returns
+    /// [`StorageError::WouldDeadlock`] instead of waiting forever for a
+    /// group that cannot start until the current one ends.
     pub fn wait(self) -> Result<T> {
+        if std::thread::current().id() == self.writer_id {
+            return Err(StorageError::WouldDeadlock);
+        }
         match self.state {
             PendingState::Queued(rx) => rx.recv().unwrap_or(Err(StorageError::WriterGone)),
             PendingState::Failed(e) => Err(e),
@@ -824,6 +847,33 @@ mod tests {
         for i in 0..100 {
             assert!(meta(&db, &format!("k{i}")).is_some());
         }
+    }
+
+    #[test]
+    fn waiting_inside_a_write_closure_fails_instead_of_deadlocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let inner_db = db.clone();
+        let (inner_tx, inner_rx) = std_mpsc::channel();
+        let outer = db
+            .write(move |_tx| {
+                // Queuing from inside is fine (it runs in a later group);
+                // waiting for it here is not.
+                let pending = inner_db.write(insert_meta("inner", "v"));
+                let waited = pending.wait();
+                inner_tx
+                    .send(inner_db.write(insert_meta("later", "v")))
+                    .unwrap();
+                match waited {
+                    Err(StorageError::WouldDeadlock) => Ok(()),
+                    other => Err(StorageError::Rejected(format!("{other:?}"))),
+                }
+            })
+            .wait();
+        outer.unwrap();
+        inner_rx.recv().unwrap().wait().unwrap();
+        assert!(meta(&db, "inner").is_some());
+        assert!(meta(&db, "later").is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,6 +102,12 @@ pub enum StorageError {
     #[error("group commit failed: {0}")]
     CommitFailed(String),
 
+    /// A write was waited for (or could not be queued) on the writer thread
+    /// itself, i.e. from inside a write closure; that would wait forever.
+    /// Do the work in the current closure's [`crate::Tx`] instead.
+    #[error("waiting for a write from inside a write closure would deadlock")]
+    WouldDeadlock,
+
     /// The writer thread is gone (the database is shutting down, or the
     /// writer died), so the write was not performed.
     #[error("the database writer has shut down")]
