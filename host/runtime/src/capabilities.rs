@@ -1,0 +1,372 @@
+//! Host implementations of the capability interfaces in `wit/host.wit`.
+//!
+//! Each capability is checked twice: at load time (a component that imports a
+//! capability it was not granted is refused) and here at call time, so a
+//! bug in the load-time check cannot widen what a plugin can do.
+
+mod http;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::RngCore;
+use wasmtime::component::Linker;
+use wasmtime::{ResourceLimiter, StoreLimits};
+
+use crate::bindings::host::divoc::plugin::{
+    clock, config, http as http_wit, kv, log, random, signer, types,
+};
+use crate::grants::EffectiveCapabilities;
+use crate::services::{HostServices, KvError};
+
+/// The largest single `random.get-random-bytes` request.
+const MAX_RANDOM_BYTES: u32 = 65_536;
+/// Plugin log lines are cut here so a plugin cannot flood the host's log.
+const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Who a plugin is and what it may do; shared by all its instances.
+#[derive(Debug)]
+pub(crate) struct PluginContext {
+    pub name: String,
+    pub version: String,
+    pub caps: EffectiveCapabilities,
+    /// The plugin's own configuration section (a JSON object).
+    pub config: serde_json::Value,
+    pub services: HostServices,
+    /// Largest response body the `http` capability hands back.
+    pub max_http_body: usize,
+}
+
+/// The per-instance state kept in each `Store`.
+pub(crate) struct StoreState {
+    pub ctx: Arc<PluginContext>,
+    pub limits: StoreLimits,
+    pub memory_cap: usize,
+    /// Set when a memory growth was refused, to report a memory-limit fault
+    /// rather than a bare trap.
+    pub memory_limit_hit: bool,
+    /// When the current call must be finished; host calls (HTTP) are capped by it.
+    pub call_deadline: Instant,
+}
+
+impl StoreState {
+    pub fn new(ctx: Arc<PluginContext>, memory_cap: usize) -> StoreState {
+        let limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(memory_cap)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .trap_on_grow_failure(true)
+            .build();
+        StoreState {
+            ctx,
+            limits,
+            memory_cap,
+            memory_limit_hit: false,
+            call_deadline: Instant::now(),
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.call_deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn denied(&self, capability: &str) -> types::Error {
+        types::Error::Rejected(format!(
+            "capability `{capability}` is not granted to plugin `{}`",
+            self.ctx.name
+        ))
+    }
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_limit_hit = true;
+        }
+        self.limits.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// Adds every capability interface to the linker.
+pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    type Me = wasmtime::component::HasSelf<StoreState>;
+    fn get(s: &mut StoreState) -> &mut StoreState {
+        s
+    }
+    types::add_to_linker::<StoreState, Me>(linker, get)?;
+    log::add_to_linker::<StoreState, Me>(linker, get)?;
+    clock::add_to_linker::<StoreState, Me>(linker, get)?;
+    random::add_to_linker::<StoreState, Me>(linker, get)?;
+    kv::add_to_linker::<StoreState, Me>(linker, get)?;
+    http_wit::add_to_linker::<StoreState, Me>(linker, get)?;
+    signer::add_to_linker::<StoreState, Me>(linker, get)?;
+    config::add_to_linker::<StoreState, Me>(linker, get)?;
+    Ok(())
+}
+
+impl types::Host for StoreState {}
+
+impl log::Host for StoreState {
+    fn log(&mut self, level: log::Level, message: String) {
+        if !self.ctx.caps.log {
+            return;
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut cut = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let (plugin, version) = (&self.ctx.name, &self.ctx.version);
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, version, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, version, "{message}"),
+            log::Level::Info => tracing::info!(plugin, version, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, version, "{message}"),
+            log::Level::Error => tracing::error!(plugin, version, "{message}"),
+        }
+    }
+}
+
+impl clock::Host for StoreState {
+    fn now(&mut self) -> clock::Datetime {
+        if !self.ctx.caps.clock {
+            // The load-time check refuses such components; answer the epoch
+            // rather than trap if that check is ever bypassed.
+            return clock::Datetime {
+                seconds: 0,
+                nanoseconds: 0,
+            };
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        clock::Datetime {
+            seconds: now.as_secs(),
+            nanoseconds: now.subsec_nanos(),
+        }
+    }
+}
+
+impl random::Host for StoreState {
+    fn get_random_bytes(&mut self, len: u32) -> Vec<u8> {
+        if !self.ctx.caps.random {
+            return Vec::new();
+        }
+        let mut bytes = vec![0u8; len.min(MAX_RANDOM_BYTES) as usize];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        bytes
+    }
+}
+
+fn kv_error(e: KvError) -> types::Error {
+    match e {
+        KvError::QuotaExceeded { .. } => types::Error::Rejected(e.to_string()),
+        KvError::Backend(m) => types::Error::Unavailable(m),
+    }
+}
+
+/// Longest kv key, in bytes.
+const MAX_KV_KEY: usize = 512;
+
+impl kv::Host for StoreState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::Error> {
+        if self.ctx.caps.kv_quota_bytes.is_none() {
+            return Err(self.denied("kv"));
+        }
+        self.ctx
+            .services
+            .kv
+            .get(&self.ctx.name, &key)
+            .map_err(kv_error)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::Error> {
+        let Some(quota) = self.ctx.caps.kv_quota_bytes else {
+            return Err(self.denied("kv"));
+        };
+        if key.is_empty() || key.len() > MAX_KV_KEY {
+            return Err(types::Error::InvalidInput(format!(
+                "kv keys are 1 to {MAX_KV_KEY} bytes"
+            )));
+        }
+        self.ctx
+            .services
+            .kv
+            .set(&self.ctx.name, &key, &value, quota)
+            .map_err(kv_error)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), types::Error> {
+        if self.ctx.caps.kv_quota_bytes.is_none() {
+            return Err(self.denied("kv"));
+        }
+        self.ctx
+            .services
+            .kv
+            .delete(&self.ctx.name, &key)
+            .map_err(kv_error)
+    }
+
+    fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, types::Error> {
+        if self.ctx.caps.kv_quota_bytes.is_none() {
+            return Err(self.denied("kv"));
+        }
+        self.ctx
+            .services
+            .kv
+            .list(&self.ctx.name, &prefix, limit.min(10_000))
+            .map_err(kv_error)
+    }
+}
+
+impl http_wit::Host for StoreState {
+    fn send(&mut self, request: http_wit::Request) -> Result<http_wit::Response, types::Error> {
+        if self.ctx.caps.http_origins.is_empty() {
+            return Err(self.denied("http"));
+        }
+        let remaining = self.remaining();
+        http::send(&self.ctx, request, remaining)
+    }
+}
+
+impl StoreState {
+    fn granted_key(&self, key_id: &str) -> Result<crate::services::HostKey, types::Error> {
+        self.ctx
+            .services
+            .signer
+            .keys()
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .filter(|k| self.ctx.caps.signer_purposes.contains(&k.purpose))
+            .ok_or_else(|| {
+                types::Error::Rejected(format!(
+                    "key `{key_id}` is unknown or its purpose is not granted"
+                ))
+            })
+    }
+}
+
+fn to_wit_key(k: crate::services::HostKey) -> signer::PublicKey {
+    signer::PublicKey {
+        key_id: k.key_id,
+        algorithm: signer::Algorithm::Ed25519,
+        public_key: k.public_key,
+        purpose: k.purpose,
+        active: k.active,
+    }
+}
+
+impl signer::Host for StoreState {
+    fn active_key(&mut self, purpose: String) -> Result<signer::PublicKey, types::Error> {
+        if !self.ctx.caps.signer_purposes.contains(&purpose) {
+            return Err(types::Error::Rejected(format!(
+                "signing purpose `{purpose}` is not granted to plugin `{}`",
+                self.ctx.name
+            )));
+        }
+        self.ctx
+            .services
+            .signer
+            .keys()
+            .into_iter()
+            .find(|k| k.active && k.purpose == purpose)
+            .map(to_wit_key)
+            .ok_or_else(|| types::Error::Unavailable(format!("no active key for `{purpose}`")))
+    }
+
+    fn public_keys(&mut self) -> Vec<signer::PublicKey> {
+        let purposes = &self.ctx.caps.signer_purposes;
+        self.ctx
+            .services
+            .signer
+            .keys()
+            .into_iter()
+            .filter(|k| purposes.contains(&k.purpose))
+            .map(to_wit_key)
+            .collect()
+    }
+
+    fn sign(
+        &mut self,
+        key_id: String,
+        _algorithm: signer::Algorithm,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, types::Error> {
+        let key = self.granted_key(&key_id)?;
+        if !key.active {
+            return Err(types::Error::Rejected(format!(
+                "key `{key_id}` is rotated out: it verifies but no longer signs"
+            )));
+        }
+        self.ctx
+            .services
+            .signer
+            .sign(&key.key_id, &data)
+            .map_err(types::Error::Internal)
+    }
+
+    fn verify(
+        &mut self,
+        key_id: String,
+        _algorithm: signer::Algorithm,
+        data: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<bool, types::Error> {
+        let key = self.granted_key(&key_id)?;
+        self.ctx
+            .services
+            .signer
+            .verify(&key.key_id, &data, &signature)
+            .map_err(types::Error::Internal)
+    }
+}
+
+impl config::Host for StoreState {
+    fn get(&mut self, key: String) -> Option<String> {
+        if !self.ctx.caps.config {
+            return None;
+        }
+        match self.ctx.config.get(&key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    fn get_json(&mut self) -> String {
+        if !self.ctx.caps.config {
+            return "{}".to_string();
+        }
+        self.ctx.config.to_string()
+    }
+}

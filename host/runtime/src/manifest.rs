@@ -1,0 +1,328 @@
+//! The plugin manifest, `plugin.toml`, shipped next to each component.
+//!
+//! The manifest says who the plugin is, which world (and contract version) it
+//! was built for, which capabilities it requests and which limits it wants.
+//! The format is documented in `docs/PLUGINS.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ManifestError;
+
+/// The six plugin worlds of the `divoc:plugin` package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    IdentityProvider,
+    PaymentProvider,
+    CertificateFormat,
+    DistributionChannel,
+    RolloutPolicy,
+    EventSubscriber,
+}
+
+impl World {
+    /// Every world, in a stable order.
+    pub const ALL: [World; 6] = [
+        World::IdentityProvider,
+        World::PaymentProvider,
+        World::CertificateFormat,
+        World::DistributionChannel,
+        World::RolloutPolicy,
+        World::EventSubscriber,
+    ];
+
+    /// The world's name in WIT, e.g. `identity-provider`.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::IdentityProvider => "identity-provider",
+            World::PaymentProvider => "payment-provider",
+            World::CertificateFormat => "certificate-format",
+            World::DistributionChannel => "distribution-channel",
+            World::RolloutPolicy => "rollout-policy",
+            World::EventSubscriber => "event-subscriber",
+        }
+    }
+
+    /// The interface the world exports; its name identifies the world in a
+    /// compiled component.
+    pub fn export_interface(self) -> &'static str {
+        match self {
+            World::IdentityProvider => "identity",
+            World::PaymentProvider => "payment",
+            World::CertificateFormat => "format",
+            World::DistributionChannel => "distribution",
+            World::RolloutPolicy => "eligibility",
+            World::EventSubscriber => "events",
+        }
+    }
+
+    /// The world whose exported interface is `interface`.
+    pub fn from_export_interface(interface: &str) -> Option<World> {
+        World::ALL
+            .into_iter()
+            .find(|w| w.export_interface() == interface)
+    }
+
+    /// Parses a world name as written in a manifest.
+    pub fn from_name(name: &str) -> Option<World> {
+        World::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed and validated `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub plugin: PluginSection,
+    #[serde(default)]
+    pub capabilities: RequestedCapabilities,
+    #[serde(default)]
+    pub limits: RequestedLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// `[a-z0-9-]+`; unique per host. Used in grants, logs and the admin API.
+    pub name: String,
+    /// The plugin's own semantic version.
+    pub version: semver::Version,
+    /// The world the component implements, e.g. `identity-provider`.
+    pub world: World,
+    /// The contract it was built against, e.g. `divoc:plugin@1.1.0`.
+    pub wit: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Capabilities the plugin asks for. Absent means not requested.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RequestedCapabilities {
+    #[serde(default)]
+    pub log: bool,
+    #[serde(default)]
+    pub clock: bool,
+    #[serde(default)]
+    pub random: bool,
+    #[serde(default)]
+    pub config: bool,
+    pub kv: Option<KvRequest>,
+    pub http: Option<HttpRequest>,
+    pub signer: Option<SignerRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KvRequest {
+    pub quota_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpRequest {
+    pub origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignerRequest {
+    pub purposes: Vec<String>,
+}
+
+/// Limits the plugin asks for; the host fills in defaults and refuses values
+/// above the operator's ceilings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RequestedLimits {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub fuel: Option<u64>,
+    pub output_kib: Option<u64>,
+}
+
+/// The contract a manifest names, e.g. `divoc:plugin@1.1.0`.
+pub const WIT_PACKAGE: &str = "divoc:plugin";
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn from_file(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Manifest::parse(&text).map_err(|e| e.at(path))
+    }
+
+    /// Parses and validates manifest text.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// The contract version the manifest names.
+    pub fn wit_version(&self) -> Result<semver::Version, ManifestError> {
+        let (package, version) = self
+            .plugin
+            .wit
+            .split_once('@')
+            .ok_or_else(|| ManifestError::Invalid {
+                field: "plugin.wit".into(),
+                message: format!("expected `{WIT_PACKAGE}@<version>`"),
+            })?;
+        if package != WIT_PACKAGE {
+            return Err(ManifestError::Invalid {
+                field: "plugin.wit".into(),
+                message: format!("expected package `{WIT_PACKAGE}`, found `{package}`"),
+            });
+        }
+        semver::Version::parse(version).map_err(|e| ManifestError::Invalid {
+            field: "plugin.wit".into(),
+            message: format!("bad version `{version}`: {e}"),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let name = &self.plugin.name;
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-');
+        if !name_ok {
+            return Err(ManifestError::Invalid {
+                field: "plugin.name".into(),
+                message: format!("`{name}` must be 1-64 characters of [a-z0-9-]"),
+            });
+        }
+        self.wit_version()?;
+        if let Some(http) = &self.capabilities.http {
+            for origin in &http.origins {
+                crate::grants::Origin::parse(origin).map_err(|message| {
+                    ManifestError::Invalid {
+                        field: "capabilities.http.origins".into(),
+                        message,
+                    }
+                })?;
+            }
+        }
+        let limits = &self.limits;
+        for (field, value) in [
+            ("limits.deadline-ms", limits.deadline_ms),
+            ("limits.memory-mib", limits.memory_mib),
+            ("limits.fuel", limits.fuel),
+            ("limits.output-kib", limits.output_kib),
+        ] {
+            if value == Some(0) {
+                return Err(ManifestError::Invalid {
+                    field: field.into(),
+                    message: "must be greater than zero".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The capability names requested, for display.
+    pub fn requested_capability_names(&self) -> Vec<&'static str> {
+        let c = &self.capabilities;
+        let mut names = Vec::new();
+        for (on, name) in [
+            (c.log, "log"),
+            (c.clock, "clock"),
+            (c.random, "random"),
+            (c.config, "config"),
+            (c.kv.is_some(), "kv"),
+            (c.http.is_some(), "http"),
+            (c.signer.is_some(), "signer"),
+        ] {
+            if on {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// Extra, free-form configuration sections keyed by plugin name.
+pub type PluginConfigs = BTreeMap<String, serde_json::Value>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [plugin]
+        name = "id-verhoeff"
+        version = "0.1.0"
+        world = "identity-provider"
+        wit = "divoc:plugin@1.1.0"
+        [capabilities]
+        log = true
+        kv = { quota-bytes = 1024 }
+        http = { origins = ["https://id.example.org"] }
+        [limits]
+        deadline-ms = 100
+    "#;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let m = Manifest::parse(GOOD).unwrap();
+        assert_eq!(m.plugin.world, World::IdentityProvider);
+        assert_eq!(m.wit_version().unwrap(), semver::Version::new(1, 1, 0));
+        assert_eq!(m.capabilities.kv.as_ref().unwrap().quota_bytes, 1024);
+        assert_eq!(m.limits.deadline_ms, Some(100));
+        assert_eq!(m.requested_capability_names(), vec!["log", "kv", "http"]);
+    }
+
+    #[test]
+    fn rejects_bad_fields_by_name() {
+        let cases = [
+            (GOOD.replace("id-verhoeff", "Bad Name"), "plugin.name"),
+            (
+                GOOD.replace("divoc:plugin@1.1.0", "other:pkg@1.0.0"),
+                "plugin.wit",
+            ),
+            (GOOD.replace("deadline-ms = 100", "deadline-ms = 0"), "limits.deadline-ms"),
+            (
+                GOOD.replace("https://id.example.org", "ftp://x"),
+                "capabilities.http.origins",
+            ),
+        ];
+        for (text, field) in cases {
+            match Manifest::parse(&text) {
+                Err(ManifestError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected an error on {field}, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Manifest::parse(&GOOD.replace("world = \"identity-provider\"", "world = \"nope\"")),
+            Err(ManifestError::Syntax(_))
+        ));
+        assert!(matches!(
+            Manifest::parse(&format!("{GOOD}\nsurprise = 1\n")),
+            Err(ManifestError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn world_names_round_trip() {
+        for w in World::ALL {
+            assert_eq!(World::from_name(w.name()), Some(w));
+            assert_eq!(World::from_export_interface(w.export_interface()), Some(w));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! What the runtime needs from the rest of the host, as narrow traits.
+//!
+//! The runtime never writes SQL and never touches private keys: plugin
+//! key/value storage is provided by the storage layer through [`KvBackend`],
+//! and signing by the key module through [`SignerBackend`]. The binary wires
+//! the real implementations in; [`MemoryKv`] serves tools that must not touch
+//! the production database (the conformance runner, `divoc plugin check`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// Plugin-private key/value storage. Implementations must make `set` and
+/// `delete` durable before returning.
+pub trait KvBackend: Send + Sync + 'static {
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Stores the value unless the plugin's total (keys + values) would exceed
+    /// `quota_bytes`, in which case nothing is stored.
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota_bytes: u64) -> Result<(), KvError>;
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvError>;
+    /// Keys starting with `prefix` (exact bytes), in byte order.
+    fn list(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("kv quota of {quota} bytes exceeded (would use {would_use})")]
+    QuotaExceeded { quota: u64, would_use: u64 },
+    #[error("kv storage failed: {0}")]
+    Backend(String),
+}
+
+/// A public key held by the host, as shown to plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKey {
+    pub key_id: String,
+    pub purpose: String,
+    /// Raw Ed25519 public key.
+    pub public_key: Vec<u8>,
+    pub active: bool,
+}
+
+/// Signing with host-held keys. Private key bytes never leave the
+/// implementation; the runtime checks the plugin's granted purposes first.
+pub trait SignerBackend: Send + Sync + 'static {
+    /// Every key, active and rotated-out.
+    fn keys(&self) -> Vec<HostKey>;
+    /// Ed25519 signature of `data` with `key_id` (must be an active key).
+    fn sign(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>, String>;
+    fn verify(&self, key_id: &str, data: &[u8], signature: &[u8]) -> Result<bool, String>;
+}
+
+/// The services plugin capabilities are backed by.
+#[derive(Clone)]
+pub struct HostServices {
+    pub kv: Arc<dyn KvBackend>,
+    pub signer: Arc<dyn SignerBackend>,
+}
+
+impl std::fmt::Debug for HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostServices").finish_non_exhaustive()
+    }
+}
+
+impl HostServices {
+    /// In-memory kv and no keys: for tools that run plugins in isolation.
+    pub fn isolated() -> HostServices {
+        HostServices {
+            kv: Arc::new(MemoryKv::default()),
+            signer: Arc::new(NoKeys),
+        }
+    }
+}
+
+/// An in-process, non-durable [`KvBackend`] for isolated runs.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    data: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+}
+
+impl KvBackend for MemoryKv {
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .data
+            .lock()
+            .get(&(plugin.to_string(), key.to_string()))
+            .cloned())
+    }
+
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota_bytes: u64) -> Result<(), KvError> {
+        let mut data = self.data.lock();
+        let used: u64 = data
+            .iter()
+            .filter(|((p, k), _)| p == plugin && k != key)
+            .map(|((_, k), v)| (k.len() + v.len()) as u64)
+            .sum();
+        let would_use = used + (key.len() + value.len()) as u64;
+        if would_use > quota_bytes {
+            return Err(KvError::QuotaExceeded {
+                quota: quota_bytes,
+                would_use,
+            });
+        }
+        data.insert((plugin.to_string(), key.to_string()), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), KvError> {
+        self.data
+            .lock()
+            .remove(&(plugin.to_string(), key.to_string()));
+        Ok(())
+    }
+
+    fn list(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError> {
+        Ok(self
+            .data
+            .lock()
+            .keys()
+            .filter(|(p, k)| p == plugin && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .take(limit as usize)
+            .collect())
+    }
+}
+
+/// A signer with no keys, for isolated runs.
+#[derive(Debug)]
+pub struct NoKeys;
+
+impl SignerBackend for NoKeys {
+    fn keys(&self) -> Vec<HostKey> {
+        Vec::new()
+    }
+    fn sign(&self, key_id: &str, _data: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!("no key `{key_id}`"))
+    }
+    fn verify(&self, key_id: &str, _data: &[u8], _signature: &[u8]) -> Result<bool, String> {
+        Err(format!("no key `{key_id}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_kv_enforces_quota_and_prefixes() {
+        let kv = MemoryKv::default();
+        kv.set("a", "k1", b"12345", 20).unwrap();
+        kv.set("a", "k2", b"12345", 20).unwrap();
+        assert!(matches!(
+            kv.set("a", "k3", b"123456789", 20),
+            Err(KvError::QuotaExceeded { quota: 20, .. })
+        ));
+        assert_eq!(kv.get("a", "k3").unwrap(), None);
+        // Overwriting a key counts its new size only.
+        kv.set("a", "k1", b"1234567", 20).unwrap();
+        kv.set("b", "k1", b"x", 20).unwrap();
+        assert_eq!(kv.list("a", "k", 10).unwrap(), vec!["k1", "k2"]);
+        assert_eq!(kv.list("a", "k", 1).unwrap(), vec!["k1"]);
+        kv.delete("a", "k1").unwrap();
+        assert_eq!(kv.get("a", "k1").unwrap(), None);
+    }
+}
