@@ -1,0 +1,3 @@
+//! Plugin call benchmarks (placeholder until written).
+#![allow(clippy::unwrap_used)]
+fn main() {}

@@ -1,0 +1,9 @@
+//! Integration tests of the plugin runtime against real components: the
+//! fixtures of `conformance/fixtures` and the example plugins of `plugins/`,
+//! as built into `target/fixtures` and `target/plugins`. One test binary with
+//! a module per feature, so the components are compiled by one process.
+
+#![allow(clippy::unwrap_used)]
+
+mod cases;
+mod support;
