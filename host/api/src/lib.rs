@@ -1,1 +1,157 @@
-//! divoc-api
+//! The DIVOC HTTP API.
+//!
+//! axum on hyper/tokio, with tower-http for body-size limits, time-outs,
+//! request ids and tracing. Every route is in the route table
+//! ([`routes::ROUTES`]) with the roles it accepts; errors are JSON objects
+//! `{"error": {"code", "message", "field"}}`.
+//!
+//! The request log records the method, the route template (never the raw
+//! path, which can carry a pre-enrolment code), the status and the latency,
+//! and never headers: tokens and personal data stay out of logs.
+
+pub mod auth;
+pub mod error;
+mod plugins;
+pub mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use divoc_crypto::keys::Keyring;
+use divoc_runtime::Runtime;
+use divoc_storage::Database;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use auth::{Caller, Principal, Role, TokenConfig, TokenTable};
+pub use error::ApiError;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+    pub db: Database,
+    pub keyring: Keyring,
+    pub tokens: Arc<TokenTable>,
+    /// The directory plugins are loaded from (for reloads).
+    pub plugins_dir: PathBuf,
+}
+
+/// HTTP-level limits.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            body_limit_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The whole service as an axum router.
+pub fn router(state: AppState, http: &HttpSettings) -> Router {
+    let tokens = state.tokens.clone();
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/.well-known/did.json", get(did_json))
+        .route("/.well-known/jwks.json", get(jwks_json))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/plugins/reload", post(plugins::reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::authorize,
+        ))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let id = request
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "request",
+                                method = %request.method(),
+                                route = tracing::field::Empty,
+                                request_id = %id,
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    http.request_timeout,
+                )),
+        )
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and the plugin runtime is up.
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || db.meta_get("schema-ready"))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("readiness check failed: {e}")))?
+        .map_err(|e| ApiError::unavailable(format!("database not ready: {e}")))?;
+    let plugins = state.runtime.status();
+    let ready = plugins
+        .iter()
+        .filter(|p| p.state == divoc_runtime::PluginState::Ready)
+        .count();
+    Ok(Json(serde_json::json!({
+        "status": "ready",
+        "plugins": {"ready": ready, "total": plugins.len()},
+    })))
+}
+
+async fn did_json(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        Json(divoc_crypto::keys::did_document(&state.keyring)),
+    )
+}
+
+async fn jwks_json(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        Json(divoc_crypto::keys::jwks(&state.keyring)),
+    )
+}
+
+async fn whoami(
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = caller.0.ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(serde_json::json!({
+        "name": principal.name,
+        "role": principal.role,
+        "facilities": principal.facilities,
+    })))
+}

@@ -1,1 +1,175 @@
-fn main() {}
+//! `divoc`: the DIVOC-rs host binary.
+
+mod config;
+mod plugin_cmd;
+mod serve;
+mod wiring;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "divoc",
+    version,
+    about = "Digital infrastructure for vaccination open credentialing"
+)]
+struct Cli {
+    /// Configuration file (default: config/divoc.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Directory of plugins (one sub-directory each).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Write, build, check and reload plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin_cmd::PluginCommand,
+    },
+    /// Run the conformance suite against a plugin component.
+    Conformance {
+        /// The component (`plugin.toml` is read from beside it).
+        plugin: PathBuf,
+        /// Also write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Manage the issuer's signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List every key with its id, purpose and status.
+    List,
+    /// Make a new key sign for a purpose; the old one keeps verifying.
+    Rotate {
+        #[arg(long, default_value = "certificate")]
+        purpose: String,
+    },
+    /// Export what verifiers need (public keys only).
+    Export {
+        /// Write the offline verifier's trust file here.
+        #[arg(long)]
+        trust_file: Option<PathBuf>,
+    },
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIVOC_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            data_dir,
+            listen,
+            plugins,
+            log_format,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                listen,
+                plugins,
+                log_format,
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            init_logging(config.log.format, &config.log.level);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin { command } => {
+            init_logging(LogFormat::Human, "warn");
+            plugin_cmd::run(command, cli.config.as_deref())
+        }
+        Command::Conformance { plugin, junit } => {
+            init_logging(LogFormat::Human, "warn");
+            plugin_cmd::conformance(&plugin, junit.as_deref())
+        }
+        Command::Keys { command, data_dir } => {
+            init_logging(LogFormat::Human, "warn");
+            let overrides = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let host = serve::open_host(&config)?;
+            match command {
+                KeysCommand::List => {
+                    for k in host.keyring.public_keys() {
+                        println!(
+                            "{}\t{}\t{}",
+                            k.key_id,
+                            k.purpose,
+                            if k.active { "active" } else { "retired" }
+                        );
+                    }
+                }
+                KeysCommand::Rotate { purpose } => {
+                    let k = host.keyring.rotate(&purpose)?;
+                    println!("{} now signs for `{purpose}`", k.key_id);
+                }
+                KeysCommand::Export { trust_file } => {
+                    let trust = divoc_crypto::keys::trust_file(&host.keyring);
+                    let text = serde_json::to_string_pretty(&trust)?;
+                    match trust_file {
+                        Some(path) => {
+                            std::fs::write(&path, text)?;
+                            println!("wrote {}", path.display());
+                        }
+                        None => println!("{text}"),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Bearer-token authentication and per-route roles.
+//!
+//! Tokens come from the operator's configuration; only their SHA-256 digests
+//! are kept in memory, so a heap dump or a debug print does not reveal them.
+//! Every route is listed in [`crate::routes::ROUTES`] with the roles it
+//! accepts, and one middleware enforces that table for every request: a
+//! route missing from the table is refused (fail closed), never open.
+
+use std::collections::HashMap;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::routes::{Access, ROUTES};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Operates the service: plugins, keys, tokens, everything.
+    Admin,
+    /// A system that issues certificates (a ministry's registry).
+    Issuer,
+    /// A vaccination facility; scoped to its facility ids.
+    Facility,
+    /// A vaccinator working at a facility.
+    Vaccinator,
+    /// A verifier app or service.
+    Verifier,
+    /// A vaccinated person, seeing only their own records.
+    Recipient,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Issuer,
+        Role::Facility,
+        Role::Vaccinator,
+        Role::Verifier,
+        Role::Recipient,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Issuer => "issuer",
+            Role::Facility => "facility",
+            Role::Vaccinator => "vaccinator",
+            Role::Verifier => "verifier",
+            Role::Recipient => "recipient",
+        }
+    }
+}
+
+/// A configured API token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenConfig {
+    /// A label for logs and audit records (never the token itself).
+    pub name: String,
+    pub role: Role,
+    /// The token in clear (best supplied through the environment), or...
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    /// ...its SHA-256 digest in hex, so the config file holds no secret.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Facility ids a `facility` or `vaccinator` token is scoped to.
+    #[serde(default)]
+    pub facilities: Vec<String>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    pub facilities: Vec<String>,
+}
+
+/// Put into every request's extensions by the auth middleware.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<Principal>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token `{0}`: give exactly one of `token` and `token-sha256`")]
+    Ambiguous(String),
+    #[error("token `{0}`: `token-sha256` must be 64 hex characters")]
+    BadDigest(String),
+    #[error("token `{0}`: tokens must be at least 16 characters")]
+    TooShort(String),
+    #[error("two tokens share the same secret (`{0}` and `{1}`)")]
+    Duplicate(String, String),
+}
+
+/// Token digests → principals.
+#[derive(Default)]
+pub struct TokenTable {
+    by_digest: HashMap<[u8; 32], Principal>,
+}
+
+impl std::fmt::Debug for TokenTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenTable")
+            .field("tokens", &self.by_digest.len())
+            .finish()
+    }
+}
+
+/// SHA-256 of a token, as stored.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl TokenTable {
+    pub fn from_config(tokens: &[TokenConfig]) -> Result<TokenTable, TokenError> {
+        let mut table = TokenTable::default();
+        for t in tokens {
+            let digest = match (&t.token, &t.token_sha256) {
+                (Some(token), None) => {
+                    if token.len() < 16 {
+                        return Err(TokenError::TooShort(t.name.clone()));
+                    }
+                    token_digest(token)
+                }
+                (None, Some(hex_digest)) => {
+                    let bytes = hex::decode(hex_digest)
+                        .map_err(|_| TokenError::BadDigest(t.name.clone()))?;
+                    <[u8; 32]>::try_from(bytes.as_slice())
+                        .map_err(|_| TokenError::BadDigest(t.name.clone()))?
+                }
+                _ => return Err(TokenError::Ambiguous(t.name.clone())),
+            };
+            let principal = Principal {
+                name: t.name.clone(),
+                role: t.role,
+                facilities: t.facilities.clone(),
+            };
+            if let Some(other) = table.by_digest.insert(digest, principal) {
+                return Err(TokenError::Duplicate(other.name, t.name.clone()));
+            }
+        }
+        Ok(table)
+    }
+
+    /// Adds one token given in clear (e.g. the seeded admin token).
+    pub fn add(&mut self, token: &str, principal: Principal) {
+        self.by_digest.insert(token_digest(token), principal);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    /// The principal of a presented token. The digest comparison is constant
+    /// time so response timing does not leak how much of a digest matched.
+    pub fn authenticate(&self, token: &str) -> Option<&Principal> {
+        let digest = token_digest(token);
+        self.by_digest
+            .iter()
+            .find(|(d, _)| bool::from(d.ct_eq(&digest)))
+            .map(|(_, p)| p)
+    }
+}
+
+fn bearer(request: &Request) -> Result<Option<&str>, ApiError> {
+    let Some(value) = request.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ApiError::unauthorized())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Some(token.trim()))
+}
+
+/// The route-table middleware (installed with `route_layer`, so the matched
+/// route is known).
+pub async fn authorize(
+    State(tokens): State<std::sync::Arc<TokenTable>>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    tracing::Span::current().record("route", path.as_str());
+    let access = ROUTES
+        .iter()
+        .find(|r| r.path == path && r.method == request.method().as_str())
+        .map(|r| r.access)
+        .ok_or_else(|| {
+            tracing::error!(%path, "route has no access rule; refusing");
+            ApiError::forbidden("any")
+        })?;
+    let caller = match access {
+        Access::Public => Caller(None),
+        Access::Roles(roles) => {
+            let token = bearer(&request)?.ok_or_else(ApiError::unauthorized)?;
+            let principal = tokens
+                .authenticate(token)
+                .cloned()
+                .ok_or_else(ApiError::unauthorized)?;
+            if !roles.contains(&principal.role) {
+                return Err(ApiError::forbidden(principal.role.name()));
+            }
+            Caller(Some(principal))
+        }
+    };
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_kept_as_digests() {
+        let table = TokenTable::from_config(&[
+            TokenConfig {
+                name: "a".into(),
+                role: Role::Issuer,
+                token: Some("0123456789abcdef-issuer".into()),
+                token_sha256: None,
+                facilities: vec![],
+            },
+            TokenConfig {
+                name: "b".into(),
+                role: Role::Verifier,
+                token: None,
+                token_sha256: Some(hex::encode(token_digest("0123456789abcdef-verifier"))),
+                facilities: vec![],
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            table.authenticate("0123456789abcdef-issuer").unwrap().role,
+            Role::Issuer
+        );
+        assert_eq!(
+            table
+                .authenticate("0123456789abcdef-verifier")
+                .unwrap()
+                .name,
+            "b"
+        );
+        assert!(table.authenticate("nope").is_none());
+        assert!(!format!("{table:?}").contains("issuer"));
+    }
+
+    #[test]
+    fn bad_token_configs_are_refused() {
+        let base = TokenConfig {
+            name: "x".into(),
+            role: Role::Admin,
+            token: None,
+            token_sha256: None,
+            facilities: vec![],
+        };
+        assert!(matches!(
+            TokenTable::from_config(std::slice::from_ref(&base)),
+            Err(TokenError::Ambiguous(_))
+        ));
+        let short = TokenConfig {
+            token: Some("short".into()),
+            ..base.clone()
+        };
+        assert!(matches!(
+            TokenTable::from_config(&[short]),
+            Err(TokenError::TooShort(_))
+        ));
+        let bad = TokenConfig {
+            token_sha256: Some("zz".into()),
+            ..base
+        };
+        assert!(matches!(
+            TokenTable::from_config(&[bad]),
+            Err(TokenError::BadDigest(_))
+        ));
+    }
+}

@@ -1,0 +1,171 @@
+//! The role matrix: every route in the table, called without a token, with a
+//! bad token and with a token of every role, answers 401/403 exactly where
+//! the table says and never refuses a caller the table allows.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use divoc_api::routes::{Access, ROUTES};
+use divoc_api::{AppState, HttpSettings, Principal, Role, TokenTable};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn token(role: Role) -> String {
+    format!("test-token-for-{}", role.name())
+}
+
+fn app(dir: &std::path::Path) -> axum::Router {
+    let db = divoc_storage::Database::open(&dir.join("db.sqlite"), Default::default()).unwrap();
+    let keyring = divoc_crypto::keys::Keyring::open_or_create(
+        &dir.join("keys"),
+        &divoc_crypto::keys::IssuerConfig::new("did:web:example.org"),
+    )
+    .unwrap();
+    let runtime = divoc_runtime::Runtime::new(
+        divoc_runtime::RuntimeSettings::default(),
+        divoc_runtime::HostServices::isolated(),
+    )
+    .unwrap();
+    let mut tokens = TokenTable::default();
+    for role in Role::ALL {
+        tokens.add(
+            &token(role),
+            Principal {
+                name: role.name().into(),
+                role,
+                facilities: vec![],
+            },
+        );
+    }
+    let plugins_dir = dir.join("plugins");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    divoc_api::router(
+        AppState {
+            runtime,
+            db,
+            keyring,
+            tokens: Arc::new(tokens),
+            plugins_dir,
+        },
+        &HttpSettings::default(),
+    )
+}
+
+async fn call(app: &axum::Router, method: &str, path: &str, bearer: Option<&str>) -> StatusCode {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = bearer {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json["error"]["code"].is_string(), "error shape: {json}");
+    }
+    status
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    for route in ROUTES {
+        let path = route.path.replace("{id}", "x");
+        match route.access {
+            Access::Public => {
+                let s = call(&app, route.method, &path, None).await;
+                assert!(
+                    s.is_success(),
+                    "{} {path}: public route answered {s}",
+                    route.method
+                );
+            }
+            Access::Roles(allowed) => {
+                assert_eq!(
+                    call(&app, route.method, &path, None).await,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {path} without a token",
+                    route.method
+                );
+                assert_eq!(
+                    call(&app, route.method, &path, Some("not-a-real-token-at-all")).await,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {path} with a bad token",
+                    route.method
+                );
+                for role in Role::ALL {
+                    let s = call(&app, route.method, &path, Some(&token(role))).await;
+                    if allowed.contains(&role) {
+                        assert!(
+                            s != StatusCode::UNAUTHORIZED
+                                && s != StatusCode::FORBIDDEN
+                                && s != StatusCode::NOT_FOUND,
+                            "{} {path} as {role:?}: allowed but answered {s}",
+                            route.method
+                        );
+                    } else {
+                        assert_eq!(
+                            s,
+                            StatusCode::FORBIDDEN,
+                            "{} {path} as {role:?}",
+                            route.method
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn plugins_route_is_admin_only_and_malformed_auth_is_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    assert_eq!(
+        call(&app, "GET", "/v1/plugins", Some(&token(Role::Admin))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/v1/plugins", Some(&token(Role::Issuer))).await,
+        StatusCode::FORBIDDEN
+    );
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/plugins")
+                .header("authorization", "Basic Zm9vOmJhcg==")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&app, "GET", "/no/such/route", None).await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn responses_carry_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let response = app
+        .oneshot(
+            Request::builder()
+                .uri("/healthz")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+}

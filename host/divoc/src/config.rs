@@ -1,0 +1,244 @@
+//! Configuration: built-in defaults, then a TOML file (`config/divoc.toml` or
+//! `--config`), then `DIVOC_*` environment variables, then command-line flags.
+//! Nested keys in the environment use `__`: `DIVOC_SERVER__LISTEN=0.0.0.0:80`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use divoc_api::TokenConfig;
+use divoc_runtime::{EngineSettings, Grants, LimitSettings, RuntimeSettings};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub issuer: IssuerConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub plugins: PluginsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            issuer: IssuerConfig::default(),
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub body_limit_kib: usize,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_kib: 1024,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageConfig {
+    /// Holds the database, keys, the generated admin token and the compile cache.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IssuerConfig {
+    /// The issuer's DID; `did:web:<host>` publishes `/.well-known/did.json`.
+    pub did: String,
+    /// Key purposes to keep a signing key for.
+    pub purposes: Vec<String>,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        IssuerConfig {
+            did: "did:web:localhost%3A8080".into(),
+            purposes: vec!["certificate".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `divoc=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PluginsConfig {
+    /// One sub-directory per plugin: `plugin.toml` + `<name>.wasm`.
+    pub dir: PathBuf,
+    /// Reload when the directory changes.
+    pub watch: bool,
+    pub engine: EngineSettings,
+    pub limits: LimitSettings,
+    pub grants: Grants,
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: PathBuf::from("target/plugins"),
+            watch: true,
+            engine: EngineSettings::default(),
+            limits: LimitSettings::default(),
+            grants: Grants::default(),
+            config: Default::default(),
+        }
+    }
+}
+
+impl PluginsConfig {
+    pub fn runtime_settings(&self, data_dir: &Path) -> RuntimeSettings {
+        let mut engine = self.engine.clone();
+        if engine.cache_dir.is_none() {
+            engine.cache_dir = Some(data_dir.join("cache").join("wasmtime"));
+        }
+        RuntimeSettings {
+            engine,
+            limits: self.limits.clone(),
+            grants: self.grants.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Overrides given on the command line.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub plugins: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// The default config file, used when it exists and no `--config` is given.
+pub const DEFAULT_FILE: &str = "config/divoc.toml";
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        // `DIVOC_ADMIN_TOKEN` is handled by `serve`, not as a config key.
+        figment = figment.merge(
+            Env::prefixed("DIVOC_")
+                .ignore(&["admin_token", "guest_target_dir", "sdk_path"])
+                .split("__")
+                .map(|k| k.as_str().replace('_', "-").into()),
+        );
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        if let Some(d) = &overrides.data_dir {
+            config.storage.data_dir = d.clone();
+        }
+        if let Some(l) = overrides.listen {
+            config.server.listen = l;
+        }
+        if let Some(p) = &overrides.plugins {
+            config.plugins.dir = p.clone();
+        }
+        if let Some(f) = overrides.log_format {
+            config.log.format = f;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/divoc.toml");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.plugins.dir, PathBuf::from("target/plugins"));
+        assert!(config.plugins.grants.contains_key("format-jws"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/divoc.toml");
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:9999".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&path), &overrides).unwrap();
+        assert_eq!(config.server.listen.port(), 9999);
+        assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nsurprise = 1\n").unwrap();
+        let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("surprise"), "{err:#}");
+    }
+}

@@ -1,0 +1,171 @@
+//! `divoc serve`: open (or create) everything under the data dir, load the
+//! plugins and answer HTTP until told to stop.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use divoc_api::{AppState, HttpSettings, Principal, Role, TokenTable};
+use divoc_crypto::keys::Keyring;
+use divoc_runtime::{HostServices, Runtime, Watcher};
+use divoc_storage::{Database, DbOptions};
+use rand::RngCore;
+
+use crate::config::Config;
+use crate::wiring::{KeyringSigner, StorageKv};
+
+/// The opened state of a data directory, shared by `serve` and the CLI tools.
+pub struct Host {
+    pub db: Database,
+    pub keyring: Keyring,
+}
+
+/// Creates the data dir (0700) and opens the database and the keyring.
+pub fn open_host(config: &Config) -> anyhow::Result<Host> {
+    let data = &config.storage.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data dir {}", data.display()))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", data.display()))?;
+    let db = Database::open(&data.join("divoc.sqlite"), DbOptions::default())
+        .context("cannot open the database")?;
+    let issuer = divoc_crypto::keys::IssuerConfig {
+        did: config.issuer.did.clone(),
+        purposes: config.issuer.purposes.clone(),
+        key_files: Vec::new(),
+    };
+    let keyring =
+        Keyring::open_or_create(&data.join("keys"), &issuer).context("cannot open the keyring")?;
+    Ok(Host { db, keyring })
+}
+
+/// The admin token file generated on first run.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+/// Builds the token table: configured tokens, plus `DIVOC_ADMIN_TOKEN`, plus
+/// a generated admin token when no admin token exists at all.
+fn tokens(config: &Config) -> anyhow::Result<TokenTable> {
+    let mut table = TokenTable::from_config(&config.auth.tokens)?;
+    let has_admin = config.auth.tokens.iter().any(|t| t.role == Role::Admin);
+    let admin = |name: &str| Principal {
+        name: name.to_string(),
+        role: Role::Admin,
+        facilities: Vec::new(),
+    };
+    if let Ok(token) = std::env::var("DIVOC_ADMIN_TOKEN") {
+        anyhow::ensure!(
+            token.len() >= 16,
+            "DIVOC_ADMIN_TOKEN must be at least 16 characters"
+        );
+        table.add(&token, admin("env:DIVOC_ADMIN_TOKEN"));
+    } else if !has_admin {
+        let path = admin_token_path(&config.storage.data_dir);
+        let token = match std::fs::read_to_string(&path) {
+            Ok(t) => t.trim().to_string(),
+            Err(_) => {
+                let mut bytes = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                let token = hex::encode(bytes);
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                writeln!(file, "{token}")?;
+                file.sync_all()?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "no admin token configured: generated one (read it from this file)"
+                );
+                token
+            }
+        };
+        table.add(&token, admin("generated"));
+    }
+    Ok(table)
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let host = open_host(&config)?;
+    let tokens = Arc::new(tokens(&config)?);
+    let services = HostServices {
+        kv: Arc::new(StorageKv(host.db.clone())),
+        signer: Arc::new(KeyringSigner(host.keyring.clone())),
+    };
+    let settings = config.plugins.runtime_settings(&config.storage.data_dir);
+    let plugins_dir = config.plugins.dir.clone();
+    let (runtime, _watcher) = tokio::task::spawn_blocking({
+        let plugins_dir = plugins_dir.clone();
+        let watch = config.plugins.watch;
+        move || -> anyhow::Result<(Runtime, Option<Watcher>)> {
+            let runtime = Runtime::new(settings, services)?;
+            if !plugins_dir.is_dir() {
+                std::fs::create_dir_all(&plugins_dir).with_context(|| {
+                    format!("cannot create plugins dir {}", plugins_dir.display())
+                })?;
+            }
+            let report = runtime.reload_dir(&plugins_dir);
+            tracing::info!(
+                dir = %plugins_dir.display(),
+                loaded = ?report.loaded,
+                rejected = report.rejected.len(),
+                pooling = runtime.pooling(),
+                "plugins loaded"
+            );
+            let watcher = if watch {
+                Some(Watcher::start(runtime.clone(), &plugins_dir)?)
+            } else {
+                None
+            };
+            Ok((runtime, watcher))
+        }
+    })
+    .await??;
+
+    let state = AppState {
+        runtime,
+        db: host.db.clone(),
+        keyring: host.keyring.clone(),
+        tokens,
+        plugins_dir,
+    };
+    let http = HttpSettings {
+        body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+    };
+    let app = divoc_api::router(state, &http);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "divoc is serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs and builds what the service and the tests need. Idempotent.
+#   scripts/setup.sh [debug|release]
+# - the guest toolchain for wasm32 plugins (scripts/install-guest-toolchain.sh)
+# - the divoc binary
+# - the example plugins into target/plugins, and the test fixtures into
+#   target/fixtures (both built by `divoc plugin build`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile="${1:-debug}"
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+bash scripts/install-guest-toolchain.sh
+
+cargo_flags=()
+if [ "$profile" = release ]; then cargo_flags+=(--release); fi
+cargo build "${cargo_flags[@]}" -p divoc
+divoc="target/$profile/divoc"
+
+"$divoc" plugin build plugins --out target/plugins
+if [ "${DIVOC_SKIP_FIXTURES:-0}" != 1 ]; then
+    "$divoc" plugin build conformance/fixtures --out target/fixtures --no-contract-check
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: host crates, the plugin runtime against real
+# components (examples and hostile fixtures), conformance, and the example
+# plugins' own unit tests. Installs and builds what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh debug
+
+echo "== host workspace tests"
+cargo test --workspace --all-targets
+
+echo "== example plugins' unit tests (host target)"
+(cd plugins && cargo test)
