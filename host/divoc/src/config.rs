@@ -186,7 +186,7 @@ impl Config {
         // `DIVOC_ADMIN_TOKEN` is handled by `serve`, not as a config key.
         figment = figment.merge(
             Env::prefixed("DIVOC_")
-                .ignore(&["admin_token", "guest_target_dir", "sdk_path"])
+                .ignore(&["admin_token", "log", "guest_target_dir", "sdk_path"])
                 .split("__")
                 .map(|k| k.as_str().replace('_', "-").into()),
         );
