@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh debug
 
 echo "== host workspace tests"
-cargo test --workspace --all-targets
+cargo test --workspace
 
 echo "== example plugins' unit tests (host target)"
 (cd plugins && cargo test)
