@@ -1,0 +1,138 @@
+//! Runs the suite against the built example plugins (all must pass) and the
+//! broken fixture (must fail exactly where expected).
+//!
+//! The components are built outside cargo's test run (they need the guest
+//! toolchain); a missing one fails the test with the command that builds it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use divoc_conformance::{run, Options, Report};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `target/<dir>/<crate>/<name>.wasm`, or a failure saying how to build it.
+fn component(dir: &str, krate: &str, name: &str) -> PathBuf {
+    let path = repo()
+        .join("target")
+        .join(dir)
+        .join(krate)
+        .join(format!("{name}.wasm"));
+    if !path.is_file() {
+        let build = match dir {
+            "plugins" => "cargo run -p divoc-toolchain --example build -- plugins target/plugins",
+            _ => {
+                "cargo run -p divoc-toolchain --example build -- --fixtures conformance/fixtures target/fixtures"
+            }
+        };
+        panic!(
+            "{} is missing; build it from the repository root with:\n    {build}",
+            path.display()
+        );
+    }
+    path
+}
+
+fn run_ok(path: &Path) -> Report {
+    let report = run(path, &Options::default())
+        .unwrap_or_else(|e| panic!("{}: suite did not run: {e}", path.display()));
+    let mut out = Vec::new();
+    report.print_human(&mut out).unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out));
+    report
+}
+
+fn assert_conformant(krate: &str, world: &str) {
+    let report = run_ok(&component("plugins", krate, krate));
+    assert_eq!(report.plugin, krate);
+    assert_eq!(report.world, world);
+    assert!(!report.synthesized_manifest);
+    assert!(
+        report.cases.iter().any(|c| c.name.starts_with(world)),
+        "no data cases ran"
+    );
+    assert!(
+        report
+            .cases
+            .iter()
+            .any(|c| c.name.starts_with("generic/deterministic/")),
+        "no determinism cases ran"
+    );
+    let failures: Vec<String> = report
+        .failures()
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    assert!(report.success(), "{krate} failed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn id_verhoeff_conforms() {
+    assert_conformant("id-verhoeff", "identity-provider");
+}
+
+#[test]
+fn pay_voucher_conforms() {
+    assert_conformant("pay-voucher", "payment-provider");
+}
+
+#[test]
+fn format_jws_conforms() {
+    assert_conformant("format-jws", "certificate-format");
+}
+
+#[test]
+fn notify_webhook_conforms() {
+    assert_conformant("notify-webhook", "distribution-channel");
+}
+
+#[test]
+fn policy_age_interval_conforms() {
+    assert_conformant("policy-age-interval", "rollout-policy");
+}
+
+#[test]
+fn events_counter_conforms() {
+    assert_conformant("events-counter", "event-subscriber");
+}
+
+#[test]
+fn broken_identity_fails_where_expected() {
+    let report = run_ok(&component("fixtures", "broken-identity", "broken-identity"));
+    assert!(!report.success());
+    let mut failed: Vec<&str> = report.failures().iter().map(|c| c.name.as_str()).collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        vec![
+            // Traps on values longer than 256 bytes (a trap, not a limit:
+            // `generic/limits` passes).
+            "generic/robust/huge-value",
+            // Random bytes in `normalized-id`.
+            "generic/deterministic/verify",
+            // Verifies a value that is only whitespace.
+            "generic/robust/blank-unicode-value",
+            "identity-provider/verify-blank-value",
+            "identity-provider/verify-empty-value",
+            "identity-provider/verify-long-value",
+            // Verifies a type it never declared.
+            "identity-provider/verify-undeclared-type",
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    let trap = report
+        .cases
+        .iter()
+        .find(|c| c.name == "identity-provider/verify-long-value")
+        .unwrap();
+    assert!(trap.message.contains("trap"), "{}", trap.message);
+}
