@@ -7,6 +7,7 @@
 //! - [`events`]: the append-only domain event log and subscriber cursors,
 //! - [`audit`]: the hash-chained audit log and its verifier,
 //! - [`outbox`]: the transactional outbox for outgoing messages,
+//! - [`certificates`]: certificate records, status and corrections,
 //! - [`meta`]: host metadata.
 //!
 //! # Writes
@@ -47,6 +48,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod certificates;
 pub mod db;
 mod error;
 pub mod events;

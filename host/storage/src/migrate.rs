@@ -12,7 +12,10 @@ use crate::error::{Result, StorageError};
 /// All migrations, in order. Entry `i` brings the schema to version `i + 1`.
 /// Append only: a released migration is never edited, since databases in the
 /// field already ran it.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_certificates.sql"),
+];
 
 /// The schema version this build creates and understands.
 pub fn latest_version() -> u32 {

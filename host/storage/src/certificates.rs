@@ -1,0 +1,553 @@
+//! The certificate repository: records, idempotent insertion, status
+//! changes, corrections and history.
+//!
+//! Every state change appends its audit record and event (and, for new
+//! certificates, an outbox row for distribution) in the caller's write
+//! closure, so they commit together or not at all.
+//!
+//! Idempotency is a property of the schema, not of a cache: the unique key
+//! `(program, recipient_ref, dose, version)` makes a second certificate for
+//! the same dose impossible, and [`insert`] compares payload hashes to tell a
+//! re-send (answer with the stored certificate) from a different payload
+//! (a conflict; the caller must correct instead).
+//!
+//! Events and audit details carry ids, program, dose and version only: no
+//! names, dates of birth, contacts or pre-enrolment codes.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde_json::{json, Value};
+
+use crate::db::{Reader, Tx};
+use crate::error::{to_i64, to_u64, Result, StorageError};
+use crate::{audit, events, outbox};
+
+/// Stored status of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    /// In force.
+    Valid,
+    /// Permanently withdrawn (includes superseded by a correction).
+    Revoked,
+    /// Temporarily withdrawn, possibly until a date.
+    Suspended,
+}
+
+impl CertStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Valid => "valid",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Suspended => "suspended",
+        }
+    }
+
+    fn parse(s: &str) -> Result<CertStatus> {
+        match s {
+            "valid" => Ok(CertStatus::Valid),
+            "revoked" => Ok(CertStatus::Revoked),
+            "suspended" => Ok(CertStatus::Suspended),
+            other => Err(StorageError::InvalidArgument(format!(
+                "unknown certificate status {other:?} in the database"
+            ))),
+        }
+    }
+}
+
+/// One stored certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateRecord {
+    /// Certificate id.
+    pub id: String,
+    /// Program.
+    pub program: String,
+    /// Recipient reference (pre-enrolment code).
+    pub recipient_ref: String,
+    /// Dose number.
+    pub dose: u32,
+    /// Version, 1 for the original, +1 per correction.
+    pub version: u32,
+    /// The version this one corrects.
+    pub previous_id: Option<String>,
+    /// Stored status; see [`effective_status`](Self::effective_status).
+    pub status: CertStatus,
+    /// End of a suspension, ms since the epoch; `None` = until reinstated.
+    pub suspended_until_ms: Option<i64>,
+    /// Why it was revoked (`superseded` for corrected versions).
+    pub revoked_reason: Option<String>,
+    /// Global Bitstring Status List index.
+    pub status_index: u64,
+    /// Issuance time, ms.
+    pub issued_at_ms: i64,
+    /// Last status change, ms.
+    pub updated_at_ms: i64,
+    /// Issuing facility.
+    pub facility_id: Option<String>,
+    /// Hash of the canonical request, for idempotency.
+    pub payload_hash: String,
+    /// The signed credential.
+    pub credential: Value,
+}
+
+impl CertificateRecord {
+    /// The status at `now_ms`: a suspension whose end has passed reads as
+    /// valid, without anyone having to run a job to lift it.
+    pub fn effective_status(&self, now_ms: i64) -> CertStatus {
+        match (self.status, self.suspended_until_ms) {
+            (CertStatus::Suspended, Some(until)) if until <= now_ms => CertStatus::Valid,
+            (s, _) => s,
+        }
+    }
+}
+
+/// A certificate to insert.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// Certificate id.
+    pub id: String,
+    /// Program.
+    pub program: String,
+    /// Recipient reference (pre-enrolment code).
+    pub recipient_ref: String,
+    /// Dose number.
+    pub dose: u32,
+    /// Issuing facility.
+    pub facility_id: Option<String>,
+    /// Hash of the canonical request.
+    pub payload_hash: String,
+    /// Status list index the credential was signed with.
+    pub status_index: u64,
+    /// The signed credential.
+    pub credential: Value,
+    /// Keyed hashes for contact + date-of-birth lookups.
+    pub lookup_hashes: Vec<String>,
+    /// Contacts to distribute the certificate to; go only into the outbox
+    /// row (delivery needs them), never into events or the audit log.
+    pub contacts: Vec<String>,
+    /// Who issues it (for the audit log).
+    pub actor: String,
+}
+
+/// What [`insert`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// Stored a new certificate.
+    Created,
+    /// The same payload was issued before: this is its id.
+    Existing(String),
+    /// A different payload was issued for this dose: the current version's id.
+    Conflict(String),
+}
+
+/// What a status change or correction did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOutcome {
+    /// Done; the record as it is now.
+    Done(Box<CertificateRecord>),
+    /// No certificate with that id.
+    NotFound,
+    /// Not allowed in the certificate's state; the reason, for people.
+    NotAllowed(String),
+}
+
+/// A status change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusChange {
+    /// Revoke permanently.
+    Revoke {
+        /// Why.
+        reason: String,
+    },
+    /// Suspend until a time (ms) or until reinstated.
+    Suspend {
+        /// End of the suspension.
+        until_ms: Option<i64>,
+    },
+    /// Lift a suspension.
+    Reinstate,
+}
+
+const COLUMNS: &str = "id, program, recipient_ref, dose, version, previous_id, status,
+    suspended_until, revoked_reason, status_index, issued_at, updated_at, facility_id,
+    payload_hash, credential";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<(CertificateRecordRaw, String)> {
+    Ok((
+        CertificateRecordRaw {
+            id: row.get(0)?,
+            program: row.get(1)?,
+            recipient_ref: row.get(2)?,
+            dose: row.get(3)?,
+            version: row.get(4)?,
+            previous_id: row.get(5)?,
+            status: row.get(6)?,
+            suspended_until_ms: row.get(7)?,
+            revoked_reason: row.get(8)?,
+            status_index: row.get(9)?,
+            issued_at_ms: row.get(10)?,
+            updated_at_ms: row.get(11)?,
+            facility_id: row.get(12)?,
+            payload_hash: row.get(13)?,
+        },
+        row.get(14)?,
+    ))
+}
+
+struct CertificateRecordRaw {
+    id: String,
+    program: String,
+    recipient_ref: String,
+    dose: i64,
+    version: i64,
+    previous_id: Option<String>,
+    status: String,
+    suspended_until_ms: Option<i64>,
+    revoked_reason: Option<String>,
+    status_index: i64,
+    issued_at_ms: i64,
+    updated_at_ms: i64,
+    facility_id: Option<String>,
+    payload_hash: String,
+}
+
+fn finish((raw, credential): (CertificateRecordRaw, String)) -> Result<CertificateRecord> {
+    let small = |v: i64, what: &str| {
+        u32::try_from(v)
+            .map_err(|_| StorageError::InvalidArgument(format!("{what} {v} out of range")))
+    };
+    Ok(CertificateRecord {
+        dose: small(raw.dose, "certificates.dose")?,
+        version: small(raw.version, "certificates.version")?,
+        status: CertStatus::parse(&raw.status)?,
+        status_index: to_u64(raw.status_index, "certificates.status_index")?,
+        credential: serde_json::from_str(&credential).map_err(|source| StorageError::Json {
+            what: "certificates.credential",
+            source,
+        })?,
+        id: raw.id,
+        program: raw.program,
+        recipient_ref: raw.recipient_ref,
+        previous_id: raw.previous_id,
+        suspended_until_ms: raw.suspended_until_ms,
+        revoked_reason: raw.revoked_reason,
+        issued_at_ms: raw.issued_at_ms,
+        updated_at_ms: raw.updated_at_ms,
+        facility_id: raw.facility_id,
+        payload_hash: raw.payload_hash,
+    })
+}
+
+fn query(
+    r: &Reader<'_>,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<CertificateRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM certificates {filter}");
+    let mut stmt = r.conn().prepare_cached(&sql)?;
+    let rows = stmt.query_map(args, record)?;
+    rows.map(|row| finish(row?)).collect()
+}
+
+/// The certificate with this id.
+pub fn get(r: &Reader<'_>, id: &str) -> Result<Option<CertificateRecord>> {
+    Ok(query(r, "WHERE id = ?1", params![id])?.into_iter().next())
+}
+
+/// Every certificate (all programs, doses, versions) of a recipient
+/// reference, oldest first.
+pub fn by_recipient_ref(r: &Reader<'_>, recipient_ref: &str) -> Result<Vec<CertificateRecord>> {
+    query(
+        r,
+        "WHERE recipient_ref = ?1 ORDER BY program, dose, version",
+        params![recipient_ref],
+    )
+}
+
+/// Certificates whose lookup hashes include `lookup_hash`.
+pub fn by_lookup(r: &Reader<'_>, lookup_hash: &str) -> Result<Vec<CertificateRecord>> {
+    query(
+        r,
+        "WHERE id IN (SELECT certificate_id FROM certificate_lookup WHERE lookup_hash = ?1)
+         ORDER BY program, dose, version",
+        params![lookup_hash],
+    )
+}
+
+/// All versions of the certificate `id` belongs to (same program,
+/// recipient and dose), oldest first; empty if `id` is unknown.
+pub fn history(r: &Reader<'_>, id: &str) -> Result<Vec<CertificateRecord>> {
+    query(
+        r,
+        "WHERE (program, recipient_ref, dose) =
+               (SELECT program, recipient_ref, dose FROM certificates WHERE id = ?1)
+         ORDER BY version",
+        params![id],
+    )
+}
+
+/// Versions for a dose, newest first.
+fn versions(
+    r: &Reader<'_>,
+    program: &str,
+    recipient_ref: &str,
+    dose: u32,
+) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT id, payload_hash, version FROM certificates
+          WHERE program = ?1 AND recipient_ref = ?2 AND dose = ?3 ORDER BY version DESC",
+    )?;
+    let rows = stmt.query_map(params![program, recipient_ref, dose], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether this payload is already issued, conflicts, or is new, without
+/// writing: lets the caller skip signing for a re-send.
+pub fn precheck(
+    r: &Reader<'_>,
+    program: &str,
+    recipient_ref: &str,
+    dose: u32,
+    payload_hash: &str,
+) -> Result<Option<InsertOutcome>> {
+    let v = versions(r, program, recipient_ref, dose)?;
+    if let Some((id, _, _)) = v.iter().find(|(_, h, _)| h == payload_hash) {
+        return Ok(Some(InsertOutcome::Existing(id.clone())));
+    }
+    Ok(v.into_iter()
+        .next()
+        .map(|(id, _, _)| InsertOutcome::Conflict(id)))
+}
+
+fn insert_row(
+    tx: &Tx<'_>,
+    c: &NewCertificate,
+    version: u32,
+    previous_id: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let credential = serde_json::to_string(&c.credential).map_err(|source| StorageError::Json {
+        what: "certificate credential",
+        source,
+    })?;
+    let conn = tx.conn();
+    conn.prepare_cached(
+        "INSERT INTO certificates (id, program, recipient_ref, dose, version, previous_id,
+            status_index, issued_at, updated_at, facility_id, payload_hash, credential)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        c.id,
+        c.program,
+        c.recipient_ref,
+        c.dose,
+        version,
+        previous_id,
+        to_i64(c.status_index, "status_index")?,
+        now,
+        c.facility_id,
+        c.payload_hash,
+        credential
+    ])?;
+    let mut lookup = conn.prepare_cached(
+        "INSERT OR IGNORE INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)",
+    )?;
+    for h in &c.lookup_hashes {
+        lookup.execute(params![h, c.id])?;
+    }
+    let summary = json!({
+        "id": c.id, "program": c.program, "dose": c.dose, "version": version,
+        "previous_id": previous_id, "facility_id": c.facility_id,
+    });
+    let action = if previous_id.is_some() {
+        "certificate.corrected"
+    } else {
+        "certificate.issued"
+    };
+    audit::append_audit(tx, &c.actor, action, &c.id, &summary)?;
+    events::append_event(tx, action, &c.id, &summary)?;
+    outbox::enqueue(
+        tx,
+        "certificate.distribute",
+        "certificate",
+        &json!({ "certificate_id": c.id, "contacts": c.contacts }),
+        now,
+    )?;
+    Ok(())
+}
+
+/// Stores a new certificate (version 1) with its lookups, audit record,
+/// `certificate.issued` event and distribution outbox row — unless the
+/// dose is already issued, in which case nothing is written and the
+/// outcome says whether it was the same payload.
+pub fn insert(tx: &Tx<'_>, c: &NewCertificate) -> Result<InsertOutcome> {
+    if let Some(outcome) = precheck(
+        &tx.reader(),
+        &c.program,
+        &c.recipient_ref,
+        c.dose,
+        &c.payload_hash,
+    )? {
+        return Ok(outcome);
+    }
+    insert_row(tx, c, 1, None, crate::now_ms())?;
+    Ok(InsertOutcome::Created)
+}
+
+/// Issues `c` as the next version of `old_id` and revokes `old_id` with
+/// reason `superseded`. Only the current (newest, not revoked) version can
+/// be corrected, at most `max_corrections` times per dose.
+pub fn correct(
+    tx: &Tx<'_>,
+    old_id: &str,
+    c: &NewCertificate,
+    max_corrections: u32,
+) -> Result<ChangeOutcome> {
+    let Some(old) = get(&tx.reader(), old_id)? else {
+        return Ok(ChangeOutcome::NotFound);
+    };
+    if old.status == CertStatus::Revoked {
+        return Ok(ChangeOutcome::NotAllowed(format!(
+            "certificate is revoked ({}); only the current version can be corrected",
+            old.revoked_reason.as_deref().unwrap_or("no reason")
+        )));
+    }
+    if (old.program.as_str(), old.recipient_ref.as_str(), old.dose)
+        != (c.program.as_str(), c.recipient_ref.as_str(), c.dose)
+    {
+        return Ok(ChangeOutcome::NotAllowed(
+            "a correction keeps the program, pre-enrolment code and dose".into(),
+        ));
+    }
+    if old.version > max_corrections {
+        return Ok(ChangeOutcome::NotAllowed(format!(
+            "the limit of {max_corrections} corrections is reached"
+        )));
+    }
+    let now = crate::now_ms();
+    let version = old.version + 1;
+    insert_row(tx, c, version, Some(old_id), now)?;
+    tx.conn()
+        .prepare_cached(
+            "UPDATE certificates SET status = 'revoked', revoked_reason = 'superseded',
+                    suspended_until = NULL, updated_at = ?2 WHERE id = ?1",
+        )?
+        .execute(params![old_id, now])?;
+    let detail = json!({ "id": old_id, "reason": "superseded", "superseded_by": c.id });
+    audit::append_audit(tx, &c.actor, "certificate.revoked", old_id, &detail)?;
+    events::append_event(tx, "certificate.revoked", old_id, &detail)?;
+    match get(&tx.reader(), &c.id)? {
+        Some(rec) => Ok(ChangeOutcome::Done(Box::new(rec))),
+        None => Ok(ChangeOutcome::NotFound),
+    }
+}
+
+/// Revokes, suspends or reinstates `id`, with audit record and event.
+/// Revocation is final: a revoked certificate cannot be suspended or
+/// reinstated. Revoking twice is a no-op that reports the record.
+pub fn set_status(
+    tx: &Tx<'_>,
+    id: &str,
+    change: &StatusChange,
+    actor: &str,
+) -> Result<ChangeOutcome> {
+    let Some(rec) = get(&tx.reader(), id)? else {
+        return Ok(ChangeOutcome::NotFound);
+    };
+    let now = crate::now_ms();
+    let current = rec.effective_status(now);
+    let (status, until, reason, action, detail) = match change {
+        StatusChange::Revoke { .. } if current == CertStatus::Revoked => {
+            return Ok(ChangeOutcome::Done(Box::new(rec)));
+        }
+        _ if current == CertStatus::Revoked => {
+            return Ok(ChangeOutcome::NotAllowed(
+                "certificate is revoked; revocation is final".into(),
+            ));
+        }
+        StatusChange::Revoke { reason } => (
+            CertStatus::Revoked,
+            None,
+            Some(reason.as_str()),
+            "certificate.revoked",
+            json!({ "id": id, "reason": reason }),
+        ),
+        StatusChange::Suspend { until_ms } => (
+            CertStatus::Suspended,
+            *until_ms,
+            None,
+            "certificate.suspended",
+            json!({ "id": id, "until_ms": until_ms }),
+        ),
+        StatusChange::Reinstate if current != CertStatus::Suspended => {
+            return Ok(ChangeOutcome::NotAllowed(
+                "certificate is not suspended".into(),
+            ));
+        }
+        StatusChange::Reinstate => (
+            CertStatus::Valid,
+            None,
+            None,
+            "certificate.reinstated",
+            json!({ "id": id }),
+        ),
+    };
+    tx.conn()
+        .prepare_cached(
+            "UPDATE certificates SET status = ?2, suspended_until = ?3, revoked_reason = ?4,
+                    updated_at = ?5 WHERE id = ?1",
+        )?
+        .execute(params![id, status.as_str(), until, reason, now])?;
+    audit::append_audit(tx, actor, action, id, &detail)?;
+    events::append_event(tx, action, id, &detail)?;
+    match get(&tx.reader(), id)? {
+        Some(rec) => Ok(ChangeOutcome::Done(Box::new(rec))),
+        None => Ok(ChangeOutcome::NotFound),
+    }
+}
+
+/// Certificates with a status index in `lo..hi` that are not plainly
+/// valid: `(status_index, status, suspended_until_ms)`. Enough to build a
+/// status list; valid certificates are the zero bits.
+pub fn status_entries(
+    r: &Reader<'_>,
+    lo: u64,
+    hi: u64,
+) -> Result<Vec<(u64, CertStatus, Option<i64>)>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT status_index, status, suspended_until FROM certificates
+          WHERE status_index >= ?1 AND status_index < ?2 AND status <> 'valid'",
+    )?;
+    let rows = stmt.query_map(params![to_i64(lo, "lo")?, to_i64(hi, "hi")?], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?))
+    })?;
+    rows.map(|row| {
+        let (i, s, until) = row?;
+        Ok((to_u64(i, "status_index")?, CertStatus::parse(&s)?, until))
+    })
+    .collect()
+}
+
+/// Every status index in `lo..hi` (to recover an index allocator).
+pub fn status_indexes(r: &Reader<'_>, lo: u64, hi: u64) -> Result<Vec<u64>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT status_index FROM certificates WHERE status_index >= ?1 AND status_index < ?2",
+    )?;
+    let rows = stmt.query_map(params![to_i64(lo, "lo")?, to_i64(hi, "hi")?], |row| {
+        row.get::<_, i64>(0)
+    })?;
+    rows.map(|i| to_u64(i?, "status_index")).collect()
+}
+
+/// The highest status index in use.
+pub fn max_status_index(r: &Reader<'_>) -> Result<Option<u64>> {
+    let v: Option<i64> = r
+        .conn()
+        .query_row("SELECT MAX(status_index) FROM certificates", [], |row| {
+            row.get(0)
+        })
+        .optional()?
+        .flatten();
+    v.map(|i| to_u64(i, "status_index")).transpose()
+}
