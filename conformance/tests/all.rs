@@ -136,3 +136,57 @@ fn broken_identity_fails_where_expected() {
         .unwrap();
     assert!(trap.message.contains("trap"), "{}", trap.message);
 }
+
+#[test]
+fn junit_report_lists_every_case() {
+    let report = run_ok(&component("fixtures", "broken-identity", "broken-identity"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("conformance.xml");
+    report.write_junit(&path).unwrap();
+    let xml = std::fs::read_to_string(&path).unwrap();
+    assert!(xml.starts_with("<?xml"));
+    assert_eq!(xml.matches("<testcase ").count(), report.cases.len());
+    assert_eq!(xml.matches("<failure ").count(), report.failed());
+    assert!(xml.contains(&format!("failures=\"{}\"", report.failed())));
+    assert!(xml.contains("name=\"identity-provider/verify-empty-value\""));
+    // Balanced: every opened case is closed, one way or the other.
+    let open = xml.matches("<testcase ").count();
+    let closed = xml.matches("</testcase>").count() + xml.matches(" />").count();
+    assert_eq!(open, closed, "{xml}");
+}
+
+#[test]
+fn world_is_detected_without_a_manifest() {
+    let built = component("plugins", "policy-age-interval", "policy-age-interval");
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("Policy_Age.wasm");
+    std::fs::copy(&built, &lone).unwrap();
+    let report = run_ok(&lone);
+    assert!(report.synthesized_manifest);
+    assert_eq!(report.world, "rollout-policy");
+    assert_eq!(report.plugin, "policy-age");
+    assert!(report.success(), "{:?}", report.failures());
+}
+
+#[test]
+fn unusable_inputs_are_errors_not_reports() {
+    let missing = run(Path::new("/nonexistent/plugin.wasm"), &Options::default()).unwrap_err();
+    assert!(matches!(
+        missing,
+        divoc_conformance::ConformanceError::ReadComponent { .. }
+    ));
+    let built = component("plugins", "id-verhoeff", "id-verhoeff");
+    let options = Options {
+        manifest: Some(PathBuf::from("/nonexistent/plugin.toml")),
+        ..Options::default()
+    };
+    let e = run(&built, &options).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/plugin.toml"), "{e}");
+    // A plugin that does not load is reported with the runtime's reason.
+    let wrong = component("fixtures", "wrong-world", "wrong-world");
+    let e = run(&wrong, &Options::default()).unwrap_err();
+    assert!(
+        matches!(e, divoc_conformance::ConformanceError::Load(_)),
+        "{e}"
+    );
+}
