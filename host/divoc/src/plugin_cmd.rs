@@ -185,7 +185,16 @@ pub fn grant_requested(manifest: &Manifest) -> Grant {
     }
 }
 
+/// Runs the conformance suite; exit code 1 when any case fails.
 pub fn conformance(plugin: &Path, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let _ = (plugin, junit);
-    anyhow::bail!("the conformance runner is not wired yet")
+    let report = divoc_conformance::run(plugin, &divoc_conformance::Options::default())?;
+    report.print_human(&mut std::io::stdout().lock())?;
+    if let Some(path) = junit {
+        report.write_junit(path)?;
+    }
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

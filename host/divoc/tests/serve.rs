@@ -99,8 +99,14 @@ fn get(base: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) 
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
     match req.call() {
-        Ok(r) => (r.status(), serde_json::from_str(&r.into_string().unwrap()).unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, serde_json::from_str(&r.into_string().unwrap()).unwrap()),
+        Ok(r) => (
+            r.status(),
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(ureq::Error::Status(code, r)) => (
+            code,
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
         Err(e) => panic!("{e}"),
     }
 }
