@@ -71,3 +71,13 @@ pub use worlds::*;
 
 /// The WIT contract this SDK implements.
 pub const WIT_PACKAGE: &str = "divoc:plugin@1.1.0";
+
+/// Quotes untrusted input for an error message, cut to 64 characters, so a
+/// huge input cannot make the plugin's answer exceed its output limit.
+pub fn quote(input: &str) -> String {
+    const MAX: usize = 64;
+    match input.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &input[..cut]),
+        None => format!("{input:?}"),
+    }
+}

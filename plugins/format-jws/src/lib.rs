@@ -90,8 +90,8 @@ pub fn parse(jws: &str) -> Result<Parsed, Error> {
         .map_err(|e| Error::invalid_input(format!("the JWS header is invalid: {e}")))?;
     if header.alg != "EdDSA" {
         return Err(Error::invalid_input(format!(
-            "unsupported JWS algorithm {:?}",
-            header.alg
+            "unsupported JWS algorithm {}",
+            divoc_sdk::quote(&header.alg)
         )));
     }
     let payload = String::from_utf8(b64url_decode(p).ok_or_else(|| bad("payload"))?)

@@ -236,8 +236,8 @@ impl Guest for Plugin {
         let cfg: Config = config::load()?;
         if !cfg.identity_types.contains(&claim.id_type) {
             return Err(Error::invalid_input(format!(
-                "unsupported identity type {:?}",
-                claim.id_type
+                "unsupported identity type {}",
+                divoc_sdk::quote(&claim.id_type)
             )));
         }
         let normalized = match normalize(&claim.value, cfg.length) {

@@ -106,8 +106,8 @@ fn adjust(store: &mut impl Store, code: &str, delta: i64) -> Result<(), Error> {
 pub fn authorize(cfg: &Config, store: &mut impl Store, charge: &Charge) -> Result<Receipt, Error> {
     if charge.mode != MODE {
         return Err(Error::invalid_input(format!(
-            "unsupported payment mode {:?}",
-            charge.mode
+            "unsupported payment mode {}",
+            divoc_sdk::quote(&charge.mode)
         )));
     }
     if let Some(existing) = store.load::<ChargeState>(&charge_key(&charge.reference))? {
