@@ -9,9 +9,13 @@ pub mod credential;
 pub mod dates;
 pub mod error;
 pub mod legacy;
+pub mod qr;
 pub mod request;
+pub mod service;
 pub mod status_list;
 pub mod verify;
 
 pub use error::{CertError, FieldError};
 pub use request::IssueRequest;
+pub use service::{CertificateService, IssueStatus, Issued, ServiceConfig};
+pub use verify::{Verdict, VerifyInput};

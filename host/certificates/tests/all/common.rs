@@ -41,3 +41,27 @@ pub fn expected_fields(case: &str) -> Vec<String> {
 pub fn keyring(dir: &Path) -> Keyring {
     Keyring::open_or_create(&dir.join("keys"), &IssuerConfig::new(DID)).unwrap()
 }
+
+use divoc_certificates::{CertificateService, IssueRequest, ServiceConfig};
+use divoc_storage::{Database, DbOptions};
+
+pub struct Env {
+    pub _tmp: tempfile::TempDir,
+    pub db: Database,
+    pub svc: CertificateService,
+}
+
+pub fn env_with(cfg: ServiceConfig) -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::open(&tmp.path().join("divoc.db"), DbOptions::default()).unwrap();
+    let svc = CertificateService::open(db.clone(), keyring(tmp.path()), cfg).unwrap();
+    Env { _tmp: tmp, db, svc }
+}
+
+pub fn env() -> Env {
+    env_with(ServiceConfig::new("https://certs.example.org"))
+}
+
+pub fn sample(case: &str) -> IssueRequest {
+    IssueRequest::from_json(case_json(case, "request.json")).unwrap()
+}

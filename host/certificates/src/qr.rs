@@ -1,0 +1,278 @@
+//! QR content and rendering.
+//!
+//! Content: `DIVOC1:` + base45 (RFC 9285) of the zlib-compressed (RFC 1950)
+//! JCS-canonical signed credential. Base45's alphabet is exactly the QR
+//! alphanumeric set (ISO/IEC 18004 §7.4.4: `0-9 A-Z space $ % * + - . / :`),
+//! so the whole text — prefix included, hence upper case — is encoded in
+//! alphanumeric mode at 5.5 bits per character, and any scanner app shows it
+//! as plain text. The same scheme as the EU DCC's `HC1:` (without CBOR/COSE:
+//! our proof is inside the JSON).
+//!
+//! [`legacy_zip`] also produces DIVOC's original form (a zip archive holding
+//! `certificate.json`, put in a byte-mode QR) for DIVOC's verifier apps.
+
+use std::io::{Read, Write};
+
+use flate2::read::{DeflateDecoder, ZlibDecoder};
+use flate2::write::{DeflateEncoder, ZlibEncoder};
+use flate2::Compression;
+use qrcode::{EcLevel, QrCode};
+use serde_json::Value;
+
+use crate::error::CertError;
+
+/// The scheme prefix of our QR text.
+pub const PREFIX: &str = "DIVOC1:";
+/// Largest decompressed credential accepted (a zip/zlib bomb guard).
+const MAX_INFLATED: u64 = 1 << 20;
+/// The file name DIVOC's verifier expects inside the zip.
+const LEGACY_FILE: &str = "certificate.json";
+
+const B45: &[u8; 45] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+
+/// RFC 9285 §4: two bytes → three characters, a trailing byte → two.
+pub fn base45_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(2) * 3);
+    let ch = |v: u32| char::from(B45[(v % 45) as usize]);
+    for pair in data.chunks(2) {
+        match *pair {
+            [a, b] => {
+                let n = u32::from(a) * 256 + u32::from(b);
+                out.extend([ch(n), ch(n / 45), ch(n / 2025)]);
+            }
+            [a] => {
+                let n = u32::from(a);
+                out.extend([ch(n), ch(n / 45)]);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// RFC 9285 §4.2 decoding; `None` for characters outside the alphabet, a
+/// dangling single character, or a triple above 65535.
+pub fn base45_decode(text: &str) -> Option<Vec<u8>> {
+    let values: Vec<u32> = text
+        .bytes()
+        .map(|b| {
+            B45.iter()
+                .position(|c| *c == b)
+                .and_then(|p| u32::try_from(p).ok())
+        })
+        .collect::<Option<_>>()?;
+    let mut out = Vec::with_capacity(values.len() / 3 * 2 + 1);
+    for chunk in values.chunks(3) {
+        match *chunk {
+            [c, d, e] => {
+                let n = c + d * 45 + e * 2025;
+                let n = u16::try_from(n).ok()?;
+                out.extend(n.to_be_bytes());
+            }
+            [c, d] => out.push(u8::try_from(c + d * 45).ok()?),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn canonical(credential: &Value) -> Result<Vec<u8>, CertError> {
+    divoc_crypto::jcs::canonicalize_to_vec(credential)
+        .map_err(|e| CertError::Internal(format!("canonicalization: {e}")))
+}
+
+/// The QR text for a signed credential.
+pub fn encode(credential: &Value) -> Result<String, CertError> {
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+    z.write_all(&canonical(credential)?)
+        .map_err(|e| CertError::Internal(format!("zlib: {e}")))?;
+    let compressed = z
+        .finish()
+        .map_err(|e| CertError::Internal(format!("zlib: {e}")))?;
+    Ok(format!("{PREFIX}{}", base45_encode(&compressed)))
+}
+
+fn bad_input(message: &str) -> CertError {
+    CertError::field("input", message)
+}
+
+fn inflate(reader: impl Read) -> Result<Value, CertError> {
+    let mut json = Vec::new();
+    reader
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut json)
+        .map_err(|_| bad_input("compressed data is corrupt"))?;
+    if json.len() as u64 > MAX_INFLATED {
+        return Err(bad_input("credential is larger than 1 MiB"));
+    }
+    serde_json::from_slice(&json).map_err(|_| bad_input("not a JSON credential"))
+}
+
+/// Decodes QR text (our `DIVOC1:` form; scanners may add surrounding
+/// whitespace) back into the signed credential.
+pub fn decode(text: &str) -> Result<Value, CertError> {
+    let text = text.trim();
+    let body = text
+        .strip_prefix(PREFIX)
+        .ok_or_else(|| bad_input("unknown QR prefix; expected DIVOC1:"))?;
+    let compressed = base45_decode(body).ok_or_else(|| bad_input("invalid base45"))?;
+    inflate(ZlibDecoder::new(compressed.as_slice()))
+}
+
+/// The QR version (1-40) a text needs at error-correction level M.
+pub fn version_of(text: &str) -> Result<i16, CertError> {
+    let code = qr_code(text.as_bytes())?;
+    match code.version() {
+        qrcode::Version::Normal(v) | qrcode::Version::Micro(v) => Ok(v),
+    }
+}
+
+fn qr_code(data: &[u8]) -> Result<QrCode, CertError> {
+    // Level M (15% recovery) survives creases and phone-screen glare; the
+    // encoder picks alphanumeric mode for base45 text by itself.
+    QrCode::with_error_correction_level(data, EcLevel::M)
+        .map_err(|e| CertError::Internal(format!("QR: {e}")))
+}
+
+/// Renders `data` as a PNG (8-bit grey, 4-module quiet zone).
+pub fn render_png(data: &[u8], module_px: u32) -> Result<Vec<u8>, CertError> {
+    let code = qr_code(data)?;
+    let img = code
+        .render::<image::Luma<u8>>()
+        .module_dimensions(module_px.max(1), module_px.max(1))
+        .build();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| CertError::Internal(format!("PNG: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// Renders `data` as an SVG document.
+pub fn render_svg(data: &[u8]) -> Result<String, CertError> {
+    let code = qr_code(data)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .build())
+}
+
+/// DIVOC's legacy QR payload: a zip archive with one deflated entry,
+/// `certificate.json` (the credential JSON). Written by hand (PKWARE
+/// APPNOTE 6.3.x §4.3: local header, data, central directory, end record)
+/// since one fixed entry does not justify a zip library.
+pub fn legacy_zip(credential: &Value) -> Result<Vec<u8>, CertError> {
+    let json = serde_json::to_vec(credential).map_err(|e| CertError::Internal(e.to_string()))?;
+    let mut d = DeflateEncoder::new(Vec::new(), Compression::best());
+    d.write_all(&json)
+        .map_err(|e| CertError::Internal(format!("deflate: {e}")))?;
+    let data = d
+        .finish()
+        .map_err(|e| CertError::Internal(format!("deflate: {e}")))?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&json);
+    let too_big = |_| CertError::Internal("credential too large for zip".into());
+    let (csize, usize_) = (
+        u32::try_from(data.len()).map_err(too_big)?,
+        u32::try_from(json.len()).map_err(too_big)?,
+    );
+    let name = LEGACY_FILE.as_bytes();
+    let name_len = name.len() as u16;
+    let mut out = Vec::with_capacity(data.len() + 128);
+    let common = |out: &mut Vec<u8>| {
+        out.extend(20u16.to_le_bytes()); // version needed: 2.0 (deflate)
+        out.extend(0u16.to_le_bytes()); // flags
+        out.extend(8u16.to_le_bytes()); // method: deflate
+        out.extend(0u16.to_le_bytes()); // mod time
+        out.extend(0x21u16.to_le_bytes()); // mod date: 1980-01-01
+        out.extend(crc.sum().to_le_bytes());
+        out.extend(csize.to_le_bytes());
+        out.extend(usize_.to_le_bytes());
+        out.extend(name_len.to_le_bytes());
+        out.extend(0u16.to_le_bytes()); // extra length
+    };
+    out.extend(0x0403_4b50u32.to_le_bytes());
+    common(&mut out);
+    out.extend(name);
+    out.extend(&data);
+    let cd_offset = u32::try_from(out.len()).map_err(too_big)?;
+    out.extend(0x0201_4b50u32.to_le_bytes());
+    out.extend(20u16.to_le_bytes()); // version made by
+    common(&mut out);
+    out.extend([0u8; 12]); // comment len, disk, internal attrs, external attrs
+    out.extend(0u32.to_le_bytes()); // local header offset
+    out.extend(name);
+    let cd_size = u32::try_from(out.len()).map_err(too_big)? - cd_offset;
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]); // disk numbers
+    out.extend(1u16.to_le_bytes());
+    out.extend(1u16.to_le_bytes());
+    out.extend(cd_size.to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    Ok(out)
+}
+
+/// Reads `certificate.json` from a DIVOC legacy zip (the first local
+/// entry; stored or deflated).
+pub fn decode_legacy_zip(zip: &[u8]) -> Result<Value, CertError> {
+    let u16_at = |i: usize| zip.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| {
+        zip.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if u32_at(0) != Some(0x0403_4b50) {
+        return Err(bad_input("not a zip archive"));
+    }
+    let (Some(method), Some(csize), Some(name_len), Some(extra_len)) =
+        (u16_at(8), u32_at(18), u16_at(26), u16_at(28))
+    else {
+        return Err(bad_input("truncated zip header"));
+    };
+    let start = 30 + usize::from(name_len) + usize::from(extra_len);
+    let data = zip
+        .get(start..start + csize as usize)
+        .ok_or_else(|| bad_input("truncated zip entry"))?;
+    match method {
+        0 => inflate(data),
+        8 => inflate(DeflateDecoder::new(data)),
+        _ => Err(bad_input("unsupported zip compression method")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base45_rfc9285_examples() {
+        // RFC 9285 §4.3 and §4.4.
+        assert_eq!(base45_encode(b"AB"), "BB8");
+        assert_eq!(base45_encode(b"Hello!!"), "%69 VD92EX0");
+        assert_eq!(base45_encode(b"base-45"), "UJCLQE7W581");
+        assert_eq!(base45_decode("QED8WEX0").unwrap(), b"ietf!");
+        assert_eq!(base45_decode("GGW"), None); // 65536 + …: above 0xFFFF
+        assert_eq!(base45_decode("A"), None);
+        assert_eq!(base45_decode("ab"), None); // lower case is not base45
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(base45_decode(&base45_encode(&all)).unwrap(), all);
+    }
+
+    #[test]
+    fn qr_text_round_trips_and_is_alphanumeric() {
+        let v = serde_json::json!({"b": [1, 2, 3], "a": "x"});
+        let text = encode(&v).unwrap();
+        assert!(text.starts_with("DIVOC1:"));
+        assert!(text.bytes().all(|b| B45.contains(&b)));
+        assert_eq!(decode(&format!(" {text}\n")).unwrap(), v);
+        assert!(decode("HC1:ABC").is_err());
+    }
+
+    #[test]
+    fn legacy_zip_round_trips() {
+        let v = serde_json::json!({"credentialSubject": {"name": "x"}});
+        let zip = legacy_zip(&v).unwrap();
+        assert_eq!(&zip[..4], b"PK\x03\x04");
+        assert_eq!(decode_legacy_zip(&zip).unwrap(), v);
+    }
+}

@@ -1,0 +1,568 @@
+//! [`CertificateService`]: validate → sign → store, and everything after.
+//!
+//! All methods block (they wait for the database writer's group commit or
+//! a pooled read); async callers run them on `spawn_blocking`. The service
+//! is `Send + Sync` and cheap to clone. Open one service per database: it
+//! allocates status-list indexes in memory.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use divoc_crypto::ids::generate_certificate_id;
+use divoc_crypto::keys::Keyring;
+use divoc_storage::certificates::{
+    self as store, CertStatus, CertificateRecord, ChangeOutcome, InsertOutcome, NewCertificate,
+    StatusChange,
+};
+use divoc_storage::{meta, Database, PendingWrite};
+
+use crate::credential::{self, build_credential, CredentialConfig, CredentialParams};
+use crate::dates;
+use crate::error::CertError;
+use crate::qr;
+use crate::request::IssueRequest;
+use crate::status_list::{self, Bitstring, StatusPurpose, LIST_SIZE};
+use crate::verify::{self, StatusEntry, StatusSource, Verdict, VerifyInput};
+
+/// Meta key of the secret that keys contact lookup hashes.
+const LOOKUP_KEY: &str = "certificates.lookup_key";
+
+/// Service settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// URLs used inside credentials.
+    pub credential: CredentialConfig,
+    /// Corrections allowed per dose (DIVOC deployments used 1-3).
+    pub max_corrections: u32,
+    /// How long verifiers may cache a status list (its `ttl`), ms.
+    pub status_list_ttl_ms: i64,
+}
+
+impl ServiceConfig {
+    /// Defaults for a base URL: 3 corrections, 5-minute status list TTL.
+    pub fn new(base_url: &str) -> Self {
+        ServiceConfig {
+            credential: CredentialConfig::new(base_url),
+            max_corrections: 3,
+            status_list_ttl_ms: 300_000,
+        }
+    }
+}
+
+/// Whether an issue call stored a new certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueStatus {
+    /// Newly issued (HTTP 201).
+    Created,
+    /// The same request was issued before (HTTP 200).
+    Existing,
+}
+
+/// The answer to an issue call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issued {
+    /// Certificate id.
+    pub id: String,
+    /// Created or existing.
+    pub status: IssueStatus,
+}
+
+/// The certificate service. See the module docs.
+#[derive(Clone)]
+pub struct CertificateService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    keyring: Keyring,
+    cfg: ServiceConfig,
+    /// Next status sequence number; see [`status_list::slot_for_sequence`].
+    next_seq: Mutex<u64>,
+    lookup_key: String,
+}
+
+impl std::fmt::Debug for CertificateService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateService")
+            .field("issuer", &self.inner.keyring.did())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A prepared, signed certificate waiting to be stored.
+struct Prepared {
+    new: NewCertificate,
+}
+
+enum Step {
+    Done(Result<Issued, CertError>),
+    Store(Box<Prepared>),
+}
+
+fn payload_hash(req: &IssueRequest) -> Result<String, CertError> {
+    let v = serde_json::to_value(req).map_err(|e| CertError::Internal(e.to_string()))?;
+    let canonical = divoc_crypto::jcs::canonicalize_to_vec(&v)
+        .map_err(|e| CertError::Internal(e.to_string()))?;
+    Ok(hex::encode(Sha256::digest(canonical)))
+}
+
+/// Contacts are compared case- and space-insensitively (`tel:98 80` =
+/// `TEL:9880`).
+fn normalize_contact(c: &str) -> String {
+    c.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+impl CertificateService {
+    /// Opens the service over a database and keyring: recovers the status
+    /// index allocator from stored certificates and loads (or creates) the
+    /// lookup-hash key.
+    pub fn open(db: Database, keyring: Keyring, cfg: ServiceConfig) -> Result<Self, CertError> {
+        let next_seq = db.read(|r| {
+            let Some(max) = store::max_status_index(r)? else {
+                return Ok(0);
+            };
+            // Slots are scrambled within a list: the allocator position is
+            // the largest sequence number whose slot is in use.
+            let base = max / LIST_SIZE * LIST_SIZE;
+            let table = status_list::sequence_table();
+            let used = store::status_indexes(r, base, base + LIST_SIZE)?;
+            let last = used
+                .iter()
+                .filter_map(|i| table.get(usize::try_from(i - base).ok()?))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            Ok(base + u64::from(last) + 1)
+        })?;
+        // The key makes stored lookup hashes useless without the database's
+        // own meta row: contact + date of birth is a small space that an
+        // unkeyed hash would not protect.
+        let lookup_key = db
+            .write(|tx| {
+                meta::get_or_insert_with(tx, LOOKUP_KEY, || {
+                    let mut k = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut k);
+                    hex::encode(k)
+                })
+            })
+            .wait()?;
+        Ok(CertificateService {
+            inner: Arc::new(Inner {
+                db,
+                keyring,
+                cfg,
+                next_seq: Mutex::new(next_seq),
+                lookup_key,
+            }),
+        })
+    }
+
+    /// The issuer's keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    fn allocate_status_index(&self) -> u64 {
+        let mut next = self.inner.next_seq.lock();
+        let seq = *next;
+        *next += 1;
+        seq / LIST_SIZE * LIST_SIZE + status_list::slot_for_sequence(seq % LIST_SIZE)
+    }
+
+    fn lookup_hash(&self, contact: &str, dob: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.inner.lookup_key.as_bytes());
+        h.update(b"\0contact\0");
+        h.update(normalize_contact(contact).as_bytes());
+        h.update(b"\0");
+        h.update(dob.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    fn conflict(id: String) -> CertError {
+        CertError::Conflict {
+            message: "a different certificate was already issued for this program, \
+                      pre-enrolment code and dose; correct it instead"
+                .into(),
+            correction_path: Some(format!("/v1/certificates/{id}")),
+            existing_id: Some(id),
+        }
+    }
+
+    /// Validate, check for a previous issue, then sign. Signing happens
+    /// outside the writer thread so group commits stay short.
+    fn prepare(&self, req: &IssueRequest, actor: &str, check_existing: bool) -> Step {
+        let inner = &self.inner;
+        if let Err(errors) = req.validate() {
+            return Step::Done(Err(CertError::Validation(errors)));
+        }
+        let hash = match payload_hash(req) {
+            Ok(h) => h,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        let (program, code, dose) = (
+            &req.vaccination.program,
+            &req.pre_enrollment_code,
+            req.vaccination.dose,
+        );
+        if check_existing {
+            match inner
+                .db
+                .read(|r| store::precheck(r, program, code, dose, &hash))
+            {
+                Err(e) => return Step::Done(Err(e.into())),
+                Ok(Some(InsertOutcome::Existing(id))) => {
+                    return Step::Done(Ok(Issued {
+                        id,
+                        status: IssueStatus::Existing,
+                    }))
+                }
+                Ok(Some(InsertOutcome::Conflict(id))) => {
+                    return Step::Done(Err(Self::conflict(id)))
+                }
+                Ok(_) => {}
+            }
+        }
+        let id = generate_certificate_id().to_string();
+        let status_index = self.allocate_status_index();
+        let now = dates::now_ms();
+        let unsigned = build_credential(
+            req,
+            &CredentialParams {
+                certificate_id: &id,
+                issuer: inner.keyring.did(),
+                issued_at_ms: now,
+                status_index,
+            },
+            &inner.cfg.credential,
+        );
+        let signed = match credential::sign(&unsigned, &inner.keyring) {
+            Ok(s) => s,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        let lookup_hashes = match &req.recipient.dob {
+            Some(dob) => req
+                .recipient
+                .contacts
+                .iter()
+                .map(|c| self.lookup_hash(c, dob))
+                .collect(),
+            None => Vec::new(),
+        };
+        Step::Store(Box::new(Prepared {
+            new: NewCertificate {
+                id,
+                program: program.clone(),
+                recipient_ref: code.clone(),
+                dose,
+                facility_id: req.facility.id.clone(),
+                payload_hash: hash,
+                status_index,
+                credential: signed,
+                lookup_hashes,
+                contacts: req.recipient.contacts.clone(),
+                actor: actor.to_owned(),
+            },
+        }))
+    }
+
+    fn store(&self, p: Prepared) -> PendingWrite<InsertOutcome> {
+        let new = p.new;
+        self.inner.db.write(move |tx| store::insert(tx, &new))
+    }
+
+    fn finish(
+        id: String,
+        outcome: divoc_storage::Result<InsertOutcome>,
+    ) -> Result<Issued, CertError> {
+        match outcome? {
+            InsertOutcome::Created => {
+                tracing::debug!(certificate = %id, "certificate issued");
+                Ok(Issued {
+                    id,
+                    status: IssueStatus::Created,
+                })
+            }
+            InsertOutcome::Existing(id) => Ok(Issued {
+                id,
+                status: IssueStatus::Existing,
+            }),
+            InsertOutcome::Conflict(id) => Err(Self::conflict(id)),
+        }
+    }
+
+    /// Issues one certificate. `Ok` means committed to disk.
+    pub fn issue(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
+        match self.prepare(req, actor, true) {
+            Step::Done(r) => r,
+            Step::Store(p) => {
+                let id = p.new.id.clone();
+                Self::finish(id, self.store(*p).wait())
+            }
+        }
+    }
+
+    /// Issues many; all writes are queued before waiting, so the writer
+    /// commits them in as few group transactions as its batch size allows.
+    /// One result per request, in order. Duplicates inside the batch
+    /// resolve like re-sends: the first is created, the rest are
+    /// `Existing` (same payload) or conflicts.
+    pub fn issue_batch(
+        &self,
+        reqs: &[IssueRequest],
+        actor: &str,
+    ) -> Vec<Result<Issued, CertError>> {
+        let pending: Vec<_> = reqs
+            .iter()
+            .map(|req| match self.prepare(req, actor, true) {
+                Step::Done(r) => Err(r),
+                Step::Store(p) => {
+                    let id = p.new.id.clone();
+                    Ok((id, self.store(*p)))
+                }
+            })
+            .collect();
+        pending
+            .into_iter()
+            .map(|p| match p {
+                Err(done) => done,
+                Ok((id, w)) => Self::finish(id, w.wait()),
+            })
+            .collect()
+    }
+
+    /// The certificate record (with its signed credential).
+    pub fn get(&self, id: &str) -> Result<CertificateRecord, CertError> {
+        self.inner
+            .db
+            .read(|r| store::get(r, id))?
+            .ok_or_else(|| CertError::NotFound(format!("certificate {id}")))
+    }
+
+    /// Every certificate of a pre-enrolment code (all doses and versions).
+    pub fn by_pre_enrollment(&self, code: &str) -> Result<Vec<CertificateRecord>, CertError> {
+        Ok(self.inner.db.read(|r| store::by_recipient_ref(r, code))?)
+    }
+
+    /// Certificates of the recipient with this contact and date of birth.
+    pub fn by_contact(
+        &self,
+        contact: &str,
+        dob: &str,
+    ) -> Result<Vec<CertificateRecord>, CertError> {
+        let h = self.lookup_hash(contact, dob);
+        Ok(self.inner.db.read(|r| store::by_lookup(r, &h))?)
+    }
+
+    /// All versions of the dose `id` belongs to, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<CertificateRecord>, CertError> {
+        let h = self.inner.db.read(|r| store::history(r, id))?;
+        if h.is_empty() {
+            return Err(CertError::NotFound(format!("certificate {id}")));
+        }
+        Ok(h)
+    }
+
+    fn change(
+        &self,
+        id: &str,
+        change: StatusChange,
+        actor: &str,
+    ) -> Result<CertificateRecord, CertError> {
+        let (id_owned, actor) = (id.to_owned(), actor.to_owned());
+        let outcome = self
+            .inner
+            .db
+            .write(move |tx| store::set_status(tx, &id_owned, &change, &actor))
+            .wait()?;
+        Self::outcome(id, outcome)
+    }
+
+    fn outcome(id: &str, outcome: ChangeOutcome) -> Result<CertificateRecord, CertError> {
+        match outcome {
+            ChangeOutcome::Done(rec) => Ok(*rec),
+            ChangeOutcome::NotFound => Err(CertError::NotFound(format!("certificate {id}"))),
+            ChangeOutcome::NotAllowed(message) => Err(CertError::Conflict {
+                message,
+                existing_id: Some(id.to_owned()),
+                correction_path: None,
+            }),
+        }
+    }
+
+    /// Revokes permanently.
+    pub fn revoke(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<CertificateRecord, CertError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 256 {
+            return Err(CertError::field(
+                "reason",
+                "required, at most 256 characters",
+            ));
+        }
+        self.change(
+            id,
+            StatusChange::Revoke {
+                reason: reason.to_owned(),
+            },
+            actor,
+        )
+    }
+
+    /// Suspends until `until` (`YYYY-MM-DD` or RFC 3339; `None` = until
+    /// reinstated). The suspension lifts by itself at that time.
+    pub fn suspend(
+        &self,
+        id: &str,
+        until: Option<&str>,
+        actor: &str,
+    ) -> Result<CertificateRecord, CertError> {
+        let until_ms = match until {
+            None => None,
+            Some(s) => match dates::parse_instant(s) {
+                Some(t) if t > dates::now_ms() => Some(t),
+                Some(_) => return Err(CertError::field("until", "is in the past")),
+                None => {
+                    return Err(CertError::field(
+                        "until",
+                        "must be YYYY-MM-DD or an RFC 3339 UTC date-time",
+                    ))
+                }
+            },
+        };
+        self.change(id, StatusChange::Suspend { until_ms }, actor)
+    }
+
+    /// Lifts a suspension.
+    pub fn reinstate(&self, id: &str, actor: &str) -> Result<CertificateRecord, CertError> {
+        self.change(id, StatusChange::Reinstate, actor)
+    }
+
+    /// Issues a corrected version of `id` (same program, pre-enrolment code
+    /// and dose) and revokes `id` as `superseded`.
+    pub fn correct(&self, id: &str, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
+        let p = match self.prepare(req, actor, false) {
+            Step::Done(r) => return r,
+            Step::Store(p) => p,
+        };
+        let (old, max, new) = (id.to_owned(), self.inner.cfg.max_corrections, p.new);
+        let outcome = self
+            .inner
+            .db
+            .write(move |tx| store::correct(tx, &old, &new, max))
+            .wait()?;
+        let rec = Self::outcome(id, outcome)?;
+        Ok(Issued {
+            id: rec.id,
+            status: IssueStatus::Created,
+        })
+    }
+
+    /// The signed `BitstringStatusListCredential` for `list_id`
+    /// (`revocation-N` or `suspension-N`), as of now.
+    pub fn status_list(&self, list_id: &str) -> Result<Value, CertError> {
+        let (purpose, n) = StatusPurpose::parse_list_id(list_id)
+            .ok_or_else(|| CertError::NotFound(format!("status list {list_id}")))?;
+        let lo = n
+            .checked_mul(LIST_SIZE)
+            .ok_or_else(|| CertError::NotFound(format!("status list {list_id}")))?;
+        let now = dates::now_ms();
+        let entries = self
+            .inner
+            .db
+            .read(|r| store::status_entries(r, lo, lo + LIST_SIZE))?;
+        let mut bits = Bitstring::default();
+        for (index, status, until) in entries {
+            let set = match purpose {
+                StatusPurpose::Revocation => status == CertStatus::Revoked,
+                StatusPurpose::Suspension => {
+                    status == CertStatus::Suspended && until.is_none_or(|u| u > now)
+                }
+            };
+            if set {
+                bits.set(index - lo);
+            }
+        }
+        let url = self.inner.cfg.credential.status_list_url(list_id);
+        let unsigned = status_list::status_list_credential(
+            &url,
+            self.inner.keyring.did(),
+            purpose,
+            &bits,
+            now,
+            self.inner.cfg.status_list_ttl_ms,
+        )?;
+        credential::sign(&unsigned, &self.inner.keyring)
+    }
+
+    /// Verifies a credential or QR text against this issuer's keys (active
+    /// and retired) and the live status in the database.
+    pub fn verify(&self, input: VerifyInput) -> Result<Verdict, CertError> {
+        let credential = match input {
+            VerifyInput::Json(v) => v,
+            VerifyInput::QrText(t) => qr::decode(&t)?,
+        };
+        let keyring = &self.inner.keyring;
+        let status = DbStatus {
+            service: self,
+            issuer: keyring.did(),
+            credential: &credential,
+        };
+        Ok(verify::verify_credential(
+            &credential,
+            &|k| keyring.resolve_public_key(k),
+            &status,
+            dates::now_ms(),
+        ))
+    }
+
+    /// QR text of a stored certificate.
+    pub fn qr_text(&self, id: &str) -> Result<String, CertError> {
+        qr::encode(&self.get(id)?.credential)
+    }
+}
+
+/// Status straight from the database, for our own certificates.
+struct DbStatus<'a> {
+    service: &'a CertificateService,
+    issuer: &'a str,
+    credential: &'a Value,
+}
+
+impl StatusSource for DbStatus<'_> {
+    fn is_set(&self, entry: &StatusEntry<'_>) -> Option<bool> {
+        if self.credential.get("issuer").and_then(Value::as_str) != Some(self.issuer) {
+            return None;
+        }
+        let rec = self.service.get(entry.certificate_id?).ok()?;
+        // The entry must point at this certificate's own bit.
+        let list = self
+            .service
+            .inner
+            .cfg
+            .credential
+            .status_list_url(&entry.purpose.list_id(rec.status_index / LIST_SIZE));
+        if entry.list_url != list || entry.index != rec.status_index % LIST_SIZE {
+            return None;
+        }
+        let status = rec.effective_status(dates::now_ms());
+        Some(match entry.purpose {
+            StatusPurpose::Revocation => status == CertStatus::Revoked,
+            StatusPurpose::Suspension => status == CertStatus::Suspended,
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! Steps 2-3: storage and the service, against a real SQLite database in a
+//! temp dir.
+
+use divoc_certificates::legacy::CertifyRequest;
+use divoc_certificates::verify::{verify_credential, NoStatus, StatusLists, StatusVerdict};
+use divoc_certificates::{CertError, IssueRequest, IssueStatus, ServiceConfig, VerifyInput};
+use divoc_storage::certificates::CertStatus;
+use divoc_storage::OutboxStatus;
+
+use crate::common::*;
+
+fn with_code(code: &str) -> IssueRequest {
+    let mut r = sample("valid-one-dose");
+    r.pre_enrollment_code = code.into();
+    r
+}
+
+#[test]
+fn issue_stores_certificate_audit_event_and_outbox_together() {
+    let e = env();
+    let issued = e
+        .svc
+        .issue(&sample("valid-one-dose"), "facility-42")
+        .unwrap();
+    assert_eq!(issued.status, IssueStatus::Created);
+    let rec = e.svc.get(&issued.id).unwrap();
+    assert_eq!(
+        (rec.program.as_str(), rec.dose, rec.version),
+        ("covid-19", 1, 1)
+    );
+    assert_eq!(rec.status, CertStatus::Valid);
+    assert_eq!(rec.facility_id.as_deref(), Some("FAC-0042"));
+
+    let events = e.db.events_after(0, 10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "certificate.issued");
+    assert_eq!(events[0].subject, issued.id);
+    // No personal data in the event or audit log.
+    let audit = e.db.audit_after(0, 10).unwrap();
+    assert_eq!(audit.len(), 1);
+    for text in [events[0].payload.to_string(), format!("{:?}", audit[0])] {
+        for personal in ["Bhaya", "1994", "9880414888", "PEC-12346", "2342343334"] {
+            assert!(!text.contains(personal), "{personal} leaked into {text}");
+        }
+    }
+    assert!(e.db.verify_audit_chain().unwrap().is_intact());
+    let outbox = e.db.outbox_list(OutboxStatus::Pending, 10).unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].kind, "certificate.distribute");
+    assert_eq!(outbox[0].payload["certificate_id"], issued.id.as_str());
+
+    // Lookups: pre-enrolment code; contact + dob (normalised contact).
+    assert_eq!(e.svc.by_pre_enrollment("PEC-12346").unwrap().len(), 1);
+    assert_eq!(
+        e.svc
+            .by_contact("TEL:98804 14888", "1994-11-30")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(e
+        .svc
+        .by_contact("tel:9880414888", "1994-11-29")
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn resend_is_idempotent_and_a_different_payload_conflicts() {
+    let e = env();
+    let first = e.svc.issue(&sample("valid-one-dose"), "a").unwrap();
+    let again = e.svc.issue(&sample("valid-one-dose"), "a").unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.status, IssueStatus::Existing);
+
+    let mut changed = sample("valid-one-dose");
+    changed.vaccination.batch = "OTHER".into();
+    match e.svc.issue(&changed, "a") {
+        Err(err @ CertError::Conflict { .. }) => {
+            assert_eq!(err.http_status(), 409);
+            let CertError::Conflict {
+                existing_id,
+                correction_path,
+                ..
+            } = err
+            else {
+                unreachable!()
+            };
+            assert_eq!(existing_id.as_deref(), Some(first.id.as_str()));
+            assert_eq!(
+                correction_path,
+                Some(format!("/v1/certificates/{}", first.id))
+            );
+        }
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    // Dose 2 of the same recipient is a different certificate.
+    let mut dose2 = sample("valid-one-dose");
+    dose2.vaccination.dose = 2;
+    assert_eq!(
+        e.svc.issue(&dose2, "a").unwrap().status,
+        IssueStatus::Created
+    );
+    assert_eq!(e.svc.by_pre_enrollment("PEC-12346").unwrap().len(), 2);
+    assert_eq!(e.db.events_after(0, 100).unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_names_the_field_and_stores_nothing() {
+    let e = env();
+    for case in cases("bad-") {
+        let result = if case.starts_with("bad-divoc-") {
+            CertifyRequest::from_json(case_json(&case, "payload.json"))
+                .and_then(|c| c.into_issue_request("covid-19"))
+                .and_then(|r| e.svc.issue(&r, "a"))
+        } else {
+            IssueRequest::from_json(case_json(&case, "request.json"))
+                .and_then(|r| e.svc.issue(&r, "a"))
+        };
+        match result {
+            Err(err @ CertError::Validation(_)) => {
+                assert_eq!(err.http_status(), 422);
+                let CertError::Validation(fields) = err else {
+                    unreachable!()
+                };
+                assert!(
+                    !fields.is_empty() && fields.iter().all(|f| !f.field.is_empty()),
+                    "{case}"
+                );
+            }
+            other => panic!("{case}: expected a validation error, got {other:?}"),
+        }
+    }
+    assert!(e.db.events_after(0, 10).unwrap().is_empty());
+    assert!(e.db.audit_head().unwrap().is_none());
+    assert_eq!(e.db.outbox_counts().unwrap(), Default::default());
+    assert!(e.svc.by_pre_enrollment("PEC-12346").unwrap().is_empty());
+}
+
+#[test]
+fn revoke_suspend_reinstate_and_verify_online_and_offline() {
+    let e = env();
+    let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let vc = e.svc.get(&id).unwrap().credential;
+    let v = e.svc.verify(VerifyInput::Json(vc.clone())).unwrap();
+    assert!(v.valid && v.checks.status == StatusVerdict::Valid, "{v:?}");
+
+    e.svc.suspend(&id, None, "op").unwrap();
+    assert_eq!(
+        e.svc
+            .verify(VerifyInput::Json(vc.clone()))
+            .unwrap()
+            .checks
+            .status,
+        StatusVerdict::Suspended
+    );
+    assert!(
+        matches!(e.svc.suspend(&id, Some("2001-01-01"), "op"), Err(CertError::Validation(f)) if f[0].field == "until")
+    );
+    e.svc.reinstate(&id, "op").unwrap();
+    assert!(e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
+    assert!(matches!(
+        e.svc.reinstate(&id, "op"),
+        Err(CertError::Conflict { .. })
+    ));
+
+    // A suspension lifts by itself at its end, at read time.
+    let until =
+        divoc_certificates::dates::format_instant(divoc_certificates::dates::now_ms() + 1500);
+    e.svc.suspend(&id, Some(&until), "op").unwrap();
+    assert_eq!(e.svc.get(&id).unwrap().status, CertStatus::Suspended);
+    assert!(!e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
+    let list = e.svc.status_list("suspension-0").unwrap();
+    let mut lists = StatusLists::default();
+    assert!(lists.add(&list, &|k| e.svc.keyring().resolve_public_key(k)));
+
+    let rec = e.svc.revoke(&id, "data entry error", "op").unwrap();
+    assert_eq!(rec.status, CertStatus::Revoked);
+    let v = e.svc.verify(VerifyInput::Json(vc.clone())).unwrap();
+    assert!(!v.valid);
+    assert_eq!(v.checks.status, StatusVerdict::Revoked);
+    assert!(v.checks.signature.ok);
+    assert!(matches!(
+        e.svc.suspend(&id, None, "op"),
+        Err(CertError::Conflict { .. })
+    ));
+    assert!(matches!(
+        e.svc.revoke("NOPE", "x", "op"),
+        Err(CertError::NotFound(_))
+    ));
+
+    // Offline: no status list → signature valid, status unknown, still valid.
+    let resolve = |k: &str| e.svc.keyring().resolve_public_key(k);
+    let now = divoc_certificates::dates::now_ms();
+    let v = verify_credential(&vc, &resolve, &NoStatus, now);
+    assert!(v.valid);
+    assert_eq!(v.message, "signature valid, revocation status unknown");
+
+    // Offline with the signed status lists: revoked.
+    let list = e.svc.status_list("revocation-0").unwrap();
+    assert_eq!(list["type"][1], "BitstringStatusListCredential");
+    assert_eq!(list["credentialSubject"]["statusPurpose"], "revocation");
+    assert!(list["credentialSubject"]["encodedList"]
+        .as_str()
+        .unwrap()
+        .starts_with('u'));
+    assert!(lists.add(&list, &resolve));
+    let v = verify_credential(&vc, &resolve, &lists, now);
+    assert_eq!(v.checks.status, StatusVerdict::Revoked);
+    // A forged list is refused.
+    let mut forged = list.clone();
+    forged["credentialSubject"]["encodedList"] =
+        e.svc.status_list("revocation-1").unwrap()["credentialSubject"]["encodedList"].clone();
+    assert!(!StatusLists::default().add(&forged, &resolve));
+    assert!(matches!(
+        e.svc.status_list("bogus-1"),
+        Err(CertError::NotFound(_))
+    ));
+
+    let actions: Vec<String> =
+        e.db.audit_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+    assert_eq!(
+        actions.first().map(String::as_str),
+        Some("certificate.issued")
+    );
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("certificate.revoked")
+    );
+    assert!(e.db.verify_audit_chain().unwrap().is_intact());
+}
+
+#[test]
+fn correction_links_versions_supersedes_and_is_limited() {
+    let mut cfg = ServiceConfig::new("https://certs.example.org");
+    cfg.max_corrections = 1;
+    let e = env_with(cfg);
+    let v1 = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let mut fixed = sample("valid-one-dose");
+    fixed.recipient.name = "Bhaya Mitra K".into();
+    let v2 = e.svc.correct(&v1, &fixed, "a").unwrap().id;
+    assert_ne!(v1, v2);
+    let old = e.svc.get(&v1).unwrap();
+    assert_eq!(old.status, CertStatus::Revoked);
+    assert_eq!(old.revoked_reason.as_deref(), Some("superseded"));
+    let new = e.svc.get(&v2).unwrap();
+    assert_eq!(
+        (new.version, new.previous_id.as_deref()),
+        (2, Some(v1.as_str()))
+    );
+    let history: Vec<String> = e
+        .svc
+        .history(&v2)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(history, vec![v1.clone(), v2.clone()]);
+    assert_eq!(e.svc.history(&v1).unwrap().len(), 2);
+
+    // Re-sending the corrected payload through issue is idempotent.
+    assert_eq!(e.svc.issue(&fixed, "a").unwrap().id, v2);
+    // Only the current version can be corrected, and only max_corrections times.
+    assert!(matches!(
+        e.svc.correct(&v1, &fixed, "a"),
+        Err(CertError::Conflict { .. })
+    ));
+    fixed.recipient.name = "Bhaya Mitra Kumar".into();
+    assert!(matches!(
+        e.svc.correct(&v2, &fixed, "a"),
+        Err(CertError::Conflict { .. })
+    ));
+    // A correction cannot move the certificate to another dose.
+    let mut other = sample("valid-one-dose");
+    other.vaccination.dose = 2;
+    assert!(matches!(
+        e.svc.correct(&v2, &other, "a"),
+        Err(CertError::Conflict { .. })
+    ));
+    assert!(matches!(
+        e.svc.correct("NOPE", &sample("valid-one-dose"), "a"),
+        Err(CertError::NotFound(_))
+    ));
+    // The old credential verifies as revoked.
+    let v = e.svc.verify(VerifyInput::Json(old.credential)).unwrap();
+    assert_eq!(v.checks.status, StatusVerdict::Revoked);
+}
+
+#[test]
+fn batch_commits_in_groups_with_per_item_results() {
+    let e = env();
+    let mut reqs: Vec<IssueRequest> = (0..100).map(|i| with_code(&format!("B-{i}"))).collect();
+    reqs.push(with_code("B-7")); // same payload as item 7: Existing
+    let mut bad = with_code("B-bad");
+    bad.vaccination.dose = 0;
+    reqs.push(bad);
+    let before = e.db.stats().commits;
+    let results = e.svc.issue_batch(&reqs, "facility");
+    assert_eq!(results.len(), 102);
+    assert!(results[..100]
+        .iter()
+        .all(|r| r.as_ref().unwrap().status == IssueStatus::Created));
+    assert_eq!(
+        results[100].as_ref().unwrap().id,
+        results[7].as_ref().unwrap().id
+    );
+    assert!(
+        matches!(&results[101], Err(CertError::Validation(f)) if f[0].field == "vaccination.dose")
+    );
+    let commits = e.db.stats().commits - before;
+    println!("batch of 100: {commits} commits");
+    assert!(commits < 100, "{commits} commits for 100 certificates");
+    // Status indexes are unique and survive a restart of the service.
+    let mut indexes: Vec<u64> = (0..100)
+        .map(|i| {
+            e.svc
+                .get(&results[i].as_ref().unwrap().id)
+                .unwrap()
+                .status_index
+        })
+        .collect();
+    let svc2 = divoc_certificates::CertificateService::open(
+        e.db.clone(),
+        e.svc.keyring().clone(),
+        ServiceConfig::new("https://certs.example.org"),
+    )
+    .unwrap();
+    let id = svc2.issue(&with_code("after-restart"), "a").unwrap().id;
+    indexes.push(svc2.get(&id).unwrap().status_index);
+    let n = indexes.len();
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), n);
+}
