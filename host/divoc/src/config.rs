@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     pub server: ServerConfig,
@@ -21,19 +21,6 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub plugins: PluginsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            issuer: IssuerConfig::default(),
-            log: LogConfig::default(),
-            auth: AuthConfig::default(),
-            plugins: PluginsConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
