@@ -4,4 +4,5 @@
 
 mod common;
 mod credential;
+mod qr;
 mod service;
