@@ -1,7 +1,28 @@
 //! # divoc-certificates
 //!
-//! The certificate module: W3C Verifiable Credentials 2.0 vaccination
-//! certificates signed with `eddsa-jcs-2022`.
+//! The certificate module: vaccination certificates as W3C Verifiable
+//! Credentials 2.0 (<https://www.w3.org/TR/vc-data-model-2.0/>), signed
+//! with Data Integrity `eddsa-jcs-2022` through `divoc-crypto`, stored
+//! through `divoc-storage`.
+//!
+//! The flow of one certificate through [`CertificateService::issue`]:
+//!
+//! 1. [`IssueRequest::validate`] — every bad field, by path; nothing stored.
+//! 2. Re-send check (same payload hash → the stored certificate; a
+//!    different payload for an issued dose → [`CertError::Conflict`]).
+//! 3. [`credential::build_credential`] with a fresh id and a status-list
+//!    index, then [`credential::sign`] (outside the database writer).
+//! 4. One group-committed transaction: certificate row, lookup hashes, audit
+//!    record, `certificate.issued` event, distribution outbox row.
+//!
+//! Verification ([`CertificateService::verify`], or offline
+//! [`verify::verify_credential`] with a [`verify::TrustStore`] and
+//! optional [`verify::StatusLists`]) reports signature, validity period and
+//! status separately; without status it says "revocation status unknown"
+//! and never "invalid".
+//!
+//! DIVOC compatibility: [`legacy::CertifyRequest`] accepts DIVOC's
+//! `certify` item unchanged; [`qr::legacy_zip`] makes DIVOC's QR payload.
 
 #![deny(missing_docs)]
 

@@ -551,3 +551,74 @@ pub fn max_status_index(r: &Reader<'_>) -> Result<Option<u64>> {
         .flatten();
     v.map(|i| to_u64(i, "status_index")).transpose()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{Database, DbOptions};
+
+    fn new_cert(id: &str, hash: &str, index: u64) -> NewCertificate {
+        NewCertificate {
+            id: id.into(),
+            program: "p".into(),
+            recipient_ref: "r".into(),
+            dose: 1,
+            facility_id: None,
+            payload_hash: hash.into(),
+            status_index: index,
+            credential: json!({ "id": id }),
+            lookup_hashes: vec!["h".into()],
+            contacts: vec![],
+            actor: "t".into(),
+        }
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_conflicts_on_other_payload() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let ins = |c: NewCertificate| db.write(move |tx| insert(tx, &c)).wait().unwrap();
+        assert_eq!(ins(new_cert("A", "h1", 5)), InsertOutcome::Created);
+        assert_eq!(
+            ins(new_cert("B", "h1", 6)),
+            InsertOutcome::Existing("A".into())
+        );
+        assert_eq!(
+            ins(new_cert("C", "h2", 7)),
+            InsertOutcome::Conflict("A".into())
+        );
+        // Only A was written, with one event, audit record and outbox row.
+        assert!(db.read(|r| get(r, "B")).unwrap().is_none());
+        assert_eq!(db.events_after(0, 10).unwrap().len(), 1);
+        assert_eq!(db.outbox_counts().unwrap().pending, 1);
+        assert_eq!(db.read(|r| by_lookup(r, "h")).unwrap().len(), 1);
+        assert_eq!(db.read(max_status_index).unwrap(), Some(5));
+        // The schema itself refuses a second version 1 for the dose.
+        let dup = new_cert("D", "h3", 8);
+        let err = db.write(move |tx| insert_row(tx, &dup, 1, None, 0)).wait();
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn suspension_lifts_at_read_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let c = new_cert("A", "h1", 0);
+        db.write(move |tx| insert(tx, &c)).wait().unwrap();
+        let change = StatusChange::Suspend {
+            until_ms: Some(crate::now_ms() - 1),
+        };
+        let out = db
+            .write(move |tx| set_status(tx, "A", &change, "t"))
+            .wait()
+            .unwrap();
+        let ChangeOutcome::Done(rec) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(rec.status, CertStatus::Suspended);
+        assert_eq!(rec.effective_status(crate::now_ms()), CertStatus::Valid);
+        let entries = db.read(|r| status_entries(r, 0, 10)).unwrap();
+        assert_eq!(entries.len(), 1);
+    }
+}
