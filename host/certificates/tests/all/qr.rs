@@ -39,6 +39,9 @@ fn typical_one_dose_certificate_qr_version_and_round_trip() {
 
     let png = qr::render_png(text.as_bytes(), 4).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    if let Ok(path) = std::env::var("DIVOC_QR_PNG_OUT") {
+        std::fs::write(path, &png).unwrap();
+    }
     let svg = qr::render_svg(text.as_bytes()).unwrap();
     assert!(svg.contains("<svg"));
 
