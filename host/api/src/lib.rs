@@ -10,6 +10,7 @@
 //! and never headers: tokens and personal data stay out of logs.
 
 pub mod auth;
+mod certificates;
 pub mod error;
 mod plugins;
 pub mod routes;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub tokens: Arc<TokenTable>,
     /// The directory plugins are loaded from (for reloads).
     pub plugins_dir: PathBuf,
+    /// The certificate module, when enabled.
+    pub certificates: Option<divoc_certificates::CertificateService>,
 }
 
 /// HTTP-level limits.
@@ -74,6 +77,22 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/whoami", get(whoami))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/reload", post(plugins::reload))
+        .route("/v1/certificates", post(certificates::issue))
+        .route("/v1/certificates/batch", post(certificates::issue_batch))
+        .route(
+            "/v1/certificates/{id}",
+            get(certificates::get).put(certificates::correct),
+        )
+        .route("/v1/certificates/{id}/history", get(certificates::history))
+        .route("/v1/certificates/{id}/{file}", get(certificates::qr))
+        .route("/v1/certificates/{id}/revoke", post(certificates::revoke))
+        .route("/v1/certificates/{id}/suspend", post(certificates::suspend))
+        .route(
+            "/v1/certificates/{id}/reinstate",
+            post(certificates::reinstate),
+        )
+        .route("/v1/status/{list}", get(certificates::status_list))
+        .route("/v1/verify", post(certificates::verify))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,

@@ -21,6 +21,10 @@ pub struct RouteSpec {
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
+/// Who may issue and read certificates (facility tokens only their own).
+const ISSUERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility];
+/// Who may revoke, suspend and reinstate.
+const STATUS_CHANGERS: &[Role] = &[Role::Admin, Role::Issuer];
 const ANY_ROLE: &[Role] = &Role::ALL;
 
 /// Every route the service answers. The auth middleware refuses a request
@@ -61,5 +65,60 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "POST",
         path: "/v1/plugins/reload",
         access: Access::Roles(ADMIN),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/batch",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "PUT",
+        path: "/v1/certificates/{id}",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}/history",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}/{file}",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/{id}/revoke",
+        access: Access::Roles(STATUS_CHANGERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/{id}/suspend",
+        access: Access::Roles(STATUS_CHANGERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/{id}/reinstate",
+        access: Access::Roles(STATUS_CHANGERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/status/{list}",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/verify",
+        access: Access::Public,
     },
 ];

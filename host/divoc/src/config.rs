@@ -27,6 +27,9 @@ pub struct Config {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// The URL clients reach this service at; used in credentials (ids,
+    /// status list links).
+    pub public_url: String,
     pub body_limit_kib: usize,
     pub request_timeout_ms: u64,
 }
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://localhost:8080".into(),
             body_limit_kib: 1024,
             request_timeout_ms: 30_000,
         }

@@ -128,12 +128,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await??;
 
+    let certificates = {
+        let (db, keyring) = (host.db.clone(), host.keyring.clone());
+        let cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
+        tokio::task::spawn_blocking(move || {
+            divoc_certificates::CertificateService::open(db, keyring, cfg)
+        })
+        .await?
+        .context("cannot open the certificate module")?
+    };
     let state = AppState {
         runtime,
         db: host.db.clone(),
         keyring: host.keyring.clone(),
         tokens,
         plugins_dir,
+        certificates: Some(certificates),
     };
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),

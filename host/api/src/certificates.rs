@@ -1,0 +1,376 @@
+//! Certificate routes: issue, read, render, verify, revoke, suspend, correct,
+//! and the published status lists.
+//!
+//! The certificate service is synchronous (it signs and waits for the group
+//! commit), so every call runs on the blocking pool. A 2xx is sent only after
+//! the service returned, i.e. after the commit.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use divoc_certificates::{CertError, CertificateService, IssueRequest, IssueStatus, VerifyInput};
+use serde_json::{json, Value};
+
+use crate::auth::{Caller, Principal, Role};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The most items one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+impl From<CertError> for ApiError {
+    fn from(e: CertError) -> ApiError {
+        match e {
+            CertError::Validation(errors) => {
+                let first = errors.first().map(|f| f.field.clone()).unwrap_or_default();
+                let message = errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let details: Vec<Value> = errors
+                    .iter()
+                    .map(|f| json!({"field": f.field, "message": f.message}))
+                    .collect();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+                    .with_field(first)
+                    .with_details(json!({ "fields": details }))
+            }
+            CertError::Conflict {
+                message,
+                existing_id,
+                correction_path,
+            } => ApiError::new(StatusCode::CONFLICT, "conflict", message).with_details(json!({
+                "existing_id": existing_id,
+                "correction_path": correction_path,
+            })),
+            CertError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "certificate service failed");
+                ApiError::internal("the certificate service failed; see the server log")
+            }
+        }
+    }
+}
+
+fn service(state: &AppState) -> Result<CertificateService, ApiError> {
+    state
+        .certificates
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CertError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn principal(caller: &Caller) -> Result<&Principal, ApiError> {
+    caller.0.as_ref().ok_or_else(ApiError::unauthorized)
+}
+
+/// A facility token may only issue for, and read, its own facilities.
+fn facility_allows(p: &Principal, facility_id: Option<&str>) -> bool {
+    p.role != Role::Facility || facility_id.is_some_and(|id| p.facilities.iter().any(|f| f == id))
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+fn issue_request(value: Value, p: &Principal) -> Result<IssueRequest, ApiError> {
+    let req = IssueRequest::from_json(value)?;
+    if !facility_allows(p, req.facility.id.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not issue for that facility",
+        )
+        .with_field("facility.id"));
+    }
+    Ok(req)
+}
+
+/// `POST /v1/certificates`: 201 for a new certificate, 200 for a re-send.
+pub async fn issue(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let req = issue_request(parse_json(&body)?, &p)?;
+    let svc = service(&state)?;
+    let issued = blocking(move || svc.issue(&req, &p.name)).await?;
+    let status = match issued.status {
+        IssueStatus::Created => StatusCode::CREATED,
+        IssueStatus::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(issued)).into_response())
+}
+
+/// `POST /v1/certificates/batch`: per item, the certificate or the errors.
+pub async fn issue_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let Value::Array(items) = parse_json(&body)? else {
+        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "",
+            format!("a batch holds 1 to {MAX_BATCH} items"),
+        ));
+    }
+    // Items that fail parsing are answered without reaching the service;
+    // the rest are issued together (one group commit).
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
+    for item in items {
+        match issue_request(item, &p) {
+            Ok(req) => {
+                parsed.push(req);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(error_json(&e))),
+        }
+    }
+    let svc = service(&state)?;
+    let actor = p.name.clone();
+    let issued = blocking(move || Ok(svc.issue_batch(&parsed, &actor))).await?;
+    let mut issued = issued.into_iter();
+    let out: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Some(err) => err,
+            None => match issued.next() {
+                Some(Ok(i)) => json!({"id": i.id, "status": i.status}),
+                Some(Err(e)) => error_json(&ApiError::from(e)),
+                None => json!({"error": {"code": "internal", "message": "missing result"}}),
+            },
+        })
+        .collect();
+    Ok(Json(json!({ "results": out })).into_response())
+}
+
+fn error_json(e: &ApiError) -> Value {
+    json!({"error": {
+        "status": e.status.as_u16(),
+        "code": e.code,
+        "message": e.message,
+        "field": e.field,
+        "details": e.details,
+    }})
+}
+
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<divoc_storage::certificates::CertificateRecord, ApiError> {
+    let p = principal(caller)?.clone();
+    let svc = service(state)?;
+    let record = blocking(move || svc.get(&id)).await?;
+    if !facility_allows(&p, record.facility_id.as_deref()) {
+        // Do not reveal that another facility's certificate exists.
+        return Err(ApiError::not_found("certificate not found"));
+    }
+    Ok(record)
+}
+
+/// `GET /v1/certificates/{id}`: the signed credential.
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = readable(&state, &caller, id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/vc+ld+json")],
+        Json(record.credential),
+    )
+        .into_response())
+}
+
+/// `GET /v1/certificates/{id}/history`: every version, oldest first.
+pub async fn history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    readable(&state, &caller, id.clone()).await?;
+    let svc = service(&state)?;
+    let versions = blocking(move || svc.history(&id)).await?;
+    let now = divoc_certificates::dates::now_ms();
+    let rows: Vec<Value> = versions
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "version": r.version,
+                "previous_id": r.previous_id,
+                "status": r.effective_status(now).as_str(),
+                "revoked_reason": r.revoked_reason,
+                "issued_at_ms": r.issued_at_ms,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "versions": rows })).into_response())
+}
+
+/// `GET /v1/certificates/{id}/qr.png` and `qr.svg`.
+pub async fn qr(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    readable(&state, &caller, id.clone()).await?;
+    let svc = service(&state)?;
+    let format = file.clone();
+    let (content_type, body) = blocking(move || {
+        let text = svc.qr_text(&id)?;
+        match format.as_str() {
+            "qr.png" => Ok((
+                "image/png",
+                divoc_certificates::qr::render_png(text.as_bytes(), 4)?,
+            )),
+            "qr.svg" => Ok((
+                "image/svg+xml",
+                divoc_certificates::qr::render_svg(text.as_bytes())?.into_bytes(),
+            )),
+            "qr.txt" => Ok(("text/plain; charset=utf-8", text.into_bytes())),
+            _ => Err(CertError::NotFound(format!("rendering `{format}`"))),
+        }
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `POST /v1/certificates/{id}/revoke` `{"reason": "..."}`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let body = parse_json(&body)?;
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("reason", "`reason` is required"))?
+        .to_string();
+    let svc = service(&state)?;
+    let record = blocking(move || svc.revoke(&id, &reason, &p.name)).await?;
+    Ok(Json(status_json(&record)).into_response())
+}
+
+/// `POST /v1/certificates/{id}/suspend` `{"until": "YYYY-MM-DD"?}`.
+pub async fn suspend(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let until = if body.is_empty() {
+        None
+    } else {
+        match parse_json(&body)?.get("until") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("until", "`until` must be a date")),
+        }
+    };
+    let svc = service(&state)?;
+    let record = blocking(move || svc.suspend(&id, until.as_deref(), &p.name)).await?;
+    Ok(Json(status_json(&record)).into_response())
+}
+
+/// `POST /v1/certificates/{id}/reinstate`.
+pub async fn reinstate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let svc = service(&state)?;
+    let record = blocking(move || svc.reinstate(&id, &p.name)).await?;
+    Ok(Json(status_json(&record)).into_response())
+}
+
+fn status_json(r: &divoc_storage::certificates::CertificateRecord) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.effective_status(divoc_certificates::dates::now_ms()).as_str(),
+        "revoked_reason": r.revoked_reason,
+        "suspended_until_ms": r.suspended_until_ms,
+    })
+}
+
+/// `PUT /v1/certificates/{id}`: a corrected version; the old one is revoked
+/// as superseded.
+pub async fn correct(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    readable(&state, &caller, id.clone()).await?;
+    let req = issue_request(parse_json(&body)?, &p)?;
+    let svc = service(&state)?;
+    let issued = blocking(move || svc.correct(&id, &req, &p.name)).await?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+/// `GET /v1/status/{list}`: a signed Bitstring Status List credential that
+/// verifiers may cache.
+pub async fn status_list(
+    State(state): State<AppState>,
+    Path(list): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let credential = blocking(move || svc.status_list(&list)).await?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CONTENT_TYPE, "application/vc+ld+json"),
+        ],
+        Json(credential),
+    )
+        .into_response())
+}
+
+/// `POST /v1/verify`: `{"qr": "DIVOC1:..."}` or `{"credential": {...}}`.
+pub async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body = parse_json(&body)?;
+    let input = match (body.get("qr"), body.get("credential")) {
+        (Some(Value::String(text)), None) => VerifyInput::QrText(text.clone()),
+        (None, Some(credential @ Value::Object(_))) => VerifyInput::Json(credential.clone()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "qr",
+                "give exactly one of `qr` (text) and `credential` (object)",
+            ))
+        }
+    };
+    let svc = service(&state)?;
+    let verdict = blocking(move || svc.verify(input)).await?;
+    Ok(Json(verdict).into_response())
+}

@@ -1,0 +1,178 @@
+//! End to end through HTTP: issue a certificate, fetch it and its QR, verify
+//! it online, check its proof with nothing but the published JWKS, revoke it
+//! and see verification report it revoked; bad input is a 4xx naming the field.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const ADMIN: &str = "cert-test-admin-token-0123";
+
+fn start(tmp: &std::path::Path) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
+        .arg("--config")
+        .arg(repo.join("config/divoc.toml"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(tmp.join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--plugins")
+        .arg(tmp.join("plugins"))
+        .env("DIVOC_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child, format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
+    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN}"));
+    let result = match body {
+        Some(b) => req.send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = response.status();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+    (status, bytes)
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[test]
+fn issue_render_verify_revoke() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = &server.1;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
+    )
+    .unwrap();
+
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = json_of(&body)["id"].as_str().unwrap().to_string();
+    // Idempotent: the same item again is the same certificate.
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)["id"], id.as_str());
+
+    let (status, body) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
+    assert_eq!(status, 200);
+    let credential = json_of(&body);
+    assert_eq!(credential["proof"]["cryptosuite"], "eddsa-jcs-2022");
+
+    let (status, png) = send("GET", &format!("{base}/v1/certificates/{id}/qr.png"), None);
+    assert_eq!(status, 200);
+    assert_eq!(&png[1..4], b"PNG");
+    let (status, svg) = send("GET", &format!("{base}/v1/certificates/{id}/qr.svg"), None);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&svg).contains("<svg"));
+    let (_, qr) = send("GET", &format!("{base}/v1/certificates/{id}/qr.txt"), None);
+    let qr = String::from_utf8(qr).unwrap();
+
+    // An independent check with only the published JWKS.
+    let (status, jwks) = send("GET", &format!("{base}/.well-known/jwks.json"), None);
+    assert_eq!(status, 200);
+    let jwks = json_of(&jwks);
+    let resolve = |vm: &str| -> Option<[u8; 32]> {
+        jwks["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["kid"] == vm)
+            .and_then(|k| {
+                let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(k["x"].as_str()?)
+                    .ok()?;
+                x.try_into().ok()
+            })
+    };
+    divoc_crypto::data_integrity::verify_proof(&credential, resolve).unwrap();
+
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({ "qr": qr })),
+    );
+    assert_eq!(status, 200);
+    let verdict = json_of(&body);
+    assert_eq!(verdict["valid"], true, "{verdict}");
+
+    let (status, _) = send(
+        "POST",
+        &format!("{base}/v1/certificates/{id}/revoke"),
+        Some(&json!({"reason": "issued in error"})),
+    );
+    assert_eq!(status, 200);
+    let (_, body) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({ "credential": credential })),
+    );
+    let verdict = json_of(&body);
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    assert_eq!(verdict["checks"]["status"], "revoked", "{verdict}");
+    assert_eq!(verdict["checks"]["signature"]["ok"], true, "{verdict}");
+}
+
+#[test]
+fn bad_input_is_a_4xx_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = &server.1;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
+    let mut request: Value = serde_json::from_str(
+        &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
+    )
+    .unwrap();
+    request["vaccination"]["dose"] = json!(0);
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["error"]["field"], "vaccination.dose");
+
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), None);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({"nope": 1})),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&body)["error"]["field"], "qr");
+}
