@@ -20,6 +20,7 @@ mod engine;
 mod error;
 mod grants;
 mod manifest;
+mod output_size;
 mod plugin;
 mod registry;
 mod services;
@@ -31,9 +32,7 @@ pub use error::{GuestError, GuestErrorKind, LoadError, ManifestError, PluginErro
 pub use grants::{EffectiveCapabilities, Grant, Grants, Origin};
 pub use manifest::{Manifest, World, WIT_PACKAGE};
 pub use plugin::{EffectiveLimits, LimitSettings, PluginInfo, HOST_WIT_VERSION};
-pub use registry::{
-    PluginState, PluginStatus, ReloadReport, Rejection, Runtime, RuntimeSettings,
-};
+pub use registry::{PluginState, PluginStatus, Rejection, ReloadReport, Runtime, RuntimeSettings};
 pub use services::{HostKey, HostServices, KvBackend, KvError, MemoryKv, SignerBackend};
 pub use watcher::Watcher;
 pub use worlds::{

@@ -21,6 +21,7 @@ use crate::engine::deadline_ticks;
 use crate::error::{LoadError, PluginError};
 use crate::grants::{self, EffectiveCapabilities, Grants};
 use crate::manifest::{Manifest, PluginConfigs, World, WIT_PACKAGE};
+use crate::output_size::output_size;
 use crate::services::HostServices;
 
 /// The contract version this host implements.
@@ -204,11 +205,10 @@ impl LoadedPlugin {
         manifest_bytes: &[u8],
         component_bytes: &[u8],
     ) -> Result<LoadedPlugin, LoadError> {
-        let manifest_text =
-            std::str::from_utf8(manifest_bytes).map_err(|_| LoadError::Layout {
-                path: dir.to_path_buf(),
-                message: "plugin.toml is not UTF-8".into(),
-            })?;
+        let manifest_text = std::str::from_utf8(manifest_bytes).map_err(|_| LoadError::Layout {
+            path: dir.to_path_buf(),
+            message: "plugin.toml is not UTF-8".into(),
+        })?;
         let manifest = Manifest::parse(manifest_text)
             .map_err(|e| LoadError::Manifest(e.at(&dir.join("plugin.toml"))))?;
         let name = manifest.plugin.name.clone();
@@ -224,13 +224,12 @@ impl LoadedPlugin {
             });
         }
 
-        let component = Component::new(env.engine, component_bytes).map_err(|e| {
-            LoadError::Compile {
+        let component =
+            Component::new(env.engine, component_bytes).map_err(|e| LoadError::Compile {
                 plugin: name.clone(),
                 version: version.clone(),
                 message: format!("{e:#}"),
-            }
-        })?;
+            })?;
 
         let world = Self::check_exports(env.engine, &component, &manifest)?;
         Self::check_imports(env.engine, &component, &manifest)?;
@@ -242,10 +241,7 @@ impl LoadedPlugin {
             version: version.clone(),
             message: format!("{e:#}"),
         };
-        let instance_pre = env
-            .linker
-            .instantiate_pre(&component)
-            .map_err(link_error)?;
+        let instance_pre = env.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = match world {
             World::IdentityProvider => WorldPre::Identity(
                 identity_provider::IdentityProviderPre::new(instance_pre).map_err(link_error)?,
@@ -460,9 +456,7 @@ impl LoadedPlugin {
             WorldPre::Identity(p) => p.instantiate(&mut store).map(WorldInstance::Identity),
             WorldPre::Payment(p) => p.instantiate(&mut store).map(WorldInstance::Payment),
             WorldPre::Format(p) => p.instantiate(&mut store).map(WorldInstance::Format),
-            WorldPre::Distribution(p) => {
-                p.instantiate(&mut store).map(WorldInstance::Distribution)
-            }
+            WorldPre::Distribution(p) => p.instantiate(&mut store).map(WorldInstance::Distribution),
             WorldPre::Policy(p) => p.instantiate(&mut store).map(WorldInstance::Policy),
             WorldPre::Events(p) => p.instantiate(&mut store).map(WorldInstance::Events),
         };
@@ -601,26 +595,6 @@ impl LoadedPlugin {
     }
 }
 
-/// Bytes of a call's result, measured as its JSON encoding without building
-/// it: strings and byte lists dominate, and both count by their length.
-fn output_size<R: Serialize>(value: &R) -> u64 {
-    struct Count(u64);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => u64::MAX,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,12 +615,5 @@ mod tests {
         assert_eq!(p.interface, "identity");
         assert_eq!(p.version, Some(semver::Version::new(1, 0, 0)));
         assert!(parse_interface_name("plain-name").is_none());
-    }
-
-    #[test]
-    fn output_size_counts_payload_bytes() {
-        assert!(output_size(&vec![0u8; 1000]) >= 1000);
-        assert!(output_size(&"x".repeat(5000)) >= 5000);
-        assert!(output_size(&()) < 8);
     }
 }
