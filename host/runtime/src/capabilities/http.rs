@@ -9,7 +9,10 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::bindings::host::divoc::plugin::{http as wit, types};
 use crate::grants::{is_local, Origin};
@@ -52,27 +55,27 @@ pub(super) fn send(
         ));
     }
 
-    let plugin = ctx.name.clone();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(timeout)
-        .redirects(0)
-        .resolver(move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
-            let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
-            if !allow_local {
-                if let Some(bad) = addrs.iter().find(|a| is_local(a.ip())) {
+    // The resolver records its refusal here, so the refusal is recognised
+    // by what happened rather than by the wording of ureq's transport error.
+    let refused: Arc<Mutex<Option<String>>> = Arc::default();
+    let agent = {
+        let (plugin, refused) = (ctx.name.clone(), refused.clone());
+        ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .redirects(0)
+            .resolver(move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
+                let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+                if let Some(why) = refuse_local(netloc, &addrs, allow_local, &plugin) {
+                    *refused.lock() = Some(why.clone());
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::PermissionDenied,
-                        format!(
-                            "{netloc} resolves to the local address {}, which plugin `{plugin}` \
-                             was not granted",
-                            bad.ip()
-                        ),
+                        why,
                     ));
                 }
-            }
-            Ok(addrs)
-        })
-        .build();
+                Ok(addrs)
+            })
+            .build()
+    };
 
     let method = match request.method {
         wit::Method::Get => "GET",
@@ -94,13 +97,9 @@ pub(super) fn send(
         // A 4xx/5xx is an answer, not a failure: hand it to the plugin.
         Err(ureq::Error::Status(_, r)) => r,
         Err(ureq::Error::Transport(t)) => {
-            let denied = t
-                .to_string()
-                .contains("was not granted");
-            return Err(if denied {
-                types::Error::Rejected(t.to_string())
-            } else {
-                types::Error::Unavailable(format!("request to {origin} failed: {t}"))
+            return Err(match refused.lock().take() {
+                Some(why) => types::Error::Rejected(why),
+                None => types::Error::Unavailable(format!("request to {origin} failed: {t}")),
             });
         }
     };
@@ -127,4 +126,56 @@ pub(super) fn send(
         headers,
         body,
     })
+}
+
+/// Why `netloc`, resolved to `addrs`, may not be connected to: a local
+/// address reached through a grant that does not name a local host.
+fn refuse_local(
+    netloc: &str,
+    addrs: &[SocketAddr],
+    allow_local: bool,
+    plugin: &str,
+) -> Option<String> {
+    if allow_local {
+        return None;
+    }
+    let bad = addrs.iter().find(|a| is_local(a.ip()))?;
+    Some(format!(
+        "{netloc} resolves to the local address {}, which plugin `{plugin}` was not granted",
+        bad.ip()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn local_addresses_need_a_grant_that_names_them() {
+        let public = addrs(&["93.184.216.34:443"]);
+        assert_eq!(refuse_local("example.org:443", &public, false, "p"), None);
+        // One local address among public ones is enough to refuse: the
+        // connection could go to any of them.
+        let mixed = addrs(&["93.184.216.34:443", "10.0.0.7:443"]);
+        let why = refuse_local("example.org:443", &mixed, false, "p").unwrap();
+        assert!(why.contains("10.0.0.7") && why.contains("`p`"), "{why}");
+        for local in [
+            "127.0.0.1:80",
+            "[::1]:80",
+            "169.254.169.254:80",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let a = addrs(&[local]);
+            assert!(
+                refuse_local("alias:80", &a, false, "p").is_some(),
+                "{local}"
+            );
+            // An explicit local grant (e.g. `http://127.0.0.1:9000`) allows it.
+            assert_eq!(refuse_local("alias:80", &a, true, "p"), None);
+        }
+    }
 }
