@@ -111,7 +111,10 @@ pub struct Runtime {
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("plugins", &self.inner.plugins.load().keys().collect::<Vec<_>>())
+            .field(
+                "plugins",
+                &self.inner.plugins.load().keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -240,8 +243,7 @@ impl Runtime {
                     continue;
                 }
             }
-            match LoadedPlugin::load(&self.env(), &sub, &candidate.manifest, &candidate.component)
-            {
+            match LoadedPlugin::load(&self.env(), &sub, &candidate.manifest, &candidate.component) {
                 Ok(plugin) => {
                     tracing::info!(
                         plugin = %plugin.info.name,
@@ -264,16 +266,28 @@ impl Runtime {
                 }
             }
         }
-        // A plugin whose directory is gone is unloaded; calls in flight keep
-        // their `Arc` and finish normally.
+        // A plugin whose directory is gone, or whose directory now holds a
+        // plugin of another name, is unloaded; calls in flight keep their
+        // `Arc` and finish normally. A plugin whose directory could not be
+        // read this time keeps serving.
+        let renamed = |dir: &PathBuf, name: &str| names.iter().any(|(n, d)| d == dir && n != name);
         for (name, plugin) in current.iter() {
-            if !next.contains_key(name) && !seen_dirs.contains(&plugin.info.dir) {
+            if next.contains_key(name) {
+                continue;
+            }
+            if seen_dirs.contains(&plugin.info.dir) && !renamed(&plugin.info.dir, name) {
+                next.insert(name.clone(), plugin.clone());
+            } else {
                 tracing::info!(plugin = %name, "plugin removed");
                 report.removed.push(name.clone());
-            } else if !next.contains_key(name) {
-                next.insert(name.clone(), plugin.clone());
             }
         }
+        // Refusals of candidates whose directory is gone are history: the
+        // admin API would otherwise list a deleted plugin as rejected forever.
+        self.inner
+            .rejections
+            .lock()
+            .retain(|_, r| seen_dirs.contains(&r.dir));
         self.inner.plugins.store(Arc::new(next));
         report
     }
