@@ -168,7 +168,9 @@ impl Origin {
     pub fn parse(text: &str) -> Result<Origin, String> {
         let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
         if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
-            return Err(format!("`{text}` must be an origin, without a path or query"));
+            return Err(format!(
+                "`{text}` must be an origin, without a path or query"
+            ));
         }
         Origin::of(&url).ok_or_else(|| format!("`{text}` must be an http or https origin"))
     }
@@ -272,7 +274,10 @@ mod tests {
         let m = manifest("http = { origins = [\"https://a.example\"] }");
         let err = effective(&m, None).unwrap_err().to_string();
         assert!(err.contains("`p` 1.2.3"), "{err}");
-        assert!(err.contains("`http`") && err.contains("https://a.example:443"), "{err}");
+        assert!(
+            err.contains("`http`") && err.contains("https://a.example:443"),
+            "{err}"
+        );
 
         let m = manifest("kv = { quota-bytes = 5000 }");
         let grant = Grant {
@@ -284,7 +289,10 @@ mod tests {
 
         let m = manifest("signer = { purposes = [\"certificate\"] }");
         let err = effective(&m, None).unwrap_err().to_string();
-        assert!(err.contains("`signer`") && err.contains("certificate"), "{err}");
+        assert!(
+            err.contains("`signer`") && err.contains("certificate"),
+            "{err}"
+        );
 
         let m = manifest("log = true");
         let grant = Grant {
@@ -302,10 +310,26 @@ mod tests {
         );
         assert!(Origin::parse("https://example.org/path").is_err());
         assert!(Origin::parse("file:///etc/passwd").is_err());
-        assert!(Origin::parse("http://127.0.0.1:8080").unwrap().names_local_host());
-        assert!(Origin::parse("http://[::1]:8080").unwrap().names_local_host());
-        assert!(!Origin::parse("https://example.org").unwrap().names_local_host());
-        for local in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "100.64.0.1"] {
+        assert!(Origin::parse("http://127.0.0.1:8080")
+            .unwrap()
+            .names_local_host());
+        assert!(Origin::parse("http://[::1]:8080")
+            .unwrap()
+            .names_local_host());
+        assert!(!Origin::parse("https://example.org")
+            .unwrap()
+            .names_local_host());
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
             assert!(is_local(local.parse().unwrap()), "{local}");
         }
         for public in ["93.184.216.34", "2606:4700::1111"] {

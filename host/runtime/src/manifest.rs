@@ -174,14 +174,14 @@ impl Manifest {
 
     /// The contract version the manifest names.
     pub fn wit_version(&self) -> Result<semver::Version, ManifestError> {
-        let (package, version) = self
-            .plugin
-            .wit
-            .split_once('@')
-            .ok_or_else(|| ManifestError::Invalid {
-                field: "plugin.wit".into(),
-                message: format!("expected `{WIT_PACKAGE}@<version>`"),
-            })?;
+        let (package, version) =
+            self.plugin
+                .wit
+                .split_once('@')
+                .ok_or_else(|| ManifestError::Invalid {
+                    field: "plugin.wit".into(),
+                    message: format!("expected `{WIT_PACKAGE}@<version>`"),
+                })?;
         if package != WIT_PACKAGE {
             return Err(ManifestError::Invalid {
                 field: "plugin.wit".into(),
@@ -211,11 +211,9 @@ impl Manifest {
         self.wit_version()?;
         if let Some(http) = &self.capabilities.http {
             for origin in &http.origins {
-                crate::grants::Origin::parse(origin).map_err(|message| {
-                    ManifestError::Invalid {
-                        field: "capabilities.http.origins".into(),
-                        message,
-                    }
+                crate::grants::Origin::parse(origin).map_err(|message| ManifestError::Invalid {
+                    field: "capabilities.http.origins".into(),
+                    message,
                 })?;
             }
         }
@@ -296,7 +294,10 @@ mod tests {
                 GOOD.replace("divoc:plugin@1.1.0", "other:pkg@1.0.0"),
                 "plugin.wit",
             ),
-            (GOOD.replace("deadline-ms = 100", "deadline-ms = 0"), "limits.deadline-ms"),
+            (
+                GOOD.replace("deadline-ms = 100", "deadline-ms = 0"),
+                "limits.deadline-ms",
+            ),
             (
                 GOOD.replace("https://id.example.org", "ftp://x"),
                 "capabilities.http.origins",

@@ -33,13 +33,14 @@ impl Watcher {
     /// Starts watching `dir`; each settled change calls `runtime.reload_dir`.
     pub fn start(runtime: Runtime, dir: &Path) -> notify::Result<Watcher> {
         let (tx, rx) = mpsc::channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                if !event.kind.is_access() {
-                    let _ = tx.send(());
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if !event.kind.is_access() {
+                        let _ = tx.send(());
+                    }
                 }
-            }
-        })?;
+            })?;
         watcher.watch(dir, RecursiveMode::Recursive)?;
         let dir: PathBuf = dir.to_path_buf();
         let thread = std::thread::Builder::new()
@@ -49,7 +50,10 @@ impl Watcher {
                 while rx.recv().is_ok() {
                     while rx.recv_timeout(DEBOUNCE).is_ok() {}
                     let report = runtime.reload_dir(&dir);
-                    if !report.loaded.is_empty() || !report.rejected.is_empty() || !report.removed.is_empty() {
+                    if !report.loaded.is_empty()
+                        || !report.rejected.is_empty()
+                        || !report.removed.is_empty()
+                    {
                         tracing::info!(
                             loaded = ?report.loaded,
                             removed = ?report.removed,

@@ -88,6 +88,17 @@ macro_rules! handle {
         #[derive(Clone)]
         pub struct $handle(Arc<LoadedPlugin>);
 
+        // Handles end up in callers' structs and error paths; naming the
+        // pinned plugin version is what a reader of a debug print needs.
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    .field("plugin", &self.0.info.name)
+                    .field("version", &self.0.info.version)
+                    .finish()
+            }
+        }
+
         impl $handle {
             /// Facts about the version this handle calls.
             pub fn info(&self) -> &PluginInfo {
@@ -204,7 +215,10 @@ impl CertificateFormat {
         })
     }
 
-    pub fn encode(&self, credential: &format::Credential) -> Result<format::ArtifactData, PluginError> {
+    pub fn encode(
+        &self,
+        credential: &format::Credential,
+    ) -> Result<format::ArtifactData, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Format(b) => b.divoc_plugin_format().call_encode(store, credential),
             _ => Err(wrong_instance()),
@@ -253,7 +267,10 @@ impl DistributionChannel {
 }
 
 impl RolloutPolicy {
-    pub fn evaluate(&self, query: &eligibility::Query) -> Result<eligibility::Decision, PluginError> {
+    pub fn evaluate(
+        &self,
+        query: &eligibility::Query,
+    ) -> Result<eligibility::Decision, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Policy(b) => b.divoc_plugin_eligibility().call_evaluate(store, query),
             _ => Err(wrong_instance()),
