@@ -22,6 +22,10 @@ struct Case {
     description: String,
     /// `target/fixtures/<fixture>`.
     fixture: String,
+    /// `[old, new]` text replacements applied to the fixture's manifest, to
+    /// vary requested limits without another fixture build.
+    #[serde(default)]
+    manifest_edit: Vec<[String; 2]>,
     #[serde(default)]
     grant: Option<Grant>,
     /// Overrides of the operator's limit settings (unset fields keep defaults).
@@ -217,6 +221,7 @@ fn check_call(runtime: &Runtime, plugin: &str, call: &Call) -> Result<(), String
 fn run_case(dir: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(dir.join("case.toml")).map_err(|e| e.to_string())?;
     let case: Case = toml::from_str(&text).map_err(|e| format!("bad case.toml: {e}"))?;
+    println!("  {}", case.description);
     let fixture = support::fixture_dir(&case.fixture);
     let name = support::plugin_name(&fixture);
 
@@ -233,10 +238,17 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let runtime = Runtime::new(settings, services).map_err(|e| format!("{e:#}"))?;
 
     let (manifest, component) = support::read_plugin(&fixture);
+    let mut manifest = String::from_utf8(manifest).map_err(|e| e.to_string())?;
+    for [old, new] in &case.manifest_edit {
+        manifest = support::replace(manifest, old, new);
+    }
+    let manifest = manifest.into_bytes();
     let loaded = runtime.load_component(&fixture, &manifest, &component);
     match (&case.load_error, loaded) {
         (Some(expected), Ok(info)) => {
-            return Err(format!("expected load error {expected}, but {info:?} loaded"))
+            return Err(format!(
+                "expected load error {expected}, but {info:?} loaded"
+            ))
         }
         (Some(expected), Err(e)) => {
             let class = load_error_class(&e);
@@ -254,7 +266,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
     }
 
     for (i, call) in case.call.iter().enumerate() {
-        check_call(&runtime, &name, call).map_err(|e| format!("call {i} ({}): {e}", call.function))?;
+        check_call(&runtime, &name, call)
+            .map_err(|e| format!("call {i} ({}): {e}", call.function))?;
     }
 
     if let Some(other) = &case.then_serves {
@@ -287,8 +300,13 @@ fn case_dirs() -> Vec<PathBuf> {
 
 #[test]
 fn hostile_cases() {
+    let _load = support::shared();
     let dirs = case_dirs();
-    assert!(dirs.len() >= 10, "expected the case directories, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 10,
+        "expected the case directories, found {}",
+        dirs.len()
+    );
     let only = std::env::var("DIVOC_CASE").ok();
     let mut failures = Vec::new();
     for dir in &dirs {
@@ -307,5 +325,9 @@ fn hostile_cases() {
             failures.push(format!("{name}: {e}"));
         }
     }
-    assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
 }

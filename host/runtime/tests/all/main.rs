@@ -6,4 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod cases;
+mod faults;
+mod hot_swap;
+mod http;
+mod plugins;
 mod support;

@@ -6,9 +6,21 @@ use std::sync::Arc;
 
 use divoc_runtime::types::identity::Claim;
 use divoc_runtime::{
-    Grant, HostKey, HostServices, KvBackend, KvError, MemoryKv, Runtime, RuntimeSettings,
-    SignerBackend,
+    Grant, HostKey, HostServices, KvBackend, KvError, Runtime, RuntimeSettings, SignerBackend,
 };
+
+/// The hot-swap tests saturate both cores for seconds; tests with deadlines
+/// (a 200 ms plugin deadline includes its SQLite writes) must not run beside
+/// them. Heavy tests hold this exclusively, all others shared.
+static LOAD: parking_lot::RwLock<()> = parking_lot::RwLock::new(());
+
+pub fn shared() -> parking_lot::RwLockReadGuard<'static, ()> {
+    LOAD.read()
+}
+
+pub fn exclusive() -> parking_lot::RwLockWriteGuard<'static, ()> {
+    LOAD.write()
+}
 
 /// The workspace root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
@@ -167,8 +179,8 @@ pub struct KeyringSigner {
 impl KeyringSigner {
     pub fn open(dir: &Path) -> KeyringSigner {
         let issuer = divoc_crypto::keys::IssuerConfig::new("did:web:example.org");
-        let keyring = divoc_crypto::keys::Keyring::open_or_create(&dir.join("keys"), &issuer)
-            .unwrap();
+        let keyring =
+            divoc_crypto::keys::Keyring::open_or_create(&dir.join("keys"), &issuer).unwrap();
         KeyringSigner { keyring }
     }
 }
@@ -210,14 +222,6 @@ pub fn real_services(dir: &Path) -> (HostServices, Arc<SqliteKv>, Arc<KeyringSig
         signer: signer.clone(),
     };
     (services, kv, signer)
-}
-
-/// In-memory kv with the real keyring (for signing tests that need no database).
-pub fn memory_kv_services(dir: &Path) -> HostServices {
-    HostServices {
-        kv: Arc::new(MemoryKv::default()),
-        signer: Arc::new(KeyringSigner::open(dir)),
-    }
 }
 
 /// Rewrites `old` to `new` in manifest text, failing loudly if absent.
