@@ -539,8 +539,13 @@ impl LoadedPlugin {
                 self.arm(&mut w.store);
                 w
             }
+            // Instantiation ran under its own deadline; the call gets a full
+            // one, so a plugin without warm instances is not penalised.
             None => match self.instantiate() {
-                Ok(w) => w,
+                Ok(mut w) => {
+                    self.arm(&mut w.store);
+                    w
+                }
                 Err(e) => return Err(self.fault(e)),
             },
         };
