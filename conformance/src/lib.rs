@@ -186,7 +186,7 @@ fn plugin_for(
     let grant = options
         .grants
         .clone()
-        .unwrap_or_else(|| grant_requested(&manifest));
+        .unwrap_or_else(|| Grant::requested_by(&manifest));
     let purposes = manifest
         .capabilities
         .signer
@@ -202,30 +202,6 @@ fn plugin_for(
         work_dir: work_dir.to_path_buf(),
         limit_faults: Rc::new(RefCell::new(Vec::new())),
     })
-}
-
-/// Grants exactly what the manifest requests. Origins are granted as
-/// written, so a loopback origin is reachable only when the manifest itself
-/// names one.
-fn grant_requested(manifest: &Manifest) -> Grant {
-    let c = &manifest.capabilities;
-    Grant {
-        log: None,
-        clock: None,
-        random: None,
-        config: None,
-        kv_quota_bytes: c.kv.as_ref().map(|kv| kv.quota_bytes),
-        http_origins: c
-            .http
-            .as_ref()
-            .map(|h| h.origins.clone())
-            .unwrap_or_default(),
-        signer_purposes: c
-            .signer
-            .as_ref()
-            .map(|s| s.purposes.clone())
-            .unwrap_or_default(),
-    }
 }
 
 /// Quota requested by a synthesized manifest.
@@ -413,7 +389,7 @@ mod tests {
              http = { origins = [\"http://127.0.0.1:9\"] }\nsigner = { purposes = [\"c\"] }\n",
         )
         .unwrap();
-        let g = grant_requested(&m);
+        let g = Grant::requested_by(&m);
         assert_eq!(g.kv_quota_bytes, Some(10));
         assert_eq!(g.http_origins, vec!["http://127.0.0.1:9".to_string()]);
         assert_eq!(g.signer_purposes, vec!["c".to_string()]);

@@ -160,29 +160,10 @@ fn isolated_runtime(manifest_text: &str) -> anyhow::Result<Runtime> {
     if let Ok(manifest) = Manifest::parse(manifest_text) {
         settings
             .grants
-            .insert(manifest.plugin.name.clone(), grant_requested(&manifest));
+            .insert(manifest.plugin.name.clone(), Grant::requested_by(&manifest));
     }
     settings.engine.pool_instances = 8;
     Runtime::new(settings, HostServices::isolated())
-}
-
-/// A grant covering exactly what a manifest requests.
-pub fn grant_requested(manifest: &Manifest) -> Grant {
-    let c = &manifest.capabilities;
-    Grant {
-        kv_quota_bytes: c.kv.as_ref().map(|k| k.quota_bytes),
-        http_origins: c
-            .http
-            .as_ref()
-            .map(|h| h.origins.clone())
-            .unwrap_or_default(),
-        signer_purposes: c
-            .signer
-            .as_ref()
-            .map(|s| s.purposes.clone())
-            .unwrap_or_default(),
-        ..Grant::default()
-    }
 }
 
 /// Runs the conformance suite; exit code 1 when any case fails.

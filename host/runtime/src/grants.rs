@@ -36,6 +36,30 @@ pub struct Grant {
     pub signer_purposes: Vec<String>,
 }
 
+impl Grant {
+    /// A grant covering exactly what a manifest requests, for tools that
+    /// judge a component on its own (`divoc plugin check`, conformance).
+    /// Origins are granted as written, so a loopback origin is reachable
+    /// only when the manifest itself names one.
+    pub fn requested_by(manifest: &Manifest) -> Grant {
+        let c = &manifest.capabilities;
+        Grant {
+            kv_quota_bytes: c.kv.as_ref().map(|kv| kv.quota_bytes),
+            http_origins: c
+                .http
+                .as_ref()
+                .map(|h| h.origins.clone())
+                .unwrap_or_default(),
+            signer_purposes: c
+                .signer
+                .as_ref()
+                .map(|s| s.purposes.clone())
+                .unwrap_or_default(),
+            ..Grant::default()
+        }
+    }
+}
+
 /// All grants, keyed by plugin name.
 pub type Grants = BTreeMap<String, Grant>;
 
