@@ -1,6 +1,7 @@
 //! `divoc`: the DIVOC-rs host binary.
 
 mod config;
+mod offline;
 mod plugin_cmd;
 mod serve;
 mod wiring;
@@ -54,13 +55,37 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
+    /// Verify a certificate offline: signature with a trust file, status
+    /// from cached status lists when given.
+    Verify {
+        /// A file (credential JSON or QR text) or the QR text itself.
+        input: String,
+        #[arg(long)]
+        trust_file: PathBuf,
+        /// A directory of downloaded status list credentials (`*.json`).
+        #[arg(long)]
+        status_cache: Option<PathBuf>,
+    },
+    /// Check the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Manage the issuer's signing keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
-        #[arg(long)]
+        #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the chain; exit code 1 on a tampered, missing or truncated record.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +158,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance { plugin, junit } => {
             init_logging(LogFormat::Human, "warn");
             plugin_cmd::conformance(&plugin, junit.as_deref())
+        }
+        Command::Verify {
+            input,
+            trust_file,
+            status_cache,
+        } => offline::verify_offline(&input, &trust_file, status_cache.as_deref()),
+        Command::Audit { command, data_dir } => {
+            let overrides = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let host = serve::open_host(&config)?;
+            match command {
+                AuditCommand::Verify => offline::audit_verify(&host.db),
+            }
         }
         Command::Keys { command, data_dir } => {
             init_logging(LogFormat::Human, "warn");

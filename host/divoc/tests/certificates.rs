@@ -134,6 +134,35 @@ fn issue_render_verify_revoke() {
     let verdict = json_of(&body);
     assert_eq!(verdict["valid"], true, "{verdict}");
 
+    // Offline: a trust file and nothing else. Without status lists the
+    // answer is "signature valid, status unknown", never invalid.
+    let data = tmp.path().join("data");
+    let trust = tmp.path().join("trust.json");
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_divoc"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, _) = cli(&[
+        "keys",
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--trust-file",
+        trust.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0));
+    let (code, out) = cli(&["verify", &qr, "--trust-file", trust.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let offline: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(offline["checks"]["signature"]["ok"], true, "{offline}");
+    assert_eq!(offline["checks"]["status"], "unknown", "{offline}");
+
     let (status, _) = send(
         "POST",
         &format!("{base}/v1/certificates/{id}/revoke"),
@@ -149,6 +178,33 @@ fn issue_render_verify_revoke() {
     assert_eq!(verdict["valid"], false, "{verdict}");
     assert_eq!(verdict["checks"]["status"], "revoked", "{verdict}");
     assert_eq!(verdict["checks"]["signature"]["ok"], true, "{verdict}");
+
+    // Offline again, now with the published status lists cached.
+    let cache = tmp.path().join("status");
+    std::fs::create_dir_all(&cache).unwrap();
+    for entry in credential["credentialStatus"].as_array().unwrap() {
+        let url = entry["statusListCredential"].as_str().unwrap();
+        let list = url.rsplit('/').next().unwrap();
+        let (status, body) = send("GET", &format!("{base}/v1/status/{list}"), None);
+        assert_eq!(status, 200);
+        std::fs::write(cache.join(format!("{list}.json")), body).unwrap();
+    }
+    let (code, out) = cli(&[
+        "verify",
+        &qr,
+        "--trust-file",
+        trust.to_str().unwrap(),
+        "--status-cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let offline: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(offline["checks"]["status"], "revoked", "{offline}");
+
+    // Every action above is in the hash-chained audit log, intact.
+    let (code, out) = cli(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("intact"), "{out}");
 }
 
 #[test]
