@@ -75,7 +75,7 @@ pub fn verify_offline(
 
 /// Walks the hash-chained audit log; exit code 1 on a tampered or missing record.
 pub fn audit_verify(db: &divoc_storage::Database) -> anyhow::Result<ExitCode> {
-    let report = db.read(|r| divoc_storage::audit::verify_audit_chain(r))?;
+    let report = db.read(divoc_storage::audit::verify_audit_chain)?;
     match &report.first_bad {
         None => {
             println!("audit log intact: {} records", report.records);
