@@ -374,3 +374,91 @@ pub async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Respon
     let verdict = blocking(move || svc.verify(input)).await?;
     Ok(Json(verdict).into_response())
 }
+
+/// The program assumed for DIVOC items that carry no `programId`.
+const DIVOC_DEFAULT_PROGRAM: &str = "covid-19";
+
+/// `POST /divoc/api/v1/certify`: DIVOC's payload unchanged (an array of
+/// items), answered 200 with a result per item. Field errors name DIVOC's
+/// fields, so an existing integrator only changes the base URL.
+pub async fn divoc_certify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let Value::Array(items) = parse_json(&body)? else {
+        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "",
+            format!("a request holds 1 to {MAX_BATCH} items"),
+        ));
+    }
+    let legacy_names = |e: CertError| match e {
+        CertError::Validation(fields) => CertError::Validation(
+            fields
+                .into_iter()
+                .map(|mut f| {
+                    f.field = divoc_certificates::legacy::legacy_field(&f.field);
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    let mut parsed = Vec::new();
+    let mut results: Vec<Option<Value>> = Vec::new();
+    for item in items {
+        let code = item
+            .get("preEnrollmentCode")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mapped = divoc_certificates::legacy::CertifyRequest::from_json(item)
+            .and_then(|r| r.into_issue_request(DIVOC_DEFAULT_PROGRAM))
+            .and_then(|r| {
+                r.validate().map_err(CertError::Validation)?;
+                Ok(r)
+            })
+            .map_err(legacy_names)
+            .map_err(ApiError::from)
+            .and_then(|r| {
+                if facility_allows(&p, r.facility.id.as_deref()) {
+                    Ok(r)
+                } else {
+                    Err(ApiError::forbidden("facility"))
+                }
+            });
+        match mapped {
+            Ok(r) => {
+                parsed.push((code, r));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(error_json(&e))),
+        }
+    }
+    let svc = service(&state)?;
+    let actor = p.name.clone();
+    let (codes, requests): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
+    let issued = blocking(move || Ok(svc.issue_batch(&requests, &actor))).await?;
+    let mut issued = issued.into_iter().zip(codes);
+    let out: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Some(err) => err,
+            None => match issued.next() {
+                Some((Ok(i), code)) => {
+                    json!({"preEnrollmentCode": code, "certificateId": i.id, "status": i.status})
+                }
+                Some((Err(e), code)) => {
+                    let mut v = error_json(&ApiError::from(legacy_names(e)));
+                    v["preEnrollmentCode"] = json!(code);
+                    v
+                }
+                None => json!({"error": {"code": "internal", "message": "missing result"}}),
+            },
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}

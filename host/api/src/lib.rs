@@ -93,6 +93,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         )
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/verify", post(certificates::verify))
+        .route("/divoc/api/v1/certify", post(certificates::divoc_certify))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,

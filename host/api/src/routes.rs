@@ -121,4 +121,9 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/verify",
         access: Access::Public,
     },
+    RouteSpec {
+        method: "POST",
+        path: "/divoc/api/v1/certify",
+        access: Access::Roles(ISSUERS),
+    },
 ];

@@ -232,3 +232,32 @@ fn bad_input_is_a_4xx_naming_the_field() {
     assert_eq!(status, 400);
     assert_eq!(json_of(&body)["error"]["field"], "qr");
 }
+
+#[test]
+fn divoc_certify_accepts_divoc_payloads_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = &server.1;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
+    let item: Value = serde_json::from_str(
+        &std::fs::read_to_string(cases.join("divoc-certify/payload.json")).unwrap(),
+    )
+    .unwrap();
+    let mut bad = item.clone();
+    bad["vaccination"]["dose"] = json!("one");
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/divoc/api/v1/certify"),
+        Some(&json!([item, bad])),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let results = json_of(&body);
+    assert_eq!(results[0]["preEnrollmentCode"], "12346", "{results}");
+    let id = results[0]["certificateId"].as_str().unwrap();
+    assert_eq!(
+        results[1]["error"]["field"], "vaccination.dose",
+        "{results}"
+    );
+    let (status, _) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
+    assert_eq!(status, 200);
+}
