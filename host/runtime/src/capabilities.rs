@@ -45,8 +45,13 @@ pub(crate) struct StoreState {
     /// Set when a memory growth was refused, to report a memory-limit fault
     /// rather than a bare trap.
     pub memory_limit_hit: bool,
-    /// When the current call must be finished; host calls (HTTP) are capped by it.
-    pub call_deadline: Instant,
+    /// The plugin's deadline for one call, counted in guest execution time:
+    /// time spent inside host calls (a kv write waiting for its fsync, an
+    /// HTTP request with its own time-out) is not charged to the plugin, so
+    /// a slow disk or network cannot make a well-behaved plugin time out.
+    pub deadline: Duration,
+    pub call_started: Instant,
+    pub host_time: Duration,
 }
 
 impl StoreState {
@@ -63,12 +68,24 @@ impl StoreState {
             limits,
             memory_cap,
             memory_limit_hit: false,
-            call_deadline: Instant::now(),
+            deadline: Duration::from_secs(1),
+            call_started: Instant::now(),
+            host_time: Duration::ZERO,
         }
     }
 
-    fn remaining(&self) -> Duration {
-        self.call_deadline.saturating_duration_since(Instant::now())
+    /// Guest execution time left in the current call.
+    pub fn guest_time_left(&self) -> Duration {
+        let guest = self.call_started.elapsed().saturating_sub(self.host_time);
+        self.deadline.saturating_sub(guest)
+    }
+
+    /// Runs a host call, keeping its time off the plugin's deadline.
+    fn timed<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        let started = Instant::now();
+        let r = f(self);
+        self.host_time += started.elapsed();
+        r
     }
 
     fn denied(&self, capability: &str) -> types::Error {
@@ -204,11 +221,7 @@ impl kv::Host for StoreState {
         if self.ctx.caps.kv_quota_bytes.is_none() {
             return Err(self.denied("kv"));
         }
-        self.ctx
-            .services
-            .kv
-            .get(&self.ctx.name, &key)
-            .map_err(kv_error)
+        self.timed(|s| s.ctx.services.kv.get(&s.ctx.name, &key).map_err(kv_error))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::Error> {
@@ -220,33 +233,39 @@ impl kv::Host for StoreState {
                 "kv keys are 1 to {MAX_KV_KEY} bytes"
             )));
         }
-        self.ctx
-            .services
-            .kv
-            .set(&self.ctx.name, &key, &value, quota)
-            .map_err(kv_error)
+        self.timed(|s| {
+            s.ctx
+                .services
+                .kv
+                .set(&s.ctx.name, &key, &value, quota)
+                .map_err(kv_error)
+        })
     }
 
     fn delete(&mut self, key: String) -> Result<(), types::Error> {
         if self.ctx.caps.kv_quota_bytes.is_none() {
             return Err(self.denied("kv"));
         }
-        self.ctx
-            .services
-            .kv
-            .delete(&self.ctx.name, &key)
-            .map_err(kv_error)
+        self.timed(|s| {
+            s.ctx
+                .services
+                .kv
+                .delete(&s.ctx.name, &key)
+                .map_err(kv_error)
+        })
     }
 
     fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, types::Error> {
         if self.ctx.caps.kv_quota_bytes.is_none() {
             return Err(self.denied("kv"));
         }
-        self.ctx
-            .services
-            .kv
-            .list(&self.ctx.name, &prefix, limit.min(10_000))
-            .map_err(kv_error)
+        self.timed(|s| {
+            s.ctx
+                .services
+                .kv
+                .list(&s.ctx.name, &prefix, limit.min(10_000))
+                .map_err(kv_error)
+        })
     }
 }
 
@@ -255,8 +274,10 @@ impl http_wit::Host for StoreState {
         if self.ctx.caps.http_origins.is_empty() {
             return Err(self.denied("http"));
         }
-        let remaining = self.remaining();
-        http::send(&self.ctx, request, remaining)
+        // The request is bounded by its own time-out, at most the plugin's
+        // deadline; its time is not charged to the plugin's guest time.
+        let limit = self.deadline;
+        self.timed(|s| http::send(&s.ctx, request, limit))
     }
 }
 

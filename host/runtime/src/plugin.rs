@@ -451,6 +451,17 @@ impl LoadedPlugin {
             StoreState::new(self.ctx.clone(), self.info.limits.memory_bytes as usize),
         );
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        // When the epoch deadline passes, charge only guest time: if host
+        // calls used part of it, extend by what is left; otherwise interrupt.
+        store.epoch_deadline_callback(|ctx| {
+            let left = ctx.data().guest_time_left();
+            if left.is_zero() {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                Ok(wasmtime::UpdateDeadline::Continue(deadline_ticks(ms)))
+            }
+        });
         self.arm(&mut store);
         let instance = match &self.pre {
             WorldPre::Identity(p) => p.instantiate(&mut store).map(WorldInstance::Identity),
@@ -470,13 +481,14 @@ impl LoadedPlugin {
     fn arm(&self, store: &mut Store<StoreState>) {
         let limits = &self.info.limits;
         store.set_epoch_deadline(deadline_ticks(limits.deadline_ms));
-        store.epoch_deadline_trap();
         // Fuel is always on in the engine; a plugin without a budget gets
         // effectively unlimited fuel and is bounded by its deadline instead.
         let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         let state = store.data_mut();
         state.memory_limit_hit = false;
-        state.call_deadline = Instant::now() + Duration::from_millis(limits.deadline_ms);
+        state.deadline = Duration::from_millis(limits.deadline_ms);
+        state.call_started = Instant::now();
+        state.host_time = Duration::ZERO;
     }
 
     fn put_back(&self, warm: Warm) {
