@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use divoc_certificates::{CertError, CertificateService, IssueRequest, IssueStatus, VerifyInput};
+use divoc_certificates::{
+    CertError, CertificateService, IssueRequest, IssueStatus, Issued, VerifyInput,
+};
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Principal, Role};
@@ -120,14 +122,9 @@ pub async fn issue(
     Ok((status, Json(issued)).into_response())
 }
 
-/// `POST /v1/certificates/batch`: per item, the certificate or the errors.
-pub async fn issue_batch(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = principal(&caller)?.clone();
-    let Value::Array(items) = parse_json(&body)? else {
+/// The items of a batch body: a JSON array of 1 to [`MAX_BATCH`] items.
+fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
+    let Value::Array(items) = parse_json(body)? else {
         return Err(ApiError::bad_request("", "the body must be a JSON array"));
     };
     if items.is_empty() || items.len() > MAX_BATCH {
@@ -136,12 +133,24 @@ pub async fn issue_batch(
             format!("a batch holds 1 to {MAX_BATCH} items"),
         ));
     }
-    // Items that fail parsing are answered without reaching the service;
-    // the rest are issued together (one group commit).
+    Ok(items)
+}
+
+/// Parses every item; items that fail are answered without reaching the
+/// service, the rest are issued together (one group commit). Answers in
+/// input order: `ok(index, issued)` or the item's error.
+async fn issue_items(
+    state: &AppState,
+    actor: String,
+    items: Vec<Value>,
+    parse: impl Fn(Value) -> Result<IssueRequest, ApiError>,
+    service_error: impl Fn(CertError) -> ApiError,
+    ok: impl Fn(usize, Issued) -> Value,
+) -> Result<Vec<Value>, ApiError> {
     let mut parsed = Vec::with_capacity(items.len());
     let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
     for item in items {
-        match issue_request(item, &p) {
+        match parse(item) {
             Ok(req) => {
                 parsed.push(req);
                 results.push(None);
@@ -149,21 +158,40 @@ pub async fn issue_batch(
             Err(e) => results.push(Some(error_json(&e))),
         }
     }
-    let svc = service(&state)?;
-    let actor = p.name.clone();
+    let svc = service(state)?;
     let issued = blocking(move || Ok(svc.issue_batch(&parsed, &actor))).await?;
     let mut issued = issued.into_iter();
-    let out: Vec<Value> = results
+    Ok(results
         .into_iter()
-        .map(|r| match r {
+        .enumerate()
+        .map(|(index, r)| match r {
             Some(err) => err,
             None => match issued.next() {
-                Some(Ok(i)) => json!({"id": i.id, "status": i.status}),
-                Some(Err(e)) => error_json(&ApiError::from(e)),
+                Some(Ok(i)) => ok(index, i),
+                Some(Err(e)) => error_json(&service_error(e)),
                 None => json!({"error": {"code": "internal", "message": "missing result"}}),
             },
         })
-        .collect();
+        .collect())
+}
+
+/// `POST /v1/certificates/batch`: per item, the certificate or the errors.
+pub async fn issue_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let items = batch_items(&body)?;
+    let out = issue_items(
+        &state,
+        p.name.clone(),
+        items,
+        |item| issue_request(item, &p),
+        ApiError::from,
+        |_, i| json!({"id": i.id, "status": i.status}),
+    )
+    .await?;
     Ok(Json(json!({ "results": out })).into_response())
 }
 
@@ -387,16 +415,50 @@ pub async fn divoc_certify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
-    let Value::Array(items) = parse_json(&body)? else {
-        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+    let items = batch_items(&body)?;
+    let codes: Vec<Option<String>> = items
+        .iter()
+        .map(|i| {
+            i.get("preEnrollmentCode")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let parse = |item: Value| {
+        let req = divoc_certificates::legacy::CertifyRequest::from_json(item)
+            .and_then(|r| r.into_issue_request(DIVOC_DEFAULT_PROGRAM))
+            .and_then(|r| {
+                r.validate().map_err(CertError::Validation)?;
+                Ok(r)
+            })
+            .map_err(|e| ApiError::from(legacy_names(e)))?;
+        if !facility_allows(&p, req.facility.id.as_deref()) {
+            return Err(ApiError::forbidden("facility"));
+        }
+        Ok(req)
     };
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(
-            "",
-            format!("a request holds 1 to {MAX_BATCH} items"),
-        ));
+    let mut out = issue_items(
+        &state,
+        p.name.clone(),
+        items,
+        parse,
+        |e| ApiError::from(legacy_names(e)),
+        |index, i| {
+            json!({"preEnrollmentCode": codes[index], "certificateId": i.id, "status": i.status})
+        },
+    )
+    .await?;
+    for (result, code) in out.iter_mut().zip(&codes) {
+        if result.get("error").is_some() {
+            result["preEnrollmentCode"] = json!(code);
+        }
     }
-    let legacy_names = |e: CertError| match e {
+    Ok(Json(out).into_response())
+}
+
+/// Renames native field paths in validation errors to DIVOC's.
+fn legacy_names(e: CertError) -> CertError {
+    match e {
         CertError::Validation(fields) => CertError::Validation(
             fields
                 .into_iter()
@@ -407,58 +469,5 @@ pub async fn divoc_certify(
                 .collect(),
         ),
         other => other,
-    };
-    let mut parsed = Vec::new();
-    let mut results: Vec<Option<Value>> = Vec::new();
-    for item in items {
-        let code = item
-            .get("preEnrollmentCode")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let mapped = divoc_certificates::legacy::CertifyRequest::from_json(item)
-            .and_then(|r| r.into_issue_request(DIVOC_DEFAULT_PROGRAM))
-            .and_then(|r| {
-                r.validate().map_err(CertError::Validation)?;
-                Ok(r)
-            })
-            .map_err(legacy_names)
-            .map_err(ApiError::from)
-            .and_then(|r| {
-                if facility_allows(&p, r.facility.id.as_deref()) {
-                    Ok(r)
-                } else {
-                    Err(ApiError::forbidden("facility"))
-                }
-            });
-        match mapped {
-            Ok(r) => {
-                parsed.push((code, r));
-                results.push(None);
-            }
-            Err(e) => results.push(Some(error_json(&e))),
-        }
     }
-    let svc = service(&state)?;
-    let actor = p.name.clone();
-    let (codes, requests): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
-    let issued = blocking(move || Ok(svc.issue_batch(&requests, &actor))).await?;
-    let mut issued = issued.into_iter().zip(codes);
-    let out: Vec<Value> = results
-        .into_iter()
-        .map(|r| match r {
-            Some(err) => err,
-            None => match issued.next() {
-                Some((Ok(i), code)) => {
-                    json!({"preEnrollmentCode": code, "certificateId": i.id, "status": i.status})
-                }
-                Some((Err(e), code)) => {
-                    let mut v = error_json(&ApiError::from(legacy_names(e)));
-                    v["preEnrollmentCode"] = json!(code);
-                    v
-                }
-                None => json!({"error": {"code": "internal", "message": "missing result"}}),
-            },
-        })
-        .collect();
-    Ok(Json(out).into_response())
 }
