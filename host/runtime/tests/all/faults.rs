@@ -227,3 +227,55 @@ fn renamed_and_deleted_plugin_directories_leave_the_registry() {
     let names: Vec<String> = runtime.status().into_iter().map(|s| s.name).collect();
     assert_eq!(names, vec!["swap-renamed"]);
 }
+
+/// A kv backend whose writes take longer than the plugin's whole deadline,
+/// as an fsync on a loaded disk can.
+struct SlowKv {
+    inner: divoc_runtime::MemoryKv,
+    delay: std::time::Duration,
+}
+
+impl divoc_runtime::KvBackend for SlowKv {
+    fn get(&self, p: &str, k: &str) -> Result<Option<Vec<u8>>, divoc_runtime::KvError> {
+        self.inner.get(p, k)
+    }
+    fn set(&self, p: &str, k: &str, v: &[u8], q: u64) -> Result<(), divoc_runtime::KvError> {
+        std::thread::sleep(self.delay);
+        self.inner.set(p, k, v, q)
+    }
+    fn delete(&self, p: &str, k: &str) -> Result<(), divoc_runtime::KvError> {
+        self.inner.delete(p, k)
+    }
+    fn list(&self, p: &str, pre: &str, l: u32) -> Result<Vec<String>, divoc_runtime::KvError> {
+        self.inner.list(p, pre, l)
+    }
+}
+
+#[test]
+fn time_inside_host_calls_is_not_charged_to_the_deadline() {
+    let _load = support::shared();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("compat");
+    // A 50 ms deadline, and kv writes that take 150 ms each.
+    support::copy_plugin(&support::fixture_dir("compat-v1-0"), &dir, |m| {
+        m.replace("[limits]", "[limits]\ndeadline-ms = 50")
+    });
+    let mut settings = support::settings();
+    settings
+        .grants
+        .insert("compat-v1-0".into(), support::generous_grant());
+    let services = divoc_runtime::HostServices {
+        kv: std::sync::Arc::new(SlowKv {
+            inner: divoc_runtime::MemoryKv::default(),
+            delay: std::time::Duration::from_millis(150),
+        }),
+        signer: std::sync::Arc::new(divoc_runtime::NoKeys),
+    };
+    let runtime = Runtime::new(settings, services).unwrap();
+    let (manifest, component) = support::read_plugin(&dir);
+    runtime.load_component(&dir, &manifest, &component).unwrap();
+    let p = runtime.identity_provider("compat-v1-0").unwrap();
+    assert_eq!(normalized(&p, "abc"), "abc#1");
+    assert_eq!(normalized(&p, "abc"), "abc#2");
+    assert_eq!(status_of(&runtime, "compat-v1-0").faults, 0);
+}
