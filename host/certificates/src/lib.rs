@@ -29,7 +29,9 @@
 pub mod credential;
 pub mod dates;
 pub mod error;
+pub mod import;
 pub mod legacy;
+pub mod lookup;
 pub mod qr;
 pub mod request;
 pub mod service;

@@ -239,6 +239,57 @@ pub fn decode_legacy_zip(zip: &[u8]) -> Result<Value, CertError> {
     }
 }
 
+/// Largest image accepted by [`read_image`], in pixels (a decompression
+/// bomb guard: a phone photo is ~12 MP; QR scans are far smaller).
+const MAX_IMAGE_PIXELS: u64 = 16_000_000;
+
+/// Finds and reads the QR code in a PNG or JPEG image and returns its raw
+/// content bytes (text for our `DIVOC1:` form, a zip for DIVOC's legacy
+/// form). Errors name the field `qr_image`.
+pub fn read_image(bytes: &[u8]) -> Result<Vec<u8>, CertError> {
+    let bad = |m: &str| CertError::field("qr_image", m);
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| bad("unreadable image"))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|_| bad("not a PNG or JPEG image"))?;
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(bad("image is larger than 16 megapixels"));
+    }
+    let img = image::load_from_memory(bytes)
+        .map_err(|_| bad("not a PNG or JPEG image"))?
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
+        img.width() as usize,
+        img.height() as usize,
+        |x, y| {
+            // x < width and y < height by construction.
+            img.get_pixel(x as u32, y as u32).0[0]
+        },
+    );
+    let grids = prepared.detect_grids();
+    let mut last_error = "no QR code found in the image";
+    for grid in grids {
+        let mut out = Vec::new();
+        match grid.decode_to(&mut out) {
+            Ok(_) => return Ok(out),
+            Err(_) => last_error = "a QR code was found but could not be read",
+        }
+    }
+    Err(bad(last_error))
+}
+
+/// Decodes any QR content we know: our `DIVOC1:` text or DIVOC's legacy
+/// zip.
+pub fn decode_content(content: &[u8]) -> Result<Value, CertError> {
+    if content.starts_with(b"PK\x03\x04") {
+        return decode_legacy_zip(content);
+    }
+    let text = std::str::from_utf8(content).map_err(|_| bad_input("unknown QR content"))?;
+    decode(text)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -266,6 +317,26 @@ mod tests {
         assert!(text.bytes().all(|b| B45.contains(&b)));
         assert_eq!(decode(&format!(" {text}\n")).unwrap(), v);
         assert!(decode("HC1:ABC").is_err());
+    }
+
+    #[test]
+    fn qr_images_are_read_back() {
+        let v = serde_json::json!({"credentialSubject": {"name": "Ana"}, "n": 1});
+        let text = encode(&v).unwrap();
+        let png = render_png(text.as_bytes(), 3).unwrap();
+        assert_eq!(read_image(&png).unwrap(), text.as_bytes());
+        assert_eq!(decode_content(&read_image(&png).unwrap()).unwrap(), v);
+        // DIVOC's legacy byte-mode zip QR.
+        let zip = legacy_zip(&v).unwrap();
+        let png = render_png(&zip, 3).unwrap();
+        assert_eq!(decode_content(&read_image(&png).unwrap()).unwrap(), v);
+        // Not an image; an image without a QR code.
+        let e = read_image(b"hello").unwrap_err();
+        assert!(matches!(e, CertError::Validation(ref f) if f[0].field == "qr_image"));
+        let blank = image::GrayImage::from_pixel(64, 64, image::Luma([255u8]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        blank.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        assert!(read_image(&out.into_inner()).is_err());
     }
 
     #[test]
