@@ -75,6 +75,10 @@ pub struct TokenConfig {
     /// Facility ids a `facility` or `vaccinator` token is scoped to.
     #[serde(default)]
     pub facilities: Vec<String>,
+    /// The contacts (`tel:…`, `mailto:…`) a `recipient` token belongs to:
+    /// it sees only certificates issued to one of them.
+    #[serde(default)]
+    pub contacts: Vec<String>,
 }
 
 /// The authenticated caller of a request.
@@ -83,6 +87,8 @@ pub struct Principal {
     pub name: String,
     pub role: Role,
     pub facilities: Vec<String>,
+    /// A recipient's own contacts (see [`TokenConfig::contacts`]).
+    pub contacts: Vec<String>,
 }
 
 /// Put into every request's extensions by the auth middleware.
@@ -99,6 +105,8 @@ pub enum TokenError {
     TooShort(String),
     #[error("two tokens share the same secret (`{0}` and `{1}`)")]
     Duplicate(String, String),
+    #[error("token `{0}`: a recipient token needs `contacts` (it would see nothing)")]
+    RecipientWithoutContacts(String),
 }
 
 /// Token digests → principals.
@@ -139,10 +147,14 @@ impl TokenTable {
                 }
                 _ => return Err(TokenError::Ambiguous(t.name.clone())),
             };
+            if t.role == Role::Recipient && t.contacts.is_empty() {
+                return Err(TokenError::RecipientWithoutContacts(t.name.clone()));
+            }
             let principal = Principal {
                 name: t.name.clone(),
                 role: t.role,
                 facilities: t.facilities.clone(),
+                contacts: t.contacts.clone(),
             };
             if let Some(other) = table.by_digest.insert(digest, principal) {
                 return Err(TokenError::Duplicate(other.name, t.name.clone()));
@@ -239,6 +251,7 @@ mod tests {
                 token: Some("0123456789abcdef-issuer".into()),
                 token_sha256: None,
                 facilities: vec![],
+                contacts: vec![],
             },
             TokenConfig {
                 name: "b".into(),
@@ -246,6 +259,7 @@ mod tests {
                 token: None,
                 token_sha256: Some(hex::encode(token_digest("0123456789abcdef-verifier"))),
                 facilities: vec![],
+                contacts: vec![],
             },
         ])
         .unwrap();
@@ -272,6 +286,7 @@ mod tests {
             token: None,
             token_sha256: None,
             facilities: vec![],
+            contacts: vec![],
         };
         assert!(matches!(
             TokenTable::from_config(std::slice::from_ref(&base)),

@@ -6,13 +6,15 @@
 //! the service returned, i.e. after the commit.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use divoc_certificates::{
-    CertError, CertificateService, IssueRequest, IssueStatus, Issued, VerifyInput,
+    qr, CertError, CertificateService, IssueRequest, IssueStatus, Issued, VerifyInput,
 };
+use divoc_storage::certificates::CertificateRecord;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Principal, Role};
@@ -49,6 +51,8 @@ impl From<CertError> for ApiError {
                 "correction_path": correction_path,
             })),
             CertError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            // A required check (identity, payment) could not be made:
+            // nothing was stored, the caller may retry.
             other => {
                 tracing::error!(error = %other, "certificate service failed");
                 ApiError::internal("the certificate service failed; see the server log")
@@ -57,14 +61,14 @@ impl From<CertError> for ApiError {
     }
 }
 
-fn service(state: &AppState) -> Result<CertificateService, ApiError> {
+pub(crate) fn service(state: &AppState) -> Result<CertificateService, ApiError> {
     state
         .certificates
         .clone()
         .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CertError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -73,16 +77,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn principal(caller: &Caller) -> Result<&Principal, ApiError> {
+pub(crate) fn principal(caller: &Caller) -> Result<&Principal, ApiError> {
     caller.0.as_ref().ok_or_else(ApiError::unauthorized)
 }
 
 /// A facility token may only issue for, and read, its own facilities.
-fn facility_allows(p: &Principal, facility_id: Option<&str>) -> bool {
+pub(crate) fn facility_allows(p: &Principal, facility_id: Option<&str>) -> bool {
     p.role != Role::Facility || facility_id.is_some_and(|id| p.facilities.iter().any(|f| f == id))
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -123,7 +127,7 @@ pub async fn issue(
 }
 
 /// The items of a batch body: a JSON array of 1 to [`MAX_BATCH`] items.
-fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
+pub(crate) fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
     let Value::Array(items) = parse_json(body)? else {
         return Err(ApiError::bad_request("", "the body must be a JSON array"));
     };
@@ -139,7 +143,7 @@ fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
 /// Parses every item; items that fail are answered without reaching the
 /// service, the rest are issued together (one group commit). Answers in
 /// input order: `ok(index, issued)` or the item's error.
-async fn issue_items(
+pub(crate) async fn issue_items(
     state: &AppState,
     actor: String,
     items: Vec<Value>,
@@ -195,7 +199,7 @@ pub async fn issue_batch(
     Ok(Json(json!({ "results": out })).into_response())
 }
 
-fn error_json(e: &ApiError) -> Value {
+pub(crate) fn error_json(e: &ApiError) -> Value {
     json!({"error": {
         "status": e.status.as_u16(),
         "code": e.code,
@@ -205,16 +209,34 @@ fn error_json(e: &ApiError) -> Value {
     }})
 }
 
-async fn readable(
+/// Whether `p` may see `record`: a facility only what it issued, a
+/// recipient only what was issued to one of their contacts, other roles
+/// that may reach a read route everything.
+pub(crate) async fn may_read(
+    state: &AppState,
+    p: &Principal,
+    record: &CertificateRecord,
+) -> Result<bool, ApiError> {
+    match p.role {
+        Role::Facility => Ok(facility_allows(p, record.facility_id.as_deref())),
+        Role::Recipient => {
+            let (svc, record, contacts) = (service(state)?, record.clone(), p.contacts.clone());
+            blocking(move || svc.belongs_to(&record, &contacts)).await
+        }
+        _ => Ok(true),
+    }
+}
+
+pub(crate) async fn readable(
     state: &AppState,
     caller: &Caller,
     id: String,
-) -> Result<divoc_storage::certificates::CertificateRecord, ApiError> {
+) -> Result<CertificateRecord, ApiError> {
     let p = principal(caller)?.clone();
     let svc = service(state)?;
     let record = blocking(move || svc.get(&id)).await?;
-    if !facility_allows(&p, record.facility_id.as_deref()) {
-        // Do not reveal that another facility's certificate exists.
+    if !may_read(state, &p, &record).await? {
+        // Do not reveal that someone else's certificate exists.
         return Err(ApiError::not_found("certificate not found"));
     }
     Ok(record)
@@ -260,32 +282,65 @@ pub async fn history(
     Ok(Json(json!({ "versions": rows })).into_response())
 }
 
-/// `GET /v1/certificates/{id}/qr.png` and `qr.svg`.
-pub async fn qr(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path((id, file)): Path<(String, String)>,
+/// Query of the rendering routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RenderQuery {
+    /// `legacy` for DIVOC's zip-in-a-QR form (DIVOC's verifier apps).
+    pub form: Option<String>,
+    /// PDF language (a template name, e.g. `en`, `hi`).
+    pub lang: Option<String>,
+    /// Which dose, on the by-pre-enrolment-code routes.
+    pub dose: Option<u32>,
+}
+
+/// Renders one of a certificate's files: `qr.png`, `qr.svg`, `qr.txt`
+/// (the QR content) and `qr.zip` (DIVOC's legacy payload itself).
+pub(crate) async fn render_qr(
+    state: &AppState,
+    record: CertificateRecord,
+    file: String,
+    query: &RenderQuery,
 ) -> Result<Response, ApiError> {
-    readable(&state, &caller, id.clone()).await?;
-    let svc = service(&state)?;
-    let format = file.clone();
+    let legacy = match query.form.as_deref() {
+        None | Some("") | Some("divoc1") => false,
+        Some("legacy") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "form",
+                "`form` is `divoc1` (default) or `legacy`",
+            ))
+        }
+    };
+    service(state)?;
     let (content_type, body) = blocking(move || {
-        let text = svc.qr_text(&id)?;
-        match format.as_str() {
-            "qr.png" => Ok((
-                "image/png",
-                divoc_certificates::qr::render_png(text.as_bytes(), 4)?,
-            )),
-            "qr.svg" => Ok((
-                "image/svg+xml",
-                divoc_certificates::qr::render_svg(text.as_bytes())?.into_bytes(),
-            )),
-            "qr.txt" => Ok(("text/plain; charset=utf-8", text.into_bytes())),
-            _ => Err(CertError::NotFound(format!("rendering `{format}`"))),
+        let content = if legacy || file == "qr.zip" {
+            qr::legacy_zip(&record.credential)?
+        } else {
+            qr::encode(&record.credential)?.into_bytes()
+        };
+        match file.as_str() {
+            "qr.png" => Ok(("image/png", qr::render_png(&content, 4)?)),
+            "qr.svg" => Ok(("image/svg+xml", qr::render_svg(&content)?.into_bytes())),
+            "qr.txt" if !legacy => Ok(("text/plain; charset=utf-8", content)),
+            "qr.zip" => Ok(("application/zip", content)),
+            _ => Err(CertError::NotFound(format!("rendering `{file}`"))),
         }
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `GET /v1/certificates/{id}/{file}`: `qr.png`, `qr.svg`, `qr.txt`,
+/// `qr.zip` (`?form=legacy` for DIVOC's QR form).
+pub async fn qr(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, file)): Path<(String, String)>,
+    Query(query): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let record = readable(&state, &caller, id).await?;
+    render_qr(&state, record, file, &query).await
 }
 
 /// `POST /v1/certificates/{id}/revoke` `{"reason": "..."}`.
@@ -342,7 +397,7 @@ pub async fn reinstate(
     Ok(Json(status_json(&record)).into_response())
 }
 
-fn status_json(r: &divoc_storage::certificates::CertificateRecord) -> Value {
+pub(crate) fn status_json(r: &divoc_storage::certificates::CertificateRecord) -> Value {
     json!({
         "id": r.id,
         "status": r.effective_status(divoc_certificates::dates::now_ms()).as_str(),
@@ -385,17 +440,53 @@ pub async fn status_list(
         .into_response())
 }
 
-/// `POST /v1/verify`: `{"qr": "DIVOC1:..."}` or `{"credential": {...}}`.
-pub async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let body = parse_json(&body)?;
-    let input = match (body.get("qr"), body.get("credential")) {
-        (Some(Value::String(text)), None) => VerifyInput::QrText(text.clone()),
-        (None, Some(credential @ Value::Object(_))) => VerifyInput::Json(credential.clone()),
-        _ => {
-            return Err(ApiError::bad_request(
-                "qr",
-                "give exactly one of `qr` (text) and `credential` (object)",
-            ))
+/// Largest QR image accepted by `/v1/verify`, bytes.
+const MAX_QR_IMAGE: usize = 4 << 20;
+
+/// `POST /v1/verify`: `{"qr": "DIVOC1:..."}`, `{"credential": {...}}`,
+/// `{"qr_image": "<base64 PNG/JPEG>"}`, or the image itself as the body
+/// (`Content-Type: image/png` or `image/jpeg`).
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let image = if content_type.starts_with("image/") {
+        Some(body.to_vec())
+    } else {
+        None
+    };
+    let input = match image {
+        Some(image) => VerifyInput::Json(qr_image_credential(image).await?),
+        None => {
+            let body = parse_json(&body)?;
+            match (body.get("qr"), body.get("credential"), body.get("qr_image")) {
+                (Some(Value::String(text)), None, None) => VerifyInput::QrText(text.clone()),
+                (None, Some(credential @ Value::Object(_)), None) => {
+                    VerifyInput::Json(credential.clone())
+                }
+                (None, None, Some(Value::String(b64))) => {
+                    use base64::Engine as _;
+                    let image = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|_| {
+                            ApiError::bad_request("qr_image", "`qr_image` is not base64")
+                        })?;
+                    VerifyInput::Json(qr_image_credential(image).await?)
+                }
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "qr",
+                        "give exactly one of `qr` (text), `credential` (object) and \
+                         `qr_image` (base64 PNG/JPEG), or send the image as the body",
+                    ))
+                }
+            }
         }
     };
     let svc = service(&state)?;
@@ -403,8 +494,182 @@ pub async fn verify(State(state): State<AppState>, body: Bytes) -> Result<Respon
     Ok(Json(verdict).into_response())
 }
 
+/// Reads the QR code in an image and decodes its content (our text form
+/// or DIVOC's zip) into the credential.
+async fn qr_image_credential(image: Vec<u8>) -> Result<Value, ApiError> {
+    if image.len() > MAX_QR_IMAGE {
+        return Err(ApiError::bad_request(
+            "qr_image",
+            "the image is larger than 4 MiB",
+        ));
+    }
+    blocking(move || qr::decode_content(&qr::read_image(&image)?)).await
+}
+
+/// `POST /v1/certificates/lookup`: `{"preEnrollmentCode": "..."}` or
+/// `{"contact": "tel:...", "dob": "YYYY-MM-DD"}` (personal data travels in
+/// the body, not the URL, so it stays out of access logs). Answers the
+/// current certificate of every dose the caller may see.
+pub async fn lookup(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let body = parse_json(&body)?;
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let svc = service(&state)?;
+    let records = match (text("preEnrollmentCode"), text("contact"), text("dob")) {
+        (Some(code), None, None) => {
+            if p.role == Role::Recipient {
+                return Err(ApiError::forbidden("recipient").with_field("preEnrollmentCode"));
+            }
+            blocking(move || svc.current_by_pre_enrollment(&code)).await?
+        }
+        (None, Some(contact), Some(dob)) => {
+            if divoc_certificates::dates::parse_date(&dob).is_none() {
+                return Err(ApiError::bad_request("dob", "`dob` must be YYYY-MM-DD"));
+            }
+            if p.role == Role::Recipient && !p.contacts.iter().any(|c| same_contact(c, &contact)) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a recipient may look up only their own contacts",
+                )
+                .with_field("contact"));
+            }
+            blocking(move || svc.current_by_contact(&contact, &dob)).await?
+        }
+        (None, Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "dob",
+                "`dob` is required with `contact`",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "preEnrollmentCode",
+                "give `preEnrollmentCode`, or `contact` and `dob`",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for r in records {
+        if may_read(&state, &p, &r).await? {
+            out.push(summary_json(&r, true));
+        }
+    }
+    Ok(Json(json!({ "certificates": out })).into_response())
+}
+
+fn same_contact(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
+}
+
+/// A certificate in lookup answers.
+pub(crate) fn summary_json(r: &CertificateRecord, with_credential: bool) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "program": r.program,
+        "dose": r.dose,
+        "version": r.version,
+        "status": r.effective_status(divoc_certificates::dates::now_ms()).as_str(),
+        "issued_at_ms": r.issued_at_ms,
+    });
+    if with_credential {
+        v["credential"] = r.credential.clone();
+    }
+    v
+}
+
+/// Rows per `/v1/certificates/import` request.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+
+/// `POST /v1/certificates/import`: a DIVOC bulk-upload CSV as the body.
+/// A bad header is a 422 naming the column and nothing is issued; otherwise
+/// each row is answered (by line number) with its certificate or its errors
+/// by column, and the good rows are issued.
+pub async fn import(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let rows = blocking(move || {
+        divoc_certificates::import::parse(&body, DIVOC_DEFAULT_PROGRAM, MAX_IMPORT_ROWS)
+    })
+    .await?;
+    let mut results: Vec<Value> = Vec::with_capacity(rows.len());
+    let mut parsed = Vec::new();
+    for row in rows {
+        let head = json!({"line": row.line, "preEnrollmentCode": row.pre_enrollment_code});
+        match row.request {
+            Ok(req) if !facility_allows(&p, req.facility.id.as_deref()) => {
+                let e = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this token may not issue for that facility",
+                )
+                .with_field("facilityId");
+                results.push(merge(head, error_json(&e)));
+            }
+            Ok(req) => {
+                parsed.push((results.len(), req));
+                results.push(head);
+            }
+            Err(e) => results.push(merge(head, error_json(&ApiError::from(e)))),
+        }
+    }
+    let (mut created, mut existing) = (0usize, 0usize);
+    for chunk in parsed.chunks(MAX_BATCH) {
+        let (slots, reqs): (Vec<usize>, Vec<IssueRequest>) = chunk.iter().cloned().unzip();
+        let (svc, actor) = (service(&state)?, p.name.clone());
+        let issued = blocking(move || Ok(svc.issue_batch(&reqs, &actor))).await?;
+        for (slot, r) in slots.into_iter().zip(issued) {
+            let extra = match r {
+                Ok(i) => {
+                    match i.status {
+                        IssueStatus::Created => created += 1,
+                        IssueStatus::Existing => existing += 1,
+                    }
+                    json!({"certificateId": i.id, "status": i.status})
+                }
+                Err(e) => error_json(&ApiError::from(e)),
+            };
+            let head = std::mem::take(&mut results[slot]);
+            results[slot] = merge(head, extra);
+        }
+    }
+    let failed = results.len() - created - existing;
+    Ok(Json(json!({
+        "results": results,
+        "summary": {"rows": results.len(), "created": created, "existing": existing, "failed": failed},
+    }))
+    .into_response())
+}
+
+/// `a` with `b`'s fields added (both objects).
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
 /// The program assumed for DIVOC items that carry no `programId`.
-const DIVOC_DEFAULT_PROGRAM: &str = "covid-19";
+pub(crate) const DIVOC_DEFAULT_PROGRAM: &str = "covid-19";
 
 /// `POST /divoc/api/v1/certify`: DIVOC's payload unchanged (an array of
 /// items), answered 200 with a result per item. Field errors name DIVOC's
@@ -457,7 +722,7 @@ pub async fn divoc_certify(
 }
 
 /// Renames native field paths in validation errors to DIVOC's.
-fn legacy_names(e: CertError) -> CertError {
+pub(crate) fn legacy_names(e: CertError) -> CertError {
     match e {
         CertError::Validation(fields) => CertError::Validation(
             fields

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod certificates;
+mod divoc_compat;
 pub mod error;
 mod plugins;
 pub mod routes;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, head, post, put};
 use axum::{Json, Router};
 use divoc_crypto::keys::Keyring;
 use divoc_runtime::Runtime;
@@ -79,6 +80,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/plugins/reload", post(plugins::reload))
         .route("/v1/certificates", post(certificates::issue))
         .route("/v1/certificates/batch", post(certificates::issue_batch))
+        .route("/v1/certificates/import", post(certificates::import))
+        .route("/v1/certificates/lookup", post(certificates::lookup))
         .route(
             "/v1/certificates/{id}",
             get(certificates::get).put(certificates::correct),
@@ -94,6 +97,24 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/verify", post(certificates::verify))
         .route("/divoc/api/v1/certify", post(certificates::divoc_certify))
+        .route("/divoc/api/v1/certificate", put(divoc_compat::correct))
+        .route(
+            "/divoc/api/v1/certificates/{code}",
+            delete(divoc_compat::revoke),
+        )
+        .route(
+            "/divoc/api/v1/certificates/{code}/{file}",
+            get(divoc_compat::file),
+        )
+        .route(
+            "/divoc/api/v1/certificate/revoked",
+            post(divoc_compat::is_revoked),
+        )
+        .route(
+            "/cert/api/certificate/revoked",
+            post(divoc_compat::is_revoked),
+        )
+        .route("/cert/api/certificate/{code}", head(divoc_compat::exists))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,

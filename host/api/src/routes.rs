@@ -26,6 +26,9 @@ const ISSUERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility];
 /// Who may revoke, suspend and reinstate.
 const STATUS_CHANGERS: &[Role] = &[Role::Admin, Role::Issuer];
 const ANY_ROLE: &[Role] = &Role::ALL;
+/// Who may read certificates: issuers, facilities (their own), and
+/// recipients (their own).
+const READERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility, Role::Recipient];
 
 /// Every route the service answers. The auth middleware refuses a request
 /// whose route is missing here, and a test checks the router and this table
@@ -77,9 +80,19 @@ pub const ROUTES: &[RouteSpec] = &[
         access: Access::Roles(ISSUERS),
     },
     RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/import",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/lookup",
+        access: Access::Roles(READERS),
+    },
+    RouteSpec {
         method: "GET",
         path: "/v1/certificates/{id}",
-        access: Access::Roles(ISSUERS),
+        access: Access::Roles(READERS),
     },
     RouteSpec {
         method: "PUT",
@@ -89,12 +102,12 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         path: "/v1/certificates/{id}/history",
-        access: Access::Roles(ISSUERS),
+        access: Access::Roles(READERS),
     },
     RouteSpec {
         method: "GET",
         path: "/v1/certificates/{id}/{file}",
-        access: Access::Roles(ISSUERS),
+        access: Access::Roles(READERS),
     },
     RouteSpec {
         method: "POST",
@@ -124,6 +137,36 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "POST",
         path: "/divoc/api/v1/certify",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "PUT",
+        path: "/divoc/api/v1/certificate",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "DELETE",
+        path: "/divoc/api/v1/certificates/{code}",
+        access: Access::Roles(STATUS_CHANGERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/divoc/api/v1/certificates/{code}/{file}",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/divoc/api/v1/certificate/revoked",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/cert/api/certificate/revoked",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "HEAD",
+        path: "/cert/api/certificate/{code}",
         access: Access::Roles(ISSUERS),
     },
 ];

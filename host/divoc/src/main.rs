@@ -1,6 +1,7 @@
 //! `divoc`: the DIVOC-rs host binary.
 
 mod config;
+mod import_cmd;
 mod offline;
 mod plugin_cmd;
 mod serve;
@@ -79,6 +80,11 @@ enum Command {
         command: KeysCommand,
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
+    },
+    /// Bulk-load data into a running server.
+    Import {
+        #[command(subcommand)]
+        command: import_cmd::ImportCommand,
     },
 }
 
@@ -175,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 AuditCommand::Verify => offline::audit_verify(&host.db),
             }
         }
+        Command::Import { command } => import_cmd::run(command, cli.config.as_deref()),
         Command::Keys { command, data_dir } => {
             init_logging(LogFormat::Human, "warn");
             let overrides = Overrides {

@@ -56,6 +56,7 @@ fn tokens(config: &Config) -> anyhow::Result<TokenTable> {
         name: name.to_string(),
         role: Role::Admin,
         facilities: Vec::new(),
+        contacts: Vec::new(),
     };
     if let Ok(token) = std::env::var("DIVOC_ADMIN_TOKEN") {
         anyhow::ensure!(
