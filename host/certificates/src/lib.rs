@@ -36,6 +36,7 @@ pub mod qr;
 pub mod request;
 pub mod service;
 pub mod status_list;
+pub mod types;
 pub mod verify;
 
 pub use error::{CertError, FieldError};
