@@ -53,6 +53,7 @@ impl From<CertError> for ApiError {
             CertError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             // A required check (identity, payment) could not be made:
             // nothing was stored, the caller may retry.
+            CertError::Unavailable(message) => ApiError::unavailable(message),
             other => {
                 tracing::error!(error = %other, "certificate service failed");
                 ApiError::internal("the certificate service failed; see the server log")

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod certificates;
+mod distribution;
 mod divoc_compat;
 pub mod error;
 mod plugins;
@@ -87,6 +88,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             get(certificates::get).put(certificates::correct),
         )
         .route("/v1/certificates/{id}/history", get(certificates::history))
+        .route(
+            "/v1/certificates/{id}/distribution",
+            get(distribution::status),
+        )
         .route("/v1/certificates/{id}/{file}", get(certificates::qr))
         .route("/v1/certificates/{id}/revoke", post(certificates::revoke))
         .route("/v1/certificates/{id}/suspend", post(certificates::suspend))

@@ -106,6 +106,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/v1/certificates/{id}/distribution",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/certificates/{id}/{file}",
         access: Access::Roles(READERS),
     },

@@ -38,6 +38,7 @@ impl std::fmt::Display for FieldError {
 /// | [`Conflict`](Self::Conflict) | 409 |
 /// | [`NotFound`](Self::NotFound) | 404 |
 /// | [`Storage`](Self::Storage), [`Internal`](Self::Internal) | 500 |
+/// | [`Unavailable`](Self::Unavailable) | 503 |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
@@ -70,6 +71,11 @@ pub enum CertError {
     /// Signing, encoding or another internal step failed.
     #[error("internal: {0}")]
     Internal(String),
+
+    /// A check the pipeline requires (an identity or payment plugin) could
+    /// not be made. Nothing was stored; the caller may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl CertError {
@@ -86,6 +92,7 @@ impl CertError {
             CertError::Conflict { .. } => 409,
             CertError::NotFound(_) => 404,
             CertError::Storage(_) | CertError::Internal(_) => 500,
+            CertError::Unavailable(_) => 503,
         }
     }
 }

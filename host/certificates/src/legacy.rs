@@ -237,6 +237,8 @@ impl CertifyRequest {
             },
             pre_enrollment_code: self.pre_enrollment_code,
             meta: self.meta,
+            // DIVOC's certify payload has no payment.
+            payment: None,
         })
     }
 }

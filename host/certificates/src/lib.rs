@@ -8,12 +8,16 @@
 //! The flow of one certificate through [`CertificateService::issue`]:
 //!
 //! 1. [`IssueRequest::validate`] — every bad field, by path; nothing stored.
+//!    Then the [`hooks`]: the identity check (its canonical number replaces
+//!    the one sent).
 //! 2. Re-send check (same payload hash → the stored certificate; a
 //!    different payload for an issued dose → [`CertError::Conflict`]).
+//!    Then payment, for programs that charge ([`hooks`]).
 //! 3. [`credential::build_credential`] with a fresh id and a status-list
 //!    index, then [`credential::sign`] (outside the database writer).
 //! 4. One group-committed transaction: certificate row, lookup hashes, audit
-//!    record, `certificate.issued` event, distribution outbox row.
+//!    record, `certificate.issued` event, distribution outbox rows (one per
+//!    configured channel), and the payment receipt's audit record.
 //!
 //! Verification ([`CertificateService::verify`], or offline
 //! [`verify::verify_credential`] with a [`verify::TrustStore`] and
@@ -29,6 +33,7 @@
 pub mod credential;
 pub mod dates;
 pub mod error;
+pub mod hooks;
 pub mod import;
 pub mod legacy;
 pub mod lookup;
@@ -40,6 +45,7 @@ pub mod types;
 pub mod verify;
 
 pub use error::{CertError, FieldError};
+pub use hooks::{IssueHooks, NoHooks};
 pub use request::IssueRequest;
 pub use service::{CertificateService, IssueStatus, Issued, ServiceConfig};
 pub use verify::{Verdict, VerifyInput};

@@ -41,6 +41,22 @@ pub struct IssueRequest {
     /// the credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<Value>,
+    /// How the vaccination is paid for, for programs configured to charge
+    /// (see [`crate::hooks`]); ignored by programs that do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
+}
+
+/// A payment: the mode a payment plugin handles and the mode's own
+/// reference (a voucher code, a card token...). Never put into the
+/// credential, the audit log or the events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payment {
+    /// Payment mode, e.g. `voucher`.
+    pub mode: String,
+    /// The mode's reference, e.g. the voucher code.
+    pub reference: String,
 }
 
 /// The vaccinated person.
@@ -275,6 +291,10 @@ impl IssueRequest {
         }
         if self.meta.as_ref().is_some_and(|m| !m.is_object()) {
             v.err("meta", "must be an object");
+        }
+        if let Some(p) = &self.payment {
+            v.text("payment.mode", &p.mode, true);
+            v.text("payment.reference", &p.reference, true);
         }
         v.finish()
     }

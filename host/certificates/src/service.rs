@@ -24,6 +24,7 @@ use divoc_storage::{meta, Database, PendingWrite};
 use crate::credential::{self, build_credential, CredentialConfig, CredentialParams};
 use crate::dates;
 use crate::error::CertError;
+use crate::hooks::{self, IdentityClaim, IssueHooks, NoHooks, PaymentClaim, PaymentReceipt};
 use crate::qr;
 use crate::request::IssueRequest;
 use crate::status_list::{self, Bitstring, StatusPurpose, LIST_SIZE};
@@ -41,6 +42,10 @@ pub struct ServiceConfig {
     pub max_corrections: u32,
     /// How long verifiers may cache a status list (its `ttl`), ms.
     pub status_list_ttl_ms: i64,
+    /// Distribution channels (plugin names) every new certificate is
+    /// queued for, one outbox row each; empty = one row for a channel
+    /// chosen later.
+    pub distribution_channels: Vec<String>,
 }
 
 impl ServiceConfig {
@@ -50,6 +55,7 @@ impl ServiceConfig {
             credential: CredentialConfig::new(base_url),
             max_corrections: 3,
             status_list_ttl_ms: 300_000,
+            distribution_channels: Vec::new(),
         }
     }
 }
@@ -86,6 +92,8 @@ struct Inner {
     /// Next status sequence number; see [`status_list::slot_for_sequence`].
     next_seq: Mutex<u64>,
     lookup_key: String,
+    /// Identity and payment checks run before signing.
+    hooks: Arc<dyn IssueHooks>,
 }
 
 impl std::fmt::Debug for CertificateService {
@@ -99,6 +107,8 @@ impl std::fmt::Debug for CertificateService {
 /// A prepared, signed certificate waiting to be stored.
 struct Prepared {
     new: NewCertificate,
+    /// The payment authorised for it, recorded with it.
+    payment: Option<PaymentReceipt>,
 }
 
 enum Step {
@@ -107,7 +117,13 @@ enum Step {
 }
 
 fn payload_hash(req: &IssueRequest) -> Result<String, CertError> {
-    let v = serde_json::to_value(req).map_err(|e| CertError::Internal(e.to_string()))?;
+    let mut v = serde_json::to_value(req).map_err(|e| CertError::Internal(e.to_string()))?;
+    // How a dose was paid for is not part of what is certified: a re-send
+    // with another voucher is still the same certificate (and must not be
+    // charged again).
+    if let Some(o) = v.as_object_mut() {
+        o.remove("payment");
+    }
     let canonical = divoc_crypto::jcs::canonicalize_to_vec(&v)
         .map_err(|e| CertError::Internal(e.to_string()))?;
     Ok(hex::encode(Sha256::digest(canonical)))
@@ -127,6 +143,17 @@ impl CertificateService {
     /// index allocator from stored certificates and loads (or creates) the
     /// lookup-hash key.
     pub fn open(db: Database, keyring: Keyring, cfg: ServiceConfig) -> Result<Self, CertError> {
+        Self::open_with_hooks(db, keyring, cfg, Arc::new(NoHooks))
+    }
+
+    /// [`open`](Self::open) with identity and payment checks: every issue
+    /// and correction runs them before signing (see [`crate::hooks`]).
+    pub fn open_with_hooks(
+        db: Database,
+        keyring: Keyring,
+        cfg: ServiceConfig,
+        hooks: Arc<dyn IssueHooks>,
+    ) -> Result<Self, CertError> {
         let next_seq = db.read(|r| {
             let Some(max) = store::max_status_index(r)? else {
                 return Ok(0);
@@ -163,6 +190,7 @@ impl CertificateService {
                 cfg,
                 next_seq: Mutex::new(next_seq),
                 lookup_key,
+                hooks,
             }),
         })
     }
@@ -189,6 +217,20 @@ impl CertificateService {
         hex::encode(h.finalize())
     }
 
+    /// The payment idempotency reference of a dose: keyed like the lookup
+    /// hashes, so a payment provider learns nothing about the recipient.
+    fn charge_reference(&self, program: &str, code: &str, dose: u32) -> String {
+        let mut h = Sha256::new();
+        h.update(self.inner.lookup_key.as_bytes());
+        h.update(b"\0charge\0");
+        h.update(program.as_bytes());
+        h.update(b"\0");
+        h.update(code.as_bytes());
+        h.update(b"\0");
+        h.update(dose.to_string().as_bytes());
+        format!("divoc-{}", &hex::encode(h.finalize())[..32])
+    }
+
     fn conflict(id: String) -> CertError {
         CertError::Conflict {
             message: "a different certificate was already issued for this program, \
@@ -199,13 +241,37 @@ impl CertificateService {
         }
     }
 
-    /// Validate, check for a previous issue, then sign. Signing happens
-    /// outside the writer thread so group commits stay short.
+    /// Validate, check the identity, check for a previous issue, take
+    /// payment, then sign. Signing happens outside the writer thread so
+    /// group commits stay short.
     fn prepare(&self, req: &IssueRequest, actor: &str, check_existing: bool) -> Step {
         let inner = &self.inner;
         if let Err(errors) = req.validate() {
             return Step::Done(Err(CertError::Validation(errors)));
         }
+        // Identity first, so the canonical number is what the payload hash
+        // and the credential carry ("1234 5678" and "12345678" are the same
+        // person). A plugin call per re-send is the price; payment below
+        // is only asked for new certificates.
+        let identity = &req.recipient.identity;
+        let claim = IdentityClaim {
+            id_type: &identity.kind,
+            value: &identity.value,
+            name: &req.recipient.name,
+            dob: req.recipient.dob.as_deref(),
+        };
+        let normalized_req;
+        let req = match hooks::identity_outcome(inner.hooks.check_identity(&claim), &identity.kind)
+        {
+            Err(e) => return Step::Done(Err(e)),
+            Ok(Some(id)) if id != identity.value => {
+                let mut r = req.clone();
+                r.recipient.identity.value = id;
+                normalized_req = r;
+                &normalized_req
+            }
+            Ok(_) => req,
+        };
         let hash = match payload_hash(req) {
             Ok(h) => h,
             Err(e) => return Step::Done(Err(e)),
@@ -233,6 +299,15 @@ impl CertificateService {
                 Ok(_) => {}
             }
         }
+        let reference = self.charge_reference(program, code, dose);
+        let payment = match hooks::payment_outcome(inner.hooks.check_payment(&PaymentClaim {
+            reference: &reference,
+            program,
+            payment: req.payment.as_ref(),
+        })) {
+            Ok(p) => p,
+            Err(e) => return Step::Done(Err(e)),
+        };
         let id = generate_certificate_id().to_string();
         let status_index = self.allocate_status_index();
         let now = dates::now_ms();
@@ -271,14 +346,22 @@ impl CertificateService {
                 credential: signed,
                 lookup_hashes,
                 contacts: req.recipient.contacts.clone(),
+                channels: inner.cfg.distribution_channels.clone(),
                 actor: actor.to_owned(),
             },
+            payment,
         }))
     }
 
     fn store(&self, p: Prepared) -> PendingWrite<InsertOutcome> {
-        let new = p.new;
-        self.inner.db.write(move |tx| store::insert(tx, &new))
+        let Prepared { new, payment } = p;
+        self.inner.db.write(move |tx| {
+            let outcome = store::insert(tx, &new)?;
+            if outcome == InsertOutcome::Created {
+                record_payment(tx, &new, payment.as_ref())?;
+            }
+            Ok(outcome)
+        })
     }
 
     fn finish(
@@ -459,11 +542,22 @@ impl CertificateService {
             Step::Done(r) => return r,
             Step::Store(p) => p,
         };
-        let (old, max, new) = (id.to_owned(), self.inner.cfg.max_corrections, p.new);
+        let (old, max, new, payment) = (
+            id.to_owned(),
+            self.inner.cfg.max_corrections,
+            p.new,
+            p.payment,
+        );
         let outcome = self
             .inner
             .db
-            .write(move |tx| store::correct(tx, &old, &new, max))
+            .write(move |tx| {
+                let outcome = store::correct(tx, &old, &new, max)?;
+                if matches!(outcome, ChangeOutcome::Done(_)) {
+                    record_payment(tx, &new, payment.as_ref())?;
+                }
+                Ok(outcome)
+            })
             .wait()?;
         let rec = Self::outcome(id, outcome)?;
         Ok(Issued {
@@ -534,6 +628,23 @@ impl CertificateService {
     pub fn qr_text(&self, id: &str) -> Result<String, CertError> {
         qr::encode(&self.get(id)?.credential)
     }
+}
+
+/// Records an authorised payment in the audit log, in the transaction that
+/// stores its certificate: the receipt (provider, its reference, amount)
+/// and never the request's payment reference (a voucher code is a bearer
+/// secret).
+fn record_payment(
+    tx: &divoc_storage::Tx<'_>,
+    new: &NewCertificate,
+    receipt: Option<&PaymentReceipt>,
+) -> divoc_storage::Result<()> {
+    let Some(r) = receipt else {
+        return Ok(());
+    };
+    let detail = serde_json::json!({ "certificate_id": new.id, "receipt": r });
+    divoc_storage::audit::append_audit(tx, &new.actor, "certificate.payment", &new.id, &detail)?;
+    Ok(())
 }
 
 /// Status straight from the database, for our own certificates.

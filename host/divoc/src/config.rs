@@ -21,6 +21,8 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub plugins: PluginsConfig,
+    /// The issue pipeline's plugins, paid programs and distribution.
+    pub certificates: crate::pipeline::CertificatesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,8 +1,10 @@
 //! `divoc`: the DIVOC-rs host binary.
 
 mod config;
+mod distribution;
 mod import_cmd;
 mod offline;
+mod pipeline;
 mod plugin_cmd;
 mod serve;
 mod wiring;

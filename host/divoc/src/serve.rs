@@ -15,6 +15,8 @@ use divoc_storage::{Database, DbOptions};
 use rand::RngCore;
 
 use crate::config::Config;
+use crate::distribution;
+use crate::pipeline::PluginHooks;
 use crate::wiring::{KeyringSigner, StorageKv};
 
 /// The opened state of a data directory, shared by `serve` and the CLI tools.
@@ -93,6 +95,10 @@ fn tokens(config: &Config) -> anyhow::Result<TokenTable> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config
+        .certificates
+        .validate()
+        .context("invalid [certificates] configuration")?;
     let host = open_host(&config)?;
     let tokens = Arc::new(tokens(&config)?);
     let services = HostServices {
@@ -131,12 +137,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let certificates = {
         let (db, keyring) = (host.db.clone(), host.keyring.clone());
-        let cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
+        let mut cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
+        cfg.distribution_channels = config.certificates.distribution.channels.clone();
+        let hooks = Arc::new(PluginHooks::new(
+            runtime.clone(),
+            config.certificates.clone(),
+        ));
         tokio::task::spawn_blocking(move || {
-            divoc_certificates::CertificateService::open(db, keyring, cfg)
+            divoc_certificates::CertificateService::open_with_hooks(db, keyring, cfg, hooks)
         })
         .await?
         .context("cannot open the certificate module")?
+    };
+    // The distribution worker runs while the server does; `stop` ends it.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivery = &config.certificates.distribution;
+    let worker = if delivery.channels.is_empty() {
+        tracing::info!("no distribution channels configured: certificates stay in the outbox");
+        None
+    } else {
+        for channel in &delivery.channels {
+            if let Err(e) = runtime.distribution_channel(channel) {
+                // Not fatal: hot swap may load it; rows retry meanwhile.
+                tracing::warn!(channel = %channel, "distribution channel not usable yet: {e}");
+            }
+        }
+        let worker = distribution::Worker {
+            db: host.db.clone(),
+            runtime: runtime.clone(),
+            config: delivery.clone(),
+            public_url: config.server.public_url.clone(),
+        };
+        Some(worker.spawn(stopped))
     };
     let state = AppState {
         runtime,
@@ -155,10 +187,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "divoc is serving");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+        .await;
+    // Stop the worker however serving ended; it finishes the delivery in
+    // progress and leaves the rest of its claim to the lease.
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "distribution worker failed");
+        }
+    }
+    served.context("server failed")?;
     tracing::info!("shut down");
     Ok(())
 }

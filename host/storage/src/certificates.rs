@@ -124,9 +124,21 @@ pub struct NewCertificate {
     /// Contacts to distribute the certificate to; go only into the outbox
     /// row (delivery needs them), never into events or the audit log.
     pub contacts: Vec<String>,
+    /// Distribution channels (plugin names) to deliver it through: one
+    /// outbox row each, so each channel is retried and reported on its own.
+    /// Empty: one row for [`UNROUTED`], for channels configured later.
+    pub channels: Vec<String>,
     /// Who issues it (for the audit log).
     pub actor: String,
 }
+
+/// Outbox `kind` of certificate deliveries.
+pub const DISTRIBUTE: &str = "certificate.distribute";
+
+/// Outbox `target` of a delivery queued while no channel was configured;
+/// the distribution worker routes it to the channels configured when it
+/// runs.
+pub const UNROUTED: &str = "certificate";
 
 /// What [`insert`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,14 +379,23 @@ fn insert_row(
     };
     audit::append_audit(tx, &c.actor, action, &c.id, &summary)?;
     events::append_event(tx, action, &c.id, &summary)?;
-    outbox::enqueue(
-        tx,
-        "certificate.distribute",
-        "certificate",
-        &json!({ "certificate_id": c.id, "contacts": c.contacts }),
-        now,
-    )?;
+    let payload = json!({ "certificate_id": c.id, "contacts": c.contacts });
+    if c.channels.is_empty() {
+        outbox::enqueue(tx, DISTRIBUTE, UNROUTED, &payload, now)?;
+    }
+    for channel in &c.channels {
+        outbox::enqueue(tx, DISTRIBUTE, channel, &payload, now)?;
+    }
     Ok(())
+}
+
+/// The distribution outbox rows of a certificate, oldest first.
+///
+/// There is no index on the payload's certificate id: this scans the
+/// certificate rows of the outbox, which is fine for an operator's status
+/// query but not for a hot path.
+pub fn distribution(r: &Reader<'_>, certificate_id: &str) -> Result<Vec<outbox::OutboxItem>> {
+    outbox::by_payload_field(r, DISTRIBUTE, "certificate_id", certificate_id)
 }
 
 /// Stores a new certificate (version 1) with its lookups, audit record,
@@ -570,6 +591,7 @@ mod tests {
             credential: json!({ "id": id }),
             lookup_hashes: vec!["h".into()],
             contacts: vec![],
+            channels: vec![],
             actor: "t".into(),
         }
     }
@@ -598,6 +620,29 @@ mod tests {
         let dup = new_cert("D", "h3", 8);
         let err = db.write(move |tx| insert_row(tx, &dup, 1, None, 0)).wait();
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_certificate_is_queued_once_per_channel_and_found_by_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let mut c = new_cert("A", "h1", 1);
+        c.channels = vec!["sms".into(), "webhook".into()];
+        c.contacts = vec!["tel:1".into()];
+        db.write(move |tx| insert(tx, &c)).wait().unwrap();
+        let mut b = new_cert("B", "h2", 2);
+        b.recipient_ref = "other".into();
+        db.write(move |tx| insert(tx, &b)).wait().unwrap();
+
+        let rows = db.read(|r| distribution(r, "A")).unwrap();
+        let targets: Vec<_> = rows.iter().map(|i| i.target.as_str()).collect();
+        assert_eq!(targets, vec!["sms", "webhook"]);
+        assert!(rows.iter().all(|i| i.kind == DISTRIBUTE
+            && i.payload == json!({"certificate_id": "A", "contacts": ["tel:1"]})));
+        // No channel configured: one row for whatever is configured later.
+        let rows = db.read(|r| distribution(r, "B")).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].target, UNROUTED);
     }
 
     #[test]

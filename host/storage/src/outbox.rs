@@ -132,14 +132,39 @@ pub fn enqueue(
 /// each gets `attempts + 1` and is hidden from further claims until
 /// `now_ms + lease_ms`. Returns the claimed items as updated.
 pub fn claim_due(tx: &Tx<'_>, now_ms: i64, lease_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    claim(tx, None, now_ms, lease_ms, limit)
+}
+
+/// [`claim_due`] for items of one `kind` only: a worker claims only what
+/// it can deliver, so other modules' messages wait for their own worker.
+pub fn claim_due_of(
+    tx: &Tx<'_>,
+    kind: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<OutboxItem>> {
+    claim(tx, Some(kind), now_ms, lease_ms, limit)
+}
+
+fn claim(
+    tx: &Tx<'_>,
+    kind: Option<&str>,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<OutboxItem>> {
     let limit = to_i64(limit as u64, "limit")?;
     let conn = tx.conn();
     let ids: Vec<i64> = {
+        // `?3 IS NULL OR kind = ?3` keeps one statement for both forms; the
+        // due index still drives the scan.
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
+                AND (?3 IS NULL OR kind = ?3)
               ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(rusqlite::params![now_ms, limit], |row| row.get(0))?;
+        let rows = stmt.query_map(rusqlite::params![now_ms, limit, kind], |row| row.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let lease_end = now_ms.saturating_add(lease_ms);
@@ -202,6 +227,65 @@ pub fn mark_failed(tx: &Tx<'_>, id: i64, error: &str) -> Result<()> {
           WHERE id = ?1 AND status = 'pending'",
         &[&id, &error, &crate::now_ms()],
     )
+}
+
+/// Replaces a pending item by one pending item per target, due at
+/// `now_ms`, with the same kind and payload: the item itself takes the
+/// first target (its claim did not deliver anything, so its attempts are
+/// reset), the others are enqueued. Used to route a message that was
+/// queued before its destinations were known. Returns the ids, in
+/// `targets` order; `NotFound` if the item is not pending.
+pub fn fan_out(tx: &Tx<'_>, id: i64, targets: &[String], now_ms: i64) -> Result<Vec<i64>> {
+    let Some((first, rest)) = targets.split_first() else {
+        return Err(StorageError::InvalidArgument(
+            "fan_out needs at least one target".into(),
+        ));
+    };
+    let item = get(&tx.reader(), id)?
+        .filter(|i| i.status == OutboxStatus::Pending)
+        .ok_or_else(|| StorageError::NotFound(format!("pending outbox item {id}")))?;
+    tx.conn().execute(
+        "UPDATE outbox SET target = ?2, attempts = 0, next_attempt_at = ?3, updated_at = ?3
+          WHERE id = ?1",
+        rusqlite::params![id, first, now_ms],
+    )?;
+    let mut ids = vec![id];
+    for target in rest {
+        ids.push(enqueue(tx, &item.kind, target, &item.payload, now_ms)?);
+    }
+    Ok(ids)
+}
+
+/// Items of `kind` whose JSON payload has `field` (a top-level key, ASCII
+/// letters, digits and `_`) equal to the string `value`, oldest first.
+/// Not indexed: a scan of the outbox, for status queries, not hot paths.
+pub fn by_payload_field(
+    r: &Reader<'_>,
+    kind: &str,
+    field: &str,
+    value: &str,
+) -> Result<Vec<OutboxItem>> {
+    // The field becomes part of a JSON path; anything but a plain key
+    // could change what the path selects.
+    if field.is_empty()
+        || !field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(StorageError::InvalidArgument(format!(
+            "payload field {field:?} must be a plain key"
+        )));
+    }
+    let mut stmt = r.conn().prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE kind = ?1 AND json_extract(payload, ?2) = ?3
+          ORDER BY id"
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![kind, format!("$.{field}"), value])?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next()? {
+        items.push(from_row(row)?);
+    }
+    Ok(items)
 }
 
 /// Reads one item.
@@ -277,6 +361,29 @@ impl Database {
         limit: usize,
     ) -> PendingWrite<Vec<OutboxItem>> {
         self.write(move |tx| claim_due(tx, now_ms, lease_ms, limit))
+    }
+
+    /// Claims due items of one kind through the writer (see
+    /// [`claim_due_of`]).
+    pub fn outbox_claim_due_of(
+        &self,
+        kind: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> PendingWrite<Vec<OutboxItem>> {
+        let kind = kind.to_string();
+        self.write(move |tx| claim_due_of(tx, &kind, now_ms, lease_ms, limit))
+    }
+
+    /// Routes a pending item to several targets (see [`fan_out`]).
+    pub fn outbox_fan_out(
+        &self,
+        id: i64,
+        targets: Vec<String>,
+        now_ms: i64,
+    ) -> PendingWrite<Vec<i64>> {
+        self.write(move |tx| fan_out(tx, id, &targets, now_ms))
     }
 
     /// Records a delivery (see [`mark_done`]).
@@ -429,6 +536,89 @@ mod tests {
         // The retried item is due again at its new time.
         assert!(db.outbox_claim_due(499, 100, 10).wait().unwrap().is_empty());
         assert_eq!(db.outbox_claim_due(500, 100, 10).wait().unwrap()[0].id, b);
+    }
+
+    #[test]
+    fn claim_of_a_kind_leaves_other_kinds_alone() {
+        let (_d, db) = db();
+        let mine = db.outbox_enqueue("mine", "t", json!({}), 0).wait().unwrap();
+        let other = db
+            .outbox_enqueue("other", "t", json!({}), 0)
+            .wait()
+            .unwrap();
+        let claimed = db.outbox_claim_due_of("mine", 1, 10, 10).wait().unwrap();
+        assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), vec![mine]);
+        let item = db.outbox_get(other).unwrap().unwrap();
+        assert_eq!((item.attempts, item.next_attempt_at_ms), (0, 0));
+        assert!(db
+            .outbox_claim_due_of("mine", 1, 10, 10)
+            .wait()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn fan_out_retargets_and_copies_a_pending_item() {
+        let (_d, db) = db();
+        let id = db
+            .outbox_enqueue("k", "unrouted", json!({"c": "x"}), 0)
+            .wait()
+            .unwrap();
+        db.outbox_claim_due(5, 1_000, 10).wait().unwrap();
+        let ids = db
+            .outbox_fan_out(id, vec!["a".into(), "b".into()], 7)
+            .wait()
+            .unwrap();
+        assert_eq!(ids[0], id);
+        let first = db.outbox_get(id).unwrap().unwrap();
+        assert_eq!(
+            (
+                first.target.as_str(),
+                first.attempts,
+                first.next_attempt_at_ms
+            ),
+            ("a", 0, 7)
+        );
+        let second = db.outbox_get(ids[1]).unwrap().unwrap();
+        assert_eq!((second.target.as_str(), second.kind.as_str()), ("b", "k"));
+        assert_eq!(second.payload, json!({"c": "x"}));
+        // Both are due right away, not at the end of the first's lease.
+        assert_eq!(db.outbox_claim_due(7, 10, 10).wait().unwrap().len(), 2);
+        // Only a pending item can be routed, and only somewhere.
+        db.outbox_mark_done(id).wait().unwrap();
+        assert!(matches!(
+            db.outbox_fan_out(id, vec!["a".into()], 8).wait(),
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(matches!(
+            db.outbox_fan_out(ids[1], vec![], 8).wait(),
+            Err(StorageError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn items_are_found_by_a_payload_field() {
+        let (_d, db) = db();
+        let a = db
+            .outbox_enqueue("k", "t1", json!({"cert": "A"}), 0)
+            .wait()
+            .unwrap();
+        db.outbox_enqueue("k", "t1", json!({"cert": "B"}), 0)
+            .wait()
+            .unwrap();
+        let a2 = db
+            .outbox_enqueue("k", "t2", json!({"cert": "A"}), 0)
+            .wait()
+            .unwrap();
+        db.outbox_enqueue("other", "t", json!({"cert": "A"}), 0)
+            .wait()
+            .unwrap();
+        let found = db.read(|r| by_payload_field(r, "k", "cert", "A")).unwrap();
+        assert_eq!(found.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a, a2]);
+        assert!(matches!(
+            db.read(|r| by_payload_field(r, "k", "cert') OR 1=1 --", "A")),
+            Err(StorageError::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,433 @@
+//! End to end: issued certificates are delivered from the outbox through
+//! the real `notify-webhook` plugin to a real HTTP endpoint on loopback
+//! (granted to the plugin explicitly: loopback is refused otherwise).
+//! A failing endpoint is retried with back-off until it recovers, or until
+//! the attempts run out; `GET /v1/certificates/{id}/distribution` reports
+//! each state; logs carry no personal data; SIGTERM stops the worker with
+//! the server.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ADMIN: &str = "distribution-test-admin-0123";
+const FACILITY_42: &str = "facility-42-token-0123456789";
+const FACILITY_9: &str = "facility-9-token-0123456789";
+/// Contacts containing this are answered 500 forever.
+const BROKEN: &str = "always-fail@example.org";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One request the webhook endpoint received.
+#[derive(Debug, Clone)]
+struct Hit {
+    at: Instant,
+    idempotency_key: String,
+    body: Value,
+    status: u16,
+}
+
+/// A minimal HTTP/1.1 endpoint: answers 500 to the next `fail_next`
+/// requests and to any request mentioning [`BROKEN`], 200 otherwise.
+#[derive(Clone, Default)]
+struct Webhook {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    fail_next: Arc<AtomicUsize>,
+}
+
+impl Webhook {
+    fn start(&self) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let this = self.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let this = this.clone();
+                std::thread::spawn(move || this.serve(stream));
+            }
+        });
+        port
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let (mut length, mut key) = (0usize, String::new());
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap(),
+                "idempotency-key" => key = value.trim().to_string(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let fail = text.contains(BROKEN)
+            || self
+                .fail_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        let status = if fail { 500 } else { 200 };
+        self.hits.lock().unwrap().push(Hit {
+            at: Instant::now(),
+            idempotency_key: key,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            status,
+        });
+        let reason = if fail { "Internal Server Error" } else { "OK" };
+        let mut stream = stream;
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    /// The requests about one certificate, in arrival order.
+    fn hits_for(&self, certificate_id: &str) -> Vec<Hit> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.body["certificate-ids"][0] == certificate_id)
+            .cloned()
+            .collect()
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The plugin as built, with its manifest asking for the loopback origin
+/// instead of the example one (the operator's deployment step).
+fn deploy_webhook_plugin(dir: &Path, origin: &str) {
+    let built = repo().join("target/plugins/notify-webhook");
+    assert!(
+        built.join("plugin.toml").is_file(),
+        "example plugins are not built in target/plugins; run scripts/setup.sh"
+    );
+    let target = dir.join("notify-webhook");
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&built).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if name == "plugin.toml" {
+            let manifest = std::fs::read_to_string(&path).unwrap();
+            assert!(manifest.contains("https://notify.example.org"));
+            std::fs::write(
+                target.join(name),
+                manifest.replace("https://notify.example.org", origin),
+            )
+            .unwrap();
+        } else if path.is_file() {
+            std::fs::copy(&path, target.join(name)).unwrap();
+        }
+    }
+}
+
+fn start(tmp: &Path, hook_port: u16) -> Server {
+    let origin = format!("http://127.0.0.1:{hook_port}");
+    let plugins = tmp.join("plugins");
+    deploy_webhook_plugin(&plugins, &origin);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let digest = |t: &str| hex::encode(divoc_api::auth::token_digest(t));
+    let config = format!(
+        r#"
+[server]
+public-url = "http://127.0.0.1:{port}"
+
+[plugins]
+watch = false
+
+[plugins.grants.notify-webhook]
+http-origins = ["{origin}"]
+
+[plugins.config.notify-webhook]
+url = "{origin}/hook"
+timeout_ms = 2000
+
+[certificates.distribution]
+channels = ["notify-webhook"]
+max-attempts = 3
+base-delay-ms = 300
+max-delay-ms = 5000
+poll-interval-ms = 50
+lease-ms = 30000
+
+[[auth.tokens]]
+name = "hospital-42"
+role = "facility"
+token-sha256 = "{f42}"
+facilities = ["FAC-0042"]
+
+[[auth.tokens]]
+name = "hospital-9"
+role = "facility"
+token-sha256 = "{f9}"
+facilities = ["FAC-0009"]
+"#,
+        f42 = digest(FACILITY_42),
+        f9 = digest(FACILITY_9),
+    );
+    let config_path = tmp.join("divoc.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = tmp.join("server.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(tmp.join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--log-format")
+        .arg("json")
+        .env("DIVOC_ADMIN_TOKEN", ADMIN)
+        .env_remove("DIVOC_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{}/healthz", server.base))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn send(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut req = ureq::request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some(b) => req.send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn issue(server: &Server, code: &str, contacts: &[&str]) -> String {
+    let path = repo().join("host/certificates/tests/cases/valid-one-dose/request.json");
+    let mut req: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    req["pre_enrollment_code"] = json!(code);
+    req["recipient"]["contacts"] = json!(contacts);
+    let (status, body) = send(
+        "POST",
+        &format!("{}/v1/certificates", server.base),
+        Some(ADMIN),
+        Some(&req),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn deliveries(server: &Server, id: &str) -> Vec<Value> {
+    let (status, body) = send(
+        "GET",
+        &format!("{}/v1/certificates/{id}/distribution", server.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["certificate_id"], id);
+    body["deliveries"].as_array().unwrap().clone()
+}
+
+/// Polls the status route until the single delivery is no longer pending;
+/// returns it and every distinct pending state seen on the way.
+fn settle(server: &Server, id: &str) -> (Value, Vec<Value>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pending = Vec::new();
+    loop {
+        let d = deliveries(server, id);
+        assert_eq!(d.len(), 1, "{d:?}");
+        let entry = d[0].clone();
+        if entry["status"] != "pending" {
+            return (entry, pending);
+        }
+        if !pending.contains(&entry) {
+            pending.push(entry);
+        }
+        assert!(Instant::now() < deadline, "delivery of {id} never settled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn certificates_are_delivered_retried_and_reported() {
+    let webhook = Webhook::default();
+    let hook_port = webhook.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path(), hook_port);
+
+    // 1. Delivered on the first attempt, with what a channel needs.
+    let a = issue(
+        &server,
+        "PEC-DIST-A",
+        &["tel:9880414888", "mailto:bhaya@example.org"],
+    );
+    let (done, _) = settle(&server, &a);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["channel"], "notify-webhook");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["last_error"], Value::Null);
+    assert_eq!(done["next_attempt_at_ms"], Value::Null);
+    let hits = webhook.hits_for(&a);
+    assert_eq!(hits.len(), 1);
+    let body = &hits[0].body;
+    assert_eq!(body["template"], "certificate-issued");
+    assert_eq!(body["recipient-name"], "Bhaya Mitra");
+    assert_eq!(
+        body["contacts"],
+        json!([
+            {"kind": "phone", "value": "9880414888"},
+            {"kind": "email", "value": "bhaya@example.org"}
+        ])
+    );
+    let url = format!("{}/v1/certificates/{a}", server.base);
+    assert_eq!(body["variables"]["certificate-url"], url.as_str());
+    assert_eq!(body["variables"]["qr-url"], format!("{url}/qr.png"));
+    assert!(body["variables"]["qr-text"]
+        .as_str()
+        .is_some_and(|t| t.len() > 100));
+    assert_eq!(body["attachments"][0]["name"], "certificate-qr.png");
+    assert!(body["attachments"][0]["size"].as_u64().unwrap() > 100);
+    assert_eq!(
+        hits[0].idempotency_key,
+        body["message-id"].as_str().unwrap()
+    );
+
+    // 2. The endpoint fails twice, then recovers: retried with growing
+    // back-off (base 300 ms, equal jitter: ≥150 ms, then ≥300 ms), under
+    // the same message id, and reported as pending with the error between.
+    webhook.fail_next.store(2, Ordering::SeqCst);
+    let b = issue(&server, "PEC-DIST-B", &["tel:9880414889"]);
+    let (done, pending) = settle(&server, &b);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["attempts"], 3);
+    assert_eq!(done["last_error"], Value::Null);
+    let hits = webhook.hits_for(&b);
+    assert_eq!(
+        hits.iter().map(|h| h.status).collect::<Vec<_>>(),
+        vec![500, 500, 200]
+    );
+    assert!(hits
+        .iter()
+        .all(|h| h.idempotency_key == hits[0].idempotency_key));
+    let gap1 = hits[1].at - hits[0].at;
+    let gap2 = hits[2].at - hits[1].at;
+    assert!(gap1 >= Duration::from_millis(150), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(300), "{gap2:?}");
+    let waiting = pending
+        .iter()
+        .find(|p| p["last_error"].is_string())
+        .unwrap_or_else(|| panic!("no retry state seen: {pending:?}"));
+    assert!(
+        waiting["last_error"].as_str().unwrap().contains("500"),
+        "{waiting}"
+    );
+    assert!(waiting["next_attempt_at_ms"].is_i64(), "{waiting}");
+
+    // 3. An endpoint that never recovers: failed after max-attempts.
+    let c = issue(&server, "PEC-DIST-C", &[&format!("mailto:{BROKEN}")]);
+    let (failed, _) = settle(&server, &c);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["attempts"], 3);
+    assert_eq!(failed["next_attempt_at_ms"], Value::Null);
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("gave up after 3 attempts") && error.contains("500"),
+        "{error}"
+    );
+    assert_eq!(webhook.hits_for(&c).len(), 3);
+
+    // 4. Who may read the status: the issuing facility, not another one
+    // (which cannot even tell the certificate exists), not anonymous.
+    let route = format!("{}/v1/certificates/{a}/distribution", server.base);
+    assert_eq!(send("GET", &route, Some(FACILITY_42), None).0, 200);
+    assert_eq!(send("GET", &route, Some(FACILITY_9), None).0, 404);
+    assert_eq!(send("GET", &route, None, None).0, 401);
+    let unknown = format!("{}/v1/certificates/nope/distribution", server.base);
+    assert_eq!(send("GET", &unknown, Some(ADMIN), None).0, 404);
+
+    // 5. SIGTERM stops the server and its worker.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("distribution worker stopped"), "{log}");
+    // 6. No personal data in the log.
+    for personal in [
+        "Bhaya",
+        "9880414888",
+        "9880414889",
+        "bhaya@example.org",
+        BROKEN,
+        "PEC-DIST",
+    ] {
+        assert!(!log.contains(personal), "{personal} in the log:\n{log}");
+    }
+}
