@@ -737,3 +737,58 @@ pub(crate) fn legacy_names(e: CertError) -> CertError {
         other => other,
     }
 }
+
+/// Query of `POST /v1/credentials/{type}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CredentialQuery {
+    /// The issuing facility; a facility token with one facility may omit it.
+    facility: Option<String>,
+}
+
+/// `POST /v1/credentials/{type}`: issues a credential of an
+/// operator-defined type from a flat JSON object of its fields. 201 for a
+/// new credential, 200 for a re-send of the same reference and payload.
+pub async fn issue_typed(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(type_name): Path<String>,
+    Query(query): Query<CredentialQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?.clone();
+    let request = parse_json(&body)?;
+    let facility = match (p.role, query.facility) {
+        (Role::Facility, None) if p.facilities.len() == 1 => p.facilities.first().cloned(),
+        (Role::Facility, None) => {
+            return Err(ApiError::bad_request(
+                "facility",
+                "this token serves several facilities: name one with ?facility=",
+            ))
+        }
+        (_, f) => f,
+    };
+    if !facility_allows(&p, facility.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not issue for that facility",
+        )
+        .with_field("facility"));
+    }
+    let svc = service(&state)?;
+    let issued = blocking(move || svc.issue_typed(&type_name, &request, facility, &p.name)).await?;
+    let status = match issued.status {
+        IssueStatus::Created => StatusCode::CREATED,
+        IssueStatus::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(issued)).into_response())
+}
+
+/// `GET /v1/credentials`: the configured credential types.
+pub async fn credential_types(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let mut types = vec!["vaccination".to_owned()];
+    types.extend(svc.credential_types());
+    Ok(Json(json!({ "types": types })).into_response())
+}

@@ -83,6 +83,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/certificates/batch", post(certificates::issue_batch))
         .route("/v1/certificates/import", post(certificates::import))
         .route("/v1/certificates/lookup", post(certificates::lookup))
+        .route("/v1/credentials", get(certificates::credential_types))
+        .route("/v1/credentials/{type}", post(certificates::issue_typed))
         .route(
             "/v1/certificates/{id}",
             get(certificates::get).put(certificates::correct),

@@ -91,6 +91,16 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/v1/credentials",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/credentials/{type}",
+        access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/certificates/{id}",
         access: Access::Roles(READERS),
     },

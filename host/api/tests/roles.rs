@@ -92,6 +92,7 @@ async fn every_route_enforces_its_roles() {
             .path
             .replace("{id}", "x")
             .replace("{code}", "x")
+            .replace("{type}", "x")
             .replace("{file}", "qr.png")
             .replace("{list}", "revocation-0");
         match route.access {

@@ -177,10 +177,7 @@ pub fn build_credential(
     vc.insert("credentialSubject".into(), Value::Object(subject));
     vc.insert(
         "credentialStatus".into(),
-        json!([
-            status_entry(cfg, StatusPurpose::Revocation, p.status_index),
-            status_entry(cfg, StatusPurpose::Suspension, p.status_index),
-        ]),
+        status_entries(cfg, p.status_index),
     );
     if cfg.feedback_url.is_some() || cfg.info_url.is_some() {
         let mut ev = Map::new();
@@ -197,6 +194,15 @@ pub fn build_credential(
         vc.insert("evidence".into(), json!([Value::Object(ev)]));
     }
     Value::Object(vc)
+}
+
+/// The `credentialStatus` of a credential: one revocation and one
+/// suspension entry at the same index of their lists.
+pub fn status_entries(cfg: &CredentialConfig, status_index: u64) -> Value {
+    json!([
+        status_entry(cfg, StatusPurpose::Revocation, status_index),
+        status_entry(cfg, StatusPurpose::Suspension, status_index),
+    ])
 }
 
 /// A `BitstringStatusListEntry` (Bitstring Status List v1.0 §2.1): the index

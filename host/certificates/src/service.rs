@@ -28,6 +28,7 @@ use crate::hooks::{self, IdentityClaim, IssueHooks, NoHooks, PaymentClaim, Payme
 use crate::qr;
 use crate::request::IssueRequest;
 use crate::status_list::{self, Bitstring, StatusPurpose, LIST_SIZE};
+use crate::types::CredentialType;
 use crate::verify::{self, StatusEntry, StatusSource, Verdict, VerifyInput};
 
 /// Meta key of the secret that keys contact lookup hashes.
@@ -46,6 +47,9 @@ pub struct ServiceConfig {
     /// queued for, one outbox row each; empty = one row for a channel
     /// chosen later.
     pub distribution_channels: Vec<String>,
+    /// Operator-defined credential types by name (see [`crate::types`]);
+    /// checked with [`CredentialType::check`] before they get here.
+    pub types: std::collections::BTreeMap<String, CredentialType>,
 }
 
 impl ServiceConfig {
@@ -56,6 +60,7 @@ impl ServiceConfig {
             max_corrections: 3,
             status_list_ttl_ms: 300_000,
             distribution_channels: Vec::new(),
+            types: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -422,6 +427,87 @@ impl CertificateService {
                 Ok((id, w)) => Self::finish(id, w.wait()),
             })
             .collect()
+    }
+
+    /// Issues a credential of an operator-defined type (see
+    /// [`crate::types`]): validate against its schema → re-send check on
+    /// (type, reference) → build, sign → one transaction, like a
+    /// vaccination certificate. Stored under the program `type:<name>`
+    /// (vaccination programs cannot contain `:`), dose 1, so reads,
+    /// status changes, status lists and verification work unchanged.
+    pub fn issue_typed(
+        &self,
+        type_name: &str,
+        request: &Value,
+        facility_id: Option<String>,
+        actor: &str,
+    ) -> Result<Issued, CertError> {
+        let inner = &self.inner;
+        let ty = inner
+            .cfg
+            .types
+            .get(type_name)
+            .ok_or_else(|| CertError::NotFound(format!("credential type `{type_name}`")))?;
+        let typed = ty.validate(request).map_err(CertError::Validation)?;
+        let canonical = divoc_crypto::jcs::canonicalize_to_vec(&serde_json::json!({
+            "type": type_name,
+            "facility": facility_id,
+            "values": typed.values,
+        }))
+        .map_err(|e| CertError::Internal(e.to_string()))?;
+        let hash = hex::encode(Sha256::digest(canonical));
+        let program = format!("type:{type_name}");
+        let code = typed.reference.clone();
+        match inner
+            .db
+            .read(|r| store::precheck(r, &program, &code, 1, &hash))?
+        {
+            Some(InsertOutcome::Existing(id)) => {
+                return Ok(Issued {
+                    id,
+                    status: IssueStatus::Existing,
+                })
+            }
+            Some(InsertOutcome::Conflict(id)) => return Err(Self::conflict(id)),
+            _ => {}
+        }
+        let id = generate_certificate_id().to_string();
+        let status_index = self.allocate_status_index();
+        let now = dates::now_ms();
+        let unsigned = ty.build_credential(
+            &typed,
+            &id,
+            inner.keyring.did(),
+            now,
+            credential::status_entries(&inner.cfg.credential, status_index),
+            &inner.cfg.credential,
+        );
+        let signed = credential::sign(&unsigned, &inner.keyring)?;
+        let lookup_hashes = match (&typed.contact, &typed.dob) {
+            (Some(c), Some(d)) => vec![self.lookup_hash(c, d)],
+            _ => Vec::new(),
+        };
+        let new = NewCertificate {
+            id: id.clone(),
+            program,
+            recipient_ref: code,
+            dose: 1,
+            facility_id,
+            payload_hash: hash,
+            status_index,
+            credential: signed,
+            lookup_hashes,
+            contacts: typed.contact.into_iter().collect(),
+            channels: inner.cfg.distribution_channels.clone(),
+            actor: actor.to_owned(),
+        };
+        let outcome = inner.db.write(move |tx| store::insert(tx, &new)).wait();
+        Self::finish(id, outcome)
+    }
+
+    /// The names of the configured credential types.
+    pub fn credential_types(&self) -> Vec<String> {
+        self.inner.cfg.types.keys().cloned().collect()
     }
 
     /// The certificate record (with its signed credential).

@@ -13,7 +13,7 @@ use serde_json::Value;
 use divoc_crypto::data_integrity::{verify_proof, ASSERTION_METHOD};
 use divoc_crypto::multibase;
 
-use crate::credential::{certificate_id_of, CREDENTIAL_TYPE};
+use crate::credential::certificate_id_of;
 use crate::dates;
 use crate::status_list::{Bitstring, StatusPurpose};
 
@@ -261,14 +261,16 @@ pub fn verify_credential(
         .and_then(|i| i.as_str().or_else(|| i.get("id").and_then(Value::as_str)))
         .map(str::to_owned);
     let claims = Some(summary(credential));
-    let is_ours = credential
+    // Any verifiable credential of this issuer: vaccination certificates
+    // and the operator-defined types (crate::types) alike.
+    let is_vc = credential
         .get("type")
         .and_then(Value::as_array)
-        .is_some_and(|t| t.iter().any(|t| t == CREDENTIAL_TYPE));
+        .is_some_and(|t| t.iter().any(|t| t == "VerifiableCredential"));
 
-    let sig = match (&issuer, is_ours) {
+    let sig = match (&issuer, is_vc) {
         (None, _) => Err("credential has no issuer".to_owned()),
-        (_, false) => Err(format!("not a {CREDENTIAL_TYPE}")),
+        (_, false) => Err("not a VerifiableCredential".to_owned()),
         (Some(iss), true) => verify_proof(credential, |k| key_of_issuer(iss, k, resolve_key))
             .map_err(|e| e.to_string())
             .and_then(|p| {

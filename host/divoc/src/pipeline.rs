@@ -48,6 +48,9 @@ pub struct CertificatesConfig {
     pub programs: BTreeMap<String, ProgramConfig>,
     /// Delivery of issued certificates.
     pub distribution: DistributionConfig,
+    /// Operator-defined credential types (`[certificates.types.<name>]`),
+    /// issued at `POST /v1/credentials/<name>`.
+    pub types: BTreeMap<String, divoc_certificates::types::CredentialType>,
 }
 
 /// `[certificates.programs.<id>]`.
@@ -86,6 +89,9 @@ impl CertificatesConfig {
                      such as INR"
                 );
             }
+        }
+        for (name, t) in &self.types {
+            t.check(name)?;
         }
         self.distribution.validate()
     }

@@ -139,6 +139,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let (db, keyring) = (host.db.clone(), host.keyring.clone());
         let mut cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
         cfg.distribution_channels = config.certificates.distribution.channels.clone();
+        cfg.types = config.certificates.types.clone();
         let hooks = Arc::new(PluginHooks::new(
             runtime.clone(),
             config.certificates.clone(),

@@ -1,0 +1,172 @@
+//! A credential type defined only in config (`covid-test` in
+//! `config/divoc.toml`): issued over HTTP, idempotent by its reference
+//! field, bad input refused by field with nothing stored, verified, found
+//! by contact + date of birth, revoked.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const ADMIN: &str = "types-test-admin-token-0123";
+
+fn start(tmp: &std::path::Path) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
+        .arg("--config")
+        .arg(repo.join("config/divoc.toml"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(tmp.join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--plugins")
+        .arg(tmp.join("plugins"))
+        .env("DIVOC_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child, format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN}"));
+    let result = match body {
+        Some(b) => req.send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_config_defined_type_is_issued_verified_and_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = server.1.as_str();
+
+    let (s, body) = send("GET", &format!("{base}/v1/credentials"), None);
+    assert_eq!(s, 200);
+    assert_eq!(body["types"], json!(["vaccination", "covid-test"]));
+
+    let url = format!("{base}/v1/credentials/covid-test");
+    let request = json!({
+        "sampleId": "S-2026-0001", "name": "Asha Rao", "dob": "1990-02-28",
+        "mobile": "tel:9876543210", "testType": "RT-PCR", "result": "negative",
+        "sampledAt": "2026-11-26T08:30:00Z", "laboratory": "District Lab 4",
+    });
+    let (s, issued) = send("POST", &url, Some(&request));
+    assert_eq!(s, 201, "{issued}");
+    let id = issued["id"].as_str().unwrap().to_owned();
+    // Re-sending is idempotent; the same reference with other values is a
+    // conflict pointing at the correction path.
+    let (s, again) = send("POST", &url, Some(&request));
+    assert_eq!((s, again["id"].as_str()), (200, Some(id.as_str())));
+    let mut changed = request.clone();
+    changed["result"] = json!("positive");
+    let (s, body) = send("POST", &url, Some(&changed));
+    assert_eq!(s, 409, "{body}");
+
+    // Bad input: every bad field named, nothing stored.
+    let bad = json!({"sampleId": "S-2", "dob": "1990-02-30", "testType": "PCR",
+                     "result": "negative", "sampledAt": "yesterday", "colour": "red"});
+    let (s, body) = send("POST", &url, Some(&bad));
+    assert_eq!(s, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["colour", "dob", "name", "sampledAt", "testType"]
+    );
+    let (s, found) = send(
+        "POST",
+        &format!("{base}/v1/certificates/lookup"),
+        Some(&json!({"preEnrollmentCode": "S-2"})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(found["certificates"], json!([]));
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/credentials/no-such-type"),
+        Some(&request),
+    );
+    assert_eq!(s, 404);
+
+    // The credential: the operator's type and mapping, our envelope.
+    let (s, vc) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
+    assert_eq!(s, 200);
+    assert_eq!(
+        vc["type"],
+        json!(["VerifiableCredential", "TestResultCredential"])
+    );
+    assert_eq!(vc["credentialSubject"]["test"]["result"], "negative");
+    assert_eq!(vc["credentialSubject"]["test"]["sampleId"], "S-2026-0001");
+    assert_eq!(vc["proof"]["cryptosuite"], "eddsa-jcs-2022");
+    assert!(vc["validUntil"].is_string());
+
+    let (s, verdict) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({"credential": vc})),
+    );
+    assert_eq!(
+        (s, verdict["valid"].as_bool()),
+        (200, Some(true)),
+        "{verdict}"
+    );
+    let (s, found) = send(
+        "POST",
+        &format!("{base}/v1/certificates/lookup"),
+        Some(&json!({"contact": "tel:9876543210", "dob": "1990-02-28"})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(found["certificates"][0]["id"], id.as_str());
+
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/certificates/{id}/revoke"),
+        Some(&json!({"reason": "sample mix-up"})),
+    );
+    assert_eq!(s, 200);
+    let (_, verdict) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({"credential": vc})),
+    );
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["checks"]["status"], "revoked");
+}
