@@ -208,16 +208,39 @@ pub fn transform(unsecured_document: &Value) -> Result<String, ProofError> {
 /// the document's `@context` when there is one. Its `type`, `cryptosuite` and
 /// `created` are checked as the section requires.
 pub fn proof_configuration(proof_options: &Map<String, Value>) -> Result<String, ProofError> {
+    let mut out = Vec::with_capacity(512);
+    proof_configuration_into(proof_options, &mut out)?;
+    // Canonical JSON is UTF-8 by construction.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// [`proof_configuration`] into a buffer.
+fn proof_configuration_into(
+    proof_options: &Map<String, Value>,
+    out: &mut Vec<u8>,
+) -> Result<(), ProofError> {
     check_type_and_suite(proof_options)?;
     check_date_time(proof_options, "created")?;
-    Ok(jcs::canonicalize(&Value::Object(proof_options.clone()))?)
+    Ok(jcs::canonicalize_object_into(
+        proof_options,
+        None,
+        None,
+        out,
+    )?)
 }
 
 /// §3.3.4 Hashing: `SHA-256(canonical proof config) ‖ SHA-256(transformed document)`.
 pub fn hash_data(transformed_document: &str, canonical_proof_config: &str) -> [u8; 64] {
+    hash_bytes(
+        transformed_document.as_bytes(),
+        canonical_proof_config.as_bytes(),
+    )
+}
+
+fn hash_bytes(transformed_document: &[u8], canonical_proof_config: &[u8]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&Sha256::digest(canonical_proof_config.as_bytes()));
-    out[32..].copy_from_slice(&Sha256::digest(transformed_document.as_bytes()));
+    out[..32].copy_from_slice(&Sha256::digest(canonical_proof_config));
+    out[32..].copy_from_slice(&Sha256::digest(transformed_document));
     out
 }
 
@@ -243,9 +266,13 @@ where
     if let Some(context) = doc.get("@context") {
         proof.insert("@context".into(), context.clone());
     }
-    let canonical_proof_config = proof_configuration(&proof)?;
-    let transformed = transform(document)?;
-    let data = hash_data(&transformed, &canonical_proof_config);
+    // Both canonical forms are written into buffers and hashed in place:
+    // this runs once per certificate issued.
+    let mut canonical_proof_config = Vec::with_capacity(512);
+    proof_configuration_into(&proof, &mut canonical_proof_config)?;
+    let mut transformed = Vec::with_capacity(4096);
+    jcs::canonicalize_into(document, &mut transformed)?;
+    let data = hash_bytes(&transformed, &canonical_proof_config);
     let signature = signer
         .sign(&options.verification_method, &data)
         .map_err(|e| ProofError::Signer(Box::new(e)))?;
@@ -302,21 +329,26 @@ where
     check_date_time(&proof_options, "created")?;
     check_date_time(&proof_options, "expires")?;
 
-    let mut unsecured = doc.clone();
-    unsecured.remove("proof");
-    if let Some(proof_context) = proof_options.get("@context") {
-        let doc_context = unsecured
-            .get("@context")
-            .ok_or(ProofError::ContextMismatch)?;
+    // The unsecured document is the secured one without `proof`, with the
+    // proof's `@context` in place of its own; it is canonicalized as such
+    // rather than copied.
+    let proof_context = proof_options.get("@context");
+    if let Some(proof_context) = proof_context {
+        let doc_context = doc.get("@context").ok_or(ProofError::ContextMismatch)?;
         if !is_context_prefix(proof_context, doc_context) {
             return Err(ProofError::ContextMismatch);
         }
-        unsecured.insert("@context".into(), proof_context.clone());
     }
-
-    let transformed = transform(&Value::Object(unsecured))?;
-    let canonical_proof_config = proof_configuration(&proof_options)?;
-    let data = hash_data(&transformed, &canonical_proof_config);
+    let mut transformed = Vec::with_capacity(4096);
+    jcs::canonicalize_object_into(
+        doc,
+        Some("proof"),
+        proof_context.map(|c| ("@context", c)),
+        &mut transformed,
+    )?;
+    let mut canonical_proof_config = Vec::with_capacity(512);
+    proof_configuration_into(&proof_options, &mut canonical_proof_config)?;
+    let data = hash_bytes(&transformed, &canonical_proof_config);
 
     let public_key = resolve_key(&verification_method)
         .ok_or_else(|| ProofError::UnknownKey(verification_method.clone()))?;
