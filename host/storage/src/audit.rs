@@ -190,10 +190,11 @@ fn decode_hash(hex_str: &str) -> Option<[u8; 32]> {
 }
 
 fn read_head(conn: &rusqlite::Connection) -> Result<Option<(i64, String)>> {
+    // Cached statements: an append runs once per audited change, inside the
+    // writer's group transaction, where re-parsing SQL each time showed up.
     Ok(conn
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?)
 }
 
@@ -230,16 +231,18 @@ pub fn append_audit(
     let at = crate::now_ms();
     let hash = audit_hash(seq, at, actor, action, subject, &detail, &prev_hash);
     let (prev_hex, hash_hex) = (hex::encode(prev_hash), hex::encode(hash));
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit(seq, at, actor, action, subject, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        rusqlite::params![seq, at, actor, action, subject, detail, prev_hex, hash_hex],
-    )?;
-    conn.execute(
+    )?
+    .execute(rusqlite::params![
+        seq, at, actor, action, subject, detail, prev_hex, hash_hex
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO audit_head(id, seq, hash) VALUES (1, ?1, ?2)
          ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        rusqlite::params![seq, hash_hex],
-    )?;
+    )?
+    .execute(rusqlite::params![seq, hash_hex])?;
     Ok(seq)
 }
 

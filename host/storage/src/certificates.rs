@@ -332,6 +332,13 @@ pub fn precheck(
         .map(|(id, _, _)| InsertOutcome::Conflict(id)))
 }
 
+fn credential_json(c: &NewCertificate) -> Result<String> {
+    serde_json::to_string(&c.credential).map_err(|source| StorageError::Json {
+        what: "certificate credential",
+        source,
+    })
+}
+
 fn insert_row(
     tx: &Tx<'_>,
     c: &NewCertificate,
@@ -339,10 +346,17 @@ fn insert_row(
     previous_id: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let credential = serde_json::to_string(&c.credential).map_err(|source| StorageError::Json {
-        what: "certificate credential",
-        source,
-    })?;
+    insert_row_json(tx, c, &credential_json(c)?, version, previous_id, now)
+}
+
+fn insert_row_json(
+    tx: &Tx<'_>,
+    c: &NewCertificate,
+    credential: &str,
+    version: u32,
+    previous_id: Option<&str>,
+    now: i64,
+) -> Result<()> {
     let conn = tx.conn();
     conn.prepare_cached(
         "INSERT INTO certificates (id, program, recipient_ref, dose, version, previous_id,
@@ -414,6 +428,98 @@ pub fn insert(tx: &Tx<'_>, c: &NewCertificate) -> Result<InsertOutcome> {
     }
     insert_row(tx, c, 1, None, crate::now_ms())?;
     Ok(InsertOutcome::Created)
+}
+
+/// A [`NewCertificate`] with its credential already serialized.
+///
+/// Serializing a signed credential is a few microseconds of the writer
+/// thread's time per certificate, and the writer is the one thread every
+/// issuance waits for; [`PreparedCertificate::new`] does it on the caller's
+/// thread instead, before [`crate::Database::write`].
+#[derive(Debug, Clone)]
+pub struct PreparedCertificate {
+    cert: NewCertificate,
+    credential_json: String,
+}
+
+impl PreparedCertificate {
+    /// Serializes the credential.
+    pub fn new(cert: NewCertificate) -> Result<PreparedCertificate> {
+        let credential_json = credential_json(&cert)?;
+        Ok(PreparedCertificate {
+            cert,
+            credential_json,
+        })
+    }
+
+    /// The certificate.
+    pub fn certificate(&self) -> &NewCertificate {
+        &self.cert
+    }
+}
+
+/// [`insert`] for a certificate serialized beforehand.
+pub fn insert_prepared(tx: &Tx<'_>, p: &PreparedCertificate) -> Result<InsertOutcome> {
+    let c = &p.cert;
+    if let Some(outcome) = precheck(
+        &tx.reader(),
+        &c.program,
+        &c.recipient_ref,
+        c.dose,
+        &c.payload_hash,
+    )? {
+        return Ok(outcome);
+    }
+    insert_row_json(tx, c, &p.credential_json, 1, None, crate::now_ms())?;
+    Ok(InsertOutcome::Created)
+}
+
+/// Inserts many certificates as one work item: one result per
+/// certificate, in order, each as [`insert_prepared`] would give it (a
+/// later duplicate of an earlier one in `certs` is `Existing` or a
+/// `Conflict`).
+///
+/// The writer gives each work item a savepoint, and a savepoint copies
+/// every page it first touches (the tail pages of each table and index,
+/// the audit head…) into its sub-journal; for a batch of certificates
+/// that is the same few dozen pages copied again per certificate. Here the
+/// whole batch runs under one savepoint. Should any certificate fail, the
+/// batch is rolled back and redone one savepoint per certificate, so that
+/// one bad certificate still fails alone.
+pub fn insert_many(
+    tx: &Tx<'_>,
+    certs: &[PreparedCertificate],
+) -> Result<Vec<Result<InsertOutcome>>> {
+    let conn = tx.conn();
+    let exec = |sql: &str| -> Result<()> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    exec("SAVEPOINT divoc_many")?;
+    let mut out = Vec::with_capacity(certs.len());
+    for p in certs {
+        match insert_prepared(tx, p) {
+            Ok(outcome) => out.push(Ok(outcome)),
+            Err(_) => break,
+        }
+    }
+    if out.len() == certs.len() {
+        exec("RELEASE divoc_many")?;
+        return Ok(out);
+    }
+    exec("ROLLBACK TO divoc_many")?;
+    out.clear();
+    for p in certs {
+        exec("SAVEPOINT divoc_one")?;
+        let outcome = insert_prepared(tx, p);
+        if outcome.is_err() {
+            exec("ROLLBACK TO divoc_one")?;
+        }
+        exec("RELEASE divoc_one")?;
+        out.push(outcome);
+    }
+    exec("RELEASE divoc_many")?;
+    Ok(out)
 }
 
 /// Issues `c` as the next version of `old_id` and revokes `old_id` with
@@ -573,6 +679,63 @@ pub fn max_status_index(r: &Reader<'_>) -> Result<Option<u64>> {
     v.map(|i| to_u64(i, "status_index")).transpose()
 }
 
+/// A certificate's status without its credential: all that an online
+/// verification needs from the database (see [`status_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRow {
+    /// Global Bitstring Status List index.
+    pub status_index: u64,
+    /// Stored status; see [`effective_status`](Self::effective_status).
+    pub status: CertStatus,
+    /// End of a suspension, ms since the epoch; `None` = until reinstated.
+    pub suspended_until_ms: Option<i64>,
+}
+
+impl StatusRow {
+    /// The status at `now_ms`, as [`CertificateRecord::effective_status`].
+    pub fn effective_status(&self, now_ms: i64) -> CertStatus {
+        match (self.status, self.suspended_until_ms) {
+            (CertStatus::Suspended, Some(until)) if until <= now_ms => CertStatus::Valid,
+            (s, _) => s,
+        }
+    }
+}
+
+/// The status of certificate `id`, reading neither its credential nor
+/// anything else: [`get`] parses the whole signed credential, which costs a
+/// verification more than its signature check.
+pub fn status_of(r: &Reader<'_>, id: &str) -> Result<Option<StatusRow>> {
+    let row = r
+        .conn()
+        .prepare_cached(
+            "SELECT status_index, status, suspended_until FROM certificates WHERE id = ?1",
+        )?
+        .query_row(params![id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(index, status, until)| {
+        Ok(StatusRow {
+            status_index: to_u64(index, "certificates.status_index")?,
+            status: CertStatus::parse(&status)?,
+            suspended_until_ms: until,
+        })
+    })
+    .transpose()
+}
+
+/// How many certificates (every version) are stored.
+pub fn count(r: &Reader<'_>) -> Result<u64> {
+    let n: i64 = r
+        .conn()
+        .query_row("SELECT COUNT(*) FROM certificates", [], |row| row.get(0))?;
+    to_u64(n, "certificate count")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -643,6 +806,75 @@ mod tests {
         let rows = db.read(|r| distribution(r, "B")).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].target, UNROUTED);
+    }
+
+    #[test]
+    fn insert_many_gives_each_certificate_its_own_outcome() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let cert = |id: &str, r: &str, hash: &str, index: u64| {
+            let mut c = new_cert(id, hash, index);
+            c.recipient_ref = r.into();
+            PreparedCertificate::new(c).unwrap()
+        };
+        // All good, with a re-send and a conflicting payload inside the batch.
+        let batch = vec![
+            cert("A", "r1", "h1", 1),
+            cert("B", "r2", "h2", 2),
+            cert("C", "r1", "h1", 3),
+            cert("D", "r2", "hx", 4),
+        ];
+        let out = db.write(move |tx| insert_many(tx, &batch)).wait().unwrap();
+        let out: Vec<_> = out.into_iter().map(|o| o.unwrap()).collect();
+        assert_eq!(
+            out,
+            vec![
+                InsertOutcome::Created,
+                InsertOutcome::Created,
+                InsertOutcome::Existing("A".into()),
+                InsertOutcome::Conflict("B".into()),
+            ]
+        );
+        // One fails in SQL (status index 1 is taken): it fails alone.
+        let batch = vec![
+            cert("E", "r3", "h3", 5),
+            cert("F", "r4", "h4", 1),
+            cert("G", "r5", "h5", 6),
+        ];
+        let out = db.write(move |tx| insert_many(tx, &batch)).wait().unwrap();
+        assert_eq!(out[0].as_ref().unwrap(), &InsertOutcome::Created);
+        assert!(out[1].is_err());
+        assert_eq!(out[2].as_ref().unwrap(), &InsertOutcome::Created);
+        assert!(db.read(|r| get(r, "F")).unwrap().is_none());
+        assert_eq!(db.read(count).unwrap(), 4);
+        // Each created certificate has its audit record and event; the
+        // failed one left nothing behind.
+        assert_eq!(db.events_after(0, 100).unwrap().len(), 4);
+        assert!(db.verify_audit_chain().unwrap().is_intact());
+        let stored = db.read(|r| get(r, "E")).unwrap().unwrap();
+        assert_eq!(stored.credential, json!({ "id": "E" }));
+    }
+
+    #[test]
+    fn status_of_matches_the_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let c = new_cert("A", "h1", 42);
+        db.write(move |tx| insert(tx, &c)).wait().unwrap();
+        let change = StatusChange::Suspend {
+            until_ms: Some(crate::now_ms() - 1),
+        };
+        db.write(move |tx| set_status(tx, "A", &change, "t"))
+            .wait()
+            .unwrap();
+        let row = db.read(|r| status_of(r, "A")).unwrap().unwrap();
+        let rec = db.read(|r| get(r, "A")).unwrap().unwrap();
+        assert_eq!(row.status_index, 42);
+        assert_eq!(row.status, rec.status);
+        assert_eq!(row.suspended_until_ms, rec.suspended_until_ms);
+        let now = crate::now_ms();
+        assert_eq!(row.effective_status(now), rec.effective_status(now));
+        assert!(db.read(|r| status_of(r, "B")).unwrap().is_none());
     }
 
     #[test]

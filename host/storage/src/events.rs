@@ -37,10 +37,11 @@ pub fn append_event(
         what: "event payload",
         source,
     })?;
-    tx.conn().execute(
-        "INSERT INTO events(kind, occurred_at, subject, payload) VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![kind, crate::now_ms(), subject, payload],
-    )?;
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO events(kind, occurred_at, subject, payload) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(rusqlite::params![kind, crate::now_ms(), subject, payload])?;
     Ok(tx.conn().last_insert_rowid())
 }
 
