@@ -16,7 +16,7 @@
 
 use serde_json::{json, Map, Value};
 
-use divoc_crypto::data_integrity::{create_proof, ProofOptions};
+use divoc_crypto::data_integrity::{add_proof, create_proof, ProofOptions};
 use divoc_crypto::keys::{Keyring, DEFAULT_PURPOSE};
 
 use crate::dates;
@@ -239,11 +239,22 @@ fn address(a: &Address) -> Option<Value> {
 /// Signs a credential with the keyring's active `certificate` key
 /// (eddsa-jcs-2022, Data Integrity EdDSA Cryptosuites v1.0 §3.3.1).
 pub fn sign(credential: &Value, keyring: &Keyring) -> Result<Value, CertError> {
+    create_proof(credential, &assertion(keyring)?, keyring)
+        .map_err(|e| CertError::Internal(format!("signing failed: {e}")))
+}
+
+/// [`sign`] for a freshly built credential: the proof is added to it
+/// rather than to a copy of it.
+pub fn sign_owned(credential: Value, keyring: &Keyring) -> Result<Value, CertError> {
+    add_proof(credential, &assertion(keyring)?, keyring)
+        .map_err(|e| CertError::Internal(format!("signing failed: {e}")))
+}
+
+fn assertion(keyring: &Keyring) -> Result<ProofOptions, CertError> {
     let key = keyring
         .active(DEFAULT_PURPOSE)
         .map_err(|e| CertError::Internal(format!("no signing key: {e}")))?;
-    create_proof(credential, &ProofOptions::assertion(&key.key_id), keyring)
-        .map_err(|e| CertError::Internal(format!("signing failed: {e}")))
+    Ok(ProofOptions::assertion(&key.key_id))
 }
 
 /// The certificate id of one of our credentials: the last path segment of
@@ -255,4 +266,40 @@ pub fn certificate_id_of(credential: &Value) -> Option<&str> {
         .rsplit_once("/v1/certificates/")
         .map(|(_, id)| id)
         .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use divoc_crypto::data_integrity::verify_proof;
+    use divoc_crypto::keys::IssuerConfig;
+
+    use super::*;
+
+    #[test]
+    fn signing_in_place_gives_the_same_credential() {
+        let tmp = tempfile::tempdir().unwrap();
+        let keyring = Keyring::open_or_create(
+            &tmp.path().join("keys"),
+            &IssuerConfig::new("did:web:localhost%3A8080"),
+        )
+        .unwrap();
+        let unsigned = json!({
+            "@context": [CREDENTIALS_V2, VACCINATION_CONTEXT_URL],
+            "type": ["VerifiableCredential", CREDENTIAL_TYPE],
+            "issuer": keyring.did(),
+            "credentialSubject": {"name": "x"},
+        });
+        let copied = sign(&unsigned, &keyring).unwrap();
+        let in_place = sign_owned(unsigned, &keyring).unwrap();
+        // Ed25519 is deterministic; only `created` can differ (a second
+        // boundary between the two calls).
+        let strip = |mut v: Value| {
+            v["proof"].as_object_mut().unwrap().remove("created");
+            v["proof"].as_object_mut().unwrap().remove("proofValue");
+            v
+        };
+        assert_eq!(strip(in_place.clone()), strip(copied));
+        verify_proof(&in_place, |k| keyring.resolve_public_key(k)).unwrap();
+    }
 }
