@@ -1,5 +1,6 @@
 //! `divoc`: the DIVOC-rs host binary.
 
+mod bench_cmd;
 mod config;
 mod distribution;
 mod import_cmd;
@@ -87,6 +88,11 @@ enum Command {
     Import {
         #[command(subcommand)]
         command: import_cmd::ImportCommand,
+    },
+    /// Load a server over loopback HTTP: certificates/s beside raw Ed25519.
+    Bench {
+        #[command(subcommand)]
+        command: bench_cmd::BenchCommand,
     },
 }
 
@@ -184,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Import { command } => import_cmd::run(command, cli.config.as_deref()),
+        Command::Bench { command } => bench_cmd::run(command, cli.config.as_deref()),
         Command::Keys { command, data_dir } => {
             init_logging(LogFormat::Human, "warn");
             let overrides = Overrides {

@@ -1,0 +1,1059 @@
+//! `divoc bench issue|verify`: load a running server over loopback HTTP and
+//! print certificates per second next to the raw Ed25519 rate of the same
+//! machine, measured in the same run.
+//!
+//! Without `--url` the bench starts its own `divoc serve` (this binary) on a
+//! temporary data dir and stops it at the end, so `divoc bench issue` alone
+//! is a complete run. The client is a minimal HTTP/1.1 keep-alive client on
+//! one tokio thread: the server shares the machine with it, and a lean
+//! client leaves it the most CPU. Request bodies are built before the clock
+//! starts and responses are checked after it stops.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use rand::RngCore;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Issue #3 targets on the reference machine (2 cores), printed beside the
+/// figures.
+const TARGET_BATCH: f64 = 20_000.0;
+const TARGET_SINGLE: f64 = 5_000.0;
+const TARGET_VERIFY: f64 = 15_000.0;
+/// The most items `POST /v1/certificates/batch` accepts.
+const MAX_BATCH: usize = 1000;
+
+/// A realistic issue request (the `valid-one-dose` test case); the bench
+/// gives each copy its own pre-enrolment code.
+const TEMPLATE: &str = r#"{
+  "recipient": {
+    "name": "Bhaya Mitra",
+    "dob": "1994-11-30",
+    "gender": "Male",
+    "nationality": "IN",
+    "identity": { "type": "in.gov.uidai.aadhaar", "value": "2342343334" },
+    "contacts": ["tel:9880414888", "mailto:bhaya@example.org"],
+    "address": {
+      "line1": "no. 23, some lane, some road",
+      "line2": "some nagar",
+      "district": "Bengaluru South",
+      "state": "Karnataka",
+      "pincode": "560033"
+    }
+  },
+  "vaccination": {
+    "program": "covid-19",
+    "vaccine": "CoVax",
+    "manufacturer": "COVPharma",
+    "batch": "MB3428BX",
+    "date": "2021-03-02T09:21:18Z",
+    "dose": 1,
+    "total_doses": 2,
+    "effective_start": "2021-03-02",
+    "effective_until": "2030-03-02"
+  },
+  "facility": {
+    "id": "FAC-0042",
+    "name": "ABC Medical Center",
+    "address": { "line1": "4th cross", "district": "Bengaluru South", "state": "Karnataka", "pincode": "560034" }
+  },
+  "vaccinator": { "name": "Sooraj Singh" },
+  "pre_enrollment_code": ""
+}"#;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Issue certificates in batches (`POST /v1/certificates/batch`) and
+    /// one per request (`POST /v1/certificates`).
+    Issue {
+        #[command(flatten)]
+        target: Target,
+        /// Certificates to issue in each mode.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Requests in flight (default: 4 batches, 64 single requests).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Items per batch request (at most 1000).
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+        #[arg(long, value_enum, default_value_t = IssueMode::Both)]
+        mode: IssueMode,
+    },
+    /// Verify certificates (`POST /v1/verify`), after issuing `--certs` of
+    /// them to verify.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// Verification requests to send.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Distinct certificates to issue first and cycle through.
+        #[arg(long, default_value_t = 1000)]
+        certs: usize,
+        /// What to send: the QR text (`{"qr": …}`) or the credential JSON.
+        #[arg(long, value_enum, default_value_t = VerifyInput::Qr)]
+        input: VerifyInput,
+    },
+}
+
+#[derive(Args)]
+pub struct Target {
+    /// Base URL of a running server (`http://host:port`). Without it the
+    /// bench starts `divoc serve` on `--data-dir` (default: a temporary
+    /// directory, removed afterwards).
+    #[arg(long)]
+    url: Option<String>,
+    /// Bearer token with the admin or issuer role (default:
+    /// $DIVOC_ADMIN_TOKEN, then <data-dir>/admin-token).
+    #[arg(long)]
+    token: Option<String>,
+    /// The server's data dir (to read its admin token, or to start a server on).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IssueMode {
+    Batch,
+    Single,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyInput {
+    Qr,
+    Credential,
+}
+
+pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        BenchCommand::Issue {
+            target,
+            count,
+            concurrency,
+            batch_size,
+            mode,
+        } => {
+            ensure!(count > 0, "--count must be at least 1");
+            ensure!(
+                (1..=MAX_BATCH).contains(&batch_size),
+                "--batch-size must be 1 to {MAX_BATCH}"
+            );
+            let server = Server::connect(&target, config_file, &rt)?;
+            let rates = raw_rates();
+            let run_id = run_id();
+            let mut missed = false;
+            if mode != IssueMode::Single {
+                let c = concurrency.unwrap_or(4);
+                let before = cpu_now(server.pid());
+                let r = rt.block_on(issue_batches(
+                    &server.endpoint,
+                    &run_id,
+                    count,
+                    batch_size,
+                    c,
+                ))?;
+                missed |= r.report(
+                    &format!("batch issuance ({batch_size} per request, {c} in flight)"),
+                    "certificates",
+                    TARGET_BATCH,
+                );
+                report_cpu(before, cpu_now(server.pid()), r.ok, "certificate");
+            }
+            if mode != IssueMode::Batch {
+                let c = concurrency.unwrap_or(64);
+                let before = cpu_now(server.pid());
+                let r = rt.block_on(issue_single(&server.endpoint, &run_id, count, c))?;
+                missed |= r.report(
+                    &format!("one per request ({c} connections)"),
+                    "certificates",
+                    TARGET_SINGLE,
+                );
+                report_cpu(before, cpu_now(server.pid()), r.ok, "certificate");
+            }
+            rates.print();
+            server.stop();
+            Ok(if missed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        BenchCommand::Verify {
+            target,
+            count,
+            concurrency,
+            certs,
+            input,
+        } => {
+            ensure!(
+                count > 0 && certs > 0,
+                "--count and --certs must be at least 1"
+            );
+            let server = Server::connect(&target, config_file, &rt)?;
+            let rates = raw_rates();
+            let r = rt.block_on(verify(
+                &server.endpoint,
+                server.pid(),
+                count,
+                concurrency,
+                certs,
+                input,
+            ))?;
+            let what = match input {
+                VerifyInput::Qr => "QR text",
+                VerifyInput::Credential => "credential JSON",
+            };
+            let missed = r.0.report(
+                &format!("verification ({what}, {concurrency} connections)"),
+                "verifications",
+                TARGET_VERIFY,
+            );
+            report_cpu(r.1, r.2, r.0.ok, "verification");
+            rates.print();
+            server.stop();
+            Ok(if missed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn run_id() -> String {
+    let mut b = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b).to_uppercase()
+}
+
+// ---------------------------------------------------------------------------
+// Raw Ed25519.
+
+struct RawRates {
+    one: divoc_crypto::speed::Ed25519Rates,
+    all: divoc_crypto::speed::Ed25519Rates,
+}
+
+fn raw_rates() -> RawRates {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let d = Duration::from_millis(700);
+    RawRates {
+        one: divoc_crypto::speed::ed25519_rates(1, d),
+        all: divoc_crypto::speed::ed25519_rates(threads, d),
+    }
+}
+
+impl RawRates {
+    fn print(&self) {
+        println!(
+            "raw Ed25519 (ed25519-dalek, 64-byte message, same run): sign {} /s on 1 thread, {} /s on {}; \
+             verify_strict {} /s on 1 thread, {} /s on {}",
+            thousands(self.one.sign_per_s),
+            thousands(self.all.sign_per_s),
+            self.all.threads,
+            thousands(self.one.verify_per_s),
+            thousands(self.all.verify_per_s),
+            self.all.threads,
+        );
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// CPU accounting.
+//
+// On a shared machine the wall-clock rate moves with whatever else runs;
+// CPU time per certificate does not, and it says which thread bounds the
+// rate: a single writer thread cannot go faster than 1 s / its CPU per
+// certificate, and the whole server not faster than cores / its total.
+
+/// CPU time used so far by the server (all threads, including exited
+/// ones), by its storage writer thread, and by this (client) process.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: Duration,
+    writer: Duration,
+    client: Duration,
+}
+
+/// utime + stime of a `/proc/.../stat` file, in clock ticks of 10 ms
+/// (USER_HZ is 100 on Linux).
+fn proc_ticks(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may contain spaces; fields resume after its `)`.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Nanosecond on-CPU time of the server's storage writer thread.
+fn writer_cpu(pid: u32) -> Option<Duration> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() == "divoc-storage-w" {
+            let sched = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+            let ns = sched.split(' ').next()?.parse::<u64>().ok()?;
+            return Some(Duration::from_nanos(ns));
+        }
+    }
+    None
+}
+
+fn cpu_now(server_pid: Option<u32>) -> Option<Cpu> {
+    let pid = server_pid?;
+    Some(Cpu {
+        server: proc_ticks(&format!("/proc/{pid}/stat"))?,
+        writer: writer_cpu(pid).unwrap_or_default(),
+        client: proc_ticks("/proc/self/stat")?,
+    })
+}
+
+/// Prints CPU per item between two snapshots.
+fn report_cpu(before: Option<Cpu>, after: Option<Cpu>, items: usize, unit: &str) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return;
+    };
+    if items == 0 {
+        return;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
+    let server = per(a.server.saturating_sub(b.server));
+    let writer = per(a.writer.saturating_sub(b.writer));
+    let client = per(a.client.saturating_sub(b.client));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let writer_bound = if writer >= 1.0 {
+        format!(
+            ", {} /s for the writer thread ({writer:.0} µs of the server's)",
+            thousands(1e6 / writer)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "  CPU per {unit}: server {server:.0} µs, bench client {client:.0} µs; \
+         so at most {} /s for server + client on {cores} cores{writer_bound}",
+        thousands(cores * 1e6 / (server + client).max(1e-9)),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The server under test.
+
+struct Endpoint {
+    addr: SocketAddr,
+    host: String,
+    token: String,
+}
+
+struct Server {
+    endpoint: Arc<Endpoint>,
+    /// Set when the bench started the server itself.
+    child: Option<Child>,
+    /// A temporary data dir to remove at the end.
+    temp: Option<PathBuf>,
+}
+
+impl Server {
+    fn connect(
+        target: &Target,
+        config_file: Option<&Path>,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Server> {
+        match &target.url {
+            Some(url) => {
+                let token = match &target.token {
+                    Some(t) => t.clone(),
+                    None => token_from(target.data_dir.as_deref())?,
+                };
+                let (addr, host) = parse_url(url)?;
+                println!("server: {url}");
+                Ok(Server {
+                    endpoint: Arc::new(Endpoint { addr, host, token }),
+                    child: None,
+                    temp: None,
+                })
+            }
+            None => Self::start(target, config_file, rt),
+        }
+    }
+
+    fn start(
+        target: &Target,
+        config_file: Option<&Path>,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Server> {
+        let (root, temp) = match &target.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!("divoc-bench-{}", run_id()));
+                (d.clone(), Some(d))
+            }
+        };
+        let data = root.join("data");
+        let plugins = root.join("plugins");
+        std::fs::create_dir_all(&plugins)
+            .with_context(|| format!("cannot create {}", plugins.display()))?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let token = target.token.clone().unwrap_or_else(|| {
+            let mut b = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            hex::encode(b)
+        });
+        let log_path = root.join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        if let Some(c) = config_file {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--plugins")
+            .arg(&plugins)
+            .env("DIVOC_ADMIN_TOKEN", &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start `divoc serve`")?;
+        let mut server = Server {
+            endpoint: Arc::new(Endpoint {
+                addr,
+                host: addr.to_string(),
+                token,
+            }),
+            child: Some(child),
+            temp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let up = rt.block_on(async {
+                let mut c = Conn::open(&server.endpoint).await?;
+                c.call("GET", "/healthz", None).await
+            });
+            if matches!(up, Ok(ref r) if r.status == 200) {
+                break;
+            }
+            if Instant::now() >= deadline || server.exited() {
+                // Keep the data dir: its log says why.
+                server.temp = None;
+                bail!("the server did not come up; see {}", log_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "server: started `divoc serve` on http://{addr} (data dir {}, log {})",
+            data.display(),
+            log_path.display()
+        );
+        Ok(server)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Everything acknowledged is committed; SIGKILL loses nothing.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(dir) = self.temp.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn token_from(data_dir: Option<&Path>) -> anyhow::Result<String> {
+    if let Ok(t) = std::env::var("DIVOC_ADMIN_TOKEN") {
+        return Ok(t);
+    }
+    let Some(dir) = data_dir else {
+        bail!("give --token, set DIVOC_ADMIN_TOKEN, or give --data-dir to read its admin-token");
+    };
+    let path = dir.join("admin-token");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .trim()
+        .to_string())
+}
+
+fn parse_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("--url must be http://host:port (the bench drives loopback HTTP)");
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    let with_port = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    Ok((addr, host.to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// A minimal HTTP/1.1 keep-alive client.
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read but not yet consumed.
+    buf: Vec<u8>,
+    /// `Host` and `Authorization` lines, sent with every request.
+    fixed: String,
+    out: Vec<u8>,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Conn {
+    async fn open(e: &Endpoint) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(e.addr)
+            .await
+            .with_context(|| format!("cannot connect to {}", e.addr))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+            fixed: format!("Host: {}\r\nAuthorization: Bearer {}\r\n", e.host, e.token),
+            out: Vec::with_capacity(4 * 1024),
+        })
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        ensure!(n > 0, "the server closed the connection");
+        Ok(())
+    }
+
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> anyhow::Result<Reply> {
+        self.out.clear();
+        write!(self.out, "{method} {path} HTTP/1.1\r\n{}", self.fixed)?;
+        match body {
+            Some(b) => {
+                write!(
+                    self.out,
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                )?;
+                self.out.extend_from_slice(b);
+            }
+            None => self.out.extend_from_slice(b"\r\n"),
+        }
+        self.stream.write_all(&self.out).await?;
+
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).context("response head")?;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .context("malformed status line")?;
+        let (mut length, mut chunked) = (None, false);
+        for line in lines {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = Some(v.parse::<usize>().context("content-length")?);
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.eq_ignore_ascii_case("chunked");
+            }
+        }
+        self.buf.drain(..head_end + 4);
+        let body = match (chunked, length) {
+            (true, _) => self.chunked().await?,
+            (false, Some(n)) => self.take(n).await?,
+            (false, None) => bail!("response without a length"),
+        };
+        Ok(Reply { status, body })
+    }
+
+    async fn take(&mut self, n: usize) -> anyhow::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            self.fill().await?;
+        }
+        let rest = self.buf.split_off(n);
+        Ok(std::mem::replace(&mut self.buf, rest))
+    }
+
+    async fn chunked(&mut self) -> anyhow::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(&self.buf, b"\r\n") {
+                    break i;
+                }
+                self.fill().await?;
+            };
+            let line = std::str::from_utf8(&self.buf[..line_end]).context("chunk size")?;
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .context("chunk size")?;
+            self.buf.drain(..line_end + 2);
+            if size == 0 {
+                // Trailers (none expected) end with an empty line.
+                loop {
+                    let end = loop {
+                        if let Some(i) = find(&self.buf, b"\r\n") {
+                            break i;
+                        }
+                        self.fill().await?;
+                    };
+                    self.buf.drain(..end + 2);
+                    if end == 0 {
+                        return Ok(body);
+                    }
+                }
+            }
+            let chunk = self.take(size + 2).await?;
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Load.
+
+struct Job {
+    method: &'static str,
+    path: String,
+    body: Option<Vec<u8>>,
+}
+
+/// One answered job: the reply (or the transport error) and its latency.
+type Answer = (Result<Reply, String>, Duration);
+
+/// Sends every job over `concurrency` keep-alive connections, each taking
+/// the next job as soon as its previous one is answered. Returns the
+/// answers in job order and the wall time from the first request to the
+/// last answer (connections are opened before the clock starts).
+async fn drive(
+    e: &Arc<Endpoint>,
+    concurrency: usize,
+    jobs: Arc<Vec<Job>>,
+) -> anyhow::Result<(Vec<Option<Answer>>, Duration)> {
+    let concurrency = concurrency.clamp(1, jobs.len().max(1));
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(Conn::open(e).await?);
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for mut conn in conns {
+        let (jobs, next, e) = (Arc::clone(&jobs), Arc::clone(&next), Arc::clone(e));
+        set.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let t = Instant::now();
+                let r = conn.call(job.method, &job.path, job.body.as_deref()).await;
+                let latency = t.elapsed();
+                let failed = r.is_err();
+                done.push((i, (r.map_err(|e| format!("{e:#}")), latency)));
+                if failed {
+                    // The connection is in an unknown state: start a new one.
+                    match Conn::open(&e).await {
+                        Ok(c) => conn = c,
+                        Err(_) => break,
+                    }
+                }
+            }
+            done
+        });
+    }
+    let mut answers: Vec<Option<Answer>> = (0..jobs.len()).map(|_| None).collect();
+    while let Some(done) = set.join_next().await {
+        for (i, a) in done? {
+            if let Some(slot) = answers.get_mut(i) {
+                *slot = Some(a);
+            }
+        }
+    }
+    Ok((answers, start.elapsed()))
+}
+
+/// What a load produced.
+struct Outcome {
+    /// Items (certificates or verifications) that succeeded.
+    ok: usize,
+    /// Items that failed, and the first failure.
+    failed: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    /// Per-request latencies, sorted.
+    latencies: Vec<Duration>,
+    requests: usize,
+}
+
+impl Outcome {
+    fn new(answers: &[Option<Answer>], elapsed: Duration) -> Outcome {
+        let mut latencies: Vec<Duration> = answers.iter().flatten().map(|(_, l)| *l).collect();
+        latencies.sort_unstable();
+        Outcome {
+            ok: 0,
+            failed: 0,
+            first_error: None,
+            elapsed,
+            latencies,
+            requests: answers.len(),
+        }
+    }
+
+    fn fail(&mut self, n: usize, why: impl FnOnce() -> String) {
+        self.failed += n;
+        if self.first_error.is_none() {
+            self.first_error = Some(why());
+        }
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[i - 1]
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Prints the line for this load; returns whether the target was missed.
+    fn report(&self, label: &str, unit: &str, target: f64) -> bool {
+        let rate = self.rate();
+        println!(
+            "{label}: {} {unit} in {:.2} s = {} {unit}/s (target ≥ {}: {}); \
+             {} requests, latency p50 {:.1} ms, p99 {:.1} ms",
+            self.ok,
+            self.elapsed.as_secs_f64(),
+            thousands(rate),
+            thousands(target),
+            if rate >= target { "met" } else { "MISSED" },
+            self.requests,
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+        );
+        if self.failed > 0 {
+            println!(
+                "  {} failed; first: {}",
+                self.failed,
+                self.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        rate < target
+    }
+}
+
+fn requests(run_id: &str, from: usize, count: usize) -> anyhow::Result<Vec<Value>> {
+    let template: Value = serde_json::from_str(TEMPLATE)?;
+    Ok((from..from + count)
+        .map(|i| {
+            let mut r = template.clone();
+            r["pre_enrollment_code"] = Value::from(format!("BENCH-{run_id}-{i:08}"));
+            r
+        })
+        .collect())
+}
+
+fn batch_jobs(items: &[Value], batch_size: usize) -> anyhow::Result<Vec<Job>> {
+    items
+        .chunks(batch_size)
+        .map(|chunk| {
+            Ok(Job {
+                method: "POST",
+                path: "/v1/certificates/batch".into(),
+                body: Some(serde_json::to_vec(chunk)?),
+            })
+        })
+        .collect()
+}
+
+/// Checks batch answers; returns the outcome and the ids in item order
+/// (`None` for failed items).
+fn check_batches(
+    answers: &[Option<Answer>],
+    batch_size: usize,
+    items: usize,
+    elapsed: Duration,
+) -> (Outcome, Vec<Option<String>>) {
+    let mut out = Outcome::new(answers, elapsed);
+    let mut ids = vec![None; items];
+    for (j, answer) in answers.iter().enumerate() {
+        let expected = batch_size.min(items - j * batch_size);
+        let reply = match answer {
+            Some((Ok(r), _)) if r.status == 200 => r,
+            Some((Ok(r), _)) => {
+                out.fail(expected, || {
+                    format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+                });
+                continue;
+            }
+            Some((Err(e), _)) => {
+                out.fail(expected, || e.clone());
+                continue;
+            }
+            None => {
+                out.fail(expected, || "not sent".into());
+                continue;
+            }
+        };
+        let results = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        if results.len() != expected {
+            out.fail(expected, || {
+                format!("{} results for {expected} items", results.len())
+            });
+            continue;
+        }
+        for (k, r) in results.iter().enumerate() {
+            match r.get("id").and_then(Value::as_str) {
+                Some(id) => {
+                    out.ok += 1;
+                    if let Some(slot) = ids.get_mut(j * batch_size + k) {
+                        *slot = Some(id.to_string());
+                    }
+                }
+                None => out.fail(1, || r.to_string()),
+            }
+        }
+    }
+    (out, ids)
+}
+
+async fn issue_batches(
+    e: &Arc<Endpoint>,
+    run_id: &str,
+    count: usize,
+    batch_size: usize,
+    concurrency: usize,
+) -> anyhow::Result<Outcome> {
+    let items = requests(run_id, 0, count)?;
+    let jobs = Arc::new(batch_jobs(&items, batch_size)?);
+    let (answers, elapsed) = drive(e, concurrency, Arc::clone(&jobs)).await?;
+    Ok(check_batches(&answers, batch_size, count, elapsed).0)
+}
+
+async fn issue_single(
+    e: &Arc<Endpoint>,
+    run_id: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Outcome> {
+    // Codes after the batch run's, so `--mode both` issues new certificates.
+    let items = requests(run_id, count, count)?;
+    let jobs = items
+        .iter()
+        .map(|item| {
+            Ok(Job {
+                method: "POST",
+                path: "/v1/certificates".into(),
+                body: Some(serde_json::to_vec(item)?),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (answers, elapsed) = drive(e, concurrency, Arc::new(jobs)).await?;
+    let mut out = Outcome::new(&answers, elapsed);
+    for answer in &answers {
+        match answer {
+            Some((Ok(r), _)) if r.status == 201 => out.ok += 1,
+            Some((Ok(r), _)) => out.fail(1, || {
+                format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+            }),
+            Some((Err(e), _)) => out.fail(1, || e.clone()),
+            None => out.fail(1, || "not sent".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// The verification load's outcome, with CPU snapshots around it (set-up
+/// excluded).
+async fn verify(
+    e: &Arc<Endpoint>,
+    server_pid: Option<u32>,
+    count: usize,
+    concurrency: usize,
+    certs: usize,
+    input: VerifyInput,
+) -> anyhow::Result<(Outcome, Option<Cpu>, Option<Cpu>)> {
+    // Set-up: certificates to verify, and their QR text or credential.
+    let items = requests(&run_id(), 0, certs)?;
+    let batch = 500;
+    let jobs = Arc::new(batch_jobs(&items, batch)?);
+    let (answers, elapsed) = drive(e, 4, Arc::clone(&jobs)).await?;
+    let (issued, ids) = check_batches(&answers, batch, certs, elapsed);
+    ensure!(
+        issued.failed == 0,
+        "set-up: issuing failed: {}",
+        issued.first_error.unwrap_or_default()
+    );
+    let file = match input {
+        VerifyInput::Qr => "/qr.txt",
+        VerifyInput::Credential => "",
+    };
+    let fetch: Vec<Job> = ids
+        .iter()
+        .flatten()
+        .map(|id| Job {
+            method: "GET",
+            path: format!("/v1/certificates/{id}{file}"),
+            body: None,
+        })
+        .collect();
+    let (fetched, _) = drive(e, 16, Arc::new(fetch)).await?;
+    let mut bodies = Vec::with_capacity(certs);
+    for f in fetched {
+        let body = match f {
+            Some((Ok(r), _)) if r.status == 200 => r.body,
+            Some((Ok(r), _)) => bail!("set-up: fetching a certificate: HTTP {}", r.status),
+            Some((Err(e), _)) => bail!("set-up: fetching a certificate: {e}"),
+            None => bail!("set-up: a certificate was not fetched"),
+        };
+        let request = match input {
+            VerifyInput::Qr => serde_json::json!({ "qr": String::from_utf8(body)? }),
+            VerifyInput::Credential => {
+                serde_json::json!({ "credential": serde_json::from_slice::<Value>(&body)? })
+            }
+        };
+        bodies.push(serde_json::to_vec(&request)?);
+    }
+    println!(
+        "set-up: issued and fetched {} certificates to verify",
+        bodies.len()
+    );
+
+    let jobs: Vec<Job> = (0..count)
+        .map(|i| Job {
+            method: "POST",
+            path: "/v1/verify".into(),
+            body: bodies.get(i % bodies.len()).cloned(),
+        })
+        .collect();
+    let before = cpu_now(server_pid);
+    let (answers, elapsed) = drive(e, concurrency, Arc::new(jobs)).await?;
+    let after = cpu_now(server_pid);
+    let mut out = Outcome::new(&answers, elapsed);
+    for answer in &answers {
+        match answer {
+            // `valid` is the verdict's first field.
+            Some((Ok(r), _)) if r.status == 200 && r.body.starts_with(b"{\"valid\":true") => {
+                out.ok += 1
+            }
+            Some((Ok(r), _)) => out.fail(1, || {
+                format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+            }),
+            Some((Err(e), _)) => out.fail(1, || e.clone()),
+            None => out.fail(1, || "not sent".into()),
+        }
+    }
+    Ok((out, before, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234.0), "1,234");
+        assert_eq!(thousands(20_000.0), "20,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn template_is_a_valid_request() {
+        let items = requests("T", 0, 2).expect("requests");
+        for item in items {
+            let req = divoc_certificates::IssueRequest::from_json(item).expect("parses");
+            assert!(req.validate().is_ok());
+        }
+    }
+}
