@@ -332,15 +332,22 @@ pub(crate) async fn render_qr(
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-/// `GET /v1/certificates/{id}/{file}`: `qr.png`, `qr.svg`, `qr.txt`,
-/// `qr.zip` (`?form=legacy` for DIVOC's QR form).
+/// `GET /v1/certificates/{id}/{file}`: `certificate.pdf` (`?lang=`),
+/// `qr.png`, `qr.svg`, `qr.txt`, `qr.zip` (`?form=legacy` for DIVOC's QR
+/// form).
 pub async fn qr(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, file)): Path<(String, String)>,
     Query(query): Query<RenderQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let record = readable(&state, &caller, id).await?;
+    if file == "certificate.pdf" {
+        let p = principal(&caller)?.clone();
+        let doses = doses_with(&state, &p, &record).await?;
+        return render_pdf(&state, doses, record, query.lang.as_deref(), &headers).await;
+    }
     render_qr(&state, record, file, &query).await
 }
 
@@ -791,4 +798,108 @@ pub async fn credential_types(State(state): State<AppState>) -> Result<Response,
     let mut types = vec!["vaccination".to_owned()];
     types.extend(svc.credential_types());
     Ok(Json(json!({ "types": types })).into_response())
+}
+
+/// The PDF language of a request: `?lang=`, else the first
+/// `Accept-Language` tag that has a template, else the default template.
+fn pdf_language(
+    renderer: &divoc_pdf::PdfRenderer,
+    lang: Option<&str>,
+    headers: &HeaderMap,
+) -> String {
+    if let Some(l) = lang.map(str::trim).filter(|l| !l.is_empty()) {
+        // An unknown `?lang=` is the caller's mistake: render reports it.
+        return l.to_owned();
+    }
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|tag| tag.split(';').next())
+        .find_map(|tag| renderer.resolve_language(tag))
+        .unwrap_or_else(|| renderer.default_language())
+        .to_owned()
+}
+
+/// Renders the printable certificate: every dose in `doses` (one credential
+/// each) and the QR code of `qr_of`.
+pub(crate) async fn render_pdf(
+    state: &AppState,
+    doses: Vec<CertificateRecord>,
+    qr_of: CertificateRecord,
+    lang: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let renderer = state
+        .pdf
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("PDF rendering is not configured"))?;
+    let lang = pdf_language(&renderer, lang, headers);
+    let rendered = tokio::task::spawn_blocking(move || {
+        let qr_text = qr::encode(&qr_of.credential).map_err(ApiError::from)?;
+        let credentials: Vec<Value> = doses.into_iter().map(|r| r.credential).collect();
+        let mut doc = divoc_pdf::CertificateDocument::from_credentials(&credentials, qr_text)
+            .map_err(pdf_error)?;
+        doc.certificate_id = qr_of.id.clone();
+        renderer.render(&doc, &lang).map_err(pdf_error)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("task failed: {e}")))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"certificate.pdf\"",
+            ),
+        ],
+        rendered,
+    )
+        .into_response())
+}
+
+fn pdf_error(e: divoc_pdf::PdfError) -> ApiError {
+    match e {
+        divoc_pdf::PdfError::UnknownLanguage { available, .. } => ApiError::bad_request(
+            "lang",
+            format!(
+                "no certificate template for that language; available: {}",
+                available.join(", ")
+            ),
+        ),
+        divoc_pdf::PdfError::Credential(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_printable_form",
+            "this credential type has no printable certificate",
+        ),
+        other => {
+            tracing::error!(error = %other, "PDF rendering failed");
+            ApiError::internal("PDF rendering failed; see the server log")
+        }
+    }
+}
+
+/// The doses printed with `record`: the current, unrevoked certificate of
+/// every other dose of the same recipient and program that the caller may
+/// see, and `record` itself.
+async fn doses_with(
+    state: &AppState,
+    p: &Principal,
+    record: &CertificateRecord,
+) -> Result<Vec<CertificateRecord>, ApiError> {
+    let svc = service(state)?;
+    let code = record.recipient_ref.clone();
+    let all = blocking(move || svc.current_by_pre_enrollment(&code)).await?;
+    let mut doses = vec![record.clone()];
+    for r in all {
+        if r.program == record.program
+            && r.dose != record.dose
+            && !divoc_certificates::lookup::is_revoked(&r)
+            && may_read(state, p, &r).await?
+        {
+            doses.push(r);
+        }
+    }
+    Ok(doses)
 }

@@ -15,18 +15,19 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use divoc_certificates::legacy::CertifyRequest;
 use divoc_certificates::CertError;
+use divoc_storage::certificates::CertificateRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::certificates::{
     batch_items, blocking, error_json, facility_allows, legacy_names, may_read, parse_json,
-    principal, render_qr, service, RenderQuery, DIVOC_DEFAULT_PROGRAM,
+    principal, render_pdf, render_qr, service, RenderQuery, DIVOC_DEFAULT_PROGRAM,
 };
 use crate::error::ApiError;
 use crate::AppState;
@@ -194,7 +195,7 @@ pub(crate) async fn visible_by_code(
     state: &AppState,
     caller: &Caller,
     code: String,
-) -> Result<Vec<divoc_storage::certificates::CertificateRecord>, ApiError> {
+) -> Result<Vec<CertificateRecord>, ApiError> {
     let p = principal(caller)?.clone();
     check_code(&code)?;
     let svc = service(state)?;
@@ -220,8 +221,12 @@ pub async fn file(
     Extension(caller): Extension<Caller>,
     Path((code, file)): Path<(String, String)>,
     Query(query): Query<RenderQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let records = visible_by_code(&state, &caller, code).await?;
+    if file == "certificate.pdf" {
+        return pdf_of(&state, records, &query, &headers).await;
+    }
     let record = match query.dose {
         Some(d) => records.into_iter().find(|r| r.dose == d).ok_or_else(|| {
             ApiError::not_found("no certificate for that dose").with_field("dose")
@@ -232,4 +237,47 @@ pub async fn file(
             .ok_or_else(|| ApiError::not_found("no certificate"))?,
     };
     render_qr(&state, record, file, &query).await
+}
+
+/// The printable certificate of a code's doses, with the QR of the latest
+/// valid dose (or of `?dose=`).
+async fn pdf_of(
+    state: &AppState,
+    records: Vec<CertificateRecord>,
+    query: &RenderQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let qr_of = match query.dose {
+        Some(d) => records.iter().find(|r| r.dose == d).ok_or_else(|| {
+            ApiError::not_found("no certificate for that dose").with_field("dose")
+        })?,
+        None => records
+            .iter()
+            .filter(|r| !divoc_certificates::lookup::is_revoked(r))
+            .max_by_key(|r| (r.dose, r.issued_at_ms))
+            .or_else(|| records.iter().max_by_key(|r| (r.dose, r.issued_at_ms)))
+            .ok_or_else(|| ApiError::not_found("no certificate"))?,
+    }
+    .clone();
+    let doses: Vec<CertificateRecord> = records
+        .into_iter()
+        .filter(|r| {
+            r.program == qr_of.program
+                && (r.id == qr_of.id || !divoc_certificates::lookup::is_revoked(r))
+        })
+        .collect();
+    render_pdf(state, doses, qr_of, query.lang.as_deref(), headers).await
+}
+
+/// `GET /cert/api/certificatePDF/{code}` (DIVOC's route): the printable
+/// certificate of every dose of a pre-enrolment code.
+pub async fn certificate_pdf(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    Query(query): Query<RenderQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let records = visible_by_code(&state, &caller, code).await?;
+    pdf_of(&state, records, &query, &headers).await
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub plugins_dir: PathBuf,
     /// The certificate module, when enabled.
     pub certificates: Option<divoc_certificates::CertificateService>,
+    /// Printable certificates (templates and fonts, loaded once).
+    pub pdf: Option<Arc<divoc_pdf::PdfRenderer>>,
 }
 
 /// HTTP-level limits.
@@ -122,6 +124,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             post(divoc_compat::is_revoked),
         )
         .route("/cert/api/certificate/{code}", head(divoc_compat::exists))
+        .route(
+            "/cert/api/certificatePDF/{code}",
+            get(divoc_compat::certificate_pdf),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,

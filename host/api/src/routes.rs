@@ -184,4 +184,9 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/cert/api/certificate/{code}",
         access: Access::Roles(ISSUERS),
     },
+    RouteSpec {
+        method: "GET",
+        path: "/cert/api/certificatePDF/{code}",
+        access: Access::Roles(ISSUERS),
+    },
 ];

@@ -56,6 +56,13 @@ fn app(dir: &std::path::Path) -> axum::Router {
             tokens: Arc::new(tokens),
             plugins_dir,
             certificates: Some(certificates),
+            pdf: Some(Arc::new(
+                divoc_pdf::PdfRenderer::load(
+                    &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../config/templates/pdf"),
+                )
+                .unwrap(),
+            )),
         },
         &HttpSettings::default(),
     )
@@ -73,8 +80,7 @@ async fn call(app: &axum::Router, method: &str, path: &str, bearer: Option<&str>
         .unwrap();
     let status = response.status();
     // HEAD answers carry no body (RFC 9110 §9.3.2), so no error object.
-    if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && method != "HEAD"
-    {
+    if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && method != "HEAD" {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(json["error"]["code"].is_string(), "error shape: {json}");

@@ -51,6 +51,26 @@ pub struct CertificatesConfig {
     /// Operator-defined credential types (`[certificates.types.<name>]`),
     /// issued at `POST /v1/credentials/<name>`.
     pub types: BTreeMap<String, divoc_certificates::types::CredentialType>,
+    /// Printable certificates.
+    pub pdf: PdfConfig,
+}
+
+/// `[certificates.pdf]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PdfConfig {
+    /// The directory of PDF templates (one `<lang>.toml` each, fonts
+    /// beside them). Relative paths in a config file are relative to that
+    /// file; without a file, to the working directory.
+    pub templates: figment::value::magic::RelativePathBuf,
+}
+
+impl Default for PdfConfig {
+    fn default() -> Self {
+        PdfConfig {
+            templates: std::path::PathBuf::from("config/templates/pdf").into(),
+        }
+    }
 }
 
 /// `[certificates.programs.<id>]`.

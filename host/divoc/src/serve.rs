@@ -171,6 +171,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         Some(worker.spawn(stopped))
     };
+    let templates = config.certificates.pdf.templates.relative();
+    let pdf = divoc_pdf::PdfRenderer::load(&templates)
+        .with_context(|| format!("loading PDF templates from {}", templates.display()))?;
+    tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
     let state = AppState {
         runtime,
         db: host.db.clone(),
@@ -178,6 +182,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokens,
         plugins_dir,
         certificates: Some(certificates),
+        pdf: Some(Arc::new(pdf)),
     };
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),

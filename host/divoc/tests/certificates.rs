@@ -104,6 +104,13 @@ fn issue_render_verify_revoke() {
     let (status, svg) = send("GET", &format!("{base}/v1/certificates/{id}/qr.svg"), None);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&svg).contains("<svg"));
+    let (status, pdf) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{id}/certificate.pdf?lang=hi"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with(b"%PDF-"));
     let (_, qr) = send("GET", &format!("{base}/v1/certificates/{id}/qr.txt"), None);
     let qr = String::from_utf8(qr).unwrap();
 

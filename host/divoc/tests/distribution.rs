@@ -206,6 +206,10 @@ facilities = ["FAC-0009"]
     let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
         .arg("--config")
         .arg(&config_path)
+        .env(
+            "DIVOC_CERTIFICATES__PDF__TEMPLATES",
+            repo().join("config/templates/pdf"),
+        )
         .arg("serve")
         .arg("--data-dir")
         .arg(tmp.join("data"))

@@ -64,6 +64,10 @@ fn start(tmp: &Path) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
         .arg("--config")
         .arg(config(tmp))
+        .env(
+            "DIVOC_CERTIFICATES__PDF__TEMPLATES",
+            repo().join("config/templates/pdf"),
+        )
         .arg("serve")
         .arg("--data-dir")
         .arg(tmp.join("data"))
@@ -208,6 +212,31 @@ fn divoc_routes_lookups_and_qr_images() {
     assert_eq!((s, body["error"]["field"].as_str()), (404, Some("dose")));
     let (s, body) = send("GET", &format!("{code_url}/qr.png?form=nope"), admin, None);
     assert_eq!((s, body["error"]["field"].as_str()), (400, Some("form")));
+
+    // PDF by code (DIVOC's route and ours), in English and Hindi; the
+    // language from `?lang=` or Accept-Language; an unknown one is a 400.
+    for url in [
+        format!("{base}/cert/api/certificatePDF/P-100"),
+        format!("{code_url}/certificate.pdf?lang=hi"),
+        format!("{base}/v1/certificates/{dose1}/certificate.pdf?lang=en"),
+    ] {
+        let (s, pdf) = request("GET", &url, admin, "", None);
+        assert_eq!(s, 200, "{url}");
+        assert!(pdf.starts_with(b"%PDF-"), "{url}");
+    }
+    let (s, body) = send(
+        "GET",
+        &format!("{code_url}/certificate.pdf?lang=xx"),
+        admin,
+        None,
+    );
+    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("lang")));
+    let with_header = ureq::get(&format!("{code_url}/certificate.pdf"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .set("Accept-Language", "hi-IN,hi;q=0.9,en;q=0.8")
+        .call()
+        .unwrap();
+    assert_eq!(with_header.content_type(), "application/pdf");
 
     // Verify from a QR image: as the body, and base64 in JSON (DIVOC's zip
     // form too). Verification is public.

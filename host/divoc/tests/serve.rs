@@ -60,6 +60,10 @@ fn start(data: &std::path::Path, extra_config: &str, admin_token: Option<&str>) 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_divoc"));
     cmd.arg("--config")
         .arg(&config)
+        .env(
+            "DIVOC_CERTIFICATES__PDF__TEMPLATES",
+            repo().join("config/templates/pdf"),
+        )
         .arg("serve")
         .arg("--data-dir")
         .arg(data.join("data"))
