@@ -113,7 +113,7 @@ pub enum BenchCommand {
 pub struct Target {
     /// Base URL of a running server (`http://host:port`). Without it the
     /// bench starts `divoc serve` on `--data-dir` (default: a temporary
-    /// directory, removed afterwards).
+    /// data dir, removed afterwards) and stops it at the end.
     #[arg(long)]
     url: Option<String>,
     /// Bearer token with the admin or issuer role (default:
@@ -416,14 +416,11 @@ impl Server {
         config_file: Option<&Path>,
         rt: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Server> {
-        let (root, temp) = match &target.data_dir {
-            Some(d) => (d.clone(), None),
-            None => {
-                let d = std::env::temp_dir().join(format!("divoc-bench-{}", run_id()));
-                (d.clone(), Some(d))
-            }
-        };
-        let data = root.join("data");
+        // The server's log and an empty plugins directory live in a
+        // temporary directory; so does its data unless --data-dir says.
+        let root = std::env::temp_dir().join(format!("divoc-bench-{}", run_id()));
+        let temp = Some(root.clone());
+        let data = target.data_dir.clone().unwrap_or_else(|| root.join("data"));
         let plugins = root.join("plugins");
         std::fs::create_dir_all(&plugins)
             .with_context(|| format!("cannot create {}", plugins.display()))?;
@@ -1046,6 +1043,70 @@ mod tests {
         assert_eq!(thousands(1234.0), "1,234");
         assert_eq!(thousands(20_000.0), "20,000");
         assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    /// Two answers on one keep-alive connection: one with a length, one
+    /// chunked (split across writes); the request bytes are as sent.
+    #[test]
+    fn client_reads_length_and_chunked_bodies() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.ends_with(b"{}") {
+                    let n = s.read(&mut buf).await.expect("read");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nhello")
+                    .await
+                    .expect("write");
+                let n = s.read(&mut buf).await.expect("read");
+                got.extend_from_slice(&buf[..n]);
+                s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+                    .await
+                    .expect("write");
+                s.write_all(b"c\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+                    .await
+                    .expect("write");
+                got
+            });
+            let e = Endpoint {
+                addr,
+                host: addr.to_string(),
+                token: "t0k".into(),
+            };
+            let mut c = Conn::open(&e).await.expect("connect");
+            let r = c.call("POST", "/x", Some(b"{}")).await.expect("call");
+            assert_eq!((r.status, r.body.as_slice()), (201, &b"hello"[..]));
+            let r = c.call("GET", "/y", None).await.expect("call");
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"abcde"[..]));
+            let sent = String::from_utf8(server.await.expect("server")).expect("utf8");
+            assert!(
+                sent.starts_with("POST /x HTTP/1.1\r\nHost: 127.0.0.1:"),
+                "{sent}"
+            );
+            assert!(sent.contains("Authorization: Bearer t0k\r\n"), "{sent}");
+            assert!(
+                sent.contains("Content-Length: 2\r\n\r\n{}GET /y HTTP/1.1"),
+                "{sent}"
+            );
+        });
+    }
+
+    #[test]
+    fn parses_urls() {
+        let (addr, host) = parse_url("http://127.0.0.1:8080/").expect("url");
+        assert_eq!((addr.port(), host.as_str()), (8080, "127.0.0.1:8080"));
+        assert!(parse_url("https://127.0.0.1:8080").is_err());
     }
 
     #[test]
