@@ -196,12 +196,13 @@ impl Database {
         let (queue, rx) = mpsc::sync_channel::<Box<dyn WorkItem>>(opts.queue_capacity.max(1));
         let max_batch = opts.max_batch.max(1);
         let thread_counters = Arc::clone(&counters);
+        let busy_timeout = opts.busy_timeout;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let handle = std::thread::Builder::new()
             .name("divoc-storage-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters, &wal))
+            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters, &wal, busy_timeout))
             .map_err(|source| StorageError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -531,6 +532,7 @@ fn writer_loop(
     max_batch: usize,
     counters: &Counters,
     wal: &Path,
+    busy_timeout: Duration,
 ) {
     let mut group: Vec<Box<dyn WorkItem>> = Vec::with_capacity(max_batch);
     // `recv` keeps returning queued items after the last sender is dropped,
@@ -544,7 +546,7 @@ fn writer_loop(
             }
         }
         run_group(&conn, &mut group, counters);
-        restart_wal_if_large(&conn, wal);
+        restart_wal_if_large(&conn, wal, WAL_SIZE_LIMIT.unsigned_abs(), busy_timeout);
     }
     // Dropping the connection checkpoints the WAL if this is the last one.
     if let Err((_, e)) = conn.close() {
@@ -557,14 +559,21 @@ fn writer_loop(
 /// Past [`WAL_SIZE_LIMIT`] the writer itself (between groups, after their
 /// callers were answered) finishes the checkpoint and restarts the WAL;
 /// the checkpointer has already copied nearly all of it.
-fn restart_wal_if_large(conn: &Connection, wal: &Path) {
-    let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_SIZE_LIMIT.unsigned_abs());
+fn restart_wal_if_large(conn: &Connection, wal: &Path, limit: u64, busy_timeout: Duration) {
+    let large = std::fs::metadata(wal).is_ok_and(|m| m.len() > limit);
     if !large {
         return;
     }
+    // RESTART waits for readers on old snapshots through the busy handler;
+    // the writer must not stall behind a long read, so it does not wait
+    // (and tries again after the next group).
+    let timeout = conn.busy_timeout(Duration::ZERO);
     let result = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
         row.get::<_, i64>(0)
     });
+    if let Err(e) = timeout.and_then(|()| conn.busy_timeout(busy_timeout)) {
+        tracing::error!(error = %e, "cannot reset the writer's busy timeout");
+    }
     match result {
         Ok(0) => {}
         // Busy: a reader held an old snapshot; the next group tries again.
@@ -800,6 +809,44 @@ mod tests {
 
     fn meta(db: &Database, key: &str) -> Option<String> {
         db.read(|r| crate::meta::get(r, key)).unwrap()
+    }
+
+    #[test]
+    fn a_large_wal_restarts_without_waiting_for_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let db = Database::open(&path, DbOptions::default()).unwrap();
+        let wal = dir.path().join("r.db-wal");
+        let frames = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .unwrap()
+        };
+        for i in 0..20 {
+            db.write(insert_meta(&format!("k{i}"), "v")).wait().unwrap();
+        }
+        let raw = db.raw_connection_for_tests();
+        let before = frames(&raw);
+        assert!(before > 20, "{before}");
+
+        // A reader in the middle of a snapshot: the restart gives up at once.
+        let reader = db.raw_connection_for_tests();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM meta", [], |r| r.get(0))
+            .unwrap();
+        db.write(insert_meta("during", "v")).wait().unwrap();
+        let started = std::time::Instant::now();
+        restart_wal_if_large(&raw, &wal, 0, Duration::from_secs(5));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        reader.execute_batch("COMMIT").unwrap();
+
+        // Without readers the WAL starts over: the next commit is at its
+        // beginning.
+        restart_wal_if_large(&raw, &wal, 0, Duration::from_secs(5));
+        db.write(insert_meta("after", "v")).wait().unwrap();
+        assert!(frames(&raw) < before, "{} {before}", frames(&raw));
+        assert_eq!(meta(&db, "after").as_deref(), Some("v"));
+        assert_eq!(meta(&db, "k0").as_deref(), Some("v"));
     }
 
     #[test]
