@@ -17,7 +17,7 @@ use divoc_crypto::ids::generate_certificate_id;
 use divoc_crypto::keys::Keyring;
 use divoc_storage::certificates::{
     self as store, CertStatus, CertificateRecord, ChangeOutcome, InsertOutcome, NewCertificate,
-    StatusChange,
+    PreparedCertificate, StatusChange,
 };
 use divoc_storage::{meta, Database, PendingWrite};
 
@@ -111,7 +111,7 @@ impl std::fmt::Debug for CertificateService {
 
 /// A prepared, signed certificate waiting to be stored.
 struct Prepared {
-    new: NewCertificate,
+    new: PreparedCertificate,
     /// The payment authorised for it, recorded with it.
     payment: Option<PaymentReceipt>,
 }
@@ -326,7 +326,7 @@ impl CertificateService {
             },
             &inner.cfg.credential,
         );
-        let signed = match credential::sign(&unsigned, &inner.keyring) {
+        let signed = match credential::sign_owned(unsigned, &inner.keyring) {
             Ok(s) => s,
             Err(e) => return Step::Done(Err(e)),
         };
@@ -339,33 +339,42 @@ impl CertificateService {
                 .collect(),
             None => Vec::new(),
         };
-        Step::Store(Box::new(Prepared {
-            new: NewCertificate {
-                id,
-                program: program.clone(),
-                recipient_ref: code.clone(),
-                dose,
-                facility_id: req.facility.id.clone(),
-                payload_hash: hash,
-                status_index,
-                credential: signed,
-                lookup_hashes,
-                contacts: req.recipient.contacts.clone(),
-                channels: inner.cfg.distribution_channels.clone(),
-                actor: actor.to_owned(),
-            },
-            payment,
-        }))
+        let new = PreparedCertificate::new(NewCertificate {
+            id,
+            program: program.clone(),
+            recipient_ref: code.clone(),
+            dose,
+            facility_id: req.facility.id.clone(),
+            payload_hash: hash,
+            status_index,
+            credential: signed,
+            lookup_hashes,
+            contacts: req.recipient.contacts.clone(),
+            channels: inner.cfg.distribution_channels.clone(),
+            actor: actor.to_owned(),
+        });
+        match new {
+            Ok(new) => Step::Store(Box::new(Prepared { new, payment })),
+            Err(e) => Step::Done(Err(e.into())),
+        }
     }
 
     fn store(&self, p: Prepared) -> PendingWrite<InsertOutcome> {
-        let Prepared { new, payment } = p;
+        self.inner.db.write(move |tx| store_prepared(tx, &p))
+    }
+
+    /// Stores many prepared certificates as one work item of the writer
+    /// (see [`store::insert_many`]): one savepoint for the lot instead of
+    /// one each.
+    fn store_many(
+        &self,
+        many: Vec<Prepared>,
+    ) -> PendingWrite<Vec<divoc_storage::Result<InsertOutcome>>> {
         self.inner.db.write(move |tx| {
-            let outcome = store::insert(tx, &new)?;
-            if outcome == InsertOutcome::Created {
-                record_payment(tx, &new, payment.as_ref())?;
-            }
-            Ok(outcome)
+            let certs: Vec<&PreparedCertificate> = many.iter().map(|p| &p.new).collect();
+            store::insert_many_with(tx, &certs, |tx, i| {
+                record_payment(tx, many[i].new.certificate(), many[i].payment.as_ref())
+            })
         })
     }
 
@@ -394,7 +403,7 @@ impl CertificateService {
         match self.prepare(req, actor, true) {
             Step::Done(r) => r,
             Step::Store(p) => {
-                let id = p.new.id.clone();
+                let id = p.new.certificate().id.clone();
                 Self::finish(id, self.store(*p).wait())
             }
         }
@@ -410,22 +419,43 @@ impl CertificateService {
         reqs: &[IssueRequest],
         actor: &str,
     ) -> Vec<Result<Issued, CertError>> {
-        let pending: Vec<_> = reqs
-            .iter()
-            .map(|req| match self.prepare(req, actor, true) {
-                Step::Done(r) => Err(r),
+        let mut results: Vec<Option<Result<Issued, CertError>>> = Vec::with_capacity(reqs.len());
+        let mut to_store = Vec::new();
+        let mut slots = Vec::new();
+        for req in reqs {
+            match self.prepare(req, actor, true) {
+                Step::Done(r) => results.push(Some(r)),
                 Step::Store(p) => {
-                    let id = p.new.id.clone();
-                    Ok((id, self.store(*p)))
+                    slots.push((results.len(), p.new.certificate().id.clone()));
+                    results.push(None);
+                    to_store.push(*p);
                 }
-            })
-            .collect();
-        pending
+            }
+        }
+        if !to_store.is_empty() {
+            match self.store_many(to_store).wait() {
+                Ok(outcomes) => {
+                    for ((slot, id), outcome) in slots.into_iter().zip(outcomes) {
+                        results[slot] = Some(Self::finish(id, outcome));
+                    }
+                }
+                Err(e) => {
+                    // The whole work item failed (the writer is gone):
+                    // nothing of it was stored.
+                    let message = format!("storage: {e}");
+                    let mut first = Some(CertError::from(e));
+                    for (slot, _) in slots {
+                        let err = first
+                            .take()
+                            .unwrap_or_else(|| CertError::Internal(message.clone()));
+                        results[slot] = Some(Err(err));
+                    }
+                }
+            }
+        }
+        results
             .into_iter()
-            .map(|p| match p {
-                Err(done) => done,
-                Ok((id, w)) => Self::finish(id, w.wait()),
-            })
+            .map(|r| r.unwrap_or_else(|| Err(CertError::Internal("certificate not stored".into()))))
             .collect()
     }
 
@@ -482,7 +512,7 @@ impl CertificateService {
             credential::status_entries(&inner.cfg.credential, status_index),
             &inner.cfg.credential,
         );
-        let signed = credential::sign(&unsigned, &inner.keyring)?;
+        let signed = credential::sign_owned(unsigned, &inner.keyring)?;
         let lookup_hashes = match (&typed.contact, &typed.dob) {
             (Some(c), Some(d)) => vec![self.lookup_hash(c, d)],
             _ => Vec::new(),
@@ -501,7 +531,11 @@ impl CertificateService {
             channels: inner.cfg.distribution_channels.clone(),
             actor: actor.to_owned(),
         };
-        let outcome = inner.db.write(move |tx| store::insert(tx, &new)).wait();
+        let new = PreparedCertificate::new(new)?;
+        let outcome = inner
+            .db
+            .write(move |tx| store::insert_prepared(tx, &new))
+            .wait();
         Self::finish(id, outcome)
     }
 
@@ -638,9 +672,9 @@ impl CertificateService {
             .inner
             .db
             .write(move |tx| {
-                let outcome = store::correct(tx, &old, &new, max)?;
+                let outcome = store::correct(tx, &old, new.certificate(), max)?;
                 if matches!(outcome, ChangeOutcome::Done(_)) {
-                    record_payment(tx, &new, payment.as_ref())?;
+                    record_payment(tx, new.certificate(), payment.as_ref())?;
                 }
                 Ok(outcome)
             })
@@ -701,6 +735,7 @@ impl CertificateService {
             service: self,
             issuer: keyring.did(),
             credential: &credential,
+            row: std::cell::RefCell::new(None),
         };
         Ok(verify::verify_credential(
             &credential,
@@ -720,6 +755,18 @@ impl CertificateService {
 /// stores its certificate: the receipt (provider, its reference, amount)
 /// and never the request's payment reference (a voucher code is a bearer
 /// secret).
+/// One prepared certificate and, if it was created, its payment record.
+fn store_prepared(
+    tx: &divoc_storage::Tx<'_>,
+    p: &Prepared,
+) -> divoc_storage::Result<InsertOutcome> {
+    let outcome = store::insert_prepared(tx, &p.new)?;
+    if outcome == InsertOutcome::Created {
+        record_payment(tx, p.new.certificate(), p.payment.as_ref())?;
+    }
+    Ok(outcome)
+}
+
 fn record_payment(
     tx: &divoc_storage::Tx<'_>,
     new: &NewCertificate,
@@ -738,6 +785,8 @@ struct DbStatus<'a> {
     service: &'a CertificateService,
     issuer: &'a str,
     credential: &'a Value,
+    /// The last status read, by certificate id.
+    row: std::cell::RefCell<Option<(String, Option<store::StatusRow>)>>,
 }
 
 impl StatusSource for DbStatus<'_> {
@@ -745,7 +794,26 @@ impl StatusSource for DbStatus<'_> {
         if self.credential.get("issuer").and_then(Value::as_str) != Some(self.issuer) {
             return None;
         }
-        let rec = self.service.get(entry.certificate_id?).ok()?;
+        // Only the status columns: parsing the stored credential would cost
+        // more than the signature check.
+        // A credential has two entries (revocation, suspension) for the
+        // same certificate: one read answers both.
+        let id = entry.certificate_id?;
+        let mut cached = self.row.borrow_mut();
+        let rec = match &*cached {
+            Some((for_id, row)) if for_id == id => row.clone(),
+            _ => {
+                let row = self
+                    .service
+                    .inner
+                    .db
+                    .read(|r| store::status_of(r, id))
+                    .ok()
+                    .flatten();
+                *cached = Some((id.to_owned(), row.clone()));
+                row
+            }
+        }?;
         // The entry must point at this certificate's own bit.
         let list = self
             .service

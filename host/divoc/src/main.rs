@@ -18,6 +18,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Overrides};
 
+/// mimalloc instead of the system allocator: glibc's malloc/free (with
+/// its chunk consolidation) was 12–20 % of every server thread's CPU while
+/// issuing and verifying certificates (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "divoc",

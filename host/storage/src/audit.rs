@@ -212,6 +212,19 @@ pub fn append_audit(
         what: "audit detail",
         source,
     })?;
+    append_audit_json(tx, actor, action, subject, &detail)
+}
+
+/// [`append_audit`] with the detail already serialized as a JSON object,
+/// so that callers can serialize outside the writer thread. The detail is
+/// stored and hashed exactly as given.
+pub fn append_audit_json(
+    tx: &Tx<'_>,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<i64> {
     let conn = tx.conn();
     // The head, not MAX(seq), decides the next number: if the tail was
     // deleted, new records must not quietly reuse its numbers and paper
@@ -229,7 +242,7 @@ pub fn append_audit(
     };
     let seq = prev_seq + 1;
     let at = crate::now_ms();
-    let hash = audit_hash(seq, at, actor, action, subject, &detail, &prev_hash);
+    let hash = audit_hash(seq, at, actor, action, subject, detail, &prev_hash);
     let (prev_hex, hash_hex) = (hex::encode(prev_hash), hex::encode(hash));
     conn.prepare_cached(
         "INSERT INTO audit(seq, at, actor, action, subject, detail, prev_hash, hash)

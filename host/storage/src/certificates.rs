@@ -14,6 +14,8 @@
 //! Events and audit details carry ids, program, dose and version only: no
 //! names, dates of birth, contacts or pre-enrolment codes.
 
+use std::borrow::Borrow;
+
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{json, Value};
 
@@ -339,6 +341,37 @@ fn credential_json(c: &NewCertificate) -> Result<String> {
     })
 }
 
+/// The JSON texts stored beside a certificate row: its audit/event summary
+/// and its outbox payload.
+#[derive(Debug, Clone)]
+struct RowTexts {
+    credential: String,
+    summary: String,
+    delivery: String,
+}
+
+impl RowTexts {
+    fn new(c: &NewCertificate, version: u32, previous_id: Option<&str>) -> Result<RowTexts> {
+        let json = |what: &'static str, v: &Value| {
+            serde_json::to_string(v).map_err(|source| StorageError::Json { what, source })
+        };
+        Ok(RowTexts {
+            credential: credential_json(c)?,
+            summary: json(
+                "certificate summary",
+                &json!({
+                    "id": c.id, "program": c.program, "dose": c.dose, "version": version,
+                    "previous_id": previous_id, "facility_id": c.facility_id,
+                }),
+            )?,
+            delivery: json(
+                "outbox payload",
+                &json!({ "certificate_id": c.id, "contacts": c.contacts }),
+            )?,
+        })
+    }
+}
+
 fn insert_row(
     tx: &Tx<'_>,
     c: &NewCertificate,
@@ -346,13 +379,14 @@ fn insert_row(
     previous_id: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    insert_row_json(tx, c, &credential_json(c)?, version, previous_id, now)
+    let texts = RowTexts::new(c, version, previous_id)?;
+    insert_row_texts(tx, c, &texts, version, previous_id, now)
 }
 
-fn insert_row_json(
+fn insert_row_texts(
     tx: &Tx<'_>,
     c: &NewCertificate,
-    credential: &str,
+    texts: &RowTexts,
     version: u32,
     previous_id: Option<&str>,
     now: i64,
@@ -374,31 +408,28 @@ fn insert_row_json(
         now,
         c.facility_id,
         c.payload_hash,
-        credential
+        texts.credential
     ])?;
-    let mut lookup = conn.prepare_cached(
-        "INSERT OR IGNORE INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)",
-    )?;
-    for h in &c.lookup_hashes {
-        lookup.execute(params![h, c.id])?;
+    if !c.lookup_hashes.is_empty() {
+        let mut lookup = conn.prepare_cached(
+            "INSERT OR IGNORE INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)",
+        )?;
+        for h in &c.lookup_hashes {
+            lookup.execute(params![h, c.id])?;
+        }
     }
-    let summary = json!({
-        "id": c.id, "program": c.program, "dose": c.dose, "version": version,
-        "previous_id": previous_id, "facility_id": c.facility_id,
-    });
     let action = if previous_id.is_some() {
         "certificate.corrected"
     } else {
         "certificate.issued"
     };
-    audit::append_audit(tx, &c.actor, action, &c.id, &summary)?;
-    events::append_event(tx, action, &c.id, &summary)?;
-    let payload = json!({ "certificate_id": c.id, "contacts": c.contacts });
+    audit::append_audit_json(tx, &c.actor, action, &c.id, &texts.summary)?;
+    events::append_event_json(tx, action, &c.id, &texts.summary)?;
     if c.channels.is_empty() {
-        outbox::enqueue(tx, DISTRIBUTE, UNROUTED, &payload, now)?;
+        outbox::enqueue_json(tx, DISTRIBUTE, UNROUTED, &texts.delivery, now)?;
     }
     for channel in &c.channels {
-        outbox::enqueue(tx, DISTRIBUTE, channel, &payload, now)?;
+        outbox::enqueue_json(tx, DISTRIBUTE, channel, &texts.delivery, now)?;
     }
     Ok(())
 }
@@ -430,31 +461,34 @@ pub fn insert(tx: &Tx<'_>, c: &NewCertificate) -> Result<InsertOutcome> {
     Ok(InsertOutcome::Created)
 }
 
-/// A [`NewCertificate`] with its credential already serialized.
+/// A [`NewCertificate`] with its credential, audit summary and outbox
+/// payload already serialized.
 ///
-/// Serializing a signed credential is a few microseconds of the writer
-/// thread's time per certificate, and the writer is the one thread every
-/// issuance waits for; [`PreparedCertificate::new`] does it on the caller's
-/// thread instead, before [`crate::Database::write`].
+/// Serializing them is several microseconds per certificate, and the
+/// writer is the one thread every issuance waits for;
+/// [`PreparedCertificate::new`] does it on the caller's thread instead,
+/// before [`crate::Database::write`].
 #[derive(Debug, Clone)]
 pub struct PreparedCertificate {
     cert: NewCertificate,
-    credential_json: String,
+    texts: RowTexts,
 }
 
 impl PreparedCertificate {
-    /// Serializes the credential.
+    /// Serializes the credential and what is stored beside it.
     pub fn new(cert: NewCertificate) -> Result<PreparedCertificate> {
-        let credential_json = credential_json(&cert)?;
-        Ok(PreparedCertificate {
-            cert,
-            credential_json,
-        })
+        let texts = RowTexts::new(&cert, 1, None)?;
+        Ok(PreparedCertificate { cert, texts })
     }
 
     /// The certificate.
     pub fn certificate(&self) -> &NewCertificate {
         &self.cert
+    }
+
+    /// The signed credential as it is stored (serialized JSON).
+    pub fn credential_json(&self) -> &str {
+        &self.texts.credential
     }
 }
 
@@ -470,7 +504,7 @@ pub fn insert_prepared(tx: &Tx<'_>, p: &PreparedCertificate) -> Result<InsertOut
     )? {
         return Ok(outcome);
     }
-    insert_row_json(tx, c, &p.credential_json, 1, None, crate::now_ms())?;
+    insert_row_texts(tx, c, &p.texts, 1, None, crate::now_ms())?;
     Ok(InsertOutcome::Created)
 }
 
@@ -486,19 +520,37 @@ pub fn insert_prepared(tx: &Tx<'_>, p: &PreparedCertificate) -> Result<InsertOut
 /// whole batch runs under one savepoint. Should any certificate fail, the
 /// batch is rolled back and redone one savepoint per certificate, so that
 /// one bad certificate still fails alone.
-pub fn insert_many(
+pub fn insert_many<P: Borrow<PreparedCertificate>>(
     tx: &Tx<'_>,
-    certs: &[PreparedCertificate],
+    certs: &[P],
+) -> Result<Vec<Result<InsertOutcome>>> {
+    insert_many_with(tx, certs, |_, _| Ok(()))
+}
+
+/// [`insert_many`], running `created(tx, i)` right after `certs[i]` is
+/// stored as new, in its savepoint: what it writes commits with that
+/// certificate or not at all, and its error fails that certificate alone.
+pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
+    tx: &Tx<'_>,
+    certs: &[P],
+    mut created: impl FnMut(&Tx<'_>, usize) -> Result<()>,
 ) -> Result<Vec<Result<InsertOutcome>>> {
     let conn = tx.conn();
     let exec = |sql: &str| -> Result<()> {
         conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
+    let mut one = |i: usize, p: &PreparedCertificate| -> Result<InsertOutcome> {
+        let outcome = insert_prepared(tx, p)?;
+        if outcome == InsertOutcome::Created {
+            created(tx, i)?;
+        }
+        Ok(outcome)
+    };
     exec("SAVEPOINT divoc_many")?;
     let mut out = Vec::with_capacity(certs.len());
-    for p in certs {
-        match insert_prepared(tx, p) {
+    for (i, p) in certs.iter().enumerate() {
+        match one(i, p.borrow()) {
             Ok(outcome) => out.push(Ok(outcome)),
             Err(_) => break,
         }
@@ -509,9 +561,9 @@ pub fn insert_many(
     }
     exec("ROLLBACK TO divoc_many")?;
     out.clear();
-    for p in certs {
+    for (i, p) in certs.iter().enumerate() {
         exec("SAVEPOINT divoc_one")?;
-        let outcome = insert_prepared(tx, p);
+        let outcome = one(i, p.borrow());
         if outcome.is_err() {
             exec("ROLLBACK TO divoc_one")?;
         }
@@ -853,6 +905,50 @@ mod tests {
         assert!(db.verify_audit_chain().unwrap().is_intact());
         let stored = db.read(|r| get(r, "E")).unwrap().unwrap();
         assert_eq!(stored.credential, json!({ "id": "E" }));
+    }
+
+    #[test]
+    fn insert_many_with_runs_its_step_in_each_certificates_savepoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let batch: Vec<_> = ["A", "B", "C"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut c = new_cert(id, "h", i as u64 + 1);
+                c.recipient_ref = format!("r{i}");
+                PreparedCertificate::new(c).unwrap()
+            })
+            .collect();
+        // The step writes an audit record per certificate and fails for B:
+        // B is not stored and neither is its record; A and C keep theirs.
+        let out = db
+            .write(move |tx| {
+                insert_many_with(tx, &batch, |tx, i| {
+                    let id = batch[i].certificate().id.clone();
+                    audit::append_audit(tx, "t", "certificate.payment", &id, &json!({}))?;
+                    if id == "B" {
+                        return Err(StorageError::InvalidArgument("no".into()));
+                    }
+                    Ok(())
+                })
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(out[0].as_ref().unwrap(), &InsertOutcome::Created);
+        assert!(out[1].is_err());
+        assert_eq!(out[2].as_ref().unwrap(), &InsertOutcome::Created);
+        assert!(db.read(|r| get(r, "B")).unwrap().is_none());
+        assert_eq!(db.read(count).unwrap(), 2);
+        let payments = db
+            .audit_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "certificate.payment")
+            .map(|r| r.subject)
+            .collect::<Vec<_>>();
+        assert_eq!(payments, vec!["A".to_string(), "C".to_string()]);
+        assert!(db.verify_audit_chain().unwrap().is_intact());
     }
 
     #[test]

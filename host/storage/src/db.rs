@@ -187,6 +187,7 @@ impl Database {
         )?;
         configure_writer(&writer, &opts)?;
         migrate::run(&mut writer)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
         // Readers are opened after the writer has switched the file to WAL
         // and created the schema, so they never see a half-made database.
@@ -451,6 +452,13 @@ struct Item<T, F> {
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
+
+/// Prepared statements kept per connection. rusqlite's default (16) is
+/// fewer than the distinct statements one certificate issuance runs on the
+/// writer (savepoints, the certificate row, lookups, audit, event, outbox,
+/// the idempotency read…), and an evicted statement is parsed again on its
+/// next use: that was 7 % of the writer's time.
+const STATEMENT_CACHE: usize = 128;
 
 /// The per-item savepoint. Items run one after another, so one name
 /// suffices.
@@ -739,6 +747,7 @@ impl ReaderPool {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.busy_timeout(opts.busy_timeout)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             idle.push(conn);
         }
         Ok(ReaderPool {

@@ -37,6 +37,12 @@ pub fn append_event(
         what: "event payload",
         source,
     })?;
+    append_event_json(tx, kind, subject, &payload)
+}
+
+/// [`append_event`] with the payload already serialized as JSON, so that
+/// callers can serialize outside the writer thread.
+pub fn append_event_json(tx: &Tx<'_>, kind: &str, subject: &str, payload: &str) -> Result<i64> {
     tx.conn()
         .prepare_cached(
             "INSERT INTO events(kind, occurred_at, subject, payload) VALUES (?1, ?2, ?3, ?4)",

@@ -119,12 +119,25 @@ pub fn enqueue(
         what: "outbox payload",
         source,
     })?;
+    enqueue_json(tx, kind, target, &payload, not_before_ms)
+}
+
+/// [`enqueue`] with the payload already serialized as JSON, so that callers
+/// can serialize outside the writer thread.
+pub fn enqueue_json(
+    tx: &Tx<'_>,
+    kind: &str,
+    target: &str,
+    payload: &str,
+    not_before_ms: i64,
+) -> Result<i64> {
     let now = crate::now_ms();
-    tx.conn().execute(
-        "INSERT INTO outbox(kind, target, payload, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        rusqlite::params![kind, target, payload, not_before_ms, now],
-    )?;
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO outbox(kind, target, payload, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute(rusqlite::params![kind, target, payload, not_before_ms, now])?;
     Ok(tx.conn().last_insert_rowid())
 }
 
