@@ -672,7 +672,7 @@ impl CertificateService {
             .inner
             .db
             .write(move |tx| {
-                let outcome = store::correct(tx, &old, new.certificate(), max)?;
+                let outcome = store::correct(tx, &old, &new, max)?;
                 if matches!(outcome, ChangeOutcome::Done(_)) {
                     record_payment(tx, new.certificate(), payment.as_ref())?;
                 }

@@ -351,12 +351,17 @@ struct RowTexts {
 }
 
 impl RowTexts {
-    fn new(c: &NewCertificate, version: u32, previous_id: Option<&str>) -> Result<RowTexts> {
+    fn new(
+        c: &NewCertificate,
+        credential: String,
+        version: u32,
+        previous_id: Option<&str>,
+    ) -> Result<RowTexts> {
         let json = |what: &'static str, v: &Value| {
             serde_json::to_string(v).map_err(|source| StorageError::Json { what, source })
         };
         Ok(RowTexts {
-            credential: credential_json(c)?,
+            credential,
             summary: json(
                 "certificate summary",
                 &json!({
@@ -379,7 +384,7 @@ fn insert_row(
     previous_id: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let texts = RowTexts::new(c, version, previous_id)?;
+    let texts = RowTexts::new(c, credential_json(c)?, version, previous_id)?;
     insert_row_texts(tx, c, &texts, version, previous_id, now)
 }
 
@@ -475,13 +480,18 @@ pub struct PreparedCertificate {
 }
 
 impl PreparedCertificate {
-    /// Serializes the credential and what is stored beside it.
-    pub fn new(cert: NewCertificate) -> Result<PreparedCertificate> {
-        let texts = RowTexts::new(&cert, 1, None)?;
+    /// Serializes the credential and what is stored beside it. The
+    /// credential's `Value` is dropped here, on the caller's thread: freeing
+    /// a parsed credential is itself several microseconds, and would
+    /// otherwise happen on the writer when the work item is dropped.
+    pub fn new(mut cert: NewCertificate) -> Result<PreparedCertificate> {
+        let texts = RowTexts::new(&cert, credential_json(&cert)?, 1, None)?;
+        drop(std::mem::take(&mut cert.credential));
         Ok(PreparedCertificate { cert, texts })
     }
 
-    /// The certificate.
+    /// The certificate; its `credential` is `null` (see
+    /// [`credential_json`](Self::credential_json)).
     pub fn certificate(&self) -> &NewCertificate {
         &self.cert
     }
@@ -580,9 +590,10 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
 pub fn correct(
     tx: &Tx<'_>,
     old_id: &str,
-    c: &NewCertificate,
+    p: &PreparedCertificate,
     max_corrections: u32,
 ) -> Result<ChangeOutcome> {
+    let c = &p.cert;
     let Some(old) = get(&tx.reader(), old_id)? else {
         return Ok(ChangeOutcome::NotFound);
     };
@@ -606,7 +617,8 @@ pub fn correct(
     }
     let now = crate::now_ms();
     let version = old.version + 1;
-    insert_row(tx, c, version, Some(old_id), now)?;
+    let texts = RowTexts::new(c, p.texts.credential.clone(), version, Some(old_id))?;
+    insert_row_texts(tx, c, &texts, version, Some(old_id), now)?;
     tx.conn()
         .prepare_cached(
             "UPDATE certificates SET status = 'revoked', revoked_reason = 'superseded',

@@ -15,6 +15,7 @@ use crate::error::{Result, StorageError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_certificates.sql"),
+    include_str!("../migrations/0003_certificates_lean.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -37,17 +38,53 @@ pub(crate) fn current_version(conn: &Connection) -> Result<u32> {
 /// Brings the schema up to [`latest_version`]. Each migration and its
 /// version bump commit together, so a crash mid-way leaves the database at a
 /// consistent earlier version and the next open resumes.
+///
+/// Migrations run with foreign key enforcement off and
+/// `PRAGMA foreign_key_check` before each commit: SQLite's documented way
+/// to rebuild a table that others reference (a `DROP TABLE` with
+/// enforcement on would delete-check every referencing row). The previous
+/// setting is restored afterwards.
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
+    run_to(conn, latest_version())
+}
+
+fn run_to(conn: &mut Connection, target: u32) -> Result<()> {
     let found = current_version(conn)?;
     let supported = latest_version();
     if found > supported {
         return Err(StorageError::SchemaTooNew { found, supported });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    if found >= target {
+        return Ok(());
+    }
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = apply_all(conn, found, target);
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    result
+}
+
+fn apply_all(conn: &mut Connection, found: u32, target: u32) -> Result<()> {
+    let pending = MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(found as usize)
+        .take(target.saturating_sub(found) as usize);
+    for (index, sql) in pending {
         let version = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
+            let violations: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if violations > 0 {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("{violations} rows violate foreign keys")),
+                ));
+            }
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()
         };
@@ -69,6 +106,66 @@ mod tests {
         // A second run must be a no-op, not a "table exists" error.
         run(&mut conn).unwrap();
         assert_eq!(current_version(&conn).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn certificates_survive_the_lean_rebuild() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        run_to(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO certificates (id, program, recipient_ref, dose, status_index,
+                 issued_at, updated_at, payload_hash, credential)
+             VALUES ('A', 'p', 'r1', 1, 7, 1, 1, 'h', '{\"id\":\"A\"}');
+             INSERT INTO certificates (id, program, recipient_ref, dose, version, previous_id,
+                 status_index, issued_at, updated_at, payload_hash, credential)
+             VALUES ('B', 'p', 'r1', 1, 2, 'A', 9, 2, 2, 'h2', '{\"id\":\"B\"}');
+             INSERT INTO certificate_lookup VALUES ('k', 'B');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), latest_version());
+        let enforced: bool = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(enforced, "foreign key enforcement is restored");
+        let rows: Vec<(String, Option<String>, String)> = conn
+            .prepare("SELECT id, previous_id, credential FROM certificates ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("A".into(), None, r#"{"id":"A"}"#.into()),
+                ("B".into(), Some("A".into()), r#"{"id":"B"}"#.into()),
+            ]
+        );
+        // The references still hold and are enforced against the new table.
+        assert!(conn
+            .execute("INSERT INTO certificate_lookup VALUES ('k', 'missing')", [])
+            .is_err());
+        assert!(
+            conn.execute(
+                "INSERT INTO certificates (id, program, recipient_ref, dose, version,
+                     status_index, issued_at, updated_at, payload_hash, credential)
+                 VALUES ('C', 'p', 'r1', 1, 2, 11, 3, 3, 'h3', '{}')",
+                [],
+            )
+            .is_err(),
+            "the idempotency key is still unique"
+        );
+        // Lookups by pre-enrolment code use the idempotency key's index.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE recipient_ref = 'r1'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX"), "{plan}");
     }
 
     #[test]
