@@ -108,8 +108,8 @@ pub enum HookError {
 }
 
 /// Checks run by [`CertificateService`](crate::CertificateService) while it
-/// prepares a certificate, before signing. Implementations block (they call
-/// plugins); the service is always called off the async runtime.
+/// prepares a certificate, before signing. Implementations may block (they
+/// call plugins) unless [`may_block`](Self::may_block) says otherwise.
 pub trait IssueHooks: Send + Sync {
     /// Checks the recipient's identity claim.
     fn check_identity(&self, claim: &IdentityClaim<'_>) -> Result<IdentityCheck, HookError>;
@@ -117,6 +117,15 @@ pub trait IssueHooks: Send + Sync {
     /// Decides whether the program requires payment and, if so, authorises
     /// the request's payment.
     fn check_payment(&self, claim: &PaymentClaim<'_>) -> Result<PaymentCheck, HookError>;
+
+    /// Whether a check may block (call a plugin, which may wait on the
+    /// network). When it cannot, the service may issue on an async
+    /// runtime's thread ([`CertificateService::issue_async`](crate::CertificateService::issue_async))
+    /// instead of handing every request to a blocking thread. Asked per
+    /// request, so plugins loaded later count.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 /// Checks nothing: every identity is unchecked, no program charges.
@@ -130,6 +139,10 @@ impl IssueHooks for NoHooks {
 
     fn check_payment(&self, _: &PaymentClaim<'_>) -> Result<PaymentCheck, HookError> {
         Ok(PaymentCheck::NotRequired)
+    }
+
+    fn may_block(&self) -> bool {
+        false
     }
 }
 

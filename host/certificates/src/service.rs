@@ -1,7 +1,8 @@
 //! [`CertificateService`]: validate → sign → store, and everything after.
 //!
 //! All methods block (they wait for the database writer's group commit or
-//! a pooled read); async callers run them on `spawn_blocking`. The service
+//! a pooled read); async callers run them on `spawn_blocking`, except
+//! [`CertificateService::issue_async`]. The service
 //! is `Send + Sync` and cheap to clone. Open one service per database: it
 //! allocates status-list indexes in memory.
 
@@ -405,6 +406,29 @@ impl CertificateService {
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();
                 Self::finish(id, self.store(*p).wait())
+            }
+        }
+    }
+
+    /// Whether [`issue_async`](Self::issue_async) may run on an async
+    /// runtime's thread: no issue hook can block (see
+    /// [`IssueHooks::may_block`]).
+    pub fn issues_inline(&self) -> bool {
+        !self.inner.hooks.may_block()
+    }
+
+    /// [`issue`](Self::issue) for async callers: prepares and signs on the
+    /// calling thread (tens of microseconds of CPU, and a pooled read for
+    /// the re-send check) and awaits the group commit instead of blocking a
+    /// thread on it. Call it on a runtime thread only when
+    /// [`issues_inline`](Self::issues_inline); otherwise use `issue` on a
+    /// blocking thread, since identity and payment checks call plugins.
+    pub async fn issue_async(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
+        match self.prepare(req, actor, true) {
+            Step::Done(r) => r,
+            Step::Store(p) => {
+                let id = p.new.certificate().id.clone();
+                Self::finish(id, self.store(*p).await)
             }
         }
     }

@@ -240,6 +240,17 @@ impl PluginHooks {
 }
 
 impl IssueHooks for PluginHooks {
+    /// Blocks when a plugin may be asked: one is configured or loaded for
+    /// either check, or some program takes payment (and so must be refused
+    /// or authorised through a plugin).
+    fn may_block(&self) -> bool {
+        !self.config.identity_providers.is_empty()
+            || !self.config.payment_providers.is_empty()
+            || self.config.programs.values().any(|p| p.payment.is_some())
+            || !self.runtime.plugins_of(World::IdentityProvider).is_empty()
+            || !self.runtime.plugins_of(World::PaymentProvider).is_empty()
+    }
+
     fn check_identity(&self, claim: &IdentityClaim<'_>) -> Result<IdentityCheck, HookError> {
         let Some(name) = self.identity_plugin(claim.id_type)? else {
             return Ok(IdentityCheck::NotConfigured);
