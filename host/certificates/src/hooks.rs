@@ -385,6 +385,15 @@ mod tests {
         }
 
         #[test]
+        fn plugin_hooks_keep_issuance_off_the_async_runtime() {
+            // Hooks that may call plugins (the default) keep the blocking
+            // path; without hooks the service may issue inline.
+            assert!(Scripted::default().may_block());
+            assert!(!NoHooks.may_block());
+            assert!(!env(&[]).svc.issues_inline());
+        }
+
+        #[test]
         fn identity_refusals_and_outages_store_nothing() {
             let e = env(&[]);
             for (answer, status, field) in [

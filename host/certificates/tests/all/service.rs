@@ -65,6 +65,42 @@ fn issue_stores_certificate_audit_event_and_outbox_together() {
         .is_empty());
 }
 
+/// The async path gives the same outcomes as the blocking one, and is only
+/// offered when no issue hook can block.
+#[test]
+fn issue_async_is_durable_idempotent_and_offered_only_without_blocking_hooks() {
+    let e = env();
+    assert!(e.svc.issues_inline(), "no hooks: nothing can block");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let req = with_code("PEC-ASYNC");
+    let first = rt.block_on(e.svc.issue_async(&req, "facility-42")).unwrap();
+    assert_eq!(first.status, IssueStatus::Created);
+    // Committed when it answers: a fresh read sees it.
+    assert_eq!(e.svc.get(&first.id).unwrap().recipient_ref, "PEC-ASYNC");
+    let again = rt.block_on(e.svc.issue_async(&req, "facility-42")).unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.status),
+        (first.id.as_str(), IssueStatus::Existing)
+    );
+    let mut other = req.clone();
+    other.vaccination.batch = "OTHER-BATCH".into();
+    match rt.block_on(e.svc.issue_async(&other, "facility-42")) {
+        Err(CertError::Conflict { existing_id, .. }) => {
+            assert_eq!(existing_id.as_deref(), Some(first.id.as_str()))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let mut bad = req.clone();
+    bad.recipient.name = String::new();
+    assert!(matches!(
+        rt.block_on(e.svc.issue_async(&bad, "facility-42")),
+        Err(CertError::Validation(_))
+    ));
+    assert_eq!(e.svc.by_pre_enrollment("PEC-ASYNC").unwrap().len(), 1);
+}
+
 #[test]
 fn resend_is_idempotent_and_a_different_payload_conflicts() {
     let e = env();
