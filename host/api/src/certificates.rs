@@ -510,6 +510,72 @@ pub async fn verify(
     Ok(Json(verdict).into_response())
 }
 
+/// Most credentials in one `POST /v1/verify/batch` (a public route: the
+/// bound keeps one request's work to a few tens of milliseconds).
+pub const MAX_VERIFY_BATCH: usize = 200;
+
+/// `POST /v1/verify/batch`: a JSON array of 1 to [`MAX_VERIFY_BATCH`]
+/// items, each `{"qr": "..."}` or `{"credential": {...}}` (no images),
+/// answered `{"results": [...]}` in order: each the verdict `/v1/verify`
+/// gives, or `{"error": {...}}` for an item that is not one of those forms
+/// or cannot be decoded. Statuses are read from one database snapshot.
+pub async fn verify_batch(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Value::Array(items) = parse_json(&body)? else {
+        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+    };
+    if items.is_empty() || items.len() > MAX_VERIFY_BATCH {
+        return Err(ApiError::bad_request(
+            "",
+            format!("a verification batch holds 1 to {MAX_VERIFY_BATCH} items"),
+        ));
+    }
+    let mut inputs = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let input = match item {
+            Value::Object(mut m) if m.len() == 1 => {
+                match (m.remove("qr"), m.remove("credential")) {
+                    (Some(Value::String(text)), None) => Some(VerifyInput::QrText(text)),
+                    (None, Some(credential @ Value::Object(_))) => {
+                        Some(VerifyInput::Json(credential))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match input {
+            Some(input) => {
+                inputs.push(input);
+                results.push(None);
+            }
+            None => results.push(Some(error_json(&ApiError::bad_request(
+                "qr",
+                format!("item {i}: give exactly one of `qr` (text) and `credential` (object)"),
+            )))),
+        }
+    }
+    let svc = service(&state)?;
+    let verdicts = blocking(move || Ok(svc.verify_many(inputs))).await?;
+    let mut verdicts = verdicts.into_iter();
+    let out: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Some(err) => err,
+            None => match verdicts.next() {
+                Some(Ok(v)) => serde_json::to_value(v)
+                    .unwrap_or_else(|e| error_json(&ApiError::internal(format!("verdict: {e}")))),
+                Some(Err(e)) => error_json(&ApiError::from(e)),
+                None => error_json(&ApiError::internal("missing verdict")),
+            },
+        })
+        .collect();
+    Ok(Json(json!({ "results": out })).into_response())
+}
+
 /// Reads the QR code in an image and decodes its content (our text form
 /// or DIVOC's zip) into the credential.
 async fn qr_image_credential(image: Vec<u8>) -> Result<Value, ApiError> {

@@ -105,6 +105,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         )
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/verify", post(certificates::verify))
+        .route("/v1/verify/batch", post(certificates::verify_batch))
         .route("/divoc/api/v1/certify", post(certificates::divoc_certify))
         .route("/divoc/api/v1/certificate", put(divoc_compat::correct))
         .route(

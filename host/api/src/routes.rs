@@ -151,6 +151,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "POST",
+        path: "/v1/verify/batch",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
         path: "/divoc/api/v1/certify",
         access: Access::Roles(ISSUERS),
     },

@@ -750,6 +750,36 @@ impl CertificateService {
     /// Verifies a credential or QR text against this issuer's keys (active
     /// and retired) and the live status in the database.
     pub fn verify(&self, input: VerifyInput) -> Result<Verdict, CertError> {
+        let db = &self.inner.db;
+        self.verify_with(input, &|id| {
+            db.read(|r| store::status_of(r, id)).ok().flatten()
+        })
+    }
+
+    /// Verifies many, in order, reading every status from one snapshot (one
+    /// pooled read transaction instead of one per credential). An input
+    /// that cannot be decoded fails alone.
+    pub fn verify_many(&self, inputs: Vec<VerifyInput>) -> Vec<Result<Verdict, CertError>> {
+        let count = inputs.len();
+        let verdicts = self.inner.db.read(move |r| {
+            Ok(inputs
+                .into_iter()
+                .map(|input| self.verify_with(input, &|id| store::status_of(r, id).ok().flatten()))
+                .collect::<Vec<_>>())
+        });
+        match verdicts {
+            Ok(v) => v,
+            Err(e) => (0..count)
+                .map(|_| Err(CertError::Unavailable(format!("status reads failed: {e}"))))
+                .collect(),
+        }
+    }
+
+    fn verify_with(
+        &self,
+        input: VerifyInput,
+        status_of: &dyn Fn(&str) -> Option<store::StatusRow>,
+    ) -> Result<Verdict, CertError> {
         let credential = match input {
             VerifyInput::Json(v) => v,
             VerifyInput::QrText(t) => qr::decode(&t)?,
@@ -759,6 +789,7 @@ impl CertificateService {
             service: self,
             issuer: keyring.did(),
             credential: &credential,
+            status_of,
             row: std::cell::RefCell::new(None),
         };
         Ok(verify::verify_credential(
@@ -809,6 +840,8 @@ struct DbStatus<'a> {
     service: &'a CertificateService,
     issuer: &'a str,
     credential: &'a Value,
+    /// Reads a certificate's status row.
+    status_of: &'a dyn Fn(&str) -> Option<store::StatusRow>,
     /// The last status read, by certificate id.
     row: std::cell::RefCell<Option<(String, Option<store::StatusRow>)>>,
 }
@@ -825,16 +858,10 @@ impl StatusSource for DbStatus<'_> {
         let id = entry.certificate_id?;
         let mut cached = self.row.borrow_mut();
         let rec = match &*cached {
-            Some((for_id, row)) if for_id == id => row.clone(),
+            Some((for_id, row)) if for_id == id => *row,
             _ => {
-                let row = self
-                    .service
-                    .inner
-                    .db
-                    .read(|r| store::status_of(r, id))
-                    .ok()
-                    .flatten();
-                *cached = Some((id.to_owned(), row.clone()));
+                let row = (self.status_of)(id);
+                *cached = Some((id.to_owned(), row));
                 row
             }
         }?;

@@ -317,6 +317,24 @@ where
     Ok(proof)
 }
 
+/// The decompressed key for `bytes`, remembering the last one per thread:
+/// decompressing a point is a square root in the field (~7 % of a
+/// verification), and a verifier sees the same few issuer keys over and
+/// over.
+fn verifying_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<VerifyingKey>> = const { std::cell::Cell::new(None) };
+    }
+    LAST.with(|last| match last.get() {
+        Some(key) if key.as_bytes() == bytes => Some(key),
+        _ => {
+            let key = VerifyingKey::from_bytes(bytes).ok()?;
+            last.set(Some(key));
+            Some(key)
+        }
+    })
+}
+
 /// §3.3.2 Verify Proof: check the embedded `eddsa-jcs-2022` proof of `secured_document`.
 ///
 /// `resolve_key` maps a verification method id to its raw Ed25519 public key.
@@ -383,7 +401,7 @@ where
 
     let public_key = resolve_key(&verification_method)
         .ok_or_else(|| ProofError::UnknownKey(verification_method.clone()))?;
-    let key = VerifyingKey::from_bytes(&public_key).map_err(|_| {
+    let key = verifying_key(&public_key).ok_or_else(|| {
         ProofError::Malformed(format!(
             "key for {verification_method} is not a valid Ed25519 point"
         ))

@@ -89,17 +89,23 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = IssueMode::Both)]
         mode: IssueMode,
     },
-    /// Verify certificates (`POST /v1/verify`), after issuing `--certs` of
-    /// them to verify.
+    /// Verify certificates one per request (`POST /v1/verify`) and in
+    /// batches (`POST /v1/verify/batch`), after issuing `--certs` of them
+    /// to verify.
     Verify {
         #[command(flatten)]
         target: Target,
-        /// Verification requests to send.
+        /// Verifications in each mode.
         #[arg(long, default_value_t = 20_000)]
         count: usize,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        /// Requests in flight (default: 32 single requests, 4 batches).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Credentials per batch request (at most 200).
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        #[arg(long, value_enum, default_value_t = IssueMode::Both)]
+        mode: IssueMode,
         /// Distinct certificates to issue first and cycle through.
         #[arg(long, default_value_t = 1000)]
         certs: usize,
@@ -199,6 +205,8 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             target,
             count,
             concurrency,
+            batch_size,
+            mode,
             certs,
             input,
         } => {
@@ -206,26 +214,54 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 count > 0 && certs > 0,
                 "--count and --certs must be at least 1"
             );
+            ensure!(
+                (1..=200).contains(&batch_size),
+                "--batch-size must be 1 to 200"
+            );
             let server = Server::connect(&target, config_file, &rt)?;
             let rates = raw_rates();
-            let r = rt.block_on(verify(
-                &server.endpoint,
-                server.pid(),
-                count,
-                concurrency,
-                certs,
-                input,
-            ))?;
+            let bodies = rt.block_on(verify_setup(&server.endpoint, certs, input))?;
             let what = match input {
                 VerifyInput::Qr => "QR text",
                 VerifyInput::Credential => "credential JSON",
             };
-            let missed = r.0.report(
-                &format!("verification ({what}, {concurrency} connections)"),
-                "verifications",
-                TARGET_VERIFY,
-            );
-            report_cpu(r.1, r.2, r.0.ok, "verification");
+            let mut missed = false;
+            if mode != IssueMode::Single {
+                let c = concurrency.unwrap_or(4);
+                let (out, before, after) = rt.block_on(verify_load(
+                    &server.endpoint,
+                    server.pid(),
+                    &bodies,
+                    count,
+                    c,
+                    Some(batch_size),
+                ))?;
+                missed |= out.report(
+                    &format!(
+                        "batch verification ({what}, {batch_size} per request, {c} in flight)"
+                    ),
+                    "verifications",
+                    TARGET_VERIFY,
+                );
+                report_cpu(before, after, out.ok, "verification");
+            }
+            if mode != IssueMode::Batch {
+                let c = concurrency.unwrap_or(32);
+                let (out, before, after) = rt.block_on(verify_load(
+                    &server.endpoint,
+                    server.pid(),
+                    &bodies,
+                    count,
+                    c,
+                    None,
+                ))?;
+                missed |= out.report(
+                    &format!("verification ({what}, one per request, {c} connections)"),
+                    "verifications",
+                    TARGET_VERIFY,
+                );
+                report_cpu(before, after, out.ok, "verification");
+            }
             rates.print();
             server.stop();
             Ok(if missed {
@@ -949,17 +985,13 @@ async fn issue_single(
     Ok(out)
 }
 
-/// The verification load's outcome, with CPU snapshots around it (set-up
-/// excluded).
-async fn verify(
+/// Set-up for a verification load: issues `certs` certificates and
+/// fetches each one's QR text or credential, as a `/v1/verify` item.
+async fn verify_setup(
     e: &Arc<Endpoint>,
-    server_pid: Option<u32>,
-    count: usize,
-    concurrency: usize,
     certs: usize,
     input: VerifyInput,
-) -> anyhow::Result<(Outcome, Option<Cpu>, Option<Cpu>)> {
-    // Set-up: certificates to verify, and their QR text or credential.
+) -> anyhow::Result<Vec<Value>> {
     let items = requests(&run_id(), 0, certs)?;
     let batch = 500;
     let jobs = Arc::new(batch_jobs(&items, batch)?);
@@ -984,7 +1016,7 @@ async fn verify(
         })
         .collect();
     let (fetched, _) = drive(e, 16, Arc::new(fetch)).await?;
-    let mut bodies = Vec::with_capacity(certs);
+    let mut items = Vec::with_capacity(certs);
     for f in fetched {
         let body = match f {
             Some((Ok(r), _)) if r.status == 200 => r.body,
@@ -992,41 +1024,97 @@ async fn verify(
             Some((Err(e), _)) => bail!("set-up: fetching a certificate: {e}"),
             None => bail!("set-up: a certificate was not fetched"),
         };
-        let request = match input {
+        items.push(match input {
             VerifyInput::Qr => serde_json::json!({ "qr": String::from_utf8(body)? }),
             VerifyInput::Credential => {
                 serde_json::json!({ "credential": serde_json::from_slice::<Value>(&body)? })
             }
-        };
-        bodies.push(serde_json::to_vec(&request)?);
+        });
     }
     println!(
         "set-up: issued and fetched {} certificates to verify",
-        bodies.len()
+        items.len()
     );
+    Ok(items)
+}
 
-    let jobs: Vec<Job> = (0..count)
-        .map(|i| Job {
-            method: "POST",
-            path: "/v1/verify".into(),
-            body: bodies.get(i % bodies.len()).cloned(),
+/// `count` verifications of `items` (cycling through them), one per
+/// request or `batch` per request; the outcome with CPU snapshots around
+/// it. A verification counts as done when its verdict is `valid`.
+async fn verify_load(
+    e: &Arc<Endpoint>,
+    server_pid: Option<u32>,
+    items: &[Value],
+    count: usize,
+    concurrency: usize,
+    batch: Option<usize>,
+) -> anyhow::Result<(Outcome, Option<Cpu>, Option<Cpu>)> {
+    let item = |i: usize| &items[i % items.len()];
+    let per_request = batch.unwrap_or(1);
+    let jobs: Vec<Job> = (0..count.div_ceil(per_request))
+        .map(|j| {
+            let range = j * per_request..((j + 1) * per_request).min(count);
+            let (path, body) = match batch {
+                Some(_) => (
+                    "/v1/verify/batch",
+                    serde_json::to_vec(&range.map(item).collect::<Vec<_>>()),
+                ),
+                None => ("/v1/verify", serde_json::to_vec(item(range.start))),
+            };
+            Ok(Job {
+                method: "POST",
+                path: path.into(),
+                body: Some(body?),
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
+    let expected = |j: usize| per_request.min(count - j * per_request);
     let before = cpu_now(server_pid);
     let (answers, elapsed) = drive(e, concurrency, Arc::new(jobs)).await?;
     let after = cpu_now(server_pid);
     let mut out = Outcome::new(&answers, elapsed);
-    for answer in &answers {
-        match answer {
-            // `valid` is the verdict's first field.
-            Some((Ok(r), _)) if r.status == 200 && r.body.starts_with(b"{\"valid\":true") => {
-                out.ok += 1
+    for (j, answer) in answers.iter().enumerate() {
+        let n = expected(j);
+        let reply = match answer {
+            Some((Ok(r), _)) if r.status == 200 => r,
+            Some((Ok(r), _)) => {
+                out.fail(n, || {
+                    format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+                });
+                continue;
             }
-            Some((Ok(r), _)) => out.fail(1, || {
-                format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
-            }),
-            Some((Err(e), _)) => out.fail(1, || e.clone()),
-            None => out.fail(1, || "not sent".into()),
+            Some((Err(e), _)) => {
+                out.fail(n, || e.clone());
+                continue;
+            }
+            None => {
+                out.fail(n, || "not sent".into());
+                continue;
+            }
+        };
+        if batch.is_none() {
+            // `valid` is the verdict's first field.
+            if reply.body.starts_with(b"{\"valid\":true") {
+                out.ok += 1;
+            } else {
+                out.fail(1, || String::from_utf8_lossy(&reply.body).into_owned());
+            }
+            continue;
+        }
+        let results = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        if results.len() != n {
+            out.fail(n, || format!("{} results for {n} items", results.len()));
+            continue;
+        }
+        for r in &results {
+            if r.get("valid") == Some(&Value::Bool(true)) {
+                out.ok += 1;
+            } else {
+                out.fail(1, || r.to_string());
+            }
         }
     }
     Ok((out, before, after))

@@ -268,3 +268,87 @@ fn divoc_certify_accepts_divoc_payloads_unchanged() {
     let (status, _) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
     assert_eq!(status, 200);
 }
+
+/// `POST /v1/verify/batch`: verdicts in order, the same as one by one; a
+/// revoked credential reads revoked; a bad item fails alone; the batch is
+/// bounded; no token is needed, as for `/v1/verify`.
+#[test]
+fn verify_batch_answers_each_item_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = &server.1;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
+    )
+    .unwrap();
+    let mut second = request.clone();
+    second["pre_enrollment_code"] = json!("PEC-BATCH-VERIFY-2");
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/certificates/batch"),
+        Some(&json!([request, second])),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let results = json_of(&body)["results"].clone();
+    let ids: Vec<String> = (0..2)
+        .map(|i| results[i]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (_, qr) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{}/qr.txt", ids[0]),
+        None,
+    );
+    let qr = String::from_utf8(qr).unwrap();
+    let (_, credential) = send("GET", &format!("{base}/v1/certificates/{}", ids[1]), None);
+    let credential = json_of(&credential);
+    let (status, _) = send(
+        "POST",
+        &format!("{base}/v1/certificates/{}/revoke", ids[1]),
+        Some(&json!({"reason": "issued in error"})),
+    );
+    assert_eq!(status, 200);
+
+    let items = json!([
+        { "qr": qr },
+        { "credential": credential },
+        { "nope": 1 },
+        { "qr": "DIVOC1:NOT-BASE45~" },
+    ]);
+    // Without a token: the route is public.
+    let resp = ureq::post(&format!("{base}/v1/verify/batch"))
+        .set("Content-Type", "application/json")
+        .send_string(&items.to_string())
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{body}");
+    assert_eq!(results[0]["valid"], true, "{body}");
+    assert_eq!(results[0]["checks"]["status"], "valid", "{body}");
+    assert_eq!(results[1]["valid"], false, "{body}");
+    assert_eq!(results[1]["checks"]["status"], "revoked", "{body}");
+    assert_eq!(results[1]["checks"]["signature"]["ok"], true, "{body}");
+    assert_eq!(results[2]["error"]["field"], "qr", "{body}");
+    assert_eq!(results[2]["error"]["status"], 400, "{body}");
+    assert!(
+        results[3]["error"]["status"].as_u64().unwrap() >= 400,
+        "{body}"
+    );
+    // Each verdict is what /v1/verify says for the same input.
+    for (i, item) in items.as_array().unwrap().iter().take(2).enumerate() {
+        let (status, one) = send("POST", &format!("{base}/v1/verify"), Some(item));
+        assert_eq!(status, 200);
+        assert_eq!(json_of(&one), results[i], "item {i}");
+    }
+
+    // Not an array, empty, too many: 400 naming the body.
+    for bad in [
+        json!({"qr": qr}),
+        json!([]),
+        json!(vec![json!({"qr": qr}); 201]),
+    ] {
+        let (status, body) = send("POST", &format!("{base}/v1/verify/batch"), Some(&bad));
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    }
+}
