@@ -809,7 +809,7 @@ impl CertificateService {
 /// Records an authorised payment in the audit log, in the transaction that
 /// stores its certificate: the receipt (provider, its reference, amount)
 /// and never the request's payment reference (a voucher code is a bearer
-/// secret).
+/// secret); an authorisation not yet captured is queued for capture.
 /// One prepared certificate and, if it was created, its payment record.
 fn store_prepared(
     tx: &divoc_storage::Tx<'_>,
@@ -832,6 +832,23 @@ fn record_payment(
     };
     let detail = serde_json::json!({ "certificate_id": new.id, "receipt": r });
     divoc_storage::audit::append_audit(tx, &new.actor, "certificate.payment", &new.id, &detail)?;
+    // Authorised only: capture it now that the certificate exists (the
+    // capture worker in `divoc serve`, retried from the outbox).
+    if r.status == "authorized" {
+        let capture = serde_json::json!({
+            "certificate_id": new.id,
+            "provider_reference": r.provider_reference,
+            "currency": r.currency,
+            "amount_minor_units": r.amount_minor_units,
+        });
+        divoc_storage::outbox::enqueue(
+            tx,
+            store::PAYMENT_CAPTURE,
+            &r.provider,
+            &capture,
+            dates::now_ms(),
+        )?;
+    }
     Ok(())
 }
 

@@ -116,7 +116,7 @@ pub fn backoff_ms(attempt: u64, base_ms: u64, max_ms: u64, rng: &mut impl Rng) -
 /// that a chatty plugin cannot fill the database.
 const MAX_ERROR: usize = 500;
 
-fn cut(text: &str) -> String {
+pub(crate) fn cut(text: &str) -> String {
     match text.char_indices().nth(MAX_ERROR) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_owned(),

@@ -5,6 +5,7 @@ mod config;
 mod distribution;
 mod import_cmd;
 mod offline;
+mod payments;
 mod pipeline;
 mod plugin_cmd;
 mod serve;

@@ -16,6 +16,7 @@ use rand::RngCore;
 
 use crate::config::Config;
 use crate::distribution;
+use crate::payments;
 use crate::pipeline::PluginHooks;
 use crate::wiring::{KeyringSigner, StorageKv};
 
@@ -171,6 +172,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         Some(worker.spawn(stopped))
     };
+    // Captures run whatever the channels: a payment plugin may be loaded
+    // at any time, and rows wait in the outbox until one is.
+    let capture = payments::CaptureWorker {
+        db: host.db.clone(),
+        runtime: runtime.clone(),
+        config: delivery.clone(),
+    }
+    .spawn(stop.subscribe());
     let templates = config.certificates.pdf.templates.relative();
     let pdf = divoc_pdf::PdfRenderer::load(&templates)
         .with_context(|| format!("loading PDF templates from {}", templates.display()))?;
@@ -203,6 +212,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "distribution worker failed");
         }
+    }
+    if let Err(e) = capture.await {
+        tracing::error!(error = %e, "payment capture worker failed");
     }
     served.context("server failed")?;
     tracing::info!("shut down");

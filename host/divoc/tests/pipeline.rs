@@ -2,8 +2,8 @@
 //! configuration: the identity plugin (`id-verhoeff`) checks national ids
 //! and the credential carries the normalised number; the paid program
 //! (`demo-paid`) needs a voucher that the payment plugin (`pay-voucher`)
-//! authorises once per dose; a configured check whose plugin is missing is
-//! a 503. Whatever is refused leaves nothing in the database.
+//! authorises once per dose and captures once the certificate is stored; a
+//! configured check whose plugin is missing is a 503. Whatever is refused leaves nothing in the database.
 #![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener;
@@ -233,6 +233,34 @@ fn identity_and_payment_plugins_gate_issuance() {
         "{body}"
     );
 
+    // The authorisation is captured after the certificate is stored: the
+    // capture worker takes the outbox row and the provider captures it.
+    let file = tmp.path().join("data/divoc.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let conn = rusqlite::Connection::open_with_flags(
+            &file,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT target, status FROM outbox WHERE kind = 'payment.capture'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one capture per paid certificate: {rows:?}");
+        assert_eq!(rows[0].0, "pay-voucher");
+        if rows[0].1 == "done" {
+            break;
+        }
+        assert_eq!(rows[0].1, "pending", "capture failed: {rows:?}");
+        assert!(Instant::now() < deadline, "the payment was not captured");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     server.stop();
     let db = divoc_storage::Database::open(
         &tmp.path().join("data/divoc.sqlite"),
@@ -256,6 +284,18 @@ fn identity_and_payment_plugins_gate_issuance() {
     assert_eq!(receipt["provider"], "pay-voucher");
     assert_eq!(receipt["amount_minor_units"], 10_000);
     assert_eq!(receipt["currency"], "INR");
+    let captured: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "certificate.payment.captured")
+        .collect();
+    assert_eq!(captured.len(), 1, "{audit:?}");
+    assert_eq!(captured[0].subject, paid_id);
+    assert_eq!(captured[0].detail["receipt"]["status"], "captured");
+    assert_eq!(captured[0].detail["receipt"]["amount_minor_units"], 10_000);
+    assert_eq!(
+        captured[0].detail["receipt"]["provider_reference"],
+        receipt["provider_reference"]
+    );
     assert!(!format!("{audit:?}").contains("DEMO-100"));
     assert!(db.verify_audit_chain().unwrap().is_intact());
 }

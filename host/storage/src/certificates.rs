@@ -137,6 +137,10 @@ pub struct NewCertificate {
 /// Outbox `kind` of certificate deliveries.
 pub const DISTRIBUTE: &str = "certificate.distribute";
 
+/// Outbox `kind` of payments to capture once their certificate is stored;
+/// the row's `target` is the payment-provider plugin.
+pub const PAYMENT_CAPTURE: &str = "payment.capture";
+
 /// Outbox `target` of a delivery queued while no channel was configured;
 /// the distribution worker routes it to the channels configured when it
 /// runs.
