@@ -28,7 +28,7 @@ use std::time::Duration;
 use divoc_certificates::dates::now_ms;
 use divoc_runtime::types::payment::PaymentStatus;
 use divoc_runtime::types::Money;
-use divoc_runtime::{GuestErrorKind, PluginError, Runtime};
+use divoc_runtime::Runtime;
 use divoc_storage::certificates::PAYMENT_CAPTURE;
 use divoc_storage::{audit, outbox, Database, OutboxItem, StorageError};
 use serde_json::json;
@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::distribution::{backoff_ms, cut, DistributionConfig};
+use crate::pipeline::refusal;
 
 /// What happened to one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +154,7 @@ impl CaptureWorker {
                 "the provider answered {:?} instead of captured",
                 r.status
             )),
-            Err(e) => match refused(&e) {
+            Err(e) => match refusal(&e) {
                 Some(reason) => Outcome::Fail(reason),
                 None => Outcome::Retry(e.to_string()),
             },
@@ -208,20 +209,5 @@ impl CaptureWorker {
         if let Err(e) = written {
             tracing::warn!(outbox = id, error = %e, "cannot record the capture outcome");
         }
-    }
-}
-
-/// The provider's own "no" (not worth retrying), as opposed to an outage.
-fn refused(e: &PluginError) -> Option<String> {
-    match e.guest_error() {
-        Some(g)
-            if matches!(
-                g.kind,
-                GuestErrorKind::InvalidInput | GuestErrorKind::Rejected
-            ) =>
-        {
-            Some(g.message.clone())
-        }
-        _ => None,
     }
 }

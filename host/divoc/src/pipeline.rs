@@ -140,7 +140,7 @@ impl std::fmt::Debug for PluginHooks {
 /// A plugin error as the pipeline's outcome: the plugin's own "no"
 /// (invalid input, rejected) is the user's problem and carries a reason
 /// that is safe to show; everything else is the system's and retryable.
-fn refusal(e: &PluginError) -> Option<String> {
+pub(crate) fn refusal(e: &PluginError) -> Option<String> {
     match e.guest_error() {
         Some(g)
             if matches!(
