@@ -11,10 +11,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use divoc_certificates::{
-    qr, CertError, CertificateService, IssueRequest, IssueStatus, Issued, VerifyInput,
+    qr, CertError, CertificateService, IssueRequest, IssueStatus, Issued, Verdict, VerifyInput,
 };
 use divoc_storage::certificates::CertificateRecord;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Principal, Role};
@@ -561,19 +561,34 @@ pub async fn verify_batch(
     let svc = service(&state)?;
     let verdicts = blocking(move || Ok(svc.verify_many(inputs))).await?;
     let mut verdicts = verdicts.into_iter();
-    let out: Vec<Value> = results
+    let results = results
         .into_iter()
         .map(|r| match r {
-            Some(err) => err,
+            Some(err) => BatchItem::Error(err),
             None => match verdicts.next() {
-                Some(Ok(v)) => serde_json::to_value(v)
-                    .unwrap_or_else(|e| error_json(&ApiError::internal(format!("verdict: {e}")))),
-                Some(Err(e)) => error_json(&ApiError::from(e)),
-                None => error_json(&ApiError::internal("missing verdict")),
+                Some(Ok(v)) => BatchItem::Verdict(v),
+                Some(Err(e)) => BatchItem::Error(error_json(&ApiError::from(e))),
+                None => BatchItem::Error(error_json(&ApiError::internal("missing verdict"))),
             },
         })
         .collect();
-    Ok(Json(json!({ "results": out })).into_response())
+    // Serialized straight from the verdicts: going through `Value` first
+    // cost a tenth of a batch's time.
+    Ok(Json(BatchVerdicts { results }).into_response())
+}
+
+/// The answer of `POST /v1/verify/batch`.
+#[derive(Serialize)]
+struct BatchVerdicts {
+    results: Vec<BatchItem>,
+}
+
+/// One item's verdict, or the error for that item alone.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchItem {
+    Verdict(Verdict),
+    Error(Value),
 }
 
 /// Reads the QR code in an image and decodes its content (our text form

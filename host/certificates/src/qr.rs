@@ -11,11 +11,12 @@
 //! [`legacy_zip`] also produces DIVOC's original form (a zip archive holding
 //! `certificate.json`, put in a byte-mode QR) for DIVOC's verifier apps.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
-use flate2::read::{DeflateDecoder, ZlibDecoder};
+use flate2::read::DeflateDecoder;
 use flate2::write::{DeflateEncoder, ZlibEncoder};
-use flate2::Compression;
+use flate2::{Compression, Decompress, FlushDecompress, Status};
 use qrcode::{EcLevel, QrCode};
 use serde_json::Value;
 
@@ -131,7 +132,71 @@ pub fn decode(text: &str) -> Result<Value, CertError> {
         .strip_prefix(PREFIX)
         .ok_or_else(|| bad_input("unknown QR prefix; expected DIVOC1:"))?;
     let compressed = base45_decode(body).ok_or_else(|| bad_input("invalid base45"))?;
-    inflate(ZlibDecoder::new(compressed.as_slice()))
+    inflate_zlib(&compressed)
+}
+
+/// Inflates a zlib stream and parses the JSON in it, with one decompressor
+/// and one output buffer per thread: a fresh decompressor allocates and
+/// zeroes ~43 KiB of state (its 32 KiB window), which cost more than
+/// inflating a certificate did.
+fn inflate_zlib(compressed: &[u8]) -> Result<Value, CertError> {
+    /// A thread keeps at most this much output buffer between calls.
+    const KEEP: usize = 64 << 10;
+    thread_local! {
+        static INFLATER: RefCell<Option<(Decompress, Vec<u8>)>> = const { RefCell::new(None) };
+    }
+    INFLATER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (inflater, out) =
+            slot.get_or_insert_with(|| (Decompress::new(true), Vec::with_capacity(8 << 10)));
+        inflater.reset(true);
+        out.clear();
+        let result = inflate_into(inflater, compressed, out).and_then(|()| {
+            serde_json::from_slice(out).map_err(|_| bad_input("not a JSON credential"))
+        });
+        if out.capacity() > KEEP {
+            *out = Vec::with_capacity(8 << 10);
+        }
+        result
+    })
+}
+
+/// Runs `inflater` over all of `input` into `out`, refusing more than
+/// [`MAX_INFLATED`] bytes of output and truncated streams.
+fn inflate_into(
+    inflater: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CertError> {
+    let limit = MAX_INFLATED as usize;
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > limit {
+                return Err(bad_input("credential is larger than 1 MiB"));
+            }
+            out.reserve(out.len().max(8 << 10));
+        }
+        let consumed = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        let rest = input.get(consumed..).unwrap_or_default();
+        let produced = out.len();
+        let status = inflater
+            .decompress_vec(rest, out, FlushDecompress::None)
+            .map_err(|_| bad_input("compressed data is corrupt"))?;
+        if out.len() > limit {
+            return Err(bad_input("credential is larger than 1 MiB"));
+        }
+        match status {
+            Status::StreamEnd => return Ok(()),
+            // No progress with room to spare: the stream ends early.
+            _ if out.len() == produced
+                && out.len() < out.capacity()
+                && usize::try_from(inflater.total_in()).unwrap_or(usize::MAX) == consumed =>
+            {
+                return Err(bad_input("compressed data is corrupt"));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The QR version (1-40) a text needs at error-correction level M.
@@ -332,6 +397,47 @@ mod tests {
         assert!(text.bytes().all(|b| B45.contains(&b)));
         assert_eq!(decode(&format!(" {text}\n")).unwrap(), v);
         assert!(decode("HC1:ABC").is_err());
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+        z.write_all(data).unwrap();
+        z.finish().unwrap()
+    }
+
+    #[test]
+    fn the_reused_inflater_decodes_each_text_on_its_own() {
+        // Different sizes in turn on one thread: nothing of the previous
+        // stream (window, buffered output) leaks into the next.
+        let big = serde_json::json!({"pad": "x".repeat(200_000), "n": 7});
+        let small = serde_json::json!({"a": 1});
+        for v in [&big, &small, &big, &small] {
+            assert_eq!(&decode(&encode(v).unwrap()).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn corrupt_truncated_and_oversized_streams_are_refused() {
+        let text = |bytes: &[u8]| format!("{PREFIX}{}", base45_encode(bytes));
+        let whole = zlib(br#"{"a":"0123456789012345678901234567890123456789"}"#);
+        // Cut short, before and inside the checksum.
+        for cut in [whole.len() / 2, whole.len() - 2] {
+            let e = decode(&text(&whole[..cut])).unwrap_err();
+            assert!(e.to_string().contains("corrupt"), "{e}");
+        }
+        let e = decode(&text(b"not zlib at all")).unwrap_err();
+        assert!(e.to_string().contains("corrupt"), "{e}");
+        // A small stream that inflates past 1 MiB.
+        let bomb = zlib(&vec![b' '; (MAX_INFLATED as usize) + 10]);
+        assert!(bomb.len() < 4096);
+        let e = decode(&text(&bomb)).unwrap_err();
+        assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
+        // Exactly at the limit is still JSON-checked, not refused for size.
+        let e = decode(&text(&zlib(&vec![b' '; MAX_INFLATED as usize]))).unwrap_err();
+        assert!(e.to_string().contains("not a JSON credential"), "{e}");
+        // And the thread's inflater still works afterwards.
+        let v = serde_json::json!({"ok": true});
+        assert_eq!(decode(&encode(&v).unwrap()).unwrap(), v);
     }
 
     #[test]

@@ -379,21 +379,25 @@ fn status_verdict(credential: &Value, source: &dyn StatusSource, now_ms: i64) ->
 }
 
 fn summary(c: &Value) -> ClaimsSummary {
-    let s = |p: &str| c.pointer(p).and_then(Value::as_str).map(str::to_owned);
-    let n = |p: &str| c.pointer(p).and_then(Value::as_u64);
+    // Plain lookups rather than JSON pointers: `Value::pointer` allocates
+    // a string per path segment, and this runs once per verification.
+    let subject = c.get("credentialSubject");
+    let vaccination = subject.and_then(|s| s.get("vaccination"));
+    let s = |v: Option<&Value>, k: &str| v?.get(k)?.as_str().map(str::to_owned);
+    let n = |k: &str| vaccination?.get(k)?.as_u64();
     ClaimsSummary {
         certificate_id: certificate_id_of(c).map(str::to_owned),
-        name: s("/credentialSubject/name"),
-        birth_date: s("/credentialSubject/birthDate"),
-        program: s("/credentialSubject/vaccination/program"),
-        vaccine: s("/credentialSubject/vaccination/vaccine"),
-        dose: n("/credentialSubject/vaccination/dose"),
-        total_doses: n("/credentialSubject/vaccination/totalDoses"),
-        booster: c
-            .pointer("/credentialSubject/vaccination/booster")
+        name: s(subject, "name"),
+        birth_date: s(subject, "birthDate"),
+        program: s(vaccination, "program"),
+        vaccine: s(vaccination, "vaccine"),
+        dose: n("dose"),
+        total_doses: n("totalDoses"),
+        booster: vaccination
+            .and_then(|v| v.get("booster"))
             .and_then(Value::as_bool),
-        date: s("/credentialSubject/vaccination/date"),
-        valid_from: s("/validFrom"),
-        valid_until: s("/validUntil"),
+        date: s(vaccination, "date"),
+        valid_from: s(Some(c), "validFrom"),
+        valid_until: s(Some(c), "validUntil"),
     }
 }
