@@ -82,6 +82,24 @@ pub(crate) fn principal(caller: &Caller) -> Result<&Principal, ApiError> {
     caller.0.as_ref().ok_or_else(ApiError::unauthorized)
 }
 
+/// The facility a request issues for when its payload names none (DIVOC's
+/// payloads name facilities only by name): the one `?facility=` names, else
+/// a facility token's only facility. A token serving several must name one.
+pub(crate) fn default_facility(p: &Principal, named: Option<String>) -> Option<String> {
+    named.or_else(|| match (p.role, p.facilities.as_slice()) {
+        (Role::Facility, [only]) => Some(only.clone()),
+        _ => None,
+    })
+}
+
+/// Query of the routes that issue from payloads without a facility id.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FacilityQuery {
+    /// The issuing facility; a facility token with one facility may omit it.
+    pub(crate) facility: Option<String>,
+}
+
 /// A facility token may only issue for, and read, its own facilities.
 pub(crate) fn facility_allows(p: &Principal, facility_id: Option<&str>) -> bool {
     p.role != Role::Facility || facility_id.is_some_and(|id| p.facilities.iter().any(|f| f == id))
@@ -566,7 +584,7 @@ pub async fn verify_batch(
         .map(|r| match r {
             Some(err) => BatchItem::Error(err),
             None => match verdicts.next() {
-                Some(Ok(v)) => BatchItem::Verdict(v),
+                Some(Ok(v)) => BatchItem::Verdict(Box::new(v)),
                 Some(Err(e)) => BatchItem::Error(error_json(&ApiError::from(e))),
                 None => BatchItem::Error(error_json(&ApiError::internal("missing verdict"))),
             },
@@ -587,7 +605,7 @@ struct BatchVerdicts {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum BatchItem {
-    Verdict(Verdict),
+    Verdict(Box<Verdict>),
     Error(Value),
 }
 
@@ -701,9 +719,11 @@ pub const MAX_IMPORT_ROWS: usize = 10_000;
 pub async fn import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(query): Query<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
+    let facility = default_facility(&p, query.facility);
     let rows = blocking(move || {
         divoc_certificates::import::parse(&body, DIVOC_DEFAULT_PROGRAM, MAX_IMPORT_ROWS)
     })
@@ -712,7 +732,13 @@ pub async fn import(
     let mut parsed = Vec::new();
     for row in rows {
         let head = json!({"line": row.line, "preEnrollmentCode": row.pre_enrollment_code});
-        match row.request {
+        let request = row.request.map(|mut req| {
+            if req.facility.id.is_none() {
+                req.facility.id = facility.clone();
+            }
+            req
+        });
+        match request {
             Ok(req) if !facility_allows(&p, req.facility.id.as_deref()) => {
                 let e = ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -774,9 +800,11 @@ pub(crate) const DIVOC_DEFAULT_PROGRAM: &str = "covid-19";
 pub async fn divoc_certify(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(query): Query<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
+    let facility = default_facility(&p, query.facility);
     let items = batch_items(&body)?;
     let codes: Vec<Option<String>> = items
         .iter()
@@ -787,13 +815,14 @@ pub async fn divoc_certify(
         })
         .collect();
     let parse = |item: Value| {
-        let req = divoc_certificates::legacy::CertifyRequest::from_json(item)
+        let mut req = divoc_certificates::legacy::CertifyRequest::from_json(item)
             .and_then(|r| r.into_issue_request(DIVOC_DEFAULT_PROGRAM))
             .and_then(|r| {
                 r.validate().map_err(CertError::Validation)?;
                 Ok(r)
             })
             .map_err(|e| ApiError::from(legacy_names(e)))?;
+        req.facility.id = facility.clone();
         if !facility_allows(&p, req.facility.id.as_deref()) {
             return Err(ApiError::forbidden("facility"));
         }
@@ -834,14 +863,6 @@ pub(crate) fn legacy_names(e: CertError) -> CertError {
     }
 }
 
-/// Query of `POST /v1/credentials/{type}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CredentialQuery {
-    /// The issuing facility; a facility token with one facility may omit it.
-    facility: Option<String>,
-}
-
 /// `POST /v1/credentials/{type}`: issues a credential of an
 /// operator-defined type from a flat JSON object of its fields. 201 for a
 /// new credential, 200 for a re-send of the same reference and payload.
@@ -849,7 +870,7 @@ pub async fn issue_typed(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(type_name): Path<String>,
-    Query(query): Query<CredentialQuery>,
+    Query(query): Query<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();

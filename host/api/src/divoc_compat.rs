@@ -19,15 +19,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use divoc_certificates::legacy::CertifyRequest;
-use divoc_certificates::CertError;
+use divoc_certificates::{CertError, IssueRequest};
 use divoc_storage::certificates::CertificateRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::certificates::{
-    batch_items, blocking, error_json, facility_allows, legacy_names, may_read, parse_json,
-    principal, render_pdf, render_qr, service, RenderQuery, DIVOC_DEFAULT_PROGRAM,
+    batch_items, blocking, default_facility, error_json, facility_allows, legacy_names, may_read,
+    parse_json, principal, render_pdf, render_qr, service, FacilityQuery, RenderQuery,
+    DIVOC_DEFAULT_PROGRAM,
 };
 use crate::error::ApiError;
 use crate::AppState;
@@ -50,9 +51,11 @@ fn check_code(code: &str) -> Result<(), ApiError> {
 pub async fn correct(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(query): Query<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
+    let facility = default_facility(&p, query.facility);
     let items = batch_items(&body)?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -67,15 +70,16 @@ pub async fn correct(
                 Ok(r)
             })
             .map_err(|e| ApiError::from(legacy_names(e)));
+        let parsed = parsed.map(|mut req| {
+            req.facility.id.clone_from(&facility);
+            req
+        });
         let result = match parsed {
             Err(e) => Err(e),
             Ok(req) if !facility_allows(&p, req.facility.id.as_deref()) => {
                 Err(ApiError::forbidden("facility"))
             }
-            Ok(req) => {
-                let (svc, actor) = (service(&state)?, p.name.clone());
-                blocking(move || svc.correct_dose(&req, &actor)).await
-            }
+            Ok(req) => correct_visible(&state, &caller, &p, req).await,
         };
         out.push(match result {
             Ok(issued) => json!({
@@ -91,6 +95,30 @@ pub async fn correct(
         });
     }
     Ok(Json(out).into_response())
+}
+
+/// Corrects the dose `req` names if the caller may read its certificate: a
+/// facility corrects only what it issued.
+async fn correct_visible(
+    state: &AppState,
+    caller: &Caller,
+    p: &Principal,
+    mut req: IssueRequest,
+) -> Result<divoc_certificates::Issued, ApiError> {
+    let visible = visible_by_code(state, caller, req.pre_enrollment_code.clone()).await?;
+    let current = visible
+        .iter()
+        .find(|r| r.program == req.vaccination.program && r.dose == req.vaccination.dose)
+        .ok_or_else(|| {
+            ApiError::not_found("no certificate for that pre-enrolment code and dose")
+        })?;
+    // DIVOC's payload has no facility id: the correction keeps the one
+    // the certificate was issued for.
+    if req.facility.id.is_none() {
+        req.facility.id.clone_from(&current.facility_id);
+    }
+    let (svc, actor) = (service(state)?, p.name.clone());
+    blocking(move || svc.correct_dose(&req, &actor)).await
 }
 
 /// Query of the revoke route.

@@ -428,6 +428,79 @@ fn divoc_routes_lookups_and_qr_images() {
         Some(&json!({"credential": cred1})),
     );
     assert_eq!(verdict["valid"], false);
+
+    // A facility token on DIVOC's routes: DIVOC's payload names no facility
+    // id, so the token's own facility is recorded; it then reads and
+    // corrects what it issued, and nothing issued elsewhere.
+    let certify = format!("{base}/divoc/api/v1/certify");
+    let (s, body) = send(
+        "POST",
+        &certify,
+        Some(FACILITY),
+        Some(&json!([divoc_item("F-100", 1, "B-F1")])),
+    );
+    assert_eq!(s, 200, "{body}");
+    let own = body[0]["certificateId"].as_str().unwrap().to_owned();
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{own}"),
+        Some(FACILITY),
+        None,
+    );
+    assert_eq!(s, 200);
+    let (s, body) = send(
+        "POST",
+        &format!("{certify}?facility=FAC-2"),
+        Some(FACILITY),
+        Some(&json!([divoc_item("F-101", 1, "B-F1")])),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(body[0]["error"]["status"], 403, "{body}");
+    let fix = format!("{base}/divoc/api/v1/certificate");
+    let (s, body) = send(
+        "PUT",
+        &fix,
+        Some(FACILITY),
+        Some(&json!([
+            divoc_item("F-100", 1, "B-F1-FIXED"),
+            divoc_item("P-100", 2, "B-2-BY-FAC")
+        ])),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body[0]["status"], "corrected", "{body}");
+    assert_eq!(body[1]["error"]["status"], 404, "{body}");
+    let fixed = body[0]["certificateId"].as_str().unwrap().to_owned();
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{fixed}"),
+        Some(FACILITY),
+        None,
+    );
+    assert_eq!(s, 200);
+    // An admin's DIVOC correction keeps the facility the dose was issued for.
+    let (s, body) = send(
+        "PUT",
+        &fix,
+        admin,
+        Some(&json!([divoc_item("F-100", 1, "B-F1-FIXED-2")])),
+    );
+    assert_eq!(s, 200, "{body}");
+    let again = body[0]["certificateId"].as_str().unwrap().to_owned();
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{again}"),
+        Some(FACILITY),
+        None,
+    );
+    assert_eq!(s, 200);
+    // Another pre-enrolment code's certificates stay invisible to it.
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{corrected}"),
+        Some(FACILITY),
+        None,
+    );
+    assert_eq!(s, 404);
 }
 
 const CSV_HEADER: &str = "preEnrollmentCode,recipientName,recipientMobileNumber,recipientDOB,recipientGender,recipientNationality,recipientIdentity,vaccinationBatch,vaccinationDate,vaccinationDose,vaccinationTotalDoses,vaccinationManufacturer,vaccinationName,vaccinatorName,facilityName,facilityAddressLine1,facilityDistrict,facilityState,facilityPincode";
@@ -497,10 +570,10 @@ fn csv_import_over_http_and_cli() {
         .unwrap()
         .to_owned();
 
-    // The facility token may not issue for other facilities' rows.
+    // The facility token may not issue for other facilities.
     let (s, body) = request(
         "POST",
-        &import,
+        &format!("{import}?facility=FAC-2"),
         Some(FACILITY),
         "text/csv",
         Some(csv.as_bytes()),
@@ -509,6 +582,27 @@ fn csv_import_over_http_and_cli() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["summary"]["failed"], 3);
     assert_eq!(body["results"][0]["error"]["field"], "facilityId");
+    // Its own upload (DIVOC's CSV has no facility id column) is issued for
+    // its facility, and it reads what it issued.
+    let own = format!("{CSV_HEADER}\n{}", csv_row("F-1", "1970-01-02"));
+    let (s, body) = request(
+        "POST",
+        &import,
+        Some(FACILITY),
+        "text/csv",
+        Some(own.as_bytes()),
+    );
+    assert_eq!(s, 200);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["results"][0]["status"], "created", "{body}");
+    let f1 = body["results"][0]["certificateId"].as_str().unwrap();
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{f1}"),
+        Some(FACILITY),
+        None,
+    );
+    assert_eq!(s, 200);
 
     // The CLI: the same file again (already issued: "existing") plus a new
     // row, with a report; exit code 1 because one row fails.
