@@ -14,6 +14,7 @@ mod certificates;
 mod distribution;
 mod divoc_compat;
 pub mod error;
+mod keys;
 mod plugins;
 pub mod routes;
 
@@ -81,6 +82,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/whoami", get(whoami))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/reload", post(plugins::reload))
+        .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/certificates", post(certificates::issue))
         .route("/v1/certificates/batch", post(certificates::issue_batch))
         .route("/v1/certificates/import", post(certificates::import))

@@ -71,6 +71,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "POST",
+        path: "/v1/keys/rotate",
+        access: Access::Roles(ADMIN),
+    },
+    RouteSpec {
+        method: "POST",
         path: "/v1/certificates",
         access: Access::Roles(ISSUERS),
     },

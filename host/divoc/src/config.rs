@@ -69,6 +69,11 @@ pub struct IssuerConfig {
     pub did: String,
     /// Key purposes to keep a signing key for.
     pub purposes: Vec<String>,
+    /// Operator-provided signing keys (`[[issuer.key-files]]`), e.g. made
+    /// in an HSM ceremony: on first sight each is copied into the keyring
+    /// and becomes the active key of its purpose, retiring the generated
+    /// one (which keeps verifying).
+    pub key_files: Vec<KeyFile>,
 }
 
 impl Default for IssuerConfig {
@@ -76,8 +81,42 @@ impl Default for IssuerConfig {
         IssuerConfig {
             did: "did:web:localhost%3A8080".into(),
             purposes: vec!["certificate".into()],
+            key_files: Vec::new(),
         }
     }
+}
+
+impl IssuerConfig {
+    /// The keyring's view: paths resolved against the config file.
+    pub fn keyring_config(&self) -> divoc_crypto::keys::IssuerConfig {
+        divoc_crypto::keys::IssuerConfig {
+            did: self.did.clone(),
+            purposes: self.purposes.clone(),
+            key_files: self
+                .key_files
+                .iter()
+                .map(|k| divoc_crypto::keys::KeyFileConfig {
+                    path: k.path.relative(),
+                    purpose: k.purpose.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `[[issuer.key-files]]`: a PKCS#8 PEM Ed25519 private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeyFile {
+    /// The PEM file; relative to the config file that names it.
+    pub path: figment::value::magic::RelativePathBuf,
+    /// The purpose it signs for.
+    #[serde(default = "certificate_purpose")]
+    pub purpose: String,
+}
+
+fn certificate_purpose() -> String {
+    divoc_crypto::keys::DEFAULT_PURPOSE.to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -224,6 +263,31 @@ mod tests {
         let config = Config::load(Some(&path), &overrides).unwrap();
         assert_eq!(config.server.listen.port(), 9999);
         assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn key_files_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[[issuer.key-files]]\npath = \"keys/a.pem\"\n\
+             [[issuer.key-files]]\npath = \"/abs/b.pem\"\npurpose = \"status\"\n\
+             [certificates]\nmax-corrections = 1\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        let keyring = config.issuer.keyring_config();
+        assert_eq!(keyring.key_files.len(), 2);
+        assert_eq!(keyring.key_files[0].path, dir.path().join("keys/a.pem"));
+        assert_eq!(keyring.key_files[0].purpose, "certificate");
+        assert_eq!(keyring.key_files[1].path, Path::new("/abs/b.pem"));
+        assert_eq!(keyring.key_files[1].purpose, "status");
+        assert_eq!(config.certificates.max_corrections, 1);
+        // Without a file: the defaults.
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(config.certificates.max_corrections, 3);
+        assert!(config.issuer.key_files.is_empty());
     }
 
     #[test]

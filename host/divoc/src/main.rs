@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat, Overrides};
@@ -205,6 +206,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Overrides::default()
             };
             let config = Config::load(cli.config.as_deref(), &overrides)?;
+            // A running server keeps its keys in memory: rotating under it
+            // would leave it signing with the retired key.
+            let _lock = match &command {
+                KeysCommand::Rotate { .. } => {
+                    match serve::lock_data_dir(&config.storage.data_dir) {
+                        Err(serve::DataDirLockError::Busy(dir)) => anyhow::bail!(
+                            "a divoc server is running on {}: rotate through it \
+                             (POST /v1/keys/rotate with an admin token) or stop it first",
+                            dir.display()
+                        ),
+                        other => Some(other?),
+                    }
+                }
+                _ => None,
+            };
             let host = serve::open_host(&config)?;
             match command {
                 KeysCommand::List => {
@@ -218,7 +234,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 KeysCommand::Rotate { purpose } => {
+                    let retired = host.keyring.active(&purpose)?;
                     let k = host.keyring.rotate(&purpose)?;
+                    let detail = serde_json::json!({
+                        "purpose": purpose,
+                        "key_id": k.key_id,
+                        "retired_key_id": retired.key_id,
+                    });
+                    let subject = k.key_id.clone();
+                    host.db
+                        .write(move |tx| {
+                            divoc_storage::audit::append_audit(
+                                tx,
+                                "cli",
+                                "keys.rotated",
+                                &subject,
+                                &detail,
+                            )
+                        })
+                        .wait()
+                        .context("the key was rotated; recording it in the audit log failed")?;
                     println!("{} now signs for `{purpose}`", k.key_id);
                 }
                 KeysCommand::Export { trust_file } => {

@@ -35,9 +35,17 @@ use serde::{Deserialize, Serialize};
 use crate::distribution::DistributionConfig;
 
 /// `[certificates]`: the issue pipeline's plugins and programs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CertificatesConfig {
+    /// Corrections allowed per dose (`PUT /v1/certificates/{id}`); 0 = none.
+    pub max_corrections: u32,
+    /// Link for side-effect reports put in every vaccination credential;
+    /// `{id}` is replaced by the certificate id.
+    pub feedback_url: Option<String>,
+    /// Link to the program's information page, put in every vaccination
+    /// credential.
+    pub info_url: Option<String>,
     /// Identity type → `identity-provider` plugin. Types not listed go to
     /// the plugin whose `identity-types()` names them.
     pub identity_providers: BTreeMap<String, String>,
@@ -53,6 +61,22 @@ pub struct CertificatesConfig {
     pub types: BTreeMap<String, divoc_certificates::types::CredentialType>,
     /// Printable certificates.
     pub pdf: PdfConfig,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        CertificatesConfig {
+            max_corrections: 3,
+            feedback_url: None,
+            info_url: None,
+            identity_providers: BTreeMap::new(),
+            payment_providers: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            distribution: DistributionConfig::default(),
+            types: BTreeMap::new(),
+            pdf: PdfConfig::default(),
+        }
+    }
 }
 
 /// `[certificates.pdf]`.
@@ -97,6 +121,18 @@ pub struct PaymentPolicy {
 impl CertificatesConfig {
     /// Refuses settings that could only fail later, per request.
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, url) in [
+            ("feedback-url", &self.feedback_url),
+            ("info-url", &self.info_url),
+        ] {
+            if let Some(url) = url {
+                let parsed = url::Url::parse(&url.replace("{id}", "id"));
+                anyhow::ensure!(
+                    parsed.is_ok_and(|u| matches!(u.scheme(), "https" | "http")),
+                    "certificates.{key} must be an http(s) URL, not {url:?}"
+                );
+            }
+        }
         for (program, p) in &self.programs {
             if let Some(pay) = &p.payment {
                 anyhow::ensure!(

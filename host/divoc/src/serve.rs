@@ -35,14 +35,47 @@ pub fn open_host(config: &Config) -> anyhow::Result<Host> {
         .with_context(|| format!("cannot restrict {}", data.display()))?;
     let db = Database::open(&data.join("divoc.sqlite"), DbOptions::default())
         .context("cannot open the database")?;
-    let issuer = divoc_crypto::keys::IssuerConfig {
-        did: config.issuer.did.clone(),
-        purposes: config.issuer.purposes.clone(),
-        key_files: Vec::new(),
-    };
-    let keyring =
-        Keyring::open_or_create(&data.join("keys"), &issuer).context("cannot open the keyring")?;
+    let keyring = Keyring::open_or_create(&data.join("keys"), &config.issuer.keyring_config())
+        .context("cannot open the keyring")?;
     Ok(Host { db, keyring })
+}
+
+/// Why a data dir's lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirLockError {
+    /// A running server holds it.
+    #[error("a divoc server is running on {0}")]
+    Busy(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Takes the data dir's lock (`<data-dir>/divoc.lock`, an exclusive
+/// advisory lock the kernel drops when the process ends, even on kill -9):
+/// one server per data dir, and CLI tools that change what a running
+/// server keeps in memory (key rotation) refuse while one runs.
+pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, DataDirLockError> {
+    let path = data_dir.join("divoc.lock");
+    let io = |source| DataDirLockError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DataDirLockError::Busy(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 /// The admin token file generated on first run.
@@ -100,6 +133,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .certificates
         .validate()
         .context("invalid [certificates] configuration")?;
+    // Held until `serve` returns.
+    let _lock = lock_data_dir(&config.storage.data_dir)?;
     let host = open_host(&config)?;
     let tokens = Arc::new(tokens(&config)?);
     let services = HostServices {
@@ -139,6 +174,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let certificates = {
         let (db, keyring) = (host.db.clone(), host.keyring.clone());
         let mut cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
+        cfg.max_corrections = config.certificates.max_corrections;
+        cfg.credential.feedback_url = config.certificates.feedback_url.clone();
+        cfg.credential.info_url = config.certificates.info_url.clone();
         cfg.distribution_channels = config.certificates.distribution.channels.clone();
         cfg.types = config.certificates.types.clone();
         let hooks = Arc::new(PluginHooks::new(
