@@ -19,7 +19,7 @@ use super::{Keyring, PublicKeyInfo};
 use crate::data_integrity;
 
 /// JSON-LD term definitions for the two DIVOC-specific verification-method
-/// properties, added to the DID document's `@context` only when a key is retired.
+/// properties.
 fn divoc_context() -> Value {
     json!({
         "divocKeyStatus": "urn:divoc:keyStatus",
@@ -33,21 +33,20 @@ fn divoc_context() -> Value {
 /// The issuer's `did:web` DID document ([DID v1.0 §5], [CID v1.0 §2.2.2 Multikey]).
 ///
 /// Every key is a `Multikey` verification method with `publicKeyMultibase`,
-/// listed in `assertionMethod`. Retired keys carry `"divocKeyStatus": "retired"`
-/// and `divocRetiredAt`, defined in an inline `@context` entry.
+/// listed in `assertionMethod`, with its status: `"divocKeyStatus": "active"`
+/// (signs now) or `"retired"` (verifies only, with `divocRetiredAt`), terms
+/// defined in an inline `@context` entry.
 ///
 /// [DID v1.0 §5]: https://www.w3.org/TR/did-core/#core-properties
 /// [CID v1.0 §2.2.2 Multikey]: https://www.w3.org/TR/cid-1.0/#Multikey
 pub fn did_document(keyring: &Keyring) -> Value {
     let did = keyring.did();
     let keys = keyring.public_keys();
-    let mut context = vec![
+    let context = vec![
         json!("https://www.w3.org/ns/did/v1"),
         json!("https://w3id.org/security/multikey/v1"),
+        divoc_context(),
     ];
-    if keys.iter().any(|k| !k.active) {
-        context.push(divoc_context());
-    }
     let methods: Vec<Value> = keys
         .iter()
         .map(|k| {
@@ -56,7 +55,9 @@ pub fn did_document(keyring: &Keyring) -> Value {
             vm.insert("type".into(), "Multikey".into());
             vm.insert("controller".into(), did.into());
             vm.insert("publicKeyMultibase".into(), k.multibase.clone().into());
-            if !k.active {
+            if k.active {
+                vm.insert("divocKeyStatus".into(), "active".into());
+            } else {
                 vm.insert("divocKeyStatus".into(), "retired".into());
                 if let Some(at) = &k.retired_at {
                     vm.insert("divocRetiredAt".into(), at.clone().into());
