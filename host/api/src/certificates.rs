@@ -16,6 +16,7 @@ use divoc_certificates::{
 use divoc_storage::certificates::CertificateRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::Digest as _;
 
 use crate::auth::{Caller, Principal, Role};
 use crate::error::ApiError;
@@ -112,6 +113,7 @@ pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
             "invalid_json",
             format!("the body is not JSON: {e}"),
         )
+        .with_field("body")
     })
 }
 
@@ -154,11 +156,14 @@ pub async fn issue(
 /// The items of a batch body: a JSON array of 1 to [`MAX_BATCH`] items.
 pub(crate) fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
     let Value::Array(items) = parse_json(body)? else {
-        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+        return Err(ApiError::bad_request(
+            "body",
+            "the body must be a JSON array",
+        ));
     };
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(ApiError::bad_request(
-            "",
+            "body",
             format!("a batch holds 1 to {MAX_BATCH} items"),
         ));
     }
@@ -456,20 +461,55 @@ pub async fn correct(
 
 /// `GET /v1/status/{list}`: a signed Bitstring Status List credential that
 /// verifiers may cache.
+///
+/// Its ETag is weak and names the bits only: every answer is freshly
+/// signed (so the bytes differ), but a verifier whose cached copy holds the
+/// same bits gets `304 Not Modified` for `If-None-Match`.
 pub async fn status_list(
     State(state): State<AppState>,
     Path(list): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
     let credential = blocking(move || svc.status_list(&list)).await?;
+    let etag = credential
+        .get("credentialSubject")
+        .and_then(|s| s.get("encodedList"))
+        .and_then(Value::as_str)
+        .map(|bits| {
+            let digest = sha2::Sha256::digest(bits.as_bytes());
+            format!("W/\"{}\"", hex::encode(&digest[..16]))
+        })
+        .ok_or_else(|| ApiError::internal("status list without encodedList"))?;
+    let cache = (header::CACHE_CONTROL, "public, max-age=300");
+    if if_none_match(&headers, &etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [cache, (header::ETAG, etag.as_str())],
+        )
+            .into_response());
+    }
     Ok((
         [
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            cache,
             (header::CONTENT_TYPE, "application/vc+ld+json"),
+            (header::ETAG, etag.as_str()),
         ],
         Json(credential),
     )
         .into_response())
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`), by the weak comparison
+/// RFC 9110 §13.1.2 prescribes for it.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
 }
 
 /// Largest QR image accepted by `/v1/verify`, bytes.
@@ -542,11 +582,14 @@ pub async fn verify_batch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Value::Array(items) = parse_json(&body)? else {
-        return Err(ApiError::bad_request("", "the body must be a JSON array"));
+        return Err(ApiError::bad_request(
+            "body",
+            "the body must be a JSON array",
+        ));
     };
     if items.is_empty() || items.len() > MAX_VERIFY_BATCH {
         return Err(ApiError::bad_request(
-            "",
+            "body",
             format!("a verification batch holds 1 to {MAX_VERIFY_BATCH} items"),
         ));
     }

@@ -212,6 +212,20 @@ fn issue_render_verify_revoke() {
     let (code, out) = cli(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("intact"), "{out}");
+
+    // Someone with write access to the file drops the append-only trigger
+    // and rewrites a record: `divoc audit verify` names it and fails.
+    drop(server);
+    let db = rusqlite::Connection::open(data.join("divoc.sqlite")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update;
+         UPDATE audit SET actor = 'someone-else' WHERE seq = 2;",
+    )
+    .unwrap();
+    drop(db);
+    let (code, out) = cli(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("BROKEN at record 2"), "{out}");
 }
 
 #[test]
@@ -231,6 +245,7 @@ fn bad_input_is_a_4xx_naming_the_field() {
 
     let (status, body) = send("POST", &format!("{base}/v1/certificates"), None);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["error"]["field"], "body");
     let (status, body) = send(
         "POST",
         &format!("{base}/v1/verify"),
@@ -238,6 +253,192 @@ fn bad_input_is_a_4xx_naming_the_field() {
     );
     assert_eq!(status, 400);
     assert_eq!(json_of(&body)["error"]["field"], "qr");
+
+    // Every bad case of the certificate module's case directories, over
+    // HTTP: native requests one by one and in a batch, DIVOC payloads
+    // through `certify`; each answer names exactly the case's fields.
+    let mut cases_seen = 0;
+    for entry in std::fs::read_dir(&cases).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("bad-") {
+            continue;
+        }
+        cases_seen += 1;
+        let mut expected: Vec<String> = std::fs::read_to_string(dir.join("expected-fields.txt"))
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        expected.sort();
+        let fields = |error: &Value| -> Vec<String> {
+            let mut got: Vec<String> = error["details"]["fields"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: {error}"))
+                .iter()
+                .map(|f| f["field"].as_str().unwrap().to_owned())
+                .collect();
+            got.sort();
+            got
+        };
+        if name.starts_with("bad-divoc-") {
+            let payload: Value =
+                serde_json::from_slice(&std::fs::read(dir.join("payload.json")).unwrap()).unwrap();
+            let (status, body) = send(
+                "POST",
+                &format!("{base}/divoc/api/v1/certify"),
+                Some(&json!([payload])),
+            );
+            assert_eq!(status, 200, "{name}");
+            let error = &json_of(&body)[0]["error"];
+            assert_eq!(error["status"], 422, "{name}: {error}");
+            assert_eq!(fields(error), expected, "{name}");
+        } else {
+            let request: Value =
+                serde_json::from_slice(&std::fs::read(dir.join("request.json")).unwrap()).unwrap();
+            let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+            assert_eq!(status, 422, "{name}: {}", String::from_utf8_lossy(&body));
+            assert_eq!(fields(&json_of(&body)["error"]), expected, "{name}");
+            let (status, body) = send(
+                "POST",
+                &format!("{base}/v1/certificates/batch"),
+                Some(&json!([request])),
+            );
+            assert_eq!(status, 200, "{name}");
+            let item = &json_of(&body)["results"][0];
+            assert_eq!(fields(&item["error"]), expected, "{name}: {item}");
+        }
+    }
+    assert!(cases_seen >= 10, "{cases_seen} cases");
+    // Batches are bounded.
+    for batch in [
+        json!([]),
+        json!(vec![request.clone(); 1001]),
+        json!({"a": 1}),
+    ] {
+        let (status, body) = send(
+            "POST",
+            &format!("{base}/v1/certificates/batch"),
+            Some(&batch),
+        );
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(json_of(&body)["error"]["field"], "body");
+    }
+
+    // Nothing of any of it was stored: no certificate, no audit record.
+    let db = rusqlite::Connection::open(tmp.path().join("data/divoc.sqlite")).unwrap();
+    for table in ["certificates", "audit", "outbox"] {
+        let n: i64 = db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+}
+
+/// Suspend, reinstate and correct over HTTP, and status lists that
+/// verifiers can cache and revalidate.
+#[test]
+fn status_changes_and_cacheable_status_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = &server.1;
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
+    )
+    .unwrap();
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    assert_eq!(status, 201);
+    let id = json_of(&body)["id"].as_str().unwrap().to_owned();
+    let cert = format!("{base}/v1/certificates/{id}");
+    let verdict = || {
+        let (_, credential) = send("GET", &cert, None);
+        let (status, body) = send(
+            "POST",
+            &format!("{base}/v1/verify"),
+            Some(&json!({"credential": json_of(&credential)})),
+        );
+        assert_eq!(status, 200);
+        json_of(&body)["checks"]["status"].clone()
+    };
+    assert_eq!(verdict(), "valid");
+
+    // The suspension list, fetched and revalidated.
+    let list_url = format!("{base}/v1/status/suspension-0");
+    let fetch = |etag: Option<&str>| {
+        let mut req = ureq::get(&list_url);
+        if let Some(tag) = etag {
+            req = req.set("If-None-Match", tag);
+        }
+        let response = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        (
+            response.status(),
+            response.header("etag").map(str::to_owned),
+            response.header("cache-control").map(str::to_owned),
+        )
+    };
+    let (status, etag, cache) = fetch(None);
+    assert_eq!(status, 200);
+    assert_eq!(cache.as_deref(), Some("public, max-age=300"));
+    let etag = etag.unwrap();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    assert_eq!(fetch(Some(&etag)).0, 304);
+    assert_eq!(fetch(Some("\"something-else\", *")).0, 304);
+
+    // Suspended: the verdict says so and the list's bits (and ETag) change.
+    let (status, body) = send(
+        "POST",
+        &format!("{cert}/suspend"),
+        Some(&json!({"until": 1})),
+    );
+    assert_eq!(
+        (status, json_of(&body)["error"]["field"].clone()),
+        (400, json!("until"))
+    );
+    let (status, body) = send(
+        "POST",
+        &format!("{cert}/suspend"),
+        Some(&json!({"until": "2099-01-01"})),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(verdict(), "suspended");
+    assert_eq!(fetch(Some(&etag)).0, 200);
+    let (_, suspended_etag, _) = fetch(None);
+    assert_ne!(suspended_etag.as_deref(), Some(etag.as_str()));
+    // Reinstated: valid again, and the first ETag matches again.
+    let (status, _) = send("POST", &format!("{cert}/reinstate"), None);
+    assert_eq!(status, 200);
+    assert_eq!(verdict(), "valid");
+    assert_eq!(fetch(Some(&etag)).0, 304);
+
+    // Correction: a new version, the old one superseded; both in history.
+    let mut fixed = request.clone();
+    fixed["vaccination"]["batch"] = json!("MB3428BX-FIXED");
+    let (status, body) = send("PUT", &cert, Some(&fixed));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let new_id = json_of(&body)["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, id);
+    assert_eq!(verdict(), "revoked");
+    let (_, history) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{new_id}/history"),
+        None,
+    );
+    let history = json_of(&history);
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    // Correcting the superseded version again is refused.
+    let (status, _) = send("PUT", &cert, Some(&fixed));
+    assert_eq!(status, 409);
 }
 
 #[test]
