@@ -180,7 +180,10 @@ pub async fn revoke(
 pub async fn is_revoked(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let credential = parse_json(&body)?;
     if !credential.is_object() {
-        return Err(ApiError::bad_request("", "the body must be a certificate"));
+        return Err(ApiError::bad_request(
+            "body",
+            "the body must be a certificate",
+        ));
     }
     let svc = service(&state)?;
     let record = blocking(move || svc.revocation_of(&credential)).await?;

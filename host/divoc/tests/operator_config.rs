@@ -171,6 +171,7 @@ templates = {templates:?}
         .expect("the operator's key is published")
         .clone();
     let key_id = method["id"].as_str().unwrap().to_owned();
+    assert_eq!(method["divocKeyStatus"], "active");
     assert!(did["assertionMethod"]
         .as_array()
         .unwrap()
