@@ -317,6 +317,18 @@ templates = {templates:?}
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The operator's key (no key was generated: it was there on first
+    // run), the one rotated in through the server, the CLI's: one active.
+    let out = divoc(&["keys", "list"]);
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 3, "{listed}");
+    let statuses: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    assert_eq!(statuses, ["retired", "retired", "active"], "{listed}");
+    assert_eq!(rows[0][0], key_id);
+    assert_eq!(rows[1][0], new_key_id);
+    assert!(rows.iter().all(|r| r[1] == "certificate"));
     let out = divoc(&["audit", "verify"]);
     assert!(
         out.status.success(),
