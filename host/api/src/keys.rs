@@ -42,20 +42,20 @@ pub async fn rotate(
         .purpose
         .unwrap_or_else(|| DEFAULT_PURPOSE.to_owned());
     let keyring = state.keyring.clone();
-    let retired = keyring.active(&purpose).map_err(|e| match e {
-        KeyError::NoActiveKey(_) => ApiError::bad_request(
-            "purpose",
-            format!("this issuer has no key for purpose {purpose:?}"),
-        ),
-        e => ApiError::internal(format!("keyring: {e}")),
-    })?;
-    let rotated = {
-        let purpose = purpose.clone();
-        tokio::task::spawn_blocking(move || keyring.rotate(&purpose))
+    let rotation = {
+        let for_task = purpose.clone();
+        tokio::task::spawn_blocking(move || keyring.rotate_reporting(&for_task))
             .await
             .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-            .map_err(|e| ApiError::internal(format!("key rotation failed: {e}")))?
+            .map_err(|e| match e {
+                KeyError::NoActiveKey(_) => ApiError::bad_request(
+                    "purpose",
+                    format!("this issuer has no key for purpose {purpose:?}"),
+                ),
+                e => ApiError::internal(format!("key rotation failed: {e}")),
+            })?
     };
+    let (rotated, retired) = (rotation.new, rotation.retired);
     let detail = json!({
         "purpose": purpose,
         "key_id": rotated.key_id,
@@ -69,7 +69,11 @@ pub async fn rotate(
     .await
     .map_err(|e| {
         tracing::error!("key rotated but its audit record failed: {e}");
-        ApiError::internal(format!("the key was rotated; recording it failed: {e}"))
+        ApiError::internal(format!(
+            "the key WAS rotated ({} signs now); only recording it in the audit log \
+             failed, so do not rotate again: {e}",
+            rotated.key_id
+        ))
     })?;
     Ok(Json(json!({
         "key_id": rotated.key_id,

@@ -239,22 +239,25 @@ fn address(a: &Address) -> Option<Value> {
 /// Signs a credential with the keyring's active `certificate` key
 /// (eddsa-jcs-2022, Data Integrity EdDSA Cryptosuites v1.0 §3.3.1).
 pub fn sign(credential: &Value, keyring: &Keyring) -> Result<Value, CertError> {
-    create_proof(credential, &assertion(keyring)?, keyring)
+    // The key is chosen and used under one keyring lock, so a rotation in
+    // between cannot leave a request holding a just-retired key id.
+    keyring
+        .with_active_signer(DEFAULT_PURPOSE, |key, signer| {
+            create_proof(credential, &ProofOptions::assertion(&key.key_id), signer)
+        })
+        .map_err(|e| CertError::Internal(format!("no signing key: {e}")))?
         .map_err(|e| CertError::Internal(format!("signing failed: {e}")))
 }
 
 /// [`sign`] for a freshly built credential: the proof is added to it
 /// rather than to a copy of it.
 pub fn sign_owned(credential: Value, keyring: &Keyring) -> Result<Value, CertError> {
-    add_proof(credential, &assertion(keyring)?, keyring)
+    keyring
+        .with_active_signer(DEFAULT_PURPOSE, |key, signer| {
+            add_proof(credential, &ProofOptions::assertion(&key.key_id), signer)
+        })
+        .map_err(|e| CertError::Internal(format!("no signing key: {e}")))?
         .map_err(|e| CertError::Internal(format!("signing failed: {e}")))
-}
-
-fn assertion(keyring: &Keyring) -> Result<ProofOptions, CertError> {
-    let key = keyring
-        .active(DEFAULT_PURPOSE)
-        .map_err(|e| CertError::Internal(format!("no signing key: {e}")))?;
-    Ok(ProofOptions::assertion(&key.key_id))
 }
 
 /// The certificate id of one of our credentials: the last path segment of

@@ -265,6 +265,33 @@ struct Inner {
     entries: RwLock<Vec<Entry>>,
 }
 
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The key that signs from now on.
+    pub new: PublicKeyInfo,
+    /// The key it replaced (verifies only).
+    pub retired: PublicKeyInfo,
+}
+
+/// Signs with the active key handed out by [`Keyring::with_active_signer`],
+/// for that key's id only.
+pub struct ActiveSigner<'a> {
+    key_id: &'a str,
+    secret: &'a SigningKey,
+}
+
+impl data_integrity::Signer for ActiveSigner<'_> {
+    type Error = KeyError;
+
+    fn sign(&self, verification_method: &str, data: &[u8]) -> Result<[u8; 64], KeyError> {
+        if verification_method != self.key_id {
+            return Err(KeyError::UnknownKey(verification_method.to_owned()));
+        }
+        Ok(self.secret.sign(data).to_bytes())
+    }
+}
+
 /// The issuer's keys. Cheap to clone and share across threads.
 #[derive(Clone)]
 pub struct Keyring {
@@ -411,6 +438,30 @@ impl Keyring {
         }
     }
 
+    /// Runs `f` with the active key of `purpose` and a signer for it, under
+    /// one read lock: a rotation waits for `f`, so what `f` signs is never
+    /// refused for a key that was retired between choosing it and signing.
+    /// `f` must not call back into the keyring.
+    pub fn with_active_signer<R>(
+        &self,
+        purpose: &str,
+        f: impl FnOnce(&PublicKeyInfo, &ActiveSigner<'_>) -> R,
+    ) -> Result<R, KeyError> {
+        let entries = self.inner.entries.read();
+        let entry = active_index(&entries, purpose)
+            .and_then(|i| entries.get(i))
+            .ok_or_else(|| KeyError::NoActiveKey(purpose.to_owned()))?;
+        let secret = entry
+            .secret
+            .as_ref()
+            .ok_or_else(|| KeyError::Retired(entry.record.key_id.clone()))?;
+        let signer = ActiveSigner {
+            key_id: &entry.record.key_id,
+            secret: &secret.0,
+        };
+        Ok(f(&entry.info(), &signer))
+    }
+
     /// Check an Ed25519 signature by `key_id` (active or retired) over `msg`.
     ///
     /// `Ok(false)` for a wrong or malformed signature; `Err` only for an unknown key.
@@ -432,6 +483,12 @@ impl Keyring {
     /// The new key is durable on disk before the metadata switches to it; the old
     /// key's private half is then zeroized in memory and its PEM file deleted.
     pub fn rotate(&self, purpose: &str) -> Result<PublicKeyInfo, KeyError> {
+        self.rotate_reporting(purpose).map(|r| r.new)
+    }
+
+    /// [`Keyring::rotate`], also naming the key it retired (read under the
+    /// same lock, so two concurrent rotations report different keys).
+    pub fn rotate_reporting(&self, purpose: &str) -> Result<Rotation, KeyError> {
         let dir = &self.inner.dir;
         let did = &self.inner.did;
         let mut entries = self.inner.entries.write();
@@ -455,15 +512,18 @@ impl Keyring {
         write_records(dir, did, &records)?;
 
         // Metadata is committed; mirror it in memory.
-        let info = new_entry.info();
+        let new = new_entry.info();
+        let mut retired = None;
         if let Some(e) = entries.get_mut(old) {
             e.record.status = KeyStatus::Retired;
             e.record.retired_at = Some(now);
             e.secret = None;
             remove_retired_pem(dir, &e.record);
+            retired = Some(e.info());
         }
         entries.push(new_entry);
-        Ok(info)
+        let retired = retired.ok_or_else(|| KeyError::NoActiveKey(purpose.to_owned()))?;
+        Ok(Rotation { new, retired })
     }
 }
 

@@ -192,9 +192,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Overrides::default()
             };
             let config = Config::load(cli.config.as_deref(), &overrides)?;
-            let host = serve::open_host(&config)?;
+            // Only the database: opening the keyring could import keys
+            // under a running server.
+            let db = serve::open_database(&config)?;
             match command {
-                AuditCommand::Verify => offline::audit_verify(&host.db),
+                AuditCommand::Verify => offline::audit_verify(&db),
             }
         }
         Command::Import { command } => import_cmd::run(command, cli.config.as_deref()),
@@ -205,9 +207,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 ..Overrides::default()
             };
-            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let mut config = Config::load(cli.config.as_deref(), &overrides)?;
             // A running server keeps its keys in memory: rotating under it
-            // would leave it signing with the retired key.
+            // would leave it signing with the retired key. Listing and
+            // exporting show the keyring as it is, without importing
+            // configured key files (that is for `serve` and `rotate`).
             let _lock = match &command {
                 KeysCommand::Rotate { .. } => {
                     match serve::lock_data_dir(&config.storage.data_dir) {
@@ -219,7 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         other => Some(other?),
                     }
                 }
-                _ => None,
+                KeysCommand::List | KeysCommand::Export { .. } => {
+                    config.issuer.key_files.clear();
+                    None
+                }
             };
             let host = serve::open_host(&config)?;
             match command {
@@ -234,8 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 KeysCommand::Rotate { purpose } => {
-                    let retired = host.keyring.active(&purpose)?;
-                    let k = host.keyring.rotate(&purpose)?;
+                    let rotation = host.keyring.rotate_reporting(&purpose)?;
+                    let (k, retired) = (rotation.new, rotation.retired);
                     let detail = serde_json::json!({
                         "purpose": purpose,
                         "key_id": k.key_id,

@@ -391,3 +391,53 @@ fn published_documents() {
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+
+#[test]
+fn signing_during_rotations_never_meets_a_retired_key() {
+    // Issuers sign while an operator rotates: each proof is made with the
+    // key that was active while it was made, and verifies with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = open(&kdir(&tmp));
+    let doc = json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "n": 1});
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let signers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut made = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) || made < 50 {
+                        let signed = ring
+                            .with_active_signer(DEFAULT_PURPOSE, |key, signer| {
+                                create_proof(&doc, &ProofOptions::assertion(&key.key_id), signer)
+                            })
+                            .unwrap()
+                            .unwrap();
+                        verify_proof(&signed, |id| ring.resolve_public_key(id)).unwrap();
+                        made += 1;
+                    }
+                    made
+                })
+            })
+            .collect();
+        let mut rotations = Vec::new();
+        for _ in 0..20 {
+            rotations.push(ring.rotate_reporting(DEFAULT_PURPOSE).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in signers {
+            assert!(t.join().unwrap() >= 50);
+        }
+        // Each rotation retired the key the previous one made.
+        for pair in rotations.windows(2) {
+            assert_eq!(pair[1].retired.key_id, pair[0].new.key_id);
+        }
+    });
+    // A signer only signs for its own key id.
+    let other = ring
+        .with_active_signer(DEFAULT_PURPOSE, |_, signer| {
+            data_integrity::Signer::sign(signer, "did:example:other#key", b"x")
+        })
+        .unwrap();
+    assert!(matches!(other, Err(KeyError::UnknownKey(_))));
+}
