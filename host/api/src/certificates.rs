@@ -94,8 +94,9 @@ pub(crate) fn default_facility(p: &Principal, named: Option<String>) -> Option<S
 }
 
 /// Query of the routes that issue from payloads without a facility id.
+/// Other parameters are ignored, as DIVOC's own service did.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct FacilityQuery {
     /// The issuing facility; a facility token with one facility may omit it.
     pub(crate) facility: Option<String>,

@@ -113,10 +113,9 @@ async fn correct_visible(
             ApiError::not_found("no certificate for that pre-enrolment code and dose")
         })?;
     // DIVOC's payload has no facility id: the correction keeps the one
-    // the certificate was issued for.
-    if req.facility.id.is_none() {
-        req.facility.id.clone_from(&current.facility_id);
-    }
+    // the certificate was issued for (a token serving several facilities
+    // cannot move it to another with `?facility=`).
+    req.facility.id.clone_from(&current.facility_id);
     let (svc, actor) = (service(state)?, p.name.clone());
     blocking(move || svc.correct_dose(&req, &actor)).await
 }

@@ -26,15 +26,21 @@ pub struct Host {
     pub keyring: Keyring,
 }
 
-/// Creates the data dir (0700) and opens the database and the keyring.
-pub fn open_host(config: &Config) -> anyhow::Result<Host> {
+/// Creates the data dir (0700) and opens the database in it.
+pub fn open_database(config: &Config) -> anyhow::Result<Database> {
     let data = &config.storage.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict {}", data.display()))?;
-    let db = Database::open(&data.join("divoc.sqlite"), DbOptions::default())
-        .context("cannot open the database")?;
+    Database::open(&data.join("divoc.sqlite"), DbOptions::default())
+        .context("cannot open the database")
+}
+
+/// Creates the data dir (0700) and opens the database and the keyring.
+pub fn open_host(config: &Config) -> anyhow::Result<Host> {
+    let data = &config.storage.data_dir;
+    let db = open_database(config)?;
     let keyring = Keyring::open_or_create(&data.join("keys"), &config.issuer.keyring_config())
         .context("cannot open the keyring")?;
     Ok(Host { db, keyring })

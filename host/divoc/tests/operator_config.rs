@@ -260,6 +260,15 @@ templates = {templates:?}
     let out = divoc(&["keys", "rotate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("POST /v1/keys/rotate"));
+    // Listing beside a running server reads the keyring, changing nothing.
+    let out = divoc(&["keys", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(listed, format!("{key_id}\tcertificate\tactive\n"));
 
     // Rotation through the server: the new key signs at once and is
     // published; the operator's key is retired and still verifies.
