@@ -4,76 +4,28 @@
 //! by contact + date of birth, revoked.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
 
 const ADMIN: &str = "types-test-admin-token-0123";
 
-fn start(tmp: &std::path::Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn start(tmp: &std::path::Path) -> support::Server {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(repo.join("config/divoc.toml"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(tmp.join("plugins"))
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+    support::start(&repo.join("config/divoc.toml"), tmp, ADMIN)
 }
 
 fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
-    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN}"));
-    let result = match body {
-        Some(b) => req.send_string(&b.to_string()),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    support::send_json(method, url, Some(ADMIN), body)
 }
 
 #[test]
 fn a_config_defined_type_is_issued_verified_and_revoked() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = server.1.as_str();
+    let base = server.base.as_str();
 
     let (s, body) = send("GET", &format!("{base}/v1/credentials"), None);
     assert_eq!(s, 200);

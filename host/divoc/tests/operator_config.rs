@@ -6,10 +6,8 @@
 //! keyed only from the published DID document (and, separately, the JWKS).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
 
 use base64::Engine;
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
@@ -17,61 +15,12 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
 
 const ADMIN: &str = "operator-config-admin-token-0123";
 
-fn start(config: &Path, tmp: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(tmp.join("plugins"))
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
 fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
-    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN}"));
-    let result = match body {
-        Some(b) => req.send_string(&b.to_string()),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    support::send_json(method, url, Some(ADMIN), body)
 }
 
 /// The raw Ed25519 key in a `Multikey` `publicKeyMultibase`: base58btc
@@ -156,8 +105,8 @@ templates = {templates:?}
         ),
     )
     .unwrap();
-    let server = start(&config, tmp.path());
-    let base = server.1.as_str();
+    let server = support::start(&config, tmp.path(), ADMIN);
+    let base = server.base.as_str();
 
     // The DID document publishes the operator's key as the active one.
     let (s, did) = send("GET", &format!("{base}/.well-known/did.json"), None);
