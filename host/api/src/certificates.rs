@@ -16,7 +16,6 @@ use divoc_certificates::{
 use divoc_storage::certificates::CertificateRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 use crate::auth::{Caller, Principal, Role};
 use crate::error::ApiError;
@@ -461,42 +460,37 @@ pub async fn correct(
 }
 
 /// `GET /v1/status/{list}`: a signed Bitstring Status List credential that
-/// verifiers may cache.
+/// verifiers may cache (for its `ttl`).
 ///
-/// Its ETag is weak and names the bits only: every answer is freshly
-/// signed (so the bytes differ), but a verifier whose cached copy holds the
-/// same bits gets `304 Not Modified` for `If-None-Match`.
+/// Its ETag is weak and names the bits only, so a verifier whose cached
+/// copy holds the same bits gets `304 Not Modified` for `If-None-Match`.
+/// The service keeps built lists until a status changes, so neither answer
+/// reads the database or signs in the common case.
 pub async fn status_list(
     State(state): State<AppState>,
     Path(list): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
-    let credential = blocking(move || svc.status_list(&list)).await?;
-    let etag = credential
-        .get("credentialSubject")
-        .and_then(|s| s.get("encodedList"))
-        .and_then(Value::as_str)
-        .map(|bits| {
-            let digest = sha2::Sha256::digest(bits.as_bytes());
-            format!("W/\"{}\"", hex::encode(&digest[..16]))
-        })
-        .ok_or_else(|| ApiError::internal("status list without encodedList"))?;
-    let cache = (header::CACHE_CONTROL, "public, max-age=300");
-    if if_none_match(&headers, &etag) {
+    let signed = blocking(move || svc.signed_status_list(&list)).await?;
+    let cache = format!("public, max-age={}", signed.max_age_s);
+    if if_none_match(&headers, &signed.etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
-            [cache, (header::ETAG, etag.as_str())],
+            [
+                (header::CACHE_CONTROL, cache.as_str()),
+                (header::ETAG, signed.etag.as_str()),
+            ],
         )
             .into_response());
     }
     Ok((
         [
-            cache,
+            (header::CACHE_CONTROL, cache.as_str()),
             (header::CONTENT_TYPE, "application/vc+ld+json"),
-            (header::ETAG, etag.as_str()),
+            (header::ETAG, signed.etag.as_str()),
         ],
-        Json(credential),
+        signed.body.clone(),
     )
         .into_response())
 }

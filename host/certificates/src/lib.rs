@@ -47,5 +47,5 @@ pub mod verify;
 pub use error::{CertError, FieldError};
 pub use hooks::{IssueHooks, NoHooks};
 pub use request::IssueRequest;
-pub use service::{CertificateService, IssueStatus, Issued, ServiceConfig};
+pub use service::{CertificateService, IssueStatus, Issued, ServiceConfig, SignedStatusList};
 pub use verify::{Verdict, VerifyInput};

@@ -6,6 +6,8 @@
 //! is `Send + Sync` and cheap to clone. Open one service per database: it
 //! allocates status-list indexes in memory.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -85,6 +87,27 @@ pub struct Issued {
     pub status: IssueStatus,
 }
 
+/// A signed status list as served: the credential's JSON and its ETag.
+#[derive(Debug)]
+pub struct SignedStatusList {
+    /// The `BitstringStatusListCredential`, serialized.
+    pub body: String,
+    /// Weak ETag over the list's bits: equal for equal bits, whatever the
+    /// signature.
+    pub etag: String,
+    /// How long verifiers may cache it (the list's `ttl`), seconds.
+    pub max_age_s: u64,
+}
+
+struct CachedList {
+    list: Arc<SignedStatusList>,
+    /// [`Inner::status_generation`] when it was built.
+    generation: u64,
+    /// When it must be rebuilt anyway: a suspension in it lifts, or its
+    /// `ttl` passed (ms).
+    refresh_at_ms: i64,
+}
+
 /// The certificate service. See the module docs.
 #[derive(Clone)]
 pub struct CertificateService {
@@ -97,6 +120,12 @@ struct Inner {
     cfg: ServiceConfig,
     /// Next status sequence number; see [`status_list::slot_for_sequence`].
     next_seq: Mutex<u64>,
+    /// Signed status lists by list id, reused until a status changes
+    /// (see [`CertificateService::signed_status_list`]).
+    status_lists: Mutex<HashMap<String, CachedList>>,
+    /// Bumped after every write that may change a status; a cached list
+    /// built under an older generation is stale.
+    status_generation: AtomicU64,
     lookup_key: String,
     /// Identity and payment checks run before signing.
     hooks: Arc<dyn IssueHooks>,
@@ -195,6 +224,8 @@ impl CertificateService {
                 keyring,
                 cfg,
                 next_seq: Mutex::new(next_seq),
+                status_lists: Mutex::new(HashMap::new()),
+                status_generation: AtomicU64::new(0),
                 lookup_key,
                 hooks,
             }),
@@ -611,8 +642,9 @@ impl CertificateService {
             .inner
             .db
             .write(move |tx| store::set_status(tx, &id_owned, &change, &actor))
-            .wait()?;
-        Self::outcome(id, outcome)
+            .wait();
+        self.statuses_changed();
+        Self::outcome(id, outcome?)
     }
 
     fn outcome(id: &str, outcome: ChangeOutcome) -> Result<CertificateRecord, CertError> {
@@ -702,8 +734,9 @@ impl CertificateService {
                 }
                 Ok(outcome)
             })
-            .wait()?;
-        let rec = Self::outcome(id, outcome)?;
+            .wait();
+        self.statuses_changed();
+        let rec = Self::outcome(id, outcome?)?;
         Ok(Issued {
             id: rec.id,
             status: IssueStatus::Created,
@@ -711,8 +744,76 @@ impl CertificateService {
     }
 
     /// The signed `BitstringStatusListCredential` for `list_id`
-    /// (`revocation-N` or `suspension-N`), as of now.
+    /// (`revocation-N` or `suspension-N`), built and signed now.
     pub fn status_list(&self, list_id: &str) -> Result<Value, CertError> {
+        Ok(self.build_status_list(list_id)?.0)
+    }
+
+    /// The signed status list for `list_id`, serialized, with its ETag:
+    /// what `GET /v1/status/{list}` serves.
+    ///
+    /// Verifiers poll these lists all the time, and building one reads
+    /// every non-valid certificate of its range and signs, so a built list
+    /// is kept and served again until a status may have changed (a
+    /// revocation, suspension, reinstatement or correction through this
+    /// service), the next suspension in it lifts, or its `ttl` passes.
+    /// Only lists whose range the allocator has reached are kept, so
+    /// requests for made-up list numbers cannot fill memory.
+    pub fn signed_status_list(&self, list_id: &str) -> Result<Arc<SignedStatusList>, CertError> {
+        let now = dates::now_ms();
+        // Read before building: a change committed after this read bumps
+        // the generation, so a list built from an older snapshot is never
+        // taken for current.
+        let generation = self.inner.status_generation.load(Ordering::Acquire);
+        if let Some(cached) = self.inner.status_lists.lock().get(list_id) {
+            if cached.generation == generation && now < cached.refresh_at_ms {
+                return Ok(cached.list.clone());
+            }
+        }
+        let (credential, next_lift, lo) = self.build_status_list(list_id)?;
+        let etag = credential
+            .get("credentialSubject")
+            .and_then(|s| s.get("encodedList"))
+            .and_then(Value::as_str)
+            .map(|bits| {
+                // Weak (RFC 9110 §8.8.1): the bits name the content; the
+                // signature and `validFrom` differ between builds.
+                let digest = Sha256::digest(bits.as_bytes());
+                format!("W/\"{}\"", hex::encode(&digest[..16]))
+            })
+            .ok_or_else(|| CertError::Internal("status list without encodedList".into()))?;
+        let body =
+            serde_json::to_string(&credential).map_err(|e| CertError::Internal(e.to_string()))?;
+        let ttl = self.inner.cfg.status_list_ttl_ms;
+        let list = Arc::new(SignedStatusList {
+            body,
+            etag,
+            max_age_s: u64::try_from(ttl / 1000).unwrap_or(0),
+        });
+        if lo <= *self.inner.next_seq.lock() {
+            let refresh_at_ms = next_lift.map_or(now + ttl, |t| t.min(now + ttl));
+            self.inner.status_lists.lock().insert(
+                list_id.to_owned(),
+                CachedList {
+                    list: list.clone(),
+                    generation,
+                    refresh_at_ms,
+                },
+            );
+        }
+        Ok(list)
+    }
+
+    /// Marks every cached status list stale. Called after each status
+    /// write, whether or not it succeeded (a failed write costs a rebuild,
+    /// nothing more).
+    fn statuses_changed(&self) {
+        self.inner.status_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Builds and signs `list_id`'s list as of now; also returns when the
+    /// earliest suspension in its range lifts, and the list's first index.
+    fn build_status_list(&self, list_id: &str) -> Result<(Value, Option<i64>, u64), CertError> {
         let (purpose, n) = StatusPurpose::parse_list_id(list_id)
             .ok_or_else(|| CertError::NotFound(format!("status list {list_id}")))?;
         let lo = n
@@ -724,11 +825,18 @@ impl CertificateService {
             .db
             .read(|r| store::status_entries(r, lo, lo + LIST_SIZE))?;
         let mut bits = Bitstring::default();
+        let mut next_lift: Option<i64> = None;
         for (index, status, until) in entries {
+            let lifts_later = until.filter(|u| *u > now);
+            if status == CertStatus::Suspended {
+                if let Some(u) = lifts_later {
+                    next_lift = Some(next_lift.map_or(u, |n| n.min(u)));
+                }
+            }
             let set = match purpose {
                 StatusPurpose::Revocation => status == CertStatus::Revoked,
                 StatusPurpose::Suspension => {
-                    status == CertStatus::Suspended && until.is_none_or(|u| u > now)
+                    status == CertStatus::Suspended && (until.is_none() || lifts_later.is_some())
                 }
             };
             if set {
@@ -744,7 +852,11 @@ impl CertificateService {
             now,
             self.inner.cfg.status_list_ttl_ms,
         )?;
-        credential::sign(&unsigned, &self.inner.keyring)
+        Ok((
+            credential::sign(&unsigned, &self.inner.keyring)?,
+            next_lift,
+            lo,
+        ))
     }
 
     /// Verifies a credential or QR text against this issuer's keys (active

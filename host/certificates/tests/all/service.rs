@@ -374,3 +374,68 @@ fn batch_commits_in_groups_with_per_item_results() {
     indexes.dedup();
     assert_eq!(indexes.len(), n);
 }
+
+/// The bit of certificate `vc` in the served list `list_id`.
+fn served_bit(e: &Env, list_id: &str, vc: &serde_json::Value) -> (bool, String) {
+    use divoc_certificates::status_list::Bitstring;
+    let signed = e.svc.signed_status_list(list_id).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&signed.body).unwrap();
+    let bits = Bitstring::decode(list["credentialSubject"]["encodedList"].as_str().unwrap());
+    let index: u64 = vc["credentialStatus"][0]["statusListIndex"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (bits.unwrap().get(index).unwrap(), signed.etag.clone())
+}
+
+#[test]
+fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts() {
+    let e = env();
+    let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let vc = e.svc.get(&id).unwrap().credential;
+
+    // Served twice: the same signed list, not a second signing.
+    let first = e.svc.signed_status_list("revocation-0").unwrap();
+    let again = e.svc.signed_status_list("revocation-0").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    assert_eq!(first.max_age_s, 300);
+    assert!(first.etag.starts_with("W/\""), "{}", first.etag);
+    assert!(!served_bit(&e, "revocation-0", &vc).0);
+
+    // A suspension shows at once, and lifts by itself at its end.
+    let until =
+        divoc_certificates::dates::format_instant(divoc_certificates::dates::now_ms() + 1500);
+    e.svc.suspend(&id, Some(&until), "op").unwrap();
+    let (suspended, suspended_etag) = served_bit(&e, "suspension-0", &vc);
+    assert!(suspended);
+    assert_eq!(
+        served_bit(&e, "suspension-0", &vc),
+        (true, suspended_etag.clone())
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (lifted, lifted_etag) = served_bit(&e, "suspension-0", &vc);
+    assert!(!lifted);
+    assert_ne!(lifted_etag, suspended_etag);
+
+    // A revocation shows at once; the ETag follows the bits.
+    e.svc.revoke(&id, "data entry error", "op").unwrap();
+    let (revoked, revoked_etag) = served_bit(&e, "revocation-0", &vc);
+    assert!(revoked);
+    assert_ne!(revoked_etag, first.etag);
+
+    // So does a correction (the old version revoked as superseded).
+    let other = e.svc.issue(&with_code("CACHE-2"), "a").unwrap().id;
+    let other_vc = e.svc.get(&other).unwrap().credential;
+    assert!(!served_bit(&e, "revocation-0", &other_vc).0);
+    let mut fixed = with_code("CACHE-2");
+    fixed.vaccination.batch = "FIXED-1".into();
+    e.svc.correct(&other, &fixed, "op").unwrap();
+    assert!(served_bit(&e, "revocation-0", &other_vc).0);
+
+    // Made-up list numbers are answered but not kept.
+    let far = e.svc.signed_status_list("revocation-999999").unwrap();
+    let far_again = e.svc.signed_status_list("revocation-999999").unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&far, &far_again));
+    assert_eq!(far.etag, far_again.etag);
+}
