@@ -141,7 +141,7 @@ pub async fn issue(
     let svc = service(&state)?;
     // Inline when nothing in the pipeline can block: a hand-off to a
     // blocking thread and back costs more than preparing the certificate.
-    let issued = if svc.issues_inline() {
+    let issued = if svc.issues_inline(&req) {
         svc.issue_async(&req, &p.name).await?
     } else {
         blocking(move || svc.issue(&req, &p.name)).await?

@@ -118,12 +118,14 @@ pub trait IssueHooks: Send + Sync {
     /// the request's payment.
     fn check_payment(&self, claim: &PaymentClaim<'_>) -> Result<PaymentCheck, HookError>;
 
-    /// Whether a check may block (call a plugin, which may wait on the
-    /// network). When it cannot, the service may issue on an async
-    /// runtime's thread ([`CertificateService::issue_async`](crate::CertificateService::issue_async))
-    /// instead of handing every request to a blocking thread. Asked per
-    /// request, so plugins loaded later count.
-    fn may_block(&self) -> bool {
+    /// Whether a check of a request with this identity type and program
+    /// may block (call a plugin, which may wait on the network). When it
+    /// cannot, the service may issue on an async runtime's thread
+    /// ([`CertificateService::issue_async`](crate::CertificateService::issue_async))
+    /// instead of handing the request to a blocking thread. Asked per
+    /// request, so plugins loaded later count, and a paid program does not
+    /// send free ones to blocking threads.
+    fn may_block(&self, _id_type: &str, _program: &str) -> bool {
         true
     }
 }
@@ -141,7 +143,7 @@ impl IssueHooks for NoHooks {
         Ok(PaymentCheck::NotRequired)
     }
 
-    fn may_block(&self) -> bool {
+    fn may_block(&self, _id_type: &str, _program: &str) -> bool {
         false
     }
 }
@@ -388,9 +390,9 @@ mod tests {
         fn plugin_hooks_keep_issuance_off_the_async_runtime() {
             // Hooks that may call plugins (the default) keep the blocking
             // path; without hooks the service may issue inline.
-            assert!(Scripted::default().may_block());
-            assert!(!NoHooks.may_block());
-            assert!(!env(&[]).svc.issues_inline());
+            assert!(Scripted::default().may_block("national-id", "covid-19"));
+            assert!(!NoHooks.may_block("national-id", "covid-19"));
+            assert!(!env(&[]).svc.issues_inline(&sample()));
         }
 
         #[test]

@@ -441,18 +441,21 @@ impl CertificateService {
         }
     }
 
-    /// Whether [`issue_async`](Self::issue_async) may run on an async
-    /// runtime's thread: no issue hook can block (see
-    /// [`IssueHooks::may_block`]).
-    pub fn issues_inline(&self) -> bool {
-        !self.inner.hooks.may_block()
+    /// Whether [`issue_async`](Self::issue_async) may issue `req` on an
+    /// async runtime's thread: no issue hook can block for its identity
+    /// type and program (see [`IssueHooks::may_block`]).
+    pub fn issues_inline(&self, req: &IssueRequest) -> bool {
+        !self
+            .inner
+            .hooks
+            .may_block(&req.recipient.identity.kind, &req.vaccination.program)
     }
 
     /// [`issue`](Self::issue) for async callers: prepares and signs on the
     /// calling thread (tens of microseconds of CPU, and a pooled read for
     /// the re-send check) and awaits the group commit instead of blocking a
     /// thread on it. Call it on a runtime thread only when
-    /// [`issues_inline`](Self::issues_inline); otherwise use `issue` on a
+    /// [`issues_inline`](Self::issues_inline) for `req`; otherwise use `issue` on a
     /// blocking thread, since identity and payment checks call plugins.
     pub async fn issue_async(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
         match self.prepare(req, actor, true) {

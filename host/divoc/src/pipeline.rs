@@ -276,15 +276,19 @@ impl PluginHooks {
 }
 
 impl IssueHooks for PluginHooks {
-    /// Blocks when a plugin may be asked: one is configured or loaded for
-    /// either check, or some program takes payment (and so must be refused
-    /// or authorised through a plugin).
-    fn may_block(&self) -> bool {
-        !self.config.identity_providers.is_empty()
-            || !self.config.payment_providers.is_empty()
-            || self.config.programs.values().any(|p| p.payment.is_some())
+    /// Blocks when a plugin may be asked: an identity provider is
+    /// configured for the type or any is loaded (it may claim the type),
+    /// or the program takes payment (which is refused or authorised
+    /// through a plugin). A free program's requests never reach a payment
+    /// plugin, whatever other programs charge.
+    fn may_block(&self, id_type: &str, program: &str) -> bool {
+        self.config.identity_providers.contains_key(id_type)
             || !self.runtime.plugins_of(World::IdentityProvider).is_empty()
-            || !self.runtime.plugins_of(World::PaymentProvider).is_empty()
+            || self
+                .config
+                .programs
+                .get(program)
+                .is_some_and(|p| p.payment.is_some())
     }
 
     fn check_identity(&self, claim: &IdentityClaim<'_>) -> Result<IdentityCheck, HookError> {

@@ -70,7 +70,10 @@ fn issue_stores_certificate_audit_event_and_outbox_together() {
 #[test]
 fn issue_async_is_durable_idempotent_and_offered_only_without_blocking_hooks() {
     let e = env();
-    assert!(e.svc.issues_inline(), "no hooks: nothing can block");
+    assert!(
+        e.svc.issues_inline(&sample("valid-one-dose")),
+        "no hooks: nothing can block"
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
