@@ -519,6 +519,17 @@ mod tests {
             hooks.check_identity(&id).unwrap(),
             IdentityCheck::NotConfigured
         );
+        // So their requests may be issued on the async runtime; a paid
+        // program's, or a type with a configured provider, may not.
+        assert!(!hooks.may_block("passport", "free"));
+        assert!(hooks.may_block("passport", "paid"));
+        let mut config = paid();
+        config
+            .identity_providers
+            .insert("national-id".into(), "id-verhoeff".into());
+        let hooks = PluginHooks::new(no_plugins(), config);
+        assert!(hooks.may_block("national-id", "free"));
+        assert!(!hooks.may_block("passport", "free"));
     }
 
     #[test]
