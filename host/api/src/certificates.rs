@@ -472,7 +472,10 @@ pub async fn status_list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
-    let signed = blocking(move || svc.signed_status_list(&list)).await?;
+    let signed = match svc.cached_status_list(&list) {
+        Some(signed) => signed,
+        None => blocking(move || svc.signed_status_list(&list)).await?,
+    };
     let cache = format!("public, max-age={}", signed.max_age_s);
     if if_none_match(&headers, &signed.etag) {
         return Ok((

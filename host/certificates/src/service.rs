@@ -768,10 +768,8 @@ impl CertificateService {
         // the generation, so a list built from an older snapshot is never
         // taken for current.
         let generation = self.inner.status_generation.load(Ordering::Acquire);
-        if let Some(cached) = self.inner.status_lists.lock().get(list_id) {
-            if cached.generation == generation && now < cached.refresh_at_ms {
-                return Ok(cached.list.clone());
-            }
+        if let Some(list) = self.current_status_list(list_id, generation, now) {
+            return Ok(list);
         }
         let (credential, next_lift, lo) = self.build_status_list(list_id)?;
         let etag = credential
@@ -805,6 +803,25 @@ impl CertificateService {
             );
         }
         Ok(list)
+    }
+
+    /// The kept list for `list_id` if it is still current: what
+    /// [`signed_status_list`](Self::signed_status_list) answers without
+    /// building. Never blocks, so async callers may ask first.
+    pub fn cached_status_list(&self, list_id: &str) -> Option<Arc<SignedStatusList>> {
+        let generation = self.inner.status_generation.load(Ordering::Acquire);
+        self.current_status_list(list_id, generation, dates::now_ms())
+    }
+
+    fn current_status_list(
+        &self,
+        list_id: &str,
+        generation: u64,
+        now: i64,
+    ) -> Option<Arc<SignedStatusList>> {
+        let lists = self.inner.status_lists.lock();
+        let cached = lists.get(list_id)?;
+        (cached.generation == generation && now < cached.refresh_at_ms).then(|| cached.list.clone())
     }
 
     /// Marks every cached status list stale. Called after each status

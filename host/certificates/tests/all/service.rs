@@ -402,6 +402,9 @@ fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts()
     let first = e.svc.signed_status_list("revocation-0").unwrap();
     let again = e.svc.signed_status_list("revocation-0").unwrap();
     assert!(std::sync::Arc::ptr_eq(&first, &again));
+    let cached = e.svc.cached_status_list("revocation-0").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &cached));
+    assert!(e.svc.cached_status_list("revocation-1").is_none());
     assert_eq!(first.max_age_s, 300);
     assert!(first.etag.starts_with("W/\""), "{}", first.etag);
     assert!(!served_bit(&e, "revocation-0", &vc).0);
@@ -423,6 +426,7 @@ fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts()
 
     // A revocation shows at once; the ETag follows the bits.
     e.svc.revoke(&id, "data entry error", "op").unwrap();
+    assert!(e.svc.cached_status_list("revocation-0").is_none());
     let (revoked, revoked_etag) = served_bit(&e, "revocation-0", &vc);
     assert!(revoked);
     assert_ne!(revoked_etag, first.etag);
