@@ -3,54 +3,20 @@
 //! and see verification report it revoked; bad input is a 4xx naming the field.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::Server;
 
 const ADMIN: &str = "cert-test-admin-token-0123";
 
 fn start(tmp: &std::path::Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(repo.join("config/divoc.toml"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(tmp.join("plugins"))
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+    support::start(&repo.join("config/divoc.toml"), tmp, ADMIN)
 }
 
 fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
@@ -78,7 +44,7 @@ fn json_of(bytes: &[u8]) -> Value {
 fn issue_render_verify_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = &server.1;
+    let base = &server.base;
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
     let request: Value = serde_json::from_str(
         &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
@@ -232,7 +198,7 @@ fn issue_render_verify_revoke() {
 fn bad_input_is_a_4xx_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = &server.1;
+    let base = &server.base;
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
     let mut request: Value = serde_json::from_str(
         &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
@@ -343,7 +309,7 @@ fn bad_input_is_a_4xx_naming_the_field() {
 fn status_changes_and_cacheable_status_lists() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = &server.1;
+    let base = &server.base;
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
     let request: Value = serde_json::from_str(
         &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),
@@ -445,7 +411,7 @@ fn status_changes_and_cacheable_status_lists() {
 fn divoc_certify_accepts_divoc_payloads_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = &server.1;
+    let base = &server.base;
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
     let item: Value = serde_json::from_str(
         &std::fs::read_to_string(cases.join("divoc-certify/payload.json")).unwrap(),
@@ -477,7 +443,7 @@ fn divoc_certify_accepts_divoc_payloads_unchanged() {
 fn verify_batch_answers_each_item_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = &server.1;
+    let base = &server.base;
     let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../certificates/tests/cases");
     let request: Value = serde_json::from_str(
         &std::fs::read_to_string(cases.join("valid-one-dose/request.json")).unwrap(),

@@ -11,14 +11,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod support;
+use support::Server;
 
 const ADMIN: &str = "crash-test-admin-token-0123";
 /// Distinct issue requests.
@@ -28,56 +30,19 @@ const CLIENTS: usize = 24;
 /// Kill once this many requests are acknowledged.
 const KILL_AFTER: usize = REQUESTS / 4;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(tmp: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let plugins = tmp.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(repo.join("config/divoc.toml"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(&plugins)
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        .env("DIVOC_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.base))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
+    let port = support::free_port();
+    let mut cmd = support::serve_command(
+        &repo.join("config/divoc.toml"),
+        &tmp.join("data"),
+        &plugins,
+        port,
+        ADMIN,
+    );
+    support::spawn(cmd.env("DIVOC_LOG", "warn"), port)
 }
 
 fn request(i: usize) -> Value {

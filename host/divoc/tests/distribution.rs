@@ -10,12 +10,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod support;
+use support::Server;
 
 const ADMIN: &str = "distribution-test-admin-0123";
 const FACILITY_42: &str = "facility-42-token-0123456789";
@@ -112,19 +115,6 @@ impl Webhook {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The plugin as built, with its manifest asking for the loopback origin
 /// instead of the example one (the operator's deployment step).
 fn deploy_webhook_plugin(dir: &Path, origin: &str) {
@@ -156,11 +146,7 @@ fn start(tmp: &Path, hook_port: u16) -> Server {
     let origin = format!("http://127.0.0.1:{hook_port}");
     let plugins = tmp.join("plugins");
     deploy_webhook_plugin(&plugins, &origin);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let digest = |t: &str| hex::encode(divoc_api::auth::token_digest(t));
     let config = format!(
         r#"
@@ -202,43 +188,21 @@ facilities = ["FAC-0009"]
     );
     let config_path = tmp.join("divoc.toml");
     std::fs::write(&config_path, config).unwrap();
-    let log = tmp.join("server.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(&config_path)
+    let mut cmd = support::serve_command(&config_path, &tmp.join("data"), &plugins, port, ADMIN);
+    cmd.arg("--log-format")
+        .arg("json")
         .env(
             "DIVOC_CERTIFICATES__PDF__TEMPLATES",
             repo().join("config/templates/pdf"),
         )
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(&plugins)
-        .arg("--log-format")
-        .arg("json")
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
         .env_remove("DIVOC_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.base))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+        .stderr(std::fs::File::create(server_log(tmp)).unwrap());
+    support::spawn(&mut cmd, port)
+}
+
+/// Where [`start`] puts the server's (JSON) log.
+fn server_log(tmp: &Path) -> PathBuf {
+    tmp.join("server.log")
 }
 
 fn send(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
@@ -421,7 +385,7 @@ fn certificates_are_delivered_retried_and_reported() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let log = std::fs::read_to_string(&server.log).unwrap();
+    let log = std::fs::read_to_string(server_log(tmp.path())).unwrap();
     assert!(log.contains("distribution worker stopped"), "{log}");
     // 6. No personal data in the log.
     for personal in [

@@ -6,22 +6,14 @@
 //! CSV import over HTTP and through `divoc import certificates`.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::Server;
 
 const ADMIN: &str = "compat-test-admin-token-0123";
 const RECIPIENT: &str = "compat-test-recipient-token-0123";
@@ -56,37 +48,19 @@ facilities = ["FAC-1"]
 }
 
 fn start(tmp: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(config(tmp))
-        .env(
-            "DIVOC_CERTIFICATES__PDF__TEMPLATES",
-            repo().join("config/templates/pdf"),
-        )
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(tmp.join("plugins"))
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.1)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+    let port = support::free_port();
+    let mut cmd = support::serve_command(
+        &config(tmp),
+        &tmp.join("data"),
+        &tmp.join("plugins"),
+        port,
+        ADMIN,
+    );
+    cmd.env(
+        "DIVOC_CERTIFICATES__PDF__TEMPLATES",
+        repo().join("config/templates/pdf"),
+    );
+    support::spawn(&mut cmd, port)
 }
 
 fn request(
@@ -145,7 +119,7 @@ fn divoc_item(code: &str, dose: u32, batch: &str) -> Value {
 fn divoc_routes_lookups_and_qr_images() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = server.1.as_str();
+    let base = server.base.as_str();
     let admin = Some(ADMIN);
 
     // DIVOC certify: two doses of one pre-enrolment code.
@@ -515,7 +489,7 @@ fn csv_row(code: &str, dob: &str) -> String {
 fn csv_import_over_http_and_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
-    let base = server.1.as_str();
+    let base = server.base.as_str();
     let import = format!("{base}/v1/certificates/import");
 
     // A bad header: 422 naming the column, nothing issued.

@@ -6,44 +6,18 @@
 //! configured check whose plugin is missing is a 503. Whatever is refused leaves nothing in the database.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod support;
+use support::Server;
 
 const ADMIN: &str = "pipeline-test-admin-token-0123";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// SIGTERM, then wait: the database is closed cleanly before the test
-    /// opens it.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "server did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(tmp: &Path) -> Server {
@@ -55,46 +29,22 @@ fn start(tmp: &Path) -> Server {
             plugins.display()
         );
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
-        .arg(repo().join("config/divoc.toml"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(tmp.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--plugins")
-        .arg(&plugins)
-        .env("DIVOC_ADMIN_TOKEN", ADMIN)
-        // An operator override through the environment: passports are to
-        // be checked by a plugin that is not deployed.
-        .env(
-            "DIVOC_CERTIFICATES__IDENTITY_PROVIDERS__PASSPORT",
-            "id-missing",
-        )
-        .env("DIVOC_PLUGINS__WATCH", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq::get(&format!("{}/healthz", server.base))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+    let port = support::free_port();
+    let mut cmd = support::serve_command(
+        &repo().join("config/divoc.toml"),
+        &tmp.join("data"),
+        &plugins,
+        port,
+        ADMIN,
+    );
+    // An operator override through the environment: passports are to be
+    // checked by a plugin that is not deployed.
+    cmd.env(
+        "DIVOC_CERTIFICATES__IDENTITY_PROVIDERS__PASSPORT",
+        "id-missing",
+    )
+    .env("DIVOC_PLUGINS__WATCH", "false");
+    support::spawn(&mut cmd, port)
 }
 
 fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {

@@ -11,9 +11,24 @@ use serde_json::Value;
 
 /// A running `divoc serve`; killed when dropped.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
+}
+
+impl Server {
+    /// SIGTERM, then wait: the server closes its database cleanly before
+    /// the test opens it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -32,27 +47,36 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `divoc --config <config> serve` with its data dir and plugins dir
-/// under `tmp` and `admin` as the admin token, and waits until it answers.
-pub fn start(config: &Path, tmp: &Path, admin: &str) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .arg("--config")
+/// `divoc --config <config> serve` on `port` with its data and plugins
+/// dirs and `admin` as the admin token, output discarded; a test adds its
+/// own arguments and environment, then [`spawn`]s it.
+pub fn serve_command(
+    config: &Path,
+    data: &Path,
+    plugins: &Path,
+    port: u16,
+    admin: &str,
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_divoc"));
+    cmd.arg("--config")
         .arg(config)
         .arg("serve")
         .arg("--data-dir")
-        .arg(tmp.join("data"))
+        .arg(data)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--plugins")
-        .arg(tmp.join("plugins"))
+        .arg(plugins)
         .env("DIVOC_ADMIN_TOKEN", admin)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Spawns a server command listening on `port` and waits until it answers.
+pub fn spawn(cmd: &mut Command, port: u16) -> Server {
     let server = Server {
-        child,
+        child: cmd.spawn().unwrap(),
         base: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -61,9 +85,19 @@ pub fn start(config: &Path, tmp: &Path, admin: &str) -> Server {
         .is_err()
     {
         assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     server
+}
+
+/// Starts `divoc --config <config> serve` with its data dir and plugins dir
+/// under `tmp` and `admin` as the admin token, and waits until it answers.
+pub fn start(config: &Path, tmp: &Path, admin: &str) -> Server {
+    let port = free_port();
+    spawn(
+        &mut serve_command(config, &tmp.join("data"), &tmp.join("plugins"), port, admin),
+        port,
+    )
 }
 
 /// Sends `body` as JSON (if any) with `token` as the bearer token; the
