@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIVOC_SKIP_FIXTURES=1 bash scripts/setup.sh release
-exec target/release/divoc serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/divoc" serve "$@"

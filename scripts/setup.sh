@@ -19,7 +19,7 @@ bash scripts/install-guest-toolchain.sh
 cargo_flags=()
 if [ "$profile" = release ]; then cargo_flags+=(--release); fi
 cargo build "${cargo_flags[@]}" -p divoc
-divoc="target/$profile/divoc"
+divoc="${CARGO_TARGET_DIR:-target}/$profile/divoc"
 
 "$divoc" plugin build plugins --out target/plugins
 if [ "${DIVOC_SKIP_FIXTURES:-0}" != 1 ]; then

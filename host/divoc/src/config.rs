@@ -20,6 +20,7 @@ pub struct Config {
     pub issuer: IssuerConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub locale: LocaleConfig,
     pub plugins: PluginsConfig,
     /// The issue pipeline's plugins, paid programs and distribution.
     pub certificates: crate::pipeline::CertificatesConfig,
@@ -143,6 +144,17 @@ impl Default for LogConfig {
     }
 }
 
+/// `[locale]`: where the deployment is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LocaleConfig {
+    /// The deployment's IANA time zone (e.g. `Asia/Kolkata`). Local
+    /// date-times without an offset — DIVOC's clients send
+    /// `2020-03-24T19:21:19.646` — are read in it; every stored and
+    /// issued time is UTC. Default `UTC`.
+    pub time_zone: divoc_time::Zone,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AuthConfig {
@@ -235,7 +247,35 @@ impl Config {
         if let Some(f) = overrides.log_format {
             config.log.format = f;
         }
+        let cwd = std::env::current_dir().context("cannot read the working directory")?;
+        config.resolve_paths(&cwd);
         Ok(config)
+    }
+
+    /// Makes every path absolute, once, at start-up: relative paths from
+    /// flags, the environment and the built-in defaults are taken against
+    /// `cwd`, relative paths in a config file against that file (figment's
+    /// `RelativePathBuf`). Everything downstream (the wasmtime compile
+    /// cache among them, which refuses relative paths) then sees one
+    /// meaning for each path, whatever directory a worker thread runs in.
+    pub fn resolve_paths(&mut self, cwd: &Path) {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                cwd.join(p)
+            }
+        };
+        self.storage.data_dir = abs(&self.storage.data_dir);
+        self.plugins.dir = abs(&self.plugins.dir);
+        if let Some(cache) = &self.plugins.engine.cache_dir {
+            self.plugins.engine.cache_dir = Some(abs(cache));
+        }
+        for key in &mut self.issuer.key_files {
+            key.path = abs(&key.path.relative()).into();
+        }
+        let templates = abs(&self.certificates.pdf.templates.relative());
+        self.certificates.pdf.templates = templates.into();
     }
 }
 
@@ -248,7 +288,9 @@ mod tests {
     fn the_shipped_config_file_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/divoc.toml");
         let config = Config::load(Some(&path), &Overrides::default()).unwrap();
-        assert_eq!(config.plugins.dir, PathBuf::from("target/plugins"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.plugins.dir, cwd.join("target/plugins"));
+        assert_eq!(config.storage.data_dir, cwd.join("data"));
         assert!(config.plugins.grants.contains_key("format-jws"));
     }
 
@@ -288,6 +330,50 @@ mod tests {
         let config = Config::load(None, &Overrides::default()).unwrap();
         assert_eq!(config.certificates.max_corrections, 3);
         assert!(config.issuer.key_files.is_empty());
+    }
+
+    #[test]
+    fn every_path_is_absolute_after_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[storage]\ndata-dir = \"rel/data\"\n\
+             [plugins]\ndir = \"rel/plugins\"\n\
+             [plugins.engine]\ncache-dir = \"rel/cache\"\n\
+             [certificates.pdf]\ntemplates = \"tpl\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            data_dir: Some("flag/data".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&path), &overrides).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        // Flags and plain keys: against the working directory.
+        assert_eq!(config.storage.data_dir, cwd.join("flag/data"));
+        assert_eq!(config.plugins.dir, cwd.join("rel/plugins"));
+        assert_eq!(
+            config.plugins.engine.cache_dir.as_deref(),
+            Some(cwd.join("rel/cache").as_path())
+        );
+        // Relative-to-the-file keys: against the file's directory.
+        assert_eq!(
+            config.certificates.pdf.templates.relative(),
+            dir.path().join("tpl")
+        );
+        let settings = config.plugins.runtime_settings(&config.storage.data_dir);
+        assert!(settings.engine.cache_dir.unwrap().is_absolute());
+        // The built-in default data dir too.
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        assert!(config.storage.data_dir.is_absolute());
+        assert!(config
+            .plugins
+            .runtime_settings(&config.storage.data_dir)
+            .engine
+            .cache_dir
+            .unwrap()
+            .is_absolute());
     }
 
     #[test]
