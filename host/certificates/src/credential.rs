@@ -19,7 +19,6 @@ use serde_json::{json, Map, Value};
 use divoc_crypto::data_integrity::{add_proof, create_proof, ProofOptions};
 use divoc_crypto::keys::{Keyring, DEFAULT_PURPOSE};
 
-use crate::dates;
 use crate::error::CertError;
 use crate::request::{Address, IssueRequest};
 use crate::status_list::{StatusPurpose, LIST_SIZE};
@@ -116,10 +115,15 @@ pub fn build_credential(
     vaccination.insert("program".into(), x.program.clone().into());
     vaccination.insert("vaccine".into(), x.vaccine.clone().into());
     vaccination.insert("manufacturer".into(), x.manufacturer.clone().into());
-    vaccination.insert("batch".into(), x.batch.clone().into());
-    // Normalised to a dateTimeStamp so verifiers compare like with like.
-    let date = dates::parse_instant(&x.date)
-        .map(dates::format_instant)
+    // Optional, as in DIVOC's schema and WHO DDCC's core data set.
+    if !x.batch.trim().is_empty() {
+        vaccination.insert("batch".into(), x.batch.clone().into());
+    }
+    // The service has normalised it to UTC (any offset, or local time in
+    // the deployment's zone); written as a dateTimeStamp with the instant's
+    // milliseconds, so verifiers compare like with like.
+    let date = divoc_time::parse_instant(&x.date, &divoc_time::Zone::utc())
+        .map(divoc_time::format_millis)
         .unwrap_or_else(|| x.date.clone());
     vaccination.insert("date".into(), date.into());
     vaccination.insert("dose".into(), x.dose.into());
@@ -149,15 +153,15 @@ pub fn build_credential(
     let valid_from = x
         .effective_start
         .as_deref()
-        .and_then(dates::parse_date)
+        .and_then(divoc_time::parse_date)
         .map(|d| d.start_ms())
         .unwrap_or(p.issued_at_ms);
     let valid_until = x
         .effective_until
         .as_deref()
-        .and_then(dates::parse_date)
+        .and_then(divoc_time::parse_date)
         // Inclusive last day: valid until the end of that day.
-        .map(|d| d.start_ms() + 86_400_000 - 1000);
+        .map(|d| d.start_ms() + divoc_time::DAY_MS - 1000);
 
     let mut vc = Map::new();
     vc.insert(
@@ -170,9 +174,12 @@ pub fn build_credential(
         json!(["VerifiableCredential", CREDENTIAL_TYPE]),
     );
     vc.insert("issuer".into(), p.issuer.into());
-    vc.insert("validFrom".into(), dates::format_instant(valid_from).into());
+    vc.insert(
+        "validFrom".into(),
+        divoc_time::format_seconds(valid_from).into(),
+    );
     if let Some(u) = valid_until {
-        vc.insert("validUntil".into(), dates::format_instant(u).into());
+        vc.insert("validUntil".into(), divoc_time::format_seconds(u).into());
     }
     vc.insert("credentialSubject".into(), Value::Object(subject));
     vc.insert(

@@ -135,9 +135,16 @@ pub struct Row {
 
 /// Parses a DIVOC CSV (UTF-8, with a header line; a UTF-8 byte-order mark
 /// is ignored). A bad header is an error for the whole file, naming the
-/// column; bad rows are reported per row, validated against `now`.
-/// At most `max_rows` data rows are accepted.
-pub fn parse(data: &[u8], default_program: &str, max_rows: usize) -> Result<Vec<Row>, CertError> {
+/// column; bad rows are reported per row, validated as of `now_ms`
+/// with local date-times read in `zone`. At most `max_rows` data rows are
+/// accepted.
+pub fn parse(
+    data: &[u8],
+    default_program: &str,
+    max_rows: usize,
+    now_ms: i64,
+    zone: &divoc_time::Zone,
+) -> Result<Vec<Row>, CertError> {
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -201,7 +208,7 @@ pub fn parse(data: &[u8], default_program: &str, max_rows: usize) -> Result<Vec<
         rows.push(Row {
             line,
             pre_enrollment_code: code,
-            request: row_request(&get, default_program),
+            request: row_request(&get, default_program, now_ms, zone),
         });
     }
     Ok(rows)
@@ -249,6 +256,8 @@ fn loose(s: String) -> Loose {
 fn row_request(
     get: &dyn Fn(&str) -> String,
     default_program: &str,
+    now_ms: i64,
+    zone: &divoc_time::Zone,
 ) -> Result<IssueRequest, CertError> {
     let address = |prefix: &str| LegacyAddress {
         address_line1: get(&format!("{prefix}AddressLine1")),
@@ -261,7 +270,7 @@ fn row_request(
         pre_enrollment_code: get("preEnrollmentCode"),
         recipient: LegacyRecipient {
             name: get("recipientName"),
-            dob: normalize_dob(get("recipientDOB")),
+            dob: Some(normalize_dob(get("recipientDOB"))),
             age: loose(get("recipientAge")),
             gender: get("recipientGender"),
             nationality: get("recipientNationality"),
@@ -314,8 +323,9 @@ fn row_request(
     if !facility_id.is_empty() {
         req.facility.id = Some(facility_id);
     }
-    req.validate()
+    req.validate_at(now_ms, zone)
         .map_err(|e| by_column(CertError::Validation(e)))?;
+    req.normalize(zone);
     Ok(req)
 }
 
@@ -323,6 +333,9 @@ fn row_request(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// 2026-12-01T00:00:00Z.
+    const NOW: i64 = 1_796_083_200_000;
 
     const HEADER: &str = "preEnrollmentCode,recipientName,recipientMobileNumber,recipientDOB,recipientGender,recipientNationality,recipientIdentity,vaccinationBatch,vaccinationDate,vaccinationDose,vaccinationTotalDoses,vaccinationManufacturer,vaccinationName,vaccinatorName,facilityName,facilityAddressLine1,facilityDistrict,facilityState,facilityPincode";
 
@@ -340,7 +353,14 @@ mod tests {
              P-1,Asha Rao,9876543210,12-Mar-1985,Female,IN,did:in.gov.uidai.aadhaar:2342343334,B-7,2021-05-01T10:00:00Z,1,2,Serum Institute,COVISHIELD,Dr. Rao,PHC Anekal,Main Road,Bengaluru,Karnataka,560001\n\
              \n"
         );
-        let rows = parse(csv.as_bytes(), "covid-19", 10).unwrap();
+        let rows = parse(
+            csv.as_bytes(),
+            "covid-19",
+            10,
+            NOW,
+            &divoc_time::Zone::utc(),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].line, 2);
         let req = rows[0].request.as_ref().unwrap();
@@ -358,14 +378,28 @@ mod tests {
             "{HEADER}\n\
              P-2,,9876543210,1985-13-40,Female,IN,id1,B,2021-05-01,x,2,M,V,Dr,F,L,D,S,1\n"
         );
-        let rows = parse(csv.as_bytes(), "covid-19", 10).unwrap();
+        let rows = parse(
+            csv.as_bytes(),
+            "covid-19",
+            10,
+            NOW,
+            &divoc_time::Zone::utc(),
+        )
+        .unwrap();
         let e = rows[0].request.as_ref().unwrap_err();
         assert_eq!(fields(e), vec!["vaccinationDose"]);
         let csv = format!(
             "{HEADER}\n\
              P-2,,9876543210,1985-13-40,Female,IN,id1,B,2021-05-01,1,2,M,V,Dr,F,L,D,S,1\n"
         );
-        let rows = parse(csv.as_bytes(), "covid-19", 10).unwrap();
+        let rows = parse(
+            csv.as_bytes(),
+            "covid-19",
+            10,
+            NOW,
+            &divoc_time::Zone::utc(),
+        )
+        .unwrap();
         let f = fields(rows[0].request.as_ref().unwrap_err());
         assert!(f.contains(&"recipientName".to_owned()), "{f:?}");
         assert!(f.contains(&"recipientDOB".to_owned()), "{f:?}");
@@ -373,7 +407,14 @@ mod tests {
 
     #[test]
     fn bad_headers_are_refused_naming_the_column() {
-        let e = parse(b"preEnrollmentCode,recipientNmae\nx,y\n", "p", 10).unwrap_err();
+        let e = parse(
+            b"preEnrollmentCode,recipientNmae\nx,y\n",
+            "p",
+            10,
+            NOW,
+            &divoc_time::Zone::utc(),
+        )
+        .unwrap_err();
         let f = fields(&e);
         assert!(f.contains(&"recipientNmae".to_owned()));
         assert!(f.contains(&"recipientName".to_owned()));
@@ -381,14 +422,14 @@ mod tests {
         // Ragged rows are a file error naming the line.
         let csv = format!("{HEADER}\na,b\n");
         assert_eq!(
-            fields(&parse(csv.as_bytes(), "p", 10).unwrap_err()),
+            fields(&parse(csv.as_bytes(), "p", 10, NOW, &divoc_time::Zone::utc()).unwrap_err()),
             vec!["line 2"]
         );
         // Too many rows.
         let row = "P,N,1,1985-01-01,F,IN,i,B,2021-05-01,1,2,M,V,Dr,F,L,D,S,1\n";
         let csv = format!("{HEADER}\n{row}{row}{row}");
         assert_eq!(
-            fields(&parse(csv.as_bytes(), "p", 2).unwrap_err()),
+            fields(&parse(csv.as_bytes(), "p", 2, NOW, &divoc_time::Zone::utc()).unwrap_err()),
             vec!["rows"]
         );
     }

@@ -42,8 +42,8 @@ pub struct CertifyRequest {
 pub struct LegacyRecipient {
     /// Name.
     pub name: String,
-    /// Date of birth.
-    pub dob: String,
+    /// Date of birth; DIVOC's schema lets it be null when `age` is given.
+    pub dob: Option<String>,
     /// Age; DIVOC sent it as a string.
     pub age: Loose,
     /// Gender.
@@ -204,8 +204,8 @@ impl CertifyRequest {
         Ok(IssueRequest {
             recipient: Recipient {
                 name: r.name,
-                // DIVOC required dob; a missing one with an age is legacy data.
-                dob: optional(r.dob),
+                // DIVOC's schema allows a null dob beside an age.
+                dob: r.dob.and_then(optional),
                 age,
                 gender: r.gender,
                 nationality: r.nationality,

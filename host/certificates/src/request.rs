@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::dates::{self, Date};
 use crate::error::{CertError, FieldError};
+use divoc_time::{parse_date, parse_instant, Date, Zone};
 
 /// Longest accepted free-text field, in characters.
 const MAX_TEXT: usize = 256;
@@ -134,9 +134,12 @@ pub struct Vaccination {
     pub vaccine: String,
     /// Manufacturer.
     pub manufacturer: String,
-    /// Batch / lot number.
+    /// Batch / lot number; optional (DIVOC's schema and WHO DDCC's core
+    /// data set do not require it), but pharmacovigilance by batch needs it.
     pub batch: String,
-    /// When it was administered: `YYYY-MM-DD` or an RFC 3339 UTC time.
+    /// When it was administered: `YYYY-MM-DD`, an RFC 3339 date-time with
+    /// any offset, or a local date-time in the deployment's time zone.
+    /// Issuance normalises it to UTC ([`IssueRequest::normalize`]).
     pub date: String,
     /// Dose number, from 1. Greater than `total_doses` means a booster.
     pub dose: u32,
@@ -199,17 +202,19 @@ impl IssueRequest {
     }
 
     /// Checks every field and returns all problems, each naming its path.
-    /// `now_ms` is the reference time for "not in the future" checks.
-    pub fn validate_at(&self, now_ms: i64) -> Result<(), Vec<FieldError>> {
+    /// `now_ms` is the reference time for "not in the future" checks;
+    /// `zone` is the deployment's time zone, in which a local date-time is
+    /// read.
+    pub fn validate_at(&self, now_ms: i64, zone: &Zone) -> Result<(), Vec<FieldError>> {
         let mut v = Validator::default();
         let r = &self.recipient;
         v.text("recipient.name", &r.name, true);
         match (&r.dob, r.age) {
             (None, None) => v.err("recipient.dob", "required (or recipient.age)"),
-            (Some(dob), _) => match dates::parse_date(dob) {
+            (Some(dob), _) => match parse_date(dob) {
                 None => v.err("recipient.dob", "must be a date YYYY-MM-DD"),
                 Some(d) if d.start_ms() > now_ms => v.err("recipient.dob", "is in the future"),
-                Some(d) if dates::age_on(d, Date::from_ms(now_ms)) > i64::from(MAX_AGE) => {
+                Some(d) if d.age_on(Date::from_ms(now_ms)) > i64::from(MAX_AGE) => {
                     v.err("recipient.dob", "is more than 150 years ago")
                 }
                 Some(_) => {}
@@ -244,12 +249,13 @@ impl IssueRequest {
         }
         v.text("vaccination.vaccine", &x.vaccine, true);
         v.text("vaccination.manufacturer", &x.manufacturer, true);
-        v.text("vaccination.batch", &x.batch, true);
-        match dates::parse_instant(&x.date) {
+        v.text("vaccination.batch", &x.batch, false);
+        match parse_instant(&x.date, zone) {
             _ if x.date.is_empty() => v.err("vaccination.date", "required"),
             None => v.err(
                 "vaccination.date",
-                "must be YYYY-MM-DD or an RFC 3339 UTC date-time",
+                "must be YYYY-MM-DD or an RFC 3339 date-time (any offset, or local time \
+                 in the deployment's time zone); an impossible date or time is refused",
             ),
             Some(t) if t > now_ms + FUTURE_SKEW_MS => v.err("vaccination.date", "is in the future"),
             Some(_) => {}
@@ -299,9 +305,18 @@ impl IssueRequest {
         v.finish()
     }
 
-    /// [`validate_at`](Self::validate_at) the current time.
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        self.validate_at(dates::now_ms())
+    /// The request with its vaccination time in UTC: an offset or a local
+    /// time (read in `zone`) becomes the same instant written with `Z`, so
+    /// the credential, the stored payload and its re-send hash carry one
+    /// form. A bare date stays a date. Call after validation.
+    pub fn normalize(&mut self, zone: &Zone) {
+        let date = &mut self.vaccination.date;
+        if parse_date(date).is_some() {
+            return;
+        }
+        if let Some(t) = parse_instant(date, zone) {
+            *date = divoc_time::format_millis(t);
+        }
     }
 }
 
@@ -345,7 +360,7 @@ impl Validator {
 
     fn date(&mut self, field: &str, value: Option<&str>) -> Option<Date> {
         let value = value?;
-        let d = dates::parse_date(value);
+        let d = parse_date(value);
         if d.is_none() {
             self.err(field, "must be a date YYYY-MM-DD");
         }

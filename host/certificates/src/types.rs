@@ -39,7 +39,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::credential::{CredentialConfig, CREDENTIALS_V2};
-use crate::dates;
 use crate::error::FieldError;
 
 /// The value type of a declared field.
@@ -201,8 +200,13 @@ impl CredentialType {
     }
 
     /// Validates a request against the schema: every problem, by field
-    /// name; values are never echoed. Returns the normalised values.
-    pub fn validate(&self, request: &Value) -> Result<TypedRequest, Vec<FieldError>> {
+    /// name; values are never echoed. Returns the normalised values
+    /// (date-times in UTC; a local date-time is read in `zone`).
+    pub fn validate(
+        &self,
+        request: &Value,
+        zone: &divoc_time::Zone,
+    ) -> Result<TypedRequest, Vec<FieldError>> {
         let Some(obj) = request.as_object() else {
             return Err(vec![FieldError::new("", "the body must be a JSON object")]);
         };
@@ -225,7 +229,7 @@ impl CredentialType {
                 continue;
             }
             let Some(v) = v else { continue };
-            match check_value(spec, v) {
+            match check_value(spec, v, zone) {
                 Ok(norm) => {
                     values.insert(name.clone(), norm);
                 }
@@ -282,11 +286,14 @@ impl CredentialType {
         vc.insert("issuer".into(), issuer.into());
         vc.insert(
             "validFrom".into(),
-            dates::format_instant(issued_at_ms).into(),
+            divoc_time::format_seconds(issued_at_ms).into(),
         );
         if let Some(days) = self.valid_for_days {
             let until = issued_at_ms + i64::from(days) * 86_400_000;
-            vc.insert("validUntil".into(), dates::format_instant(until).into());
+            vc.insert(
+                "validUntil".into(),
+                divoc_time::format_seconds(until).into(),
+            );
         }
         vc.insert("credentialSubject".into(), Value::Object(subject));
         vc.insert("credentialStatus".into(), credential_status);
@@ -307,7 +314,7 @@ pub struct TypedRequest {
     pub values: BTreeMap<String, Value>,
 }
 
-fn check_value(spec: &FieldSpec, v: &Value) -> Result<Value, String> {
+fn check_value(spec: &FieldSpec, v: &Value, zone: &divoc_time::Zone) -> Result<Value, String> {
     match spec.kind {
         FieldType::String => {
             let s = v.as_str().ok_or("must be a string")?.trim();
@@ -342,15 +349,17 @@ fn check_value(spec: &FieldSpec, v: &Value) -> Result<Value, String> {
             .ok_or_else(|| "must be true or false".into()),
         FieldType::Date => {
             let s = v.as_str().ok_or("must be a date YYYY-MM-DD")?;
-            dates::parse_date(s.trim())
+            divoc_time::parse_date(s.trim())
                 .map(|d| Value::from(format!("{d}")))
                 .ok_or_else(|| "must be a date YYYY-MM-DD".into())
         }
         FieldType::DateTime => {
-            let s = v.as_str().ok_or("must be an RFC 3339 UTC date-time")?;
-            dates::parse_instant(s.trim())
-                .map(|t| Value::from(dates::format_instant(t)))
-                .ok_or_else(|| "must be an RFC 3339 UTC date-time".into())
+            const MUST: &str = "must be an RFC 3339 date-time (any offset, or local time \
+                                in the deployment's time zone)";
+            let s = v.as_str().ok_or(MUST)?;
+            divoc_time::parse_instant(s.trim(), zone)
+                .map(|t| Value::from(divoc_time::format_millis(t)))
+                .ok_or_else(|| MUST.into())
         }
     }
 }
@@ -435,6 +444,7 @@ mod tests {
             .validate(
                 &json!({"sampleId": "S-1", "dob": "1990-02-30", "result": "maybe",
                               "sampled": "yesterday", "ct": 99, "extra": 1}),
+                &divoc_time::Zone::utc(),
             )
             .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
@@ -442,7 +452,7 @@ mod tests {
             fields,
             vec!["extra", "ct", "dob", "name", "result", "sampled"]
         );
-        assert!(t.validate(&json!([1])).is_err());
+        assert!(t.validate(&json!([1]), &divoc_time::Zone::utc()).is_err());
     }
 
     #[test]
@@ -452,10 +462,13 @@ mod tests {
             .validate(
                 &json!({"sampleId": " S-1 ", "name": "Asha", "dob": "1990-02-28",
                               "mobile": "tel:999", "result": "negative",
-                              "sampled": "2026-11-20T10:00:00Z", "ct": 30}),
+                              "sampled": "2026-11-20T15:30:00+05:30", "ct": 30}),
+                &divoc_time::Zone::utc(),
             )
             .unwrap();
         assert_eq!(req.reference, "S-1");
+        // An offset is normalised to UTC.
+        assert_eq!(req.values["sampled"], "2026-11-20T10:00:00Z");
         assert_eq!(req.contact.as_deref(), Some("tel:999"));
         assert_eq!(req.dob.as_deref(), Some("1990-02-28"));
         let cfg = CredentialConfig::new("https://h.example");

@@ -30,7 +30,6 @@ mod embed;
 mod error;
 mod fonts;
 mod pdf;
-mod qr;
 mod render;
 mod template;
 
@@ -70,6 +69,8 @@ pub struct PdfRenderer {
     statics: Vec<Option<StaticFont>>,
     templates: BTreeMap<String, Compiled>,
     default: String,
+    /// Times print as dates in this zone (the deployment's).
+    zone: divoc_time::Zone,
 }
 
 impl fmt::Debug for PdfRenderer {
@@ -140,7 +141,15 @@ impl PdfRenderer {
             statics,
             templates,
             default,
+            zone: divoc_time::Zone::utc(),
         })
+    }
+
+    /// Prints date-times as dates in `zone` (default UTC): the deployment's
+    /// time zone, so a certificate shows the local date of vaccination.
+    pub fn with_time_zone(mut self, zone: divoc_time::Zone) -> PdfRenderer {
+        self.zone = zone;
+        self
     }
 
     /// The language tags that have a template, sorted.
@@ -183,7 +192,7 @@ impl PdfRenderer {
                 lang: lang.chars().take(64).collect(),
                 available: self.languages(),
             })?;
-        render::render(tpl, &self.fonts, &self.statics, doc)
+        render::render(tpl, &self.fonts, &self.statics, doc, &self.zone)
     }
 }
 

@@ -9,8 +9,8 @@ use crate::compress;
 use crate::embed::{GlyphMap, StaticFont, Subset, UnicodeMap};
 use crate::error::PdfError;
 use crate::fonts::{FontFace, FontTable, Glyph};
-use crate::qr::QrMatrix;
 use crate::render::{Line, Op, Rgb};
+use divoc_qr::QrMatrix;
 
 /// No indentation or line breaks inside objects: smaller and faster.
 const COMPACT: Settings = Settings { pretty: false };

@@ -10,7 +10,6 @@ use crate::embed::StaticFont;
 use crate::error::PdfError;
 use crate::fonts::{FontId, FontTable, Glyph, Shaper};
 use crate::pdf::{self, Job};
-use crate::qr;
 use crate::template::{parse_color, Template};
 
 /// Longest value printed, in characters; longer ones are cut with `…` so a
@@ -190,9 +189,10 @@ pub(crate) fn render(
     fonts: &FontTable,
     statics: &[Option<StaticFont>],
     doc: &CertificateDocument,
+    zone: &divoc_time::Zone,
 ) -> Result<Vec<u8>, PdfError> {
-    let qr = qr::encode(&doc.qr_text)?;
-    let mut flow = Flow::new(tpl, fonts.shaper());
+    let qr = divoc_qr::encode(doc.qr_text.as_bytes()).map_err(|e| PdfError::Qr(e.to_string()))?;
+    let mut flow = Flow::new(tpl, fonts.shaper(), zone);
     flow.certificate(doc);
     let pages = flow.finish();
     let mut title = tpl.t.labels.title.clone();
@@ -215,6 +215,8 @@ pub(crate) fn render(
 struct Flow<'a> {
     tpl: &'a Compiled,
     shaper: Shaper<'a>,
+    /// Times print as the date in the deployment's zone.
+    zone: &'a divoc_time::Zone,
     pages: Vec<Vec<Op>>,
     y: f32,
     left: f32,
@@ -231,13 +233,14 @@ struct Flow<'a> {
 }
 
 impl<'a> Flow<'a> {
-    fn new(tpl: &'a Compiled, shaper: Shaper<'a>) -> Flow<'a> {
+    fn new(tpl: &'a Compiled, shaper: Shaper<'a>, zone: &'a divoc_time::Zone) -> Flow<'a> {
         let t = &tpl.t;
         let m = t.page.margin;
         let s = &t.style;
         let mut flow = Flow {
             tpl,
             shaper,
+            zone,
             pages: vec![Vec::new()],
             y: m,
             left: m,
@@ -308,7 +311,9 @@ impl<'a> Flow<'a> {
         };
         self.row(&l.name, &[name]);
         match (&r.birth_date, r.age) {
-            (Some(dob), _) if !dob.trim().is_empty() => self.row(&l.birth_date, &[date(dob)]),
+            (Some(dob), _) if !dob.trim().is_empty() => {
+                self.row(&l.birth_date, &[date(dob, self.zone)])
+            }
             (_, Some(age)) => self.row(&l.age, &[age.to_string()]),
             _ => {}
         }
@@ -362,17 +367,17 @@ impl<'a> Flow<'a> {
         let validity = match (&d.valid_from, &d.valid_until) {
             (Some(f), Some(u)) => fill(
                 &l.valid_from_until,
-                &[("from", date(f)), ("until", date(u))],
+                &[("from", date(f, self.zone)), ("until", date(u, self.zone))],
             ),
-            (Some(f), None) => fill(&l.valid_from, &[("from", date(f))]),
-            (None, Some(u)) => fill(&l.valid_until, &[("until", date(u))]),
+            (Some(f), None) => fill(&l.valid_from, &[("from", date(f, self.zone))]),
+            (None, Some(u)) => fill(&l.valid_until, &[("until", date(u, self.zone))]),
             (None, None) => Vec::new(),
         };
         let fields: [(&str, Vec<String>); 7] = [
             (&l.vaccine, vec![clean(&d.vaccine)]),
             (&l.manufacturer, vec![clean(&d.manufacturer)]),
             (&l.batch, vec![clean(&d.batch)]),
-            (&l.date, vec![date(&d.date)]),
+            (&l.date, vec![date(&d.date, self.zone)]),
             (&l.facility, facility),
             (&l.vaccinator, vec![clean(&d.vaccinator)]),
             (&l.validity, validity),
@@ -721,23 +726,22 @@ fn clean(s: &str) -> String {
     out
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` prints as its date; anything else as given.
-fn date(s: &str) -> String {
+/// A calendar date prints as it is; a date-time (`…T09:21:18Z`) as its
+/// date in the deployment's zone — a vaccination at 02:00 in India is on
+/// the Indian date, not the UTC one; anything else as given.
+fn date(s: &str, zone: &divoc_time::Zone) -> String {
     let s = s.trim();
-    let b = s.as_bytes();
-    let is_date = b.len() >= 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && [0, 1, 2, 3, 5, 6, 8, 9]
-            .iter()
-            .all(|&i| b[i].is_ascii_digit());
-    match s.get(..10) {
-        Some(d) if is_date && (b.len() == 10 || b[10] == b'T' || b[10] == b' ') => d.to_string(),
-        _ => clean(s),
+    if let Some(d) = divoc_time::parse_date(s) {
+        return d.to_string();
+    }
+    match divoc_time::parse_instant(s, zone) {
+        Some(ms) => divoc_time::Date::in_zone(ms, zone).to_string(),
+        None => clean(s),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -792,11 +796,18 @@ mod tests {
 
     #[test]
     fn dates_print_as_dates() {
-        assert_eq!(date("2021-03-02T09:21:18Z"), "2021-03-02");
-        assert_eq!(date("2021-03-02"), "2021-03-02");
-        assert_eq!(date("2 March 2021"), "2 March 2021");
-        assert_eq!(date("2021-03-0२"), "2021-03-0२");
-        assert_eq!(date("ब"), "ब");
+        let utc = divoc_time::Zone::utc();
+        assert_eq!(date("2021-03-02T09:21:18Z", &utc), "2021-03-02");
+        assert_eq!(date("2021-03-02", &utc), "2021-03-02");
+        assert_eq!(date("2 March 2021", &utc), "2 March 2021");
+        assert_eq!(date("2021-03-0२", &utc), "2021-03-0२");
+        assert_eq!(date("ब", &utc), "ब");
+        // In India, 20:30 UTC on 1 March is already 2 March.
+        let ist = divoc_time::Zone::named("Asia/Kolkata").unwrap();
+        assert_eq!(date("2021-03-01T20:30:00Z", &ist), "2021-03-02");
+        assert_eq!(date("2021-03-01T20:30:00Z", &utc), "2021-03-01");
+        // A calendar date is never shifted.
+        assert_eq!(date("2021-03-02", &ist), "2021-03-02");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod manifest;
 mod output_size;
 mod plugin;
 mod registry;
+mod rfc3339;
 mod services;
 mod watcher;
 mod worlds;

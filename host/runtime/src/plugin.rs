@@ -96,6 +96,8 @@ pub struct PluginInfo {
     pub dir: PathBuf,
     /// SHA-256 of manifest and component; a reload with the same digest is a no-op.
     pub digest: String,
+    /// When this version was loaded; RFC 3339 (UTC) in JSON.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub loaded_at: SystemTime,
     pub capabilities: EffectiveCapabilities,
     pub limits: EffectiveLimits,

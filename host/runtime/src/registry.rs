@@ -56,6 +56,8 @@ pub enum PluginState {
 pub struct Rejection {
     pub dir: PathBuf,
     pub error: String,
+    /// When it was refused; RFC 3339 (UTC) in JSON.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub at: SystemTime,
 }
 
