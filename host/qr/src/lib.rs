@@ -1,6 +1,6 @@
-//! The QR code, placed in the PDF as a 1-bit image, one pixel per module,
-//! drawn without interpolation: sharp at any zoom, ~2 KB, and much cheaper
-//! to write than thousands of vector rectangles.
+//! QR symbols for certificates: the PDF places one as a 1-bit image (one
+//! pixel per module, drawn without interpolation), and the API serves them
+//! as PNG and SVG.
 //!
 //! Encoding uses the `qrcode` crate's parts (segment optimisation,
 //! Reed–Solomon, module placement, function patterns, format information)
@@ -15,10 +15,22 @@ use std::sync::OnceLock;
 use qrcode::canvas::{Canvas, MaskPattern, Module};
 use qrcode::{bits, ec, Color, EcLevel, Version};
 
-use crate::error::PdfError;
+use std::fmt::Write as _;
+
+/// Why a symbol could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QrError {
+    /// The data does not fit in a version 40 symbol at level M, or the
+    /// encoder refused it.
+    #[error("QR: {0}")]
+    Encode(String),
+    /// The PNG writer failed (it writes to memory, so only on a bug).
+    #[error("PNG: {0}")]
+    Png(String),
+}
 
 /// Quiet zone on each side, in modules (ISO/IEC 18004 §6.3.8).
-pub(crate) const QUIET_ZONE: usize = 4;
+pub const QUIET_ZONE: usize = 4;
 
 /// Error correction level M (15 % recovery), as the service's own QR
 /// images: survives creases and glare.
@@ -140,14 +152,16 @@ impl Line {
 
 /// A QR symbol: `width` × `width` modules, quiet zone excluded.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct QrMatrix {
-    pub(crate) width: usize,
+pub struct QrMatrix {
+    width: usize,
     rows: Vec<Line>,
 }
 
-/// Encodes `text` in the smallest version that holds it at level M.
-pub(crate) fn encode(text: &str) -> Result<QrMatrix, PdfError> {
-    let unmasked = Unmasked::new(text)?;
+/// Encodes `data` in the smallest version that holds it at level M (the
+/// encoder picks numeric, alphanumeric or byte segments by itself:
+/// base45 text is alphanumeric).
+pub fn encode(data: &[u8]) -> Result<QrMatrix, QrError> {
+    let unmasked = Unmasked::new(data)?;
     let mut best = (u32::MAX, 0, Vec::new());
     let mut rows = Vec::with_capacity(unmasked.n);
     let mut scratch = Scratch::default();
@@ -185,13 +199,13 @@ struct Layout {
 }
 
 impl Unmasked {
-    fn new(text: &str) -> Result<Unmasked, PdfError> {
-        let err = |e: qrcode::types::QrError| PdfError::Qr(e.to_string());
-        let bits = bits::encode_auto(text.as_bytes(), EC_LEVEL).map_err(err)?;
+    fn new(data: &[u8]) -> Result<Unmasked, QrError> {
+        let err = |e: qrcode::types::QrError| QrError::Encode(e.to_string());
+        let bits = bits::encode_auto(data, EC_LEVEL).map_err(err)?;
         let version = bits.version();
         let n = usize::try_from(version.width()).unwrap_or(0);
         if n > MAX_WIDTH {
-            return Err(PdfError::Qr(format!("{n} modules wide")));
+            return Err(QrError::Encode(format!("{n} modules wide")));
         }
         let (data, ecc) =
             ec::construct_codewords(&bits.into_bytes(), version, EC_LEVEL).map_err(err)?;
@@ -367,28 +381,36 @@ fn format_information(rows: &mut [Line], n: usize, m: usize) {
 }
 
 impl QrMatrix {
+    /// Modules on a side, quiet zone excluded (21 for version 1).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Whether the module at row `i`, column `j` is dark.
-    #[cfg(test)]
-    fn is_dark(&self, i: usize, j: usize) -> bool {
+    pub fn is_dark(&self, i: usize, j: usize) -> bool {
         self.rows.get(i).is_some_and(|r| r.get(j))
     }
 
     /// The symbol with its quiet zone as 1-bit grey samples (1 = light),
     /// rows padded to whole bytes, and the side in pixels.
-    pub(crate) fn bits(&self) -> (Vec<u8>, usize) {
-        let side = self.width + 2 * QUIET_ZONE;
+    pub fn bits(&self) -> (Vec<u8>, usize) {
+        self.scaled_bits(1)
+    }
+
+    /// As [`QrMatrix::bits`], each module `px` × `px` pixels.
+    fn scaled_bits(&self, px: usize) -> (Vec<u8>, usize) {
+        let side = (self.width + 2 * QUIET_ZONE) * px;
         let row_bytes = side.div_ceil(8);
         let mut out = vec![0xFFu8; row_bytes * side];
-        let rows = out.chunks_exact_mut(row_bytes).skip(QUIET_ZONE);
-        for (bytes, row) in rows.zip(&self.rows) {
-            // Light is 1: the row inverted, shifted right by the quiet zone
-            // and read most significant bit first.
+        for (i, row) in self.rows.iter().enumerate() {
             let light = row.not().and(Line::first(self.width));
-            for (b, byte) in bytes.iter_mut().enumerate() {
+            let first = (QUIET_ZONE + i) * px;
+            let (line, rest) = out[first * row_bytes..].split_at_mut(row_bytes);
+            for (b, byte) in line.iter_mut().enumerate() {
                 let mut v = 0u8;
                 for bit in 0..8 {
-                    let col = b * 8 + bit;
-                    let is_light = match col.checked_sub(QUIET_ZONE) {
+                    let module = (b * 8 + bit) / px;
+                    let is_light = match module.checked_sub(QUIET_ZONE) {
                         Some(j) if j < self.width => light.get(j),
                         _ => true,
                     };
@@ -396,8 +418,64 @@ impl QrMatrix {
                 }
                 *byte = v;
             }
+            // The module's other pixel rows are copies of its first.
+            for copy in rest.chunks_exact_mut(row_bytes).take(px - 1) {
+                copy.copy_from_slice(line);
+            }
         }
         (out, side)
+    }
+
+    /// A 1-bit greyscale PNG, each module `module_px` pixels square, with
+    /// the quiet zone. One bit per pixel keeps both the deflate work and
+    /// the file small (~1–3 KB for a certificate).
+    pub fn to_png(&self, module_px: u32) -> Result<Vec<u8>, QrError> {
+        let px = usize::try_from(module_px.clamp(1, 64)).unwrap_or(1);
+        let (bits, side) = self.scaled_bits(px);
+        let side = u32::try_from(side).map_err(|e| QrError::Png(e.to_string()))?;
+        let mut out = Vec::with_capacity(bits.len() / 4 + 128);
+        let mut encoder = png::Encoder::new(&mut out, side, side);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        encoder.set_compression(png::Compression::Fast);
+        let png_err = |e: png::EncodingError| QrError::Png(e.to_string());
+        let mut writer = encoder.write_header().map_err(png_err)?;
+        writer.write_image_data(&bits).map_err(png_err)?;
+        writer.finish().map_err(png_err)?;
+        Ok(out)
+    }
+
+    /// An SVG document: one path of the dark modules' horizontal runs on a
+    /// white square, the quiet zone included, at least `min_px` wide.
+    pub fn to_svg(&self, min_px: u32) -> String {
+        let side = self.width + 2 * QUIET_ZONE;
+        let scale = usize::try_from(min_px).unwrap_or(0).div_ceil(side).max(1);
+        let px = side * scale;
+        let mut svg = String::with_capacity(self.width * self.width * 3);
+        let _ = write!(
+            svg,
+            "<?xml version=\"1.0\" standalone=\"yes\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+             version=\"1.1\" width=\"{px}\" height=\"{px}\" viewBox=\"0 0 {side} {side}\" \
+             shape-rendering=\"crispEdges\"><rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/>\
+             <path fill=\"#000\" d=\""
+        );
+        for i in 0..self.width {
+            let mut j = 0;
+            while j < self.width {
+                if !self.is_dark(i, j) {
+                    j += 1;
+                    continue;
+                }
+                let start = j;
+                while j < self.width && self.is_dark(i, j) {
+                    j += 1;
+                }
+                let (x, y, len) = (start + QUIET_ZONE, i + QUIET_ZONE, j - start);
+                let _ = write!(svg, "M{x} {y}h{len}v1h-{len}z");
+            }
+        }
+        svg.push_str("\"/></svg>\n");
+        svg
     }
 }
 
@@ -559,7 +637,7 @@ mod tests {
         // Versions 2 to 25 or so: a signed two-dose credential is ~1,350.
         for len in [TEXT.len(), 200, 700, 1350] {
             let text = text_of_length(len);
-            let qr = encode(&text).unwrap();
+            let qr = encode(text.as_bytes()).unwrap();
             assert_eq!(scan(&qr), text, "{len} characters");
         }
     }
@@ -588,7 +666,7 @@ mod tests {
         // mask conditions, data modules and format information all agree.
         for len in [10, 150, 400, 1350] {
             let text = text_of_length(len);
-            let unmasked = Unmasked::new(&text).unwrap();
+            let unmasked = Unmasked::new(text.as_bytes()).unwrap();
             for (m, pattern) in MASKS.into_iter().enumerate() {
                 let (n, expected) = crate_symbol(&text, pattern);
                 let mut rows = Vec::new();
@@ -611,7 +689,7 @@ mod tests {
     #[test]
     fn same_version_as_the_crate_picks() {
         let code = qrcode::QrCode::with_error_correction_level(TEXT, EC_LEVEL).unwrap();
-        assert_eq!(encode(TEXT).unwrap().width, code.width());
+        assert_eq!(encode(TEXT.as_bytes()).unwrap().width, code.width());
     }
 
     fn line(bits: &[bool]) -> Line {
@@ -764,7 +842,7 @@ mod tests {
             }
         }
         // And on a real symbol.
-        let qr = encode(TEXT).unwrap();
+        let qr = encode(TEXT.as_bytes()).unwrap();
         let n = qr.width;
         let dark: Vec<bool> = (0..n * n).map(|k| qr.is_dark(k / n, k % n)).collect();
         assert_eq!(
@@ -806,8 +884,105 @@ mod tests {
     #[test]
     fn too_long_is_an_error_not_a_panic() {
         let text = "A".repeat(10_000);
-        assert!(matches!(encode(&text), Err(PdfError::Qr(_))));
+        assert!(matches!(encode(text.as_bytes()), Err(QrError::Encode(_))));
         // Empty text is a valid (tiny) symbol.
-        assert_eq!(encode("").unwrap().width, 21);
+        assert_eq!(encode(b"").unwrap().width, 21);
+    }
+
+    /// Reads a PNG back with the `png` crate (not our writer's code) and
+    /// scans it as a phone would.
+    fn scan_png(png_bytes: &[u8]) -> (u32, String) {
+        let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.bit_depth, png::BitDepth::One);
+        let (w, line) = (info.width as usize, info.line_size);
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, w, |x, y| {
+            if buf[y * line + x / 8] & (0x80 >> (x % 8)) != 0 {
+                255
+            } else {
+                0
+            }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        (info.width, grids[0].decode().unwrap().1)
+    }
+
+    #[test]
+    fn png_scans_back_at_every_module_size() {
+        for (len, px) in [(TEXT.len(), 1), (700, 3), (1350, 4), (1350, 5)] {
+            let text = text_of_length(len);
+            let qr = encode(text.as_bytes()).unwrap();
+            let png = qr.to_png(px).unwrap();
+            let (width, scanned) = scan_png(&png);
+            assert_eq!(scanned, text, "{len} characters at {px} px");
+            assert_eq!(width as usize, (qr.width() + 2 * QUIET_ZONE) * px as usize);
+        }
+    }
+
+    #[test]
+    fn svg_draws_exactly_the_dark_modules() {
+        let qr = encode(TEXT.as_bytes()).unwrap();
+        let svg = qr.to_svg(256);
+        let side = qr.width() + 2 * QUIET_ZONE;
+        assert!(svg.contains(&format!("viewBox=\"0 0 {side} {side}\"")));
+        let px: usize = svg
+            .split("width=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(px >= 256 && px.is_multiple_of(side), "{px}");
+        // Rebuild the grid from the path's runs.
+        let d = svg
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut dark = vec![false; qr.width() * qr.width()];
+        for run in d.split('M').filter(|r| !r.is_empty()) {
+            let (xy, rest) = run.split_once('h').unwrap();
+            let (x, y) = xy.split_once(' ').unwrap();
+            let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+            let len: usize = rest.split('v').next().unwrap().parse().unwrap();
+            for c in x..x + len {
+                let cell = &mut dark[(y - QUIET_ZONE) * qr.width() + c - QUIET_ZONE];
+                assert!(!*cell, "runs overlap");
+                *cell = true;
+            }
+        }
+        for i in 0..qr.width() {
+            for j in 0..qr.width() {
+                assert_eq!(dark[i * qr.width() + j], qr.is_dark(i, j), "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn binary_data_round_trips() {
+        // DIVOC's legacy QR holds a zip archive: bytes, not text.
+        let data: Vec<u8> = (0..=255u8).cycle().take(600).collect();
+        let qr = encode(&data).unwrap();
+        let (bits, side) = qr.bits();
+        let row_bytes = side.div_ceil(8);
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * 4, side * 4, |x, y| {
+            let (x, y) = (x / 4, y / 4);
+            if bits[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0 {
+                255
+            } else {
+                0
+            }
+        });
+        let grids = img.detect_grids();
+        let mut out = Vec::new();
+        grids[0].decode_to(&mut out).unwrap();
+        assert_eq!(out, data);
     }
 }
