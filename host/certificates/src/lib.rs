@@ -22,16 +22,17 @@
 //! Verification ([`CertificateService::verify`], or offline
 //! [`verify::verify_credential`] with a [`verify::TrustStore`] and
 //! optional [`verify::StatusLists`]) reports signature, validity period and
-//! status separately; without status it says "revocation status unknown"
-//! and never "invalid".
+//! status separately, and fails closed: `valid` only when the signature
+//! holds and the status is known good; a status that cannot be established
+//! is its own verdict, `unknown`, never `valid` (and never "forged").
 //!
 //! DIVOC compatibility: [`legacy::CertifyRequest`] accepts DIVOC's
 //! `certify` item unchanged; [`qr::legacy_zip`] makes DIVOC's QR payload.
 
 #![deny(missing_docs)]
 
+pub mod certificate;
 pub mod credential;
-pub mod dates;
 pub mod error;
 pub mod hooks;
 pub mod import;
@@ -44,6 +45,7 @@ pub mod status_list;
 pub mod types;
 pub mod verify;
 
+pub use certificate::{Certificate, Status};
 pub use error::{CertError, FieldError};
 pub use hooks::{IssueHooks, NoHooks};
 pub use request::IssueRequest;

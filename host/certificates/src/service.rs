@@ -19,20 +19,22 @@ use sha2::{Digest, Sha256};
 use divoc_crypto::ids::generate_certificate_id;
 use divoc_crypto::keys::Keyring;
 use divoc_storage::certificates::{
-    self as store, CertStatus, CertificateRecord, ChangeOutcome, InsertOutcome, NewCertificate,
-    PreparedCertificate, StatusChange,
+    self as store, InsertOutcome, NewCertificate, PreparedCertificate, StatusWrite,
 };
 use divoc_storage::{meta, Database, PendingWrite};
+use divoc_time::{SharedClock, SystemClock, Zone};
 
+use crate::certificate::{self as rules, Certificate, Decision, Status, StatusChange};
 use crate::credential::{self, build_credential, CredentialConfig, CredentialParams};
-use crate::dates;
 use crate::error::CertError;
 use crate::hooks::{self, IdentityClaim, IssueHooks, NoHooks, PaymentClaim, PaymentReceipt};
 use crate::qr;
 use crate::request::IssueRequest;
 use crate::status_list::{self, Bitstring, StatusPurpose, LIST_SIZE};
 use crate::types::CredentialType;
-use crate::verify::{self, StatusEntry, StatusSource, Verdict, VerifyInput};
+use crate::verify::{
+    self, KnownStatus, StatusEntry, StatusSource, StatusUnavailable, Verdict, VerifyInput,
+};
 
 /// Meta key of the secret that keys contact lookup hashes.
 const LOOKUP_KEY: &str = "certificates.lookup_key";
@@ -53,6 +55,11 @@ pub struct ServiceConfig {
     /// Operator-defined credential types by name (see [`crate::types`]);
     /// checked with [`CredentialType::check`] before they get here.
     pub types: std::collections::BTreeMap<String, CredentialType>,
+    /// Where the time comes from (tests set it instead of sleeping).
+    pub clock: SharedClock,
+    /// The deployment's time zone: local date-times without an offset
+    /// (DIVOC's clients sent them) are read in it.
+    pub zone: Zone,
 }
 
 impl ServiceConfig {
@@ -64,6 +71,8 @@ impl ServiceConfig {
             status_list_ttl_ms: 300_000,
             distribution_channels: Vec::new(),
             types: std::collections::BTreeMap::new(),
+            clock: SystemClock::shared(),
+            zone: Zone::utc(),
         }
     }
 }
@@ -237,6 +246,27 @@ impl CertificateService {
         &self.inner.keyring
     }
 
+    /// The current time by the service's clock, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.cfg.clock.now_ms()
+    }
+
+    /// The deployment's time zone.
+    pub fn zone(&self) -> &Zone {
+        &self.inner.cfg.zone
+    }
+
+    /// Validates a request as issuance would (every bad field, by path),
+    /// as of now in the deployment's zone.
+    pub fn validate(&self, req: &IssueRequest) -> Result<(), CertError> {
+        req.validate_at(self.now_ms(), &self.inner.cfg.zone)
+            .map_err(CertError::Validation)
+    }
+
+    fn certificate(&self, r: store::CertificateRecord) -> Certificate {
+        Certificate::from_record(r, self.now_ms())
+    }
+
     fn allocate_status_index(&self) -> u64 {
         let mut next = self.inner.next_seq.lock();
         let seq = *next;
@@ -283,9 +313,15 @@ impl CertificateService {
     /// group commits stay short.
     fn prepare(&self, req: &IssueRequest, actor: &str, check_existing: bool) -> Step {
         let inner = &self.inner;
-        if let Err(errors) = req.validate() {
-            return Step::Done(Err(CertError::Validation(errors)));
+        if let Err(e) = self.validate(req) {
+            return Step::Done(Err(e));
         }
+        // One form of the vaccination time (UTC) for the hash, the stored
+        // request and the credential: `+05:30` and `Z` of the same instant
+        // are the same certificate.
+        let mut normalized_date = req.clone();
+        normalized_date.normalize(&inner.cfg.zone);
+        let req = &normalized_date;
         // Identity first, so the canonical number is what the payload hash
         // and the credential carry ("1234 5678" and "12345678" are the same
         // person). A plugin call per re-send is the price; payment below
@@ -347,7 +383,7 @@ impl CertificateService {
         };
         let id = generate_certificate_id().to_string();
         let status_index = self.allocate_status_index();
-        let now = dates::now_ms();
+        let now = self.now_ms();
         let unsigned = build_credential(
             req,
             &CredentialParams {
@@ -384,6 +420,7 @@ impl CertificateService {
             contacts: req.recipient.contacts.clone(),
             channels: inner.cfg.distribution_channels.clone(),
             actor: actor.to_owned(),
+            issued_at_ms: now,
         });
         match new {
             Ok(new) => Step::Store(Box::new(Prepared { new, payment })),
@@ -536,7 +573,9 @@ impl CertificateService {
             .types
             .get(type_name)
             .ok_or_else(|| CertError::NotFound(format!("credential type `{type_name}`")))?;
-        let typed = ty.validate(request).map_err(CertError::Validation)?;
+        let typed = ty
+            .validate(request, &inner.cfg.zone)
+            .map_err(CertError::Validation)?;
         let canonical = divoc_crypto::jcs::canonicalize_to_vec(&serde_json::json!({
             "type": type_name,
             "facility": facility_id,
@@ -561,7 +600,7 @@ impl CertificateService {
         }
         let id = generate_certificate_id().to_string();
         let status_index = self.allocate_status_index();
-        let now = dates::now_ms();
+        let now = self.now_ms();
         let unsigned = ty.build_credential(
             &typed,
             &id,
@@ -588,6 +627,7 @@ impl CertificateService {
             contacts: typed.contact.into_iter().collect(),
             channels: inner.cfg.distribution_channels.clone(),
             actor: actor.to_owned(),
+            issued_at_ms: now,
         };
         let new = PreparedCertificate::new(new)?;
         let outcome = inner
@@ -602,59 +642,90 @@ impl CertificateService {
         self.inner.cfg.types.keys().cloned().collect()
     }
 
-    /// The certificate record (with its signed credential).
-    pub fn get(&self, id: &str) -> Result<CertificateRecord, CertError> {
+    /// The certificate (with its signed credential), its status as of now.
+    pub fn get(&self, id: &str) -> Result<Certificate, CertError> {
         self.inner
             .db
             .read(|r| store::get(r, id))?
+            .map(|r| self.certificate(r))
             .ok_or_else(|| CertError::NotFound(format!("certificate {id}")))
     }
 
     /// Every certificate of a pre-enrolment code (all doses and versions).
-    pub fn by_pre_enrollment(&self, code: &str) -> Result<Vec<CertificateRecord>, CertError> {
-        Ok(self.inner.db.read(|r| store::by_recipient_ref(r, code))?)
+    pub fn by_pre_enrollment(&self, code: &str) -> Result<Vec<Certificate>, CertError> {
+        let rows = self.inner.db.read(|r| store::by_recipient_ref(r, code))?;
+        Ok(rows.into_iter().map(|r| self.certificate(r)).collect())
     }
 
     /// Certificates of the recipient with this contact and date of birth.
-    pub fn by_contact(
-        &self,
-        contact: &str,
-        dob: &str,
-    ) -> Result<Vec<CertificateRecord>, CertError> {
+    pub fn by_contact(&self, contact: &str, dob: &str) -> Result<Vec<Certificate>, CertError> {
         let h = self.lookup_hash(contact, dob);
-        Ok(self.inner.db.read(|r| store::by_lookup(r, &h))?)
+        let rows = self.inner.db.read(|r| store::by_lookup(r, &h))?;
+        Ok(rows.into_iter().map(|r| self.certificate(r)).collect())
     }
 
     /// All versions of the dose `id` belongs to, oldest first.
-    pub fn history(&self, id: &str) -> Result<Vec<CertificateRecord>, CertError> {
+    pub fn history(&self, id: &str) -> Result<Vec<Certificate>, CertError> {
         let h = self.inner.db.read(|r| store::history(r, id))?;
         if h.is_empty() {
             return Err(CertError::NotFound(format!("certificate {id}")));
         }
-        Ok(h)
+        Ok(h.into_iter().map(|r| self.certificate(r)).collect())
     }
 
+    /// Applies a status change under the status rules
+    /// ([`rules::decide`]), deciding on the row as it is inside the write
+    /// transaction, so two concurrent changes cannot both pass a check.
     fn change(
         &self,
         id: &str,
         change: StatusChange,
         actor: &str,
-    ) -> Result<CertificateRecord, CertError> {
+    ) -> Result<Certificate, CertError> {
         let (id_owned, actor) = (id.to_owned(), actor.to_owned());
+        let clock = self.inner.cfg.clock.clone();
         let outcome = self
             .inner
             .db
-            .write(move |tx| store::set_status(tx, &id_owned, &change, &actor))
+            .write(move |tx| {
+                let now = clock.now_ms();
+                let Some(row) = store::get(&tx.reader(), &id_owned)? else {
+                    return Ok(Err(None));
+                };
+                let current = Certificate::from_record(row, now);
+                match rules::decide(&id_owned, current.status, &change) {
+                    Decision::Unchanged => Ok(Ok(())),
+                    Decision::NotAllowed(why) => Ok(Err(Some(why))),
+                    Decision::Write {
+                        status,
+                        until_ms,
+                        reason,
+                        action,
+                        detail,
+                    } => {
+                        store::write_status(
+                            tx,
+                            &id_owned,
+                            &StatusWrite {
+                                status,
+                                suspended_until_ms: until_ms,
+                                revoked_reason: reason.as_deref(),
+                                at_ms: now,
+                                actor: &actor,
+                                action,
+                                detail: &detail,
+                            },
+                        )?;
+                        Ok(Ok(()))
+                    }
+                }
+            })
             .wait();
         self.statuses_changed();
-        Self::outcome(id, outcome?)
-    }
-
-    fn outcome(id: &str, outcome: ChangeOutcome) -> Result<CertificateRecord, CertError> {
-        match outcome {
-            ChangeOutcome::Done(rec) => Ok(*rec),
-            ChangeOutcome::NotFound => Err(CertError::NotFound(format!("certificate {id}"))),
-            ChangeOutcome::NotAllowed(message) => Err(CertError::Conflict {
+        match outcome? {
+            Ok(()) => self.get(id),
+            Err(None) => Err(CertError::NotFound(format!("certificate {id}"))),
+            Err(Some(message)) => Err(CertError::Conflict {
                 message,
                 existing_id: Some(id.to_owned()),
                 correction_path: None,
@@ -663,12 +734,7 @@ impl CertificateService {
     }
 
     /// Revokes permanently.
-    pub fn revoke(
-        &self,
-        id: &str,
-        reason: &str,
-        actor: &str,
-    ) -> Result<CertificateRecord, CertError> {
+    pub fn revoke(&self, id: &str, reason: &str, actor: &str) -> Result<Certificate, CertError> {
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 256 {
             return Err(CertError::field(
@@ -685,23 +751,24 @@ impl CertificateService {
         )
     }
 
-    /// Suspends until `until` (`YYYY-MM-DD` or RFC 3339; `None` = until
-    /// reinstated). The suspension lifts by itself at that time.
+    /// Suspends until `until` (`YYYY-MM-DD`, an RFC 3339 date-time with
+    /// any offset, or a local date-time in the deployment's zone; `None` =
+    /// until reinstated). The suspension lifts by itself at that time.
     pub fn suspend(
         &self,
         id: &str,
         until: Option<&str>,
         actor: &str,
-    ) -> Result<CertificateRecord, CertError> {
+    ) -> Result<Certificate, CertError> {
         let until_ms = match until {
             None => None,
-            Some(s) => match dates::parse_instant(s) {
-                Some(t) if t > dates::now_ms() => Some(t),
+            Some(s) => match divoc_time::parse_instant(s, &self.inner.cfg.zone) {
+                Some(t) if t > self.now_ms() => Some(t),
                 Some(_) => return Err(CertError::field("until", "is in the past")),
                 None => {
                     return Err(CertError::field(
                         "until",
-                        "must be YYYY-MM-DD or an RFC 3339 UTC date-time",
+                        "must be YYYY-MM-DD or an RFC 3339 date-time",
                     ))
                 }
             },
@@ -710,12 +777,14 @@ impl CertificateService {
     }
 
     /// Lifts a suspension.
-    pub fn reinstate(&self, id: &str, actor: &str) -> Result<CertificateRecord, CertError> {
+    pub fn reinstate(&self, id: &str, actor: &str) -> Result<Certificate, CertError> {
         self.change(id, StatusChange::Reinstate, actor)
     }
 
     /// Issues a corrected version of `id` (same program, pre-enrolment code
-    /// and dose) and revokes `id` as `superseded`.
+    /// and dose) and revokes `id` as `superseded`. Only the current,
+    /// unrevoked version may be corrected, at most `max-corrections` times
+    /// ([`rules::may_correct`], decided inside the write transaction).
     pub fn correct(&self, id: &str, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
         let p = match self.prepare(req, actor, false) {
             Step::Done(r) => return r,
@@ -727,23 +796,40 @@ impl CertificateService {
             p.new,
             p.payment,
         );
+        let clock = self.inner.cfg.clock.clone();
+        let new_id = new.certificate().id.clone();
         let outcome = self
             .inner
             .db
             .write(move |tx| {
-                let outcome = store::correct(tx, &old, &new, max)?;
-                if matches!(outcome, ChangeOutcome::Done(_)) {
-                    record_payment(tx, new.certificate(), payment.as_ref())?;
+                let Some(row) = store::get(&tx.reader(), &old)? else {
+                    return Ok(Err(None));
+                };
+                let current = Certificate::from_record(row, clock.now_ms());
+                let c = new.certificate();
+                if let Err(why) =
+                    rules::may_correct(&current, &c.program, &c.recipient_ref, c.dose, max)
+                {
+                    return Ok(Err(Some(why)));
                 }
-                Ok(outcome)
+                store::insert_correction(tx, &new, current.version + 1, &old)?;
+                record_payment(tx, new.certificate(), payment.as_ref())?;
+                Ok(Ok(()))
             })
             .wait();
         self.statuses_changed();
-        let rec = Self::outcome(id, outcome?)?;
-        Ok(Issued {
-            id: rec.id,
-            status: IssueStatus::Created,
-        })
+        match outcome? {
+            Ok(()) => Ok(Issued {
+                id: new_id,
+                status: IssueStatus::Created,
+            }),
+            Err(None) => Err(CertError::NotFound(format!("certificate {id}"))),
+            Err(Some(message)) => Err(CertError::Conflict {
+                message,
+                existing_id: Some(id.to_owned()),
+                correction_path: None,
+            }),
+        }
     }
 
     /// The signed `BitstringStatusListCredential` for `list_id`
@@ -763,7 +849,7 @@ impl CertificateService {
     /// Only lists whose range the allocator has reached are kept, so
     /// requests for made-up list numbers cannot fill memory.
     pub fn signed_status_list(&self, list_id: &str) -> Result<Arc<SignedStatusList>, CertError> {
-        let now = dates::now_ms();
+        let now = self.now_ms();
         // Read before building: a change committed after this read bumps
         // the generation, so a list built from an older snapshot is never
         // taken for current.
@@ -810,7 +896,7 @@ impl CertificateService {
     /// building. Never blocks, so async callers may ask first.
     pub fn cached_status_list(&self, list_id: &str) -> Option<Arc<SignedStatusList>> {
         let generation = self.inner.status_generation.load(Ordering::Acquire);
-        self.current_status_list(list_id, generation, dates::now_ms())
+        self.current_status_list(list_id, generation, self.now_ms())
     }
 
     fn current_status_list(
@@ -839,25 +925,23 @@ impl CertificateService {
         let lo = n
             .checked_mul(LIST_SIZE)
             .ok_or_else(|| CertError::NotFound(format!("status list {list_id}")))?;
-        let now = dates::now_ms();
+        let now = self.now_ms();
         let entries = self
             .inner
             .db
             .read(|r| store::status_entries(r, lo, lo + LIST_SIZE))?;
         let mut bits = Bitstring::default();
         let mut next_lift: Option<i64> = None;
-        for (index, status, until) in entries {
-            let lifts_later = until.filter(|u| *u > now);
-            if status == CertStatus::Suspended {
-                if let Some(u) = lifts_later {
+        for (index, stored, until) in entries {
+            let status = rules::effective_status(stored, until, now);
+            if status == Status::Suspended {
+                if let Some(u) = until {
                     next_lift = Some(next_lift.map_or(u, |n| n.min(u)));
                 }
             }
             let set = match purpose {
-                StatusPurpose::Revocation => status == CertStatus::Revoked,
-                StatusPurpose::Suspension => {
-                    status == CertStatus::Suspended && (until.is_none() || lifts_later.is_some())
-                }
+                StatusPurpose::Revocation => status == Status::Revoked,
+                StatusPurpose::Suspension => status == Status::Suspended,
             };
             if set {
                 bits.set(index - lo);
@@ -880,23 +964,29 @@ impl CertificateService {
     }
 
     /// Verifies a credential or QR text against this issuer's keys (active
-    /// and retired) and the live status in the database.
+    /// and retired) and the live status in the database. A status read that
+    /// fails is [`CertError::Unavailable`], never a verdict.
     pub fn verify(&self, input: VerifyInput) -> Result<Verdict, CertError> {
         let db = &self.inner.db;
         self.verify_with(input, &|id| {
-            db.read(|r| store::status_of(r, id)).ok().flatten()
+            db.read(|r| store::status_of(r, id))
+                .map_err(|e| StatusUnavailable(e.to_string()))
         })
     }
 
     /// Verifies many, in order, reading every status from one snapshot (one
     /// pooled read transaction instead of one per credential). An input
-    /// that cannot be decoded fails alone.
+    /// that cannot be decoded, or whose status read fails, fails alone.
     pub fn verify_many(&self, inputs: Vec<VerifyInput>) -> Vec<Result<Verdict, CertError>> {
         let count = inputs.len();
         let verdicts = self.inner.db.read(move |r| {
             Ok(inputs
                 .into_iter()
-                .map(|input| self.verify_with(input, &|id| store::status_of(r, id).ok().flatten()))
+                .map(|input| {
+                    self.verify_with(input, &|id| {
+                        store::status_of(r, id).map_err(|e| StatusUnavailable(e.to_string()))
+                    })
+                })
                 .collect::<Vec<_>>())
         });
         match verdicts {
@@ -910,26 +1000,26 @@ impl CertificateService {
     fn verify_with(
         &self,
         input: VerifyInput,
-        status_of: &dyn Fn(&str) -> Option<store::StatusRow>,
+        status_of: &dyn Fn(&str) -> Result<Option<store::StatusRow>, StatusUnavailable>,
     ) -> Result<Verdict, CertError> {
         let credential = match input {
             VerifyInput::Json(v) => v,
             VerifyInput::QrText(t) => qr::decode(&t)?,
         };
         let keyring = &self.inner.keyring;
+        let now = self.now_ms();
         let status = DbStatus {
-            service: self,
             issuer: keyring.did(),
-            credential: &credential,
             status_of,
-            row: std::cell::RefCell::new(None),
+            now_ms: now,
         };
-        Ok(verify::verify_credential(
+        verify::verify_credential(
             &credential,
             &|k| keyring.resolve_public_key(k),
             &status,
-            dates::now_ms(),
-        ))
+            now,
+        )
+        .map_err(|e| CertError::Unavailable(e.to_string()))
     }
 
     /// QR text of a stored certificate.
@@ -978,56 +1068,58 @@ fn record_payment(
             store::PAYMENT_CAPTURE,
             &r.provider,
             &capture,
-            dates::now_ms(),
+            new.issued_at_ms,
         )?;
     }
     Ok(())
 }
 
-/// Status straight from the database, for our own certificates.
+/// Status straight from the issuer's records, found by the certificate
+/// itself: its id (from the credential's `id`), then its status index,
+/// which must be the one its status entries name. The list URLs' host is
+/// not compared with today's configuration: an operator may have moved the
+/// service to another `public-url` since it was issued. Anything that does
+/// not add up is "unknown", never "good".
 struct DbStatus<'a> {
-    service: &'a CertificateService,
     issuer: &'a str,
-    credential: &'a Value,
     /// Reads a certificate's status row.
-    status_of: &'a dyn Fn(&str) -> Option<store::StatusRow>,
-    /// The last status read, by certificate id.
-    row: std::cell::RefCell<Option<(String, Option<store::StatusRow>)>>,
+    status_of: &'a dyn Fn(&str) -> Result<Option<store::StatusRow>, StatusUnavailable>,
+    now_ms: i64,
 }
 
 impl StatusSource for DbStatus<'_> {
-    fn is_set(&self, entry: &StatusEntry<'_>) -> Option<bool> {
-        if self.credential.get("issuer").and_then(Value::as_str) != Some(self.issuer) {
-            return None;
+    fn status(
+        &self,
+        credential: &Value,
+        entries: &[StatusEntry<'_>],
+    ) -> Result<KnownStatus, StatusUnavailable> {
+        if credential.get("issuer").and_then(Value::as_str) != Some(self.issuer) {
+            return Ok(KnownStatus::Unknown("not issued by this service".into()));
         }
+        let Some(id) = credential::certificate_id_of(credential) else {
+            return Ok(KnownStatus::Unknown(
+                "the credential carries no certificate id of this service".into(),
+            ));
+        };
         // Only the status columns: parsing the stored credential would cost
         // more than the signature check.
-        // A credential has two entries (revocation, suspension) for the
-        // same certificate: one read answers both.
-        let id = entry.certificate_id?;
-        let mut cached = self.row.borrow_mut();
-        let rec = match &*cached {
-            Some((for_id, row)) if for_id == id => *row,
-            _ => {
-                let row = (self.status_of)(id);
-                *cached = Some((id.to_owned(), row));
-                row
-            }
-        }?;
-        // The entry must point at this certificate's own bit.
-        let list = self
-            .service
-            .inner
-            .cfg
-            .credential
-            .status_list_url(&entry.purpose.list_id(rec.status_index / LIST_SIZE));
-        if entry.list_url != list || entry.index != rec.status_index % LIST_SIZE {
-            return None;
+        let Some(row) = (self.status_of)(id)? else {
+            return Ok(KnownStatus::Unknown(
+                "this service holds no record of the certificate".into(),
+            ));
+        };
+        if entries
+            .iter()
+            .any(|e| e.global_index() != Some(row.status_index))
+        {
+            return Ok(KnownStatus::Unknown(
+                "the credential's status entries do not match the issuer's record".into(),
+            ));
         }
-        let status = rec.effective_status(dates::now_ms());
-        Some(match entry.purpose {
-            StatusPurpose::Revocation => status == CertStatus::Revoked,
-            StatusPurpose::Suspension => status == CertStatus::Suspended,
+        Ok(match rules::row_status(&row, self.now_ms) {
+            Status::Valid => KnownStatus::Good,
+            Status::Revoked => KnownStatus::Revoked,
+            Status::Suspended => KnownStatus::Suspended,
         })
     }
 }

@@ -162,7 +162,7 @@ pub fn status_list_credential(
         "id": url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": issuer,
-        "validFrom": crate::dates::format_instant(now_ms),
+        "validFrom": divoc_time::format_seconds(now_ms),
         "credentialSubject": {
             "id": format!("{url}#list"),
             "type": "BitstringStatusList",

@@ -1,9 +1,16 @@
 //! Verification: signature, validity period and status, each reported
 //! separately so a verifier app can show why.
 //!
-//! Offline without a status list the answer is "signature valid, revocation
-//! status unknown" with `valid: true` — never "invalid": DIVOC's online-only
-//! check made genuine certificates look forged without a network.
+//! Verification fails closed: `valid` is true only when the signature
+//! verifies with a key of the issuer **and** the status is known to be
+//! good (neither revoked nor suspended) **and** the validity period holds.
+//! When the status cannot be established — offline without status lists,
+//! a list missing, a credential the issuer's records do not hold — the
+//! verdict is its own, `status: unknown` with `valid: false`, and says why;
+//! it is never reported as valid. (Nor as forged: the signature check is
+//! reported on its own, which DIVOC's online-only check did not do.) A
+//! status source that fails outright (a database read error) is not a
+//! verdict at all: [`verify_credential`] returns [`StatusUnavailable`].
 
 use std::collections::HashMap;
 
@@ -14,8 +21,7 @@ use divoc_crypto::data_integrity::{verify_proof, ASSERTION_METHOD};
 use divoc_crypto::multibase;
 
 use crate::credential::certificate_id_of;
-use crate::dates;
-use crate::status_list::{Bitstring, StatusPurpose};
+use crate::status_list::{Bitstring, StatusPurpose, LIST_SIZE};
 
 /// What to verify.
 #[derive(Debug, Clone)]
@@ -40,7 +46,8 @@ pub enum StatusVerdict {
     Expired,
     /// Before `validFrom`.
     NotYetValid,
-    /// No status information was available (offline).
+    /// The status could not be established (offline without status
+    /// lists, or a credential the issuer's records do not hold): not valid.
     Unknown,
 }
 
@@ -98,9 +105,9 @@ pub struct ClaimsSummary {
 /// The answer to "is this certificate genuine and in force?".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    /// Signature ok and status valid or unknown.
+    /// Signature ok, status known to be good, inside the validity period.
     pub valid: bool,
-    /// One line for people, e.g. "signature valid, revocation status unknown".
+    /// One line for people, e.g. "signature valid, certificate revoked".
     pub message: String,
     /// Each check.
     pub checks: Checks,
@@ -111,8 +118,6 @@ pub struct Verdict {
 /// One `credentialStatus` entry of a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusEntry<'a> {
-    /// The certificate id, when the credential is one of ours.
-    pub certificate_id: Option<&'a str>,
     /// `statusPurpose`.
     pub purpose: StatusPurpose,
     /// `statusListCredential`.
@@ -121,11 +126,48 @@ pub struct StatusEntry<'a> {
     pub index: u64,
 }
 
-/// Where status comes from: the database (online), verified status lists
-/// (offline with a cache), or nothing.
+impl StatusEntry<'_> {
+    /// The global status index this entry names (list number × list size +
+    /// index), from the list's own id (`…/revocation-3`): what the issuer's
+    /// record holds, whatever host name the list URL was written with.
+    pub fn global_index(&self) -> Option<u64> {
+        let list_id = self.list_url.rsplit('/').next()?;
+        let (purpose, n) = StatusPurpose::parse_list_id(list_id)?;
+        if purpose != self.purpose || self.index >= LIST_SIZE {
+            return None;
+        }
+        n.checked_mul(LIST_SIZE)?.checked_add(self.index)
+    }
+}
+
+/// What a status source knows of one credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownStatus {
+    /// Known to be neither revoked nor suspended.
+    Good,
+    /// Revoked.
+    Revoked,
+    /// Suspended.
+    Suspended,
+    /// Cannot be established; why, for people.
+    Unknown(String),
+}
+
+/// A status source failed (e.g. a database read): no verdict can be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the certificate's status could not be read: {0}")]
+pub struct StatusUnavailable(pub String);
+
+/// Where status comes from: the issuer's records (online), verified status
+/// lists (offline with a cache), or nothing.
 pub trait StatusSource {
-    /// `Some(true)` if the bit for this entry is set, `None` if unknown.
-    fn is_set(&self, entry: &StatusEntry<'_>) -> Option<bool>;
+    /// The status of `credential`, whose `credentialStatus` entries (of the
+    /// purposes we know) are `entries`.
+    fn status(
+        &self,
+        credential: &Value,
+        entries: &[StatusEntry<'_>],
+    ) -> Result<KnownStatus, StatusUnavailable>;
 }
 
 /// No status information: offline without a status cache.
@@ -133,8 +175,10 @@ pub trait StatusSource {
 pub struct NoStatus;
 
 impl StatusSource for NoStatus {
-    fn is_set(&self, _: &StatusEntry<'_>) -> Option<bool> {
-        None
+    fn status(&self, _: &Value, _: &[StatusEntry<'_>]) -> Result<KnownStatus, StatusUnavailable> {
+        Ok(KnownStatus::Unknown(
+            "no status lists: revocation cannot be known offline without them".into(),
+        ))
     }
 }
 
@@ -175,9 +219,42 @@ impl StatusLists {
 }
 
 impl StatusSource for StatusLists {
-    fn is_set(&self, entry: &StatusEntry<'_>) -> Option<bool> {
-        let (purpose, bits) = self.lists.get(entry.list_url)?;
-        (*purpose == entry.purpose).then(|| bits.get(entry.index))?
+    /// Positive evidence decides (a set revocation bit is "revoked" even if
+    /// the suspension list is missing); "good" needs every entry's list, and
+    /// at least a revocation entry.
+    fn status(
+        &self,
+        _: &Value,
+        entries: &[StatusEntry<'_>],
+    ) -> Result<KnownStatus, StatusUnavailable> {
+        let (mut revoked, mut suspended, mut missing) = (false, false, None);
+        for e in entries {
+            let bit = self
+                .lists
+                .get(e.list_url)
+                .filter(|(purpose, _)| *purpose == e.purpose)
+                .and_then(|(_, bits)| bits.get(e.index));
+            match (bit, e.purpose) {
+                (Some(true), StatusPurpose::Revocation) => revoked = true,
+                (Some(true), StatusPurpose::Suspension) => suspended = true,
+                (Some(false), _) => {}
+                (None, _) => missing = missing.or(Some(e.list_url)),
+            }
+        }
+        Ok(if revoked {
+            KnownStatus::Revoked
+        } else if suspended {
+            KnownStatus::Suspended
+        } else if let Some(url) = missing {
+            KnownStatus::Unknown(format!("no status list for {url}"))
+        } else if !entries
+            .iter()
+            .any(|e| e.purpose == StatusPurpose::Revocation)
+        {
+            KnownStatus::Unknown("the credential has no revocation status entry".into())
+        } else {
+            KnownStatus::Good
+        })
     }
 }
 
@@ -221,9 +298,9 @@ fn key_of_issuer(
     resolve_key(key_id)
 }
 
-/// The `credentialStatus` entries of a credential (object or array).
+/// The `credentialStatus` entries of a credential (object or array) of
+/// type `BitstringStatusListEntry` with a purpose we know.
 pub fn status_entries(credential: &Value) -> Vec<StatusEntry<'_>> {
-    let certificate_id = certificate_id_of(credential);
     let entries: Vec<&Value> = match credential.get("credentialStatus") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(v @ Value::Object(_)) => vec![v],
@@ -239,7 +316,6 @@ pub fn status_entries(credential: &Value) -> Vec<StatusEntry<'_>> {
                 _ => return None,
             };
             Some(StatusEntry {
-                certificate_id,
                 purpose,
                 list_url: e.get("statusListCredential")?.as_str()?,
                 index: e.get("statusListIndex")?.as_str()?.parse().ok()?,
@@ -249,13 +325,15 @@ pub fn status_entries(credential: &Value) -> Vec<StatusEntry<'_>> {
 }
 
 /// Verifies a credential: proof with a key of its issuer (active or
-/// retired, as `resolve_key` answers), then validity period, then status.
+/// retired, as `resolve_key` answers), then status, then validity period.
+/// `Err` only when the status source failed; a credential that cannot be
+/// proven good is a verdict with `valid: false`.
 pub fn verify_credential(
     credential: &Value,
     resolve_key: &dyn Fn(&str) -> Option<[u8; 32]>,
     status: &dyn StatusSource,
     now_ms: i64,
-) -> Verdict {
+) -> Result<Verdict, StatusUnavailable> {
     let issuer = credential
         .get("issuer")
         .and_then(|i| i.as_str().or_else(|| i.get("id").and_then(Value::as_str)))
@@ -302,7 +380,7 @@ pub fn verify_credential(
         },
     };
     if !signature.ok {
-        return Verdict {
+        return Ok(Verdict {
             valid: false,
             message: format!(
                 "signature invalid: {}",
@@ -313,15 +391,20 @@ pub fn verify_credential(
                 status: StatusVerdict::Unknown,
             },
             claims,
-        };
+        });
     }
 
-    let status = status_verdict(credential, status, now_ms);
+    let entries = status_entries(credential);
+    let known = status.status(credential, &entries)?;
+    let (status, why) = status_verdict(credential, known, now_ms);
     let (valid, message) = match status {
         StatusVerdict::Valid => (true, "valid".to_owned()),
         StatusVerdict::Unknown => (
-            true,
-            "signature valid, revocation status unknown".to_owned(),
+            false,
+            format!(
+                "signature valid, but the certificate's status is unknown: {}",
+                why.unwrap_or_default()
+            ),
         ),
         StatusVerdict::Revoked => (false, "signature valid, certificate revoked".to_owned()),
         StatusVerdict::Suspended => (false, "signature valid, certificate suspended".to_owned()),
@@ -331,50 +414,35 @@ pub fn verify_credential(
             "signature valid, certificate not yet valid".to_owned(),
         ),
     };
-    Verdict {
+    Ok(Verdict {
         valid,
         message,
         checks: Checks { signature, status },
         claims,
-    }
+    })
 }
 
-fn status_verdict(credential: &Value, source: &dyn StatusSource, now_ms: i64) -> StatusVerdict {
+/// Revoked and suspended come first (they hold whatever the dates say),
+/// then the validity period, then "valid" only for a status known good.
+fn status_verdict(
+    credential: &Value,
+    known: KnownStatus,
+    now_ms: i64,
+) -> (StatusVerdict, Option<String>) {
+    // `validFrom`/`validUntil` are dateTimeStamps (always with an offset).
     let time = |k: &str| {
         credential
             .get(k)
             .and_then(Value::as_str)
-            .and_then(dates::parse_instant)
+            .and_then(|t| divoc_time::parse_instant(t, &divoc_time::Zone::utc()))
     };
-    let entries = status_entries(credential);
-    let bit = |p: StatusPurpose| {
-        let found: Vec<Option<bool>> = entries
-            .iter()
-            .filter(|e| e.purpose == p)
-            .map(|e| source.is_set(e))
-            .collect();
-        if found.contains(&Some(true)) {
-            Some(true)
-        } else if !found.is_empty() && found.iter().all(Option::is_some) {
-            Some(false)
-        } else {
-            None
-        }
-    };
-    let revoked = bit(StatusPurpose::Revocation);
-    let suspended = bit(StatusPurpose::Suspension);
-    if revoked == Some(true) {
-        StatusVerdict::Revoked
-    } else if suspended == Some(true) {
-        StatusVerdict::Suspended
-    } else if time("validUntil").is_some_and(|u| u < now_ms) {
-        StatusVerdict::Expired
-    } else if time("validFrom").is_some_and(|f| f > now_ms) {
-        StatusVerdict::NotYetValid
-    } else if revoked == Some(false) && suspended != Some(true) {
-        StatusVerdict::Valid
-    } else {
-        StatusVerdict::Unknown
+    match known {
+        KnownStatus::Revoked => (StatusVerdict::Revoked, None),
+        KnownStatus::Suspended => (StatusVerdict::Suspended, None),
+        _ if time("validUntil").is_some_and(|u| u < now_ms) => (StatusVerdict::Expired, None),
+        _ if time("validFrom").is_some_and(|f| f > now_ms) => (StatusVerdict::NotYetValid, None),
+        KnownStatus::Good => (StatusVerdict::Valid, None),
+        KnownStatus::Unknown(why) => (StatusVerdict::Unknown, Some(why)),
     }
 }
 

@@ -56,21 +56,34 @@ pub fn verify_offline(
             }
         }
     }
-    // Without status lists the answer is "signature valid, status unknown",
-    // never "invalid".
+    // Without status lists the answer is "signature valid, status unknown":
+    // not valid (revocation cannot be excluded), and not "forged" either.
     let status: &dyn StatusSource = if loaded > 0 { &lists } else { &NoStatus };
-    let verdict = verify::verify_credential(
-        &credential,
-        &resolve,
-        status,
-        divoc_certificates::dates::now_ms(),
-    );
+    let verdict = verify::verify_credential(&credential, &resolve, status, now_ms())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string_pretty(&verdict)?);
-    Ok(if verdict.checks.signature.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::from(verdict_exit_code(&verdict)))
+}
+
+/// `divoc verify`'s exit code: 0 valid; 1 not valid (bad signature,
+/// revoked, suspended, expired, not yet valid) or an error; 3 signature
+/// valid but status unknown (offline without status lists). Clap's usage
+/// errors are 2.
+pub fn verdict_exit_code(verdict: &verify::Verdict) -> u8 {
+    match (
+        verdict.valid,
+        verdict.checks.signature.ok,
+        verdict.checks.status,
+    ) {
+        (true, _, _) => 0,
+        (false, true, verify::StatusVerdict::Unknown) => 3,
+        _ => 1,
+    }
+}
+
+fn now_ms() -> i64 {
+    use divoc_time::Clock;
+    divoc_time::SystemClock.now_ms()
 }
 
 /// Walks the hash-chained audit log; exit code 1 on a tampered or missing record.

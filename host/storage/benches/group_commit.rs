@@ -140,6 +140,7 @@ fn new_certificate(n: u64) -> NewCertificate {
         contacts: vec!["tel:9880414888".into(), "mailto:bhaya@example.org".into()],
         channels: Vec::new(),
         actor: "bench".into(),
+        issued_at_ms: 1_700_000_000_000,
     }
 }
 

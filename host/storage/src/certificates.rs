@@ -71,7 +71,8 @@ pub struct CertificateRecord {
     pub version: u32,
     /// The version this one corrects.
     pub previous_id: Option<String>,
-    /// Stored status; see [`effective_status`](Self::effective_status).
+    /// Stored status. A suspension past its end is still stored as
+    /// suspended: what that means now is the certificate module's rule.
     pub status: CertStatus,
     /// End of a suspension, ms since the epoch; `None` = until reinstated.
     pub suspended_until_ms: Option<i64>,
@@ -89,17 +90,6 @@ pub struct CertificateRecord {
     pub payload_hash: String,
     /// The signed credential.
     pub credential: Value,
-}
-
-impl CertificateRecord {
-    /// The status at `now_ms`: a suspension whose end has passed reads as
-    /// valid, without anyone having to run a job to lift it.
-    pub fn effective_status(&self, now_ms: i64) -> CertStatus {
-        match (self.status, self.suspended_until_ms) {
-            (CertStatus::Suspended, Some(until)) if until <= now_ms => CertStatus::Valid,
-            (s, _) => s,
-        }
-    }
 }
 
 /// A certificate to insert.
@@ -132,6 +122,8 @@ pub struct NewCertificate {
     pub channels: Vec<String>,
     /// Who issues it (for the audit log).
     pub actor: String,
+    /// When it is issued (the certificate module's clock), ms.
+    pub issued_at_ms: i64,
 }
 
 /// Outbox `kind` of certificate deliveries.
@@ -155,34 +147,6 @@ pub enum InsertOutcome {
     Existing(String),
     /// A different payload was issued for this dose: the current version's id.
     Conflict(String),
-}
-
-/// What a status change or correction did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChangeOutcome {
-    /// Done; the record as it is now.
-    Done(Box<CertificateRecord>),
-    /// No certificate with that id.
-    NotFound,
-    /// Not allowed in the certificate's state; the reason, for people.
-    NotAllowed(String),
-}
-
-/// A status change.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StatusChange {
-    /// Revoke permanently.
-    Revoke {
-        /// Why.
-        reason: String,
-    },
-    /// Suspend until a time (ms) or until reinstated.
-    Suspend {
-        /// End of the suspension.
-        until_ms: Option<i64>,
-    },
-    /// Lift a suspension.
-    Reinstate,
 }
 
 const COLUMNS: &str = "id, program, recipient_ref, dose, version, previous_id, status,
@@ -466,7 +430,7 @@ pub fn insert(tx: &Tx<'_>, c: &NewCertificate) -> Result<InsertOutcome> {
     )? {
         return Ok(outcome);
     }
-    insert_row(tx, c, 1, None, crate::now_ms())?;
+    insert_row(tx, c, 1, None, c.issued_at_ms)?;
     Ok(InsertOutcome::Created)
 }
 
@@ -518,7 +482,7 @@ pub fn insert_prepared(tx: &Tx<'_>, p: &PreparedCertificate) -> Result<InsertOut
     )? {
         return Ok(outcome);
     }
-    insert_row_texts(tx, c, &p.texts, 1, None, crate::now_ms())?;
+    insert_row_texts(tx, c, &p.texts, 1, None, c.issued_at_ms)?;
     Ok(InsertOutcome::Created)
 }
 
@@ -588,118 +552,73 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
     Ok(out)
 }
 
-/// Issues `c` as the next version of `old_id` and revokes `old_id` with
-/// reason `superseded`. Only the current (newest, not revoked) version can
-/// be corrected, at most `max_corrections` times per dose.
-pub fn correct(
+/// Stores `p` as version `version` of a dose, correcting `previous_id`,
+/// and marks `previous_id` revoked as `superseded` (with its audit record
+/// and event). Whether the correction is allowed is the certificate
+/// module's decision, made before this is called in the same transaction.
+pub fn insert_correction(
     tx: &Tx<'_>,
-    old_id: &str,
     p: &PreparedCertificate,
-    max_corrections: u32,
-) -> Result<ChangeOutcome> {
+    version: u32,
+    previous_id: &str,
+) -> Result<()> {
     let c = &p.cert;
-    let Some(old) = get(&tx.reader(), old_id)? else {
-        return Ok(ChangeOutcome::NotFound);
-    };
-    if old.status == CertStatus::Revoked {
-        return Ok(ChangeOutcome::NotAllowed(format!(
-            "certificate is revoked ({}); only the current version can be corrected",
-            old.revoked_reason.as_deref().unwrap_or("no reason")
-        )));
-    }
-    if (old.program.as_str(), old.recipient_ref.as_str(), old.dose)
-        != (c.program.as_str(), c.recipient_ref.as_str(), c.dose)
-    {
-        return Ok(ChangeOutcome::NotAllowed(
-            "a correction keeps the program, pre-enrolment code and dose".into(),
-        ));
-    }
-    if old.version > max_corrections {
-        return Ok(ChangeOutcome::NotAllowed(format!(
-            "the limit of {max_corrections} corrections is reached"
-        )));
-    }
-    let now = crate::now_ms();
-    let version = old.version + 1;
-    let texts = RowTexts::new(c, p.texts.credential.clone(), version, Some(old_id))?;
-    insert_row_texts(tx, c, &texts, version, Some(old_id), now)?;
+    let now = c.issued_at_ms;
+    let texts = RowTexts::new(c, p.texts.credential.clone(), version, Some(previous_id))?;
+    insert_row_texts(tx, c, &texts, version, Some(previous_id), now)?;
     tx.conn()
         .prepare_cached(
             "UPDATE certificates SET status = 'revoked', revoked_reason = 'superseded',
                     suspended_until = NULL, updated_at = ?2 WHERE id = ?1",
         )?
-        .execute(params![old_id, now])?;
-    let detail = json!({ "id": old_id, "reason": "superseded", "superseded_by": c.id });
-    audit::append_audit(tx, &c.actor, "certificate.revoked", old_id, &detail)?;
-    events::append_event(tx, "certificate.revoked", old_id, &detail)?;
-    match get(&tx.reader(), &c.id)? {
-        Some(rec) => Ok(ChangeOutcome::Done(Box::new(rec))),
-        None => Ok(ChangeOutcome::NotFound),
-    }
+        .execute(params![previous_id, now])?;
+    let detail = json!({ "id": previous_id, "reason": "superseded", "superseded_by": c.id });
+    audit::append_audit(tx, &c.actor, "certificate.revoked", previous_id, &detail)?;
+    events::append_event(tx, "certificate.revoked", previous_id, &detail)?;
+    Ok(())
 }
 
-/// Revokes, suspends or reinstates `id`, with audit record and event.
-/// Revocation is final: a revoked certificate cannot be suspended or
-/// reinstated. Revoking twice is a no-op that reports the record.
-pub fn set_status(
-    tx: &Tx<'_>,
-    id: &str,
-    change: &StatusChange,
-    actor: &str,
-) -> Result<ChangeOutcome> {
-    let Some(rec) = get(&tx.reader(), id)? else {
-        return Ok(ChangeOutcome::NotFound);
-    };
-    let now = crate::now_ms();
-    let current = rec.effective_status(now);
-    let (status, until, reason, action, detail) = match change {
-        StatusChange::Revoke { .. } if current == CertStatus::Revoked => {
-            return Ok(ChangeOutcome::Done(Box::new(rec)));
-        }
-        _ if current == CertStatus::Revoked => {
-            return Ok(ChangeOutcome::NotAllowed(
-                "certificate is revoked; revocation is final".into(),
-            ));
-        }
-        StatusChange::Revoke { reason } => (
-            CertStatus::Revoked,
-            None,
-            Some(reason.as_str()),
-            "certificate.revoked",
-            json!({ "id": id, "reason": reason }),
-        ),
-        StatusChange::Suspend { until_ms } => (
-            CertStatus::Suspended,
-            *until_ms,
-            None,
-            "certificate.suspended",
-            json!({ "id": id, "until_ms": until_ms }),
-        ),
-        StatusChange::Reinstate if current != CertStatus::Suspended => {
-            return Ok(ChangeOutcome::NotAllowed(
-                "certificate is not suspended".into(),
-            ));
-        }
-        StatusChange::Reinstate => (
-            CertStatus::Valid,
-            None,
-            None,
-            "certificate.reinstated",
-            json!({ "id": id }),
-        ),
-    };
-    tx.conn()
+/// A status write decided by the certificate module.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusWrite<'a> {
+    /// The new stored status.
+    pub status: CertStatus,
+    /// End of a suspension (ms), for `suspended`.
+    pub suspended_until_ms: Option<i64>,
+    /// Why, for `revoked`.
+    pub revoked_reason: Option<&'a str>,
+    /// When (ms).
+    pub at_ms: i64,
+    /// Who (for the audit log).
+    pub actor: &'a str,
+    /// The audit action and event kind, e.g. `certificate.revoked`.
+    pub action: &'a str,
+    /// The audit record's and event's detail.
+    pub detail: &'a Value,
+}
+
+/// Writes a certificate's status columns with the audit record and event,
+/// in the caller's transaction. Returns whether a certificate `id` exists.
+pub fn write_status(tx: &Tx<'_>, id: &str, w: &StatusWrite<'_>) -> Result<bool> {
+    let changed = tx
+        .conn()
         .prepare_cached(
             "UPDATE certificates SET status = ?2, suspended_until = ?3, revoked_reason = ?4,
                     updated_at = ?5 WHERE id = ?1",
         )?
-        .execute(params![id, status.as_str(), until, reason, now])?;
-    audit::append_audit(tx, actor, action, id, &detail)?;
-    events::append_event(tx, action, id, &detail)?;
-    match get(&tx.reader(), id)? {
-        Some(rec) => Ok(ChangeOutcome::Done(Box::new(rec))),
-        None => Ok(ChangeOutcome::NotFound),
+        .execute(params![
+            id,
+            w.status.as_str(),
+            w.suspended_until_ms,
+            w.revoked_reason,
+            w.at_ms
+        ])?;
+    if changed == 0 {
+        return Ok(false);
     }
+    audit::append_audit(tx, w.actor, w.action, id, w.detail)?;
+    events::append_event(tx, w.action, id, w.detail)?;
+    Ok(true)
 }
 
 /// Certificates with a status index in `lo..hi` that are not plainly
@@ -753,20 +672,10 @@ pub fn max_status_index(r: &Reader<'_>) -> Result<Option<u64>> {
 pub struct StatusRow {
     /// Global Bitstring Status List index.
     pub status_index: u64,
-    /// Stored status; see [`effective_status`](Self::effective_status).
+    /// Stored status.
     pub status: CertStatus,
     /// End of a suspension, ms since the epoch; `None` = until reinstated.
     pub suspended_until_ms: Option<i64>,
-}
-
-impl StatusRow {
-    /// The status at `now_ms`, as [`CertificateRecord::effective_status`].
-    pub fn effective_status(&self, now_ms: i64) -> CertStatus {
-        match (self.status, self.suspended_until_ms) {
-            (CertStatus::Suspended, Some(until)) if until <= now_ms => CertStatus::Valid,
-            (s, _) => s,
-        }
-    }
 }
 
 /// The status of certificate `id`, reading neither its credential nor
@@ -824,6 +733,7 @@ mod tests {
             contacts: vec![],
             channels: vec![],
             actor: "t".into(),
+            issued_at_ms: 1_000,
         }
     }
 
@@ -967,47 +877,57 @@ mod tests {
         assert!(db.verify_audit_chain().unwrap().is_intact());
     }
 
+    fn suspend(id: &'static str, until: i64) -> impl FnOnce(&Tx<'_>) -> Result<bool> {
+        move |tx| {
+            let detail = json!({ "id": id, "until_ms": until });
+            write_status(
+                tx,
+                id,
+                &StatusWrite {
+                    status: CertStatus::Suspended,
+                    suspended_until_ms: Some(until),
+                    revoked_reason: None,
+                    at_ms: 2_000,
+                    actor: "t",
+                    action: "certificate.suspended",
+                    detail: &detail,
+                },
+            )
+        }
+    }
+
     #[test]
     fn status_of_matches_the_record() {
         let tmp = tempfile::tempdir().unwrap();
         let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let c = new_cert("A", "h1", 42);
         db.write(move |tx| insert(tx, &c)).wait().unwrap();
-        let change = StatusChange::Suspend {
-            until_ms: Some(crate::now_ms() - 1),
-        };
-        db.write(move |tx| set_status(tx, "A", &change, "t"))
-            .wait()
-            .unwrap();
+        assert!(db.write(suspend("A", 5_000)).wait().unwrap());
         let row = db.read(|r| status_of(r, "A")).unwrap().unwrap();
         let rec = db.read(|r| get(r, "A")).unwrap().unwrap();
         assert_eq!(row.status_index, 42);
+        assert_eq!(row.status, CertStatus::Suspended);
         assert_eq!(row.status, rec.status);
+        assert_eq!(row.suspended_until_ms, Some(5_000));
         assert_eq!(row.suspended_until_ms, rec.suspended_until_ms);
-        let now = crate::now_ms();
-        assert_eq!(row.effective_status(now), rec.effective_status(now));
+        assert_eq!((rec.issued_at_ms, rec.updated_at_ms), (1_000, 2_000));
         assert!(db.read(|r| status_of(r, "B")).unwrap().is_none());
     }
 
     #[test]
-    fn suspension_lifts_at_read_time() {
+    fn status_writes_are_audited_and_unknown_ids_write_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let c = new_cert("A", "h1", 0);
         db.write(move |tx| insert(tx, &c)).wait().unwrap();
-        let change = StatusChange::Suspend {
-            until_ms: Some(crate::now_ms() - 1),
-        };
-        let out = db
-            .write(move |tx| set_status(tx, "A", &change, "t"))
-            .wait()
-            .unwrap();
-        let ChangeOutcome::Done(rec) = out else {
-            panic!("{out:?}")
-        };
-        assert_eq!(rec.status, CertStatus::Suspended);
-        assert_eq!(rec.effective_status(crate::now_ms()), CertStatus::Valid);
+        let before = db.audit_after(0, 100).unwrap().len();
+        assert!(!db.write(suspend("B", 5_000)).wait().unwrap());
+        assert_eq!(db.audit_after(0, 100).unwrap().len(), before);
+        assert!(db.write(suspend("A", 5_000)).wait().unwrap());
+        let audit = db.audit_after(0, 100).unwrap();
+        assert_eq!(audit.len(), before + 1);
+        assert_eq!(audit[before].action, "certificate.suspended");
         let entries = db.read(|r| status_entries(r, 0, 10)).unwrap();
-        assert_eq!(entries.len(), 1);
+        assert_eq!(entries, vec![(0, CertStatus::Suspended, Some(5_000))]);
     }
 }

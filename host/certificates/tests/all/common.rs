@@ -42,20 +42,34 @@ pub fn keyring(dir: &Path) -> Keyring {
     Keyring::open_or_create(&dir.join("keys"), &IssuerConfig::new(DID)).unwrap()
 }
 
+use std::sync::Arc;
+
 use divoc_certificates::{CertificateService, IssueRequest, ServiceConfig};
 use divoc_storage::{Database, DbOptions};
+use divoc_time::ManualClock;
 
 pub struct Env {
     pub _tmp: tempfile::TempDir,
     pub db: Database,
     pub svc: CertificateService,
+    /// The service's clock: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
 }
 
-pub fn env_with(cfg: ServiceConfig) -> Env {
+/// A service on a fresh database whose clock stands at the system time
+/// until a test moves it.
+pub fn env_with(mut cfg: ServiceConfig) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::open(&tmp.path().join("divoc.db"), DbOptions::default()).unwrap();
+    let clock = ManualClock::at_system_time();
+    cfg.clock = clock.clone();
     let svc = CertificateService::open(db.clone(), keyring(tmp.path()), cfg).unwrap();
-    Env { _tmp: tmp, db, svc }
+    Env {
+        _tmp: tmp,
+        db,
+        svc,
+        clock,
+    }
 }
 
 pub fn env() -> Env {

@@ -3,9 +3,10 @@
 
 use divoc_certificates::legacy::CertifyRequest;
 use divoc_certificates::verify::{verify_credential, NoStatus, StatusLists, StatusVerdict};
+use divoc_certificates::Status;
 use divoc_certificates::{CertError, IssueRequest, IssueStatus, ServiceConfig, VerifyInput};
-use divoc_storage::certificates::CertStatus;
 use divoc_storage::OutboxStatus;
+use divoc_time::Clock;
 
 use crate::common::*;
 
@@ -28,7 +29,7 @@ fn issue_stores_certificate_audit_event_and_outbox_together() {
         (rec.program.as_str(), rec.dose, rec.version),
         ("covid-19", 1, 1)
     );
-    assert_eq!(rec.status, CertStatus::Valid);
+    assert_eq!(rec.status, Status::Valid);
     assert_eq!(rec.facility_id.as_deref(), Some("FAC-0042"));
 
     let events = e.db.events_after(0, 10).unwrap();
@@ -203,20 +204,23 @@ fn revoke_suspend_reinstate_and_verify_online_and_offline() {
         Err(CertError::Conflict { .. })
     ));
 
-    // A suspension lifts by itself at its end, at read time.
-    let until =
-        divoc_certificates::dates::format_instant(divoc_certificates::dates::now_ms() + 1500);
+    // A suspension lifts by itself at its end, at read time. Its end may
+    // be given with any offset.
+    let until = divoc_time::format_millis(e.clock.now_ms() + 1500);
     e.svc.suspend(&id, Some(&until), "op").unwrap();
-    assert_eq!(e.svc.get(&id).unwrap().status, CertStatus::Suspended);
+    assert_eq!(e.svc.get(&id).unwrap().status, Status::Suspended);
     assert!(!e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    e.clock.advance(1499);
+    assert!(!e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
+    e.clock.advance(1);
+    assert_eq!(e.svc.get(&id).unwrap().status, Status::Valid);
     assert!(e.svc.verify(VerifyInput::Json(vc.clone())).unwrap().valid);
     let list = e.svc.status_list("suspension-0").unwrap();
     let mut lists = StatusLists::default();
     assert!(lists.add(&list, &|k| e.svc.keyring().resolve_public_key(k)));
 
     let rec = e.svc.revoke(&id, "data entry error", "op").unwrap();
-    assert_eq!(rec.status, CertStatus::Revoked);
+    assert_eq!(rec.status, Status::Revoked);
     let v = e.svc.verify(VerifyInput::Json(vc.clone())).unwrap();
     assert!(!v.valid);
     assert_eq!(v.checks.status, StatusVerdict::Revoked);
@@ -230,12 +234,21 @@ fn revoke_suspend_reinstate_and_verify_online_and_offline() {
         Err(CertError::NotFound(_))
     ));
 
-    // Offline: no status list → signature valid, status unknown, still valid.
+    // Offline without status lists: signature valid, status unknown, and
+    // so not valid (fails closed).
     let resolve = |k: &str| e.svc.keyring().resolve_public_key(k);
-    let now = divoc_certificates::dates::now_ms();
-    let v = verify_credential(&vc, &resolve, &NoStatus, now);
-    assert!(v.valid);
-    assert_eq!(v.message, "signature valid, revocation status unknown");
+    let now = e.clock.now_ms();
+    let v = verify_credential(&vc, &resolve, &NoStatus, now).unwrap();
+    assert!(!v.valid);
+    assert!(v.checks.signature.ok);
+    assert_eq!(v.checks.status, StatusVerdict::Unknown);
+
+    // With only the suspension list (the revocation list missing), a
+    // revoked certificate cannot be shown good: unknown, not valid.
+    let v = verify_credential(&vc, &resolve, &lists, now).unwrap();
+    assert_eq!(v.checks.status, StatusVerdict::Unknown, "{v:?}");
+    assert!(!v.valid);
+    assert!(v.message.contains("no status list for"), "{}", v.message);
 
     // Offline with the signed status lists: revoked.
     let list = e.svc.status_list("revocation-0").unwrap();
@@ -246,7 +259,7 @@ fn revoke_suspend_reinstate_and_verify_online_and_offline() {
         .unwrap()
         .starts_with('u'));
     assert!(lists.add(&list, &resolve));
-    let v = verify_credential(&vc, &resolve, &lists, now);
+    let v = verify_credential(&vc, &resolve, &lists, now).unwrap();
     assert_eq!(v.checks.status, StatusVerdict::Revoked);
     // A forged list is refused.
     let mut forged = list.clone();
@@ -286,7 +299,7 @@ fn correction_links_versions_supersedes_and_is_limited() {
     let v2 = e.svc.correct(&v1, &fixed, "a").unwrap().id;
     assert_ne!(v1, v2);
     let old = e.svc.get(&v1).unwrap();
-    assert_eq!(old.status, CertStatus::Revoked);
+    assert_eq!(old.status, Status::Revoked);
     assert_eq!(old.revoked_reason.as_deref(), Some("superseded"));
     let new = e.svc.get(&v2).unwrap();
     assert_eq!(
@@ -410,8 +423,7 @@ fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts()
     assert!(!served_bit(&e, "revocation-0", &vc).0);
 
     // A suspension shows at once, and lifts by itself at its end.
-    let until =
-        divoc_certificates::dates::format_instant(divoc_certificates::dates::now_ms() + 1500);
+    let until = divoc_time::format_millis(e.clock.now_ms() + 1500);
     e.svc.suspend(&id, Some(&until), "op").unwrap();
     let (suspended, suspended_etag) = served_bit(&e, "suspension-0", &vc);
     assert!(suspended);
@@ -419,7 +431,7 @@ fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts()
         served_bit(&e, "suspension-0", &vc),
         (true, suspended_etag.clone())
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    e.clock.advance(1500);
     let (lifted, lifted_etag) = served_bit(&e, "suspension-0", &vc);
     assert!(!lifted);
     assert_ne!(lifted_etag, suspended_etag);
@@ -445,4 +457,109 @@ fn served_status_lists_are_reused_until_a_status_changes_or_a_suspension_lifts()
     let far_again = e.svc.signed_status_list("revocation-999999").unwrap();
     assert!(!std::sync::Arc::ptr_eq(&far, &far_again));
     assert_eq!(far.etag, far_again.etag);
+}
+
+/// Online verification finds a certificate's status by the certificate
+/// itself (its id and status index), not by comparing its status URLs with
+/// today's `public-url`: an operator moving to a real domain must not turn
+/// a revoked certificate into "status unknown", let alone "valid".
+#[test]
+fn a_changed_public_url_does_not_hide_a_revocation() {
+    let e = env();
+    let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let vc = e.svc.get(&id).unwrap().credential;
+    assert!(vc["credentialStatus"][0]["statusListCredential"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://certs.example.org/"));
+    // The same database and keys, served under another name.
+    let mut cfg = ServiceConfig::new("https://vaccination.gov.example");
+    cfg.clock = e.clock.clone();
+    let moved =
+        divoc_certificates::CertificateService::open(e.db.clone(), e.svc.keyring().clone(), cfg)
+            .unwrap();
+    let qr = moved.qr_text(&id).unwrap();
+    for input in [
+        VerifyInput::Json(vc.clone()),
+        VerifyInput::QrText(qr.clone()),
+    ] {
+        let v = moved.verify(input).unwrap();
+        assert!(v.valid && v.checks.status == StatusVerdict::Valid, "{v:?}");
+    }
+    moved.revoke(&id, "issued in error", "op").unwrap();
+    for input in [
+        VerifyInput::Json(vc.clone()),
+        VerifyInput::QrText(qr.clone()),
+    ] {
+        let v = moved.verify(input).unwrap();
+        assert!(!v.valid, "{v:?}");
+        assert_eq!(v.checks.status, StatusVerdict::Revoked);
+    }
+    let batch = moved.verify_many(vec![VerifyInput::Json(vc.clone()), VerifyInput::QrText(qr)]);
+    for v in batch {
+        let v = v.unwrap();
+        assert!(!v.valid);
+        assert_eq!(v.checks.status, StatusVerdict::Revoked);
+    }
+}
+
+/// A credential signed with this issuer's key that its records do not
+/// hold (a database restored from an old backup, a key used elsewhere)
+/// cannot be shown good: its own verdict, not valid.
+#[test]
+fn a_credential_unknown_to_the_records_is_status_unknown() {
+    let e = env();
+    let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let vc = e.svc.get(&id).unwrap().credential;
+    let mut stray = vc.clone();
+    stray.as_object_mut().unwrap().remove("proof");
+    stray["id"] = "https://certs.example.org/v1/certificates/NOTSTORED".into();
+    let stray = divoc_certificates::credential::sign(&stray, e.svc.keyring()).unwrap();
+    let v = e.svc.verify(VerifyInput::Json(stray.clone())).unwrap();
+    assert!(v.checks.signature.ok, "{v:?}");
+    assert_eq!(v.checks.status, StatusVerdict::Unknown);
+    assert!(!v.valid);
+    assert!(v.message.contains("no record"), "{}", v.message);
+    // The same in a batch, beside a good one.
+    let batch = e.svc.verify_many(vec![
+        VerifyInput::Json(stray.clone()),
+        VerifyInput::Json(vc.clone()),
+    ]);
+    let verdicts: Vec<_> = batch.into_iter().map(Result::unwrap).collect();
+    assert_eq!(verdicts[0].checks.status, StatusVerdict::Unknown);
+    assert!(!verdicts[0].valid);
+    assert!(verdicts[1].valid);
+
+    // Status entries that point at another certificate's bit: unknown.
+    let mut moved_bit = vc.clone();
+    moved_bit.as_object_mut().unwrap().remove("proof");
+    for entry in moved_bit["credentialStatus"].as_array_mut().unwrap() {
+        entry["statusListIndex"] = "7".into();
+    }
+    let moved_bit = divoc_certificates::credential::sign(&moved_bit, e.svc.keyring()).unwrap();
+    let v = e.svc.verify(VerifyInput::Json(moved_bit)).unwrap();
+    assert_eq!(v.checks.status, StatusVerdict::Unknown, "{v:?}");
+    assert!(!v.valid);
+}
+
+/// A status read that fails is an error (HTTP 503), never a verdict.
+#[test]
+fn a_failing_status_read_is_an_error_not_a_verdict() {
+    let e = env();
+    let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
+    let vc = e.svc.get(&id).unwrap().credential;
+    // Break the table under the service, as a damaged database would.
+    let conn = rusqlite::Connection::open(e._tmp.path().join("divoc.db")).unwrap();
+    conn.execute_batch("ALTER TABLE certificates RENAME TO certificates_gone")
+        .unwrap();
+    match e.svc.verify(VerifyInput::Json(vc.clone())) {
+        Err(err @ CertError::Unavailable(_)) => assert_eq!(err.http_status(), 503),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    for r in e
+        .svc
+        .verify_many(vec![VerifyInput::Json(vc.clone()), VerifyInput::Json(vc)])
+    {
+        assert!(matches!(r, Err(CertError::Unavailable(_))), "{r:?}");
+    }
 }
