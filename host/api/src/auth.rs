@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -38,6 +38,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
     pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Issuer,
@@ -47,6 +48,7 @@ impl Role {
         Role::Recipient,
     ];
 
+    /// The role's name as in configuration and messages.
     pub fn name(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -65,6 +67,7 @@ impl Role {
 pub struct TokenConfig {
     /// A label for logs and audit records (never the token itself).
     pub name: String,
+    /// What it may do.
     pub role: Role,
     /// The token in clear (best supplied through the environment), or...
     #[serde(default, skip_serializing)]
@@ -84,8 +87,11 @@ pub struct TokenConfig {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The token's label.
     pub name: String,
+    /// Its role.
     pub role: Role,
+    /// The facilities a facility-bound token serves.
     pub facilities: Vec<String>,
     /// A recipient's own contacts (see [`TokenConfig::contacts`]).
     pub contacts: Vec<String>,
@@ -95,16 +101,22 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Option<Principal>);
 
+/// A token configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// Neither or both of `token` and `token-sha256`.
     #[error("token `{0}`: give exactly one of `token` and `token-sha256`")]
     Ambiguous(String),
+    /// A digest that is not 64 hex characters.
     #[error("token `{0}`: `token-sha256` must be 64 hex characters")]
     BadDigest(String),
+    /// A secret shorter than 16 characters.
     #[error("token `{0}`: tokens must be at least 16 characters")]
     TooShort(String),
+    /// Two tokens with one secret.
     #[error("two tokens share the same secret (`{0}` and `{1}`)")]
     Duplicate(String, String),
+    /// A recipient token that would see nothing.
     #[error("token `{0}`: a recipient token needs `contacts` (it would see nothing)")]
     RecipientWithoutContacts(String),
 }
@@ -129,6 +141,7 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 impl TokenTable {
+    /// The table of the configured tokens; refuses unusable ones.
     pub fn from_config(tokens: &[TokenConfig]) -> Result<TokenTable, TokenError> {
         let mut table = TokenTable::default();
         for t in tokens {
@@ -168,10 +181,12 @@ impl TokenTable {
         self.by_digest.insert(token_digest(token), principal);
     }
 
+    /// How many tokens.
     pub fn len(&self) -> usize {
         self.by_digest.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_digest.is_empty()
     }
@@ -212,15 +227,43 @@ pub async fn authorize(
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     tracing::Span::current().record("route", path.as_str());
-    let access = ROUTES
+    let method = request.method().as_str().to_owned();
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the same roles.
+    let rule = ROUTES
         .iter()
-        .find(|r| r.path == path && r.method == request.method().as_str())
-        .map(|r| r.access)
-        .ok_or_else(|| {
+        .find(|r| r.path == path && r.method == method)
+        .or_else(|| {
+            (method == "HEAD")
+                .then(|| ROUTES.iter().find(|r| r.path == path && r.method == "GET"))
+                .flatten()
+        });
+    let Some(rule) = rule else {
+        let allowed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.method)
+            .collect();
+        if allowed.is_empty() {
+            // A route the router knows and the table does not: refuse.
             tracing::error!(%path, "route has no access rule; refusing");
-            ApiError::forbidden("any")
-        })?;
-    let caller = match access {
+            return Err(ApiError::forbidden("this route has no access rule"));
+        }
+        let mut allow = allowed.clone();
+        if allow.contains(&"GET") && !allow.contains(&"HEAD") {
+            allow.push("HEAD");
+        }
+        let mut e = ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} takes {}", allow.join(", ")),
+        )
+        .into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&allow.join(", ")) {
+            e.headers_mut().insert(axum::http::header::ALLOW, v);
+        }
+        return Ok(e);
+    };
+    let caller = match rule.access {
         Access::Public => Caller(None),
         Access::Roles(roles) => {
             let token = bearer(&request)?.ok_or_else(ApiError::unauthorized)?;
@@ -229,7 +272,13 @@ pub async fn authorize(
                 .cloned()
                 .ok_or_else(ApiError::unauthorized)?;
             if !roles.contains(&principal.role) {
-                return Err(ApiError::forbidden(principal.role.name()));
+                let allowed: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+                return Err(ApiError::forbidden_route(
+                    principal.role.name(),
+                    &method,
+                    &path,
+                    &allowed,
+                ));
             }
             Caller(Some(principal))
         }

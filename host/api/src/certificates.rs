@@ -6,19 +6,19 @@
 //! the service returned, i.e. after the commit.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use divoc_certificates::{
-    qr, CertError, CertificateService, IssueRequest, IssueStatus, Issued, Verdict, VerifyInput,
+    qr, CertError, Certificate, CertificateService, IssueRequest, IssueStatus, Issued, Verdict,
+    VerifyInput,
 };
-use divoc_storage::certificates::CertificateRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::{Caller, Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::AppState;
 
 /// The most items one batch may carry.
@@ -170,21 +170,20 @@ pub(crate) fn batch_items(body: &Bytes) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
-/// Parses every item; items that fail are answered without reaching the
-/// service, the rest are issued together (one group commit). Answers in
-/// input order: `ok(index, issued)` or the item's error.
+/// Issues the parsed items together (one group commit); items that failed
+/// to parse are answered without reaching the service. Answers in input
+/// order: `ok(index, issued)` or the item's error.
 pub(crate) async fn issue_items(
     state: &AppState,
     actor: String,
-    items: Vec<Value>,
-    parse: impl Fn(Value) -> Result<IssueRequest, ApiError>,
+    items: Vec<Result<IssueRequest, ApiError>>,
     service_error: impl Fn(CertError) -> ApiError,
     ok: impl Fn(usize, Issued) -> Value,
 ) -> Result<Vec<Value>, ApiError> {
     let mut parsed = Vec::with_capacity(items.len());
     let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
     for item in items {
-        match parse(item) {
+        match item {
             Ok(req) => {
                 parsed.push(req);
                 results.push(None);
@@ -217,11 +216,11 @@ pub async fn issue_batch(
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
     let items = batch_items(&body)?;
+    let items = items.into_iter().map(|i| issue_request(i, &p)).collect();
     let out = issue_items(
         &state,
         p.name.clone(),
         items,
-        |item| issue_request(item, &p),
         ApiError::from,
         |_, i| json!({"id": i.id, "status": i.status}),
     )
@@ -245,7 +244,7 @@ pub(crate) fn error_json(e: &ApiError) -> Value {
 pub(crate) async fn may_read(
     state: &AppState,
     p: &Principal,
-    record: &CertificateRecord,
+    record: &Certificate,
 ) -> Result<bool, ApiError> {
     match p.role {
         Role::Facility => Ok(facility_allows(p, record.facility_id.as_deref())),
@@ -261,7 +260,7 @@ pub(crate) async fn readable(
     state: &AppState,
     caller: &Caller,
     id: String,
-) -> Result<CertificateRecord, ApiError> {
+) -> Result<Certificate, ApiError> {
     let p = principal(caller)?.clone();
     let svc = service(state)?;
     let record = blocking(move || svc.get(&id)).await?;
@@ -295,7 +294,6 @@ pub async fn history(
     readable(&state, &caller, id.clone()).await?;
     let svc = service(&state)?;
     let versions = blocking(move || svc.history(&id)).await?;
-    let now = divoc_certificates::dates::now_ms();
     let rows: Vec<Value> = versions
         .iter()
         .map(|r| {
@@ -303,7 +301,7 @@ pub async fn history(
                 "id": r.id,
                 "version": r.version,
                 "previous_id": r.previous_id,
-                "status": r.effective_status(now).as_str(),
+                "status": r.status.as_str(),
                 "revoked_reason": r.revoked_reason,
                 "issued_at_ms": r.issued_at_ms,
             })
@@ -328,7 +326,7 @@ pub(crate) struct RenderQuery {
 /// (the QR content) and `qr.zip` (DIVOC's legacy payload itself).
 pub(crate) async fn render_qr(
     state: &AppState,
-    record: CertificateRecord,
+    record: Certificate,
     file: String,
     query: &RenderQuery,
 ) -> Result<Response, ApiError> {
@@ -368,7 +366,7 @@ pub async fn qr(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, file)): Path<(String, String)>,
-    Query(query): Query<RenderQuery>,
+    ApiQuery(query): ApiQuery<RenderQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let record = readable(&state, &caller, id).await?;
@@ -434,10 +432,10 @@ pub async fn reinstate(
     Ok(Json(status_json(&record)).into_response())
 }
 
-pub(crate) fn status_json(r: &divoc_storage::certificates::CertificateRecord) -> Value {
+pub(crate) fn status_json(r: &Certificate) -> Value {
     json!({
         "id": r.id,
-        "status": r.effective_status(divoc_certificates::dates::now_ms()).as_str(),
+        "status": r.status.as_str(),
         "revoked_reason": r.revoked_reason,
         "suspended_until_ms": r.suspended_until_ms,
     })
@@ -684,12 +682,15 @@ pub async fn lookup(
     let records = match (text("preEnrollmentCode"), text("contact"), text("dob")) {
         (Some(code), None, None) => {
             if p.role == Role::Recipient {
-                return Err(ApiError::forbidden("recipient").with_field("preEnrollmentCode"));
+                return Err(ApiError::forbidden(
+                    "a recipient token looks up by `contact` and `dob`, not by pre-enrolment code",
+                )
+                .with_field("preEnrollmentCode"));
             }
             blocking(move || svc.current_by_pre_enrollment(&code)).await?
         }
         (None, Some(contact), Some(dob)) => {
-            if divoc_certificates::dates::parse_date(&dob).is_none() {
+            if divoc_time::parse_date(&dob).is_none() {
                 return Err(ApiError::bad_request("dob", "`dob` must be YYYY-MM-DD"));
             }
             if p.role == Role::Recipient && !p.contacts.iter().any(|c| same_contact(c, &contact)) {
@@ -735,13 +736,13 @@ fn same_contact(a: &str, b: &str) -> bool {
 }
 
 /// A certificate in lookup answers.
-pub(crate) fn summary_json(r: &CertificateRecord, with_credential: bool) -> Value {
+pub(crate) fn summary_json(r: &Certificate, with_credential: bool) -> Value {
     let mut v = json!({
         "id": r.id,
         "program": r.program,
         "dose": r.dose,
         "version": r.version,
-        "status": r.effective_status(divoc_certificates::dates::now_ms()).as_str(),
+        "status": r.status.as_str(),
         "issued_at_ms": r.issued_at_ms,
     });
     if with_credential {
@@ -760,13 +761,20 @@ pub const MAX_IMPORT_ROWS: usize = 10_000;
 pub async fn import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<FacilityQuery>,
+    ApiQuery(query): ApiQuery<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
     let facility = default_facility(&p, query.facility);
+    let svc = service(&state)?;
     let rows = blocking(move || {
-        divoc_certificates::import::parse(&body, DIVOC_DEFAULT_PROGRAM, MAX_IMPORT_ROWS)
+        divoc_certificates::import::parse(
+            &body,
+            DIVOC_DEFAULT_PROGRAM,
+            MAX_IMPORT_ROWS,
+            svc.now_ms(),
+            svc.zone(),
+        )
     })
     .await?;
     let mut results: Vec<Value> = Vec::with_capacity(rows.len());
@@ -835,59 +843,6 @@ fn merge(mut a: Value, b: Value) -> Value {
 /// The program assumed for DIVOC items that carry no `programId`.
 pub(crate) const DIVOC_DEFAULT_PROGRAM: &str = "covid-19";
 
-/// `POST /divoc/api/v1/certify`: DIVOC's payload unchanged (an array of
-/// items), answered 200 with a result per item. Field errors name DIVOC's
-/// fields, so an existing integrator only changes the base URL.
-pub async fn divoc_certify(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(query): Query<FacilityQuery>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = principal(&caller)?.clone();
-    let facility = default_facility(&p, query.facility);
-    let items = batch_items(&body)?;
-    let codes: Vec<Option<String>> = items
-        .iter()
-        .map(|i| {
-            i.get("preEnrollmentCode")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
-    let parse = |item: Value| {
-        let mut req = divoc_certificates::legacy::CertifyRequest::from_json(item)
-            .and_then(|r| r.into_issue_request(DIVOC_DEFAULT_PROGRAM))
-            .and_then(|r| {
-                r.validate().map_err(CertError::Validation)?;
-                Ok(r)
-            })
-            .map_err(|e| ApiError::from(legacy_names(e)))?;
-        req.facility.id = facility.clone();
-        if !facility_allows(&p, req.facility.id.as_deref()) {
-            return Err(ApiError::forbidden("facility"));
-        }
-        Ok(req)
-    };
-    let mut out = issue_items(
-        &state,
-        p.name.clone(),
-        items,
-        parse,
-        |e| ApiError::from(legacy_names(e)),
-        |index, i| {
-            json!({"preEnrollmentCode": codes[index], "certificateId": i.id, "status": i.status})
-        },
-    )
-    .await?;
-    for (result, code) in out.iter_mut().zip(&codes) {
-        if result.get("error").is_some() {
-            result["preEnrollmentCode"] = json!(code);
-        }
-    }
-    Ok(Json(out).into_response())
-}
-
 /// Renames native field paths in validation errors to DIVOC's.
 pub(crate) fn legacy_names(e: CertError) -> CertError {
     match e {
@@ -911,7 +866,7 @@ pub async fn issue_typed(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(type_name): Path<String>,
-    Query(query): Query<FacilityQuery>,
+    ApiQuery(query): ApiQuery<FacilityQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?.clone();
@@ -977,8 +932,8 @@ fn pdf_language(
 /// each) and the QR code of `qr_of`.
 pub(crate) async fn render_pdf(
     state: &AppState,
-    doses: Vec<CertificateRecord>,
-    qr_of: CertificateRecord,
+    doses: Vec<Certificate>,
+    qr_of: Certificate,
     lang: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -1037,8 +992,8 @@ fn pdf_error(e: divoc_pdf::PdfError) -> ApiError {
 async fn doses_with(
     state: &AppState,
     p: &Principal,
-    record: &CertificateRecord,
-) -> Result<Vec<CertificateRecord>, ApiError> {
+    record: &Certificate,
+) -> Result<Vec<Certificate>, ApiError> {
     let svc = service(state)?;
     let code = record.recipient_ref.clone();
     let all = blocking(move || svc.current_by_pre_enrollment(&code)).await?;
@@ -1046,7 +1001,7 @@ async fn doses_with(
     for r in all {
         if r.program == record.program
             && r.dose != record.dose
-            && !divoc_certificates::lookup::is_revoked(&r)
+            && !r.is_revoked()
             && may_read(state, p, &r).await?
         {
             doses.push(r);

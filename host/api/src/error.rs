@@ -9,8 +9,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// A stable machine-readable code, e.g. `invalid_input`.
     pub code: &'static str,
+    /// For people; never echoes personal data.
     pub message: String,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
@@ -34,6 +37,7 @@ struct Inner<'a> {
 }
 
 impl ApiError {
+    /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -44,16 +48,19 @@ impl ApiError {
         }
     }
 
+    /// Names the request field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
         self
     }
 
+    /// Adds structure (every bad field, the conflicting certificate…).
     pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
         self.details = Some(details);
         self
     }
 
+    /// 401: no valid bearer token.
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -62,26 +69,42 @@ impl ApiError {
         )
     }
 
-    pub fn forbidden(role: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("the `{role}` role may not use this route"),
-        )
+    /// A 403 with a message that says what exactly is not allowed.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// The route table refused the caller's role: names the role, the
+    /// route and the roles it takes.
+    pub fn forbidden_route(role: &str, method: &str, route: &str, allowed: &[&str]) -> ApiError {
+        ApiError::forbidden(format!(
+            "the `{role}` role may not use {method} {route} (it takes: {})",
+            allowed.join(", ")
+        ))
+    }
+
+    /// A facility token acting for a facility it does not serve.
+    pub fn forbidden_facility(field: &str) -> ApiError {
+        ApiError::forbidden("this token may not act for that facility (it serves only its own)")
+            .with_field(field)
+    }
+
+    /// 404.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 400 naming a field.
     pub fn bad_request(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message).with_field(field)
     }
 
+    /// 500; the message must not reveal internals.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// 503: a dependency is down; nothing was stored, retry later.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
@@ -106,6 +129,100 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The query string, parsed into `T`; a malformed or unknown parameter is
+/// a 400 in the JSON error shape naming it (axum's own `Query` answers
+/// plain text).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // serde names an unknown parameter in its message.
+                let field = if field == "." {
+                    inner
+                        .split('`')
+                        .nth(1)
+                        .map_or_else(|| "query".to_owned(), str::to_owned)
+                } else {
+                    field
+                };
+                ApiError::bad_request(&field, format!("query string: {inner}"))
+            })
+    }
+}
+
+/// The JSON error shape for answers that left the service without it:
+/// axum's rejections (path), tower-http's 413 (body too large) and 408
+/// (time-out), 405. Installed outermost, so every error a client sees is
+/// `{"error": {"code", "message"}}`. A JSON answer passes unchanged.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than this service accepts (server.body-limit-kib)"
+                .to_owned(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took longer than this service allows (server.request-timeout-ms)"
+                .to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method".to_owned(),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
+        s if s.is_server_error() => (
+            "internal",
+            "the service failed; see the server log".to_owned(),
+        ),
+        _ if text.is_empty() => ("invalid_request", "the request was refused".to_owned()),
+        _ => ("invalid_request", text),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    // Keep what the original answer told the client beyond its body
+    // (`Allow` on a 405, `Retry-After`, the request id).
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Turns axum's JSON extraction failures into our error shape, naming the

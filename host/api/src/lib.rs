@@ -9,6 +9,8 @@
 //! path, which can carry a pre-enrolment code), the status and the latency,
 //! and never headers: tokens and personal data stay out of logs.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 mod certificates;
 mod distribution;
@@ -42,9 +44,13 @@ pub use error::ApiError;
 /// Everything handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The plugin runtime.
     pub runtime: Runtime,
+    /// The database.
     pub db: Database,
+    /// The issuer's keys (for `did.json`, `jwks.json` and rotation).
     pub keyring: Keyring,
+    /// Bearer tokens and who they are.
     pub tokens: Arc<TokenTable>,
     /// The directory plugins are loaded from (for reloads).
     pub plugins_dir: PathBuf,
@@ -57,7 +63,9 @@ pub struct AppState {
 /// HTTP-level limits.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Largest request body; larger is a 413.
     pub body_limit_bytes: usize,
+    /// Longest a request may take; longer is a 408.
     pub request_timeout: Duration,
 }
 
@@ -108,7 +116,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/verify", post(certificates::verify))
         .route("/v1/verify/batch", post(certificates::verify_batch))
-        .route("/divoc/api/v1/certify", post(certificates::divoc_certify))
+        .route("/divoc/api/v1/certify", post(divoc_compat::certify))
         .route("/divoc/api/v1/certificate", put(divoc_compat::correct))
         .route(
             "/divoc/api/v1/certificates/{code}",
@@ -164,6 +172,9 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
                     http.request_timeout,
                 )),
         )
+        // Outermost: every error leaves as JSON, the body-limit and
+        // time-out answers of the layers above included.
+        .layer(axum::middleware::map_response(error::json_errors))
 }
 
 async fn healthz() -> impl IntoResponse {

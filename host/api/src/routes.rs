@@ -14,9 +14,11 @@ pub enum Access {
 /// One entry of the route table.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
+    /// The HTTP method (`GET` also answers `HEAD`).
     pub method: &'static str,
     /// The path as registered with the router (`{param}` syntax).
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
 }
 

@@ -101,51 +101,56 @@ async fn every_route_enforces_its_roles() {
             .replace("{type}", "x")
             .replace("{file}", "qr.png")
             .replace("{list}", "revocation-0");
-        match route.access {
-            Access::Public => {
-                let s = call(&app, route.method, &path, None).await;
-                // Public: never an auth refusal (an empty body may be a 400).
-                assert!(
-                    s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && s.as_u16() < 500,
-                    "{} {path}: public route answered {s}",
-                    route.method
-                );
-            }
-            Access::Roles(allowed) => {
-                assert_eq!(
-                    call(&app, route.method, &path, None).await,
-                    StatusCode::UNAUTHORIZED,
-                    "{} {path} without a token",
-                    route.method
-                );
-                assert_eq!(
-                    call(&app, route.method, &path, Some("not-a-real-token-at-all")).await,
-                    StatusCode::UNAUTHORIZED,
-                    "{} {path} with a bad token",
-                    route.method
-                );
-                for role in Role::ALL {
-                    let s = call(&app, route.method, &path, Some(&token(role))).await;
-                    if allowed.contains(&role) {
-                        // A parameterised route may answer 404 for the made-up
-                        // id, and a body-taking route 4xx for the empty body:
-                        // both mean the caller got past the role check.
-                        let routed = parameterised || s != StatusCode::NOT_FOUND;
-                        assert!(
-                            s != StatusCode::UNAUTHORIZED
-                                && s != StatusCode::FORBIDDEN
-                                && routed
-                                && s.as_u16() < 500,
-                            "{} {path} as {role:?}: allowed but answered {s}",
-                            route.method
-                        );
-                    } else {
-                        assert_eq!(
-                            s,
-                            StatusCode::FORBIDDEN,
-                            "{} {path} as {role:?}",
-                            route.method
-                        );
+        // HEAD is GET without a body: the same roles, wherever GET is.
+        let methods: &[&str] = if route.method == "GET" {
+            &["GET", "HEAD"]
+        } else {
+            &[route.method]
+        };
+        for &method in methods {
+            match route.access {
+                Access::Public => {
+                    let s = call(&app, method, &path, None).await;
+                    // Public: never an auth refusal (an empty body may be a 400).
+                    assert!(
+                        s != StatusCode::UNAUTHORIZED
+                            && s != StatusCode::FORBIDDEN
+                            && s.as_u16() < 500,
+                        "{} {path}: public route answered {s}",
+                        method
+                    );
+                }
+                Access::Roles(allowed) => {
+                    assert_eq!(
+                        call(&app, method, &path, None).await,
+                        StatusCode::UNAUTHORIZED,
+                        "{} {path} without a token",
+                        method
+                    );
+                    assert_eq!(
+                        call(&app, method, &path, Some("not-a-real-token-at-all")).await,
+                        StatusCode::UNAUTHORIZED,
+                        "{} {path} with a bad token",
+                        method
+                    );
+                    for role in Role::ALL {
+                        let s = call(&app, method, &path, Some(&token(role))).await;
+                        if allowed.contains(&role) {
+                            // A parameterised route may answer 404 for the made-up
+                            // id, and a body-taking route 4xx for the empty body:
+                            // both mean the caller got past the role check.
+                            let routed = parameterised || s != StatusCode::NOT_FOUND;
+                            assert!(
+                                s != StatusCode::UNAUTHORIZED
+                                    && s != StatusCode::FORBIDDEN
+                                    && routed
+                                    && s.as_u16() < 500,
+                                "{} {path} as {role:?}: allowed but answered {s}",
+                                method
+                            );
+                        } else {
+                            assert_eq!(s, StatusCode::FORBIDDEN, "{} {path} as {role:?}", method);
+                        }
                     }
                 }
             }
@@ -164,6 +169,24 @@ async fn plugins_route_is_admin_only_and_malformed_auth_is_401() {
     assert_eq!(
         call(&app, "GET", "/v1/plugins", Some(&token(Role::Issuer))).await,
         StatusCode::FORBIDDEN
+    );
+    // The refusal says who was refused where, and who is let in.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/plugins")
+                .header("authorization", format!("Bearer {}", token(Role::Issuer)))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["error"]["message"],
+        "the `issuer` role may not use GET /v1/plugins (it takes: admin)"
     );
     let response = app
         .clone()
