@@ -22,11 +22,10 @@
 
 use std::time::Duration;
 
-use divoc_certificates::dates::now_ms;
 use divoc_runtime::types::distribution::{Attachment, Message};
 use divoc_runtime::types::{Contact, ContactKind};
 use divoc_runtime::{Delivery, Runtime};
-use divoc_storage::certificates::{self as store, CertStatus, DISTRIBUTE, UNROUTED};
+use divoc_storage::certificates::{self as store, DISTRIBUTE, UNROUTED};
 use divoc_storage::{Database, OutboxItem, StorageError};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -160,6 +159,8 @@ pub struct Worker {
     pub config: DistributionConfig,
     /// The service's public URL, for links in messages.
     pub public_url: String,
+    /// Leases and back-off run on it.
+    pub clock: divoc_time::SharedClock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -216,7 +217,7 @@ impl Worker {
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
         let items = self
             .db
-            .outbox_claim_due_of(DISTRIBUTE, now_ms(), lease, self.config.batch)
+            .outbox_claim_due_of(DISTRIBUTE, self.clock.now_ms(), lease, self.config.batch)
             .wait()?;
         let claimed = items.len();
         for item in items {
@@ -233,7 +234,7 @@ impl Worker {
         if item.target == UNROUTED {
             return match self
                 .db
-                .outbox_fan_out(item.id, self.config.channels.clone(), now_ms())
+                .outbox_fan_out(item.id, self.config.channels.clone(), self.clock.now_ms())
                 .wait()
             {
                 Ok(_) => Outcome::Routed,
@@ -248,7 +249,12 @@ impl Worker {
             Ok(None) => return Outcome::Fail("the certificate does not exist".into()),
             Err(e) => return Outcome::Retry(format!("cannot read the certificate: {e}")),
         };
-        if record.effective_status(now_ms()) == CertStatus::Revoked {
+        let status = divoc_certificates::certificate::effective_status(
+            record.status,
+            record.suspended_until_ms,
+            self.clock.now_ms(),
+        );
+        if status == divoc_certificates::Status::Revoked {
             return Outcome::Fail("the certificate was revoked before it was delivered".into());
         }
         let channel = match self.runtime.distribution_channel(&item.target) {
@@ -359,7 +365,10 @@ impl Worker {
                     self.config.max_delay_ms,
                     &mut rand::thread_rng(),
                 );
-                let next = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+                let next = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
                 tracing::info!(outbox = item.id, certificate = %cert, channel, attempt, retry_in_ms = delay, error = %cut(why), "delivery failed; will retry");
                 self.db.outbox_mark_retry(item.id, next, &cut(why)).wait()
             }

@@ -68,7 +68,9 @@ enum Command {
         junit: Option<PathBuf>,
     },
     /// Verify a certificate offline: signature with a trust file, status
-    /// from cached status lists when given.
+    /// from cached status lists when given. Exit code 0 valid, 1 not valid
+    /// (bad signature, revoked, suspended, expired) or error, 3 signature
+    /// valid but status unknown (no status lists for it).
     Verify {
         /// A file (credential JSON or QR text) or the QR text itself.
         input: String,

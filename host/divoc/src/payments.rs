@@ -25,7 +25,6 @@
 
 use std::time::Duration;
 
-use divoc_certificates::dates::now_ms;
 use divoc_runtime::types::payment::PaymentStatus;
 use divoc_runtime::types::Money;
 use divoc_runtime::Runtime;
@@ -56,6 +55,8 @@ pub struct CaptureWorker {
     pub runtime: Runtime,
     /// Retry settings (`[certificates.distribution]`).
     pub config: DistributionConfig,
+    /// Leases and back-off run on it.
+    pub clock: divoc_time::SharedClock,
 }
 
 impl std::fmt::Debug for CaptureWorker {
@@ -110,7 +111,12 @@ impl CaptureWorker {
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
         let items = self
             .db
-            .outbox_claim_due_of(PAYMENT_CAPTURE, now_ms(), lease, self.config.batch)
+            .outbox_claim_due_of(
+                PAYMENT_CAPTURE,
+                self.clock.now_ms(),
+                lease,
+                self.config.batch,
+            )
             .wait()?;
         let claimed = items.len();
         for item in items {
@@ -201,7 +207,10 @@ impl CaptureWorker {
                     self.config.max_delay_ms,
                     &mut rand::thread_rng(),
                 );
-                let next = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+                let next = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
                 tracing::info!(outbox = id, certificate = %cert, provider, attempt, retry_in_ms = delay, error = %cut(&why), "payment capture failed; will retry");
                 self.db.outbox_mark_retry(id, next, &cut(&why)).wait()
             }

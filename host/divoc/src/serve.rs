@@ -141,6 +141,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid [certificates] configuration")?;
     // Held until `serve` returns.
     let _lock = lock_data_dir(&config.storage.data_dir)?;
+    tracing::info!(
+        data_dir = %config.storage.data_dir.display(),
+        plugins_dir = %config.plugins.dir.display(),
+        time_zone = %config.locale.time_zone.name(),
+        "using data dir"
+    );
     let host = open_host(&config)?;
     let tokens = Arc::new(tokens(&config)?);
     let services = HostServices {
@@ -177,9 +183,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await??;
 
+    let clock = divoc_time::SystemClock::shared();
     let certificates = {
         let (db, keyring) = (host.db.clone(), host.keyring.clone());
         let mut cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);
+        cfg.clock = clock.clone();
+        cfg.zone = config.locale.time_zone.clone();
         cfg.max_corrections = config.certificates.max_corrections;
         cfg.credential.feedback_url = config.certificates.feedback_url.clone();
         cfg.credential.info_url = config.certificates.info_url.clone();
@@ -213,6 +222,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             runtime: runtime.clone(),
             config: delivery.clone(),
             public_url: config.server.public_url.clone(),
+            clock: clock.clone(),
         };
         Some(worker.spawn(stopped))
     };
@@ -222,11 +232,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         db: host.db.clone(),
         runtime: runtime.clone(),
         config: delivery.clone(),
+        clock: clock.clone(),
     }
     .spawn(stop.subscribe());
     let templates = config.certificates.pdf.templates.relative();
     let pdf = divoc_pdf::PdfRenderer::load(&templates)
-        .with_context(|| format!("loading PDF templates from {}", templates.display()))?;
+        .with_context(|| format!("loading PDF templates from {}", templates.display()))?
+        .with_time_zone(config.locale.time_zone.clone());
     tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
     let state = AppState {
         runtime,

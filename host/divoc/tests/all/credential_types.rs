@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 
 const ADMIN: &str = "types-test-admin-token-0123";
 

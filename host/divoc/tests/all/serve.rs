@@ -151,7 +151,13 @@ fn serve_lists_example_plugins_as_ready_and_checks_roles() {
             .find(|p| p["name"] == name)
             .unwrap_or_else(|| panic!("{name} missing from {body}"));
         assert_eq!(p["state"], "ready", "{name}: {p}");
-        assert!(p["version"].is_string() && p["world"].is_string() && p["loaded_at"].is_object());
+        assert!(p["version"].is_string() && p["world"].is_string(), "{p}");
+        // RFC 3339, e.g. `2026-12-03T08:04:19.879Z`.
+        let loaded_at = p["loaded_at"].as_str().unwrap_or_else(|| panic!("{p}"));
+        assert!(
+            loaded_at.len() >= 20 && loaded_at.ends_with('Z') && &loaded_at[10..11] == "T",
+            "{loaded_at}"
+        );
         assert_eq!(p["faults"], 0);
     }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 use support::Server;
 
 const ADMIN: &str = "compat-test-admin-token-0123";
@@ -328,8 +328,9 @@ fn divoc_routes_lookups_and_qr_images() {
     assert_eq!(s, 200);
     assert_eq!(body["certificates"].as_array().unwrap().len(), 0);
 
-    // DIVOC correction: dose 2 with another batch → a new version; the old
-    // one is revoked as superseded. A dose never issued is a 404 item.
+    // DIVOC correction: a request naming a dose never issued is a 412 and
+    // corrects nothing (DIVOC's precondition); then dose 2 with another
+    // batch → a new version; the old one is revoked as superseded.
     let fix = json!([
         divoc_item("P-100", 2, "B-2-FIXED"),
         divoc_item("P-100", 3, "B-3")
@@ -340,12 +341,29 @@ fn divoc_routes_lookups_and_qr_images() {
         admin,
         Some(&fix),
     );
+    assert_eq!(s, 412, "{body}");
+    assert_eq!(body["error"]["field"], "[1].preEnrollmentCode");
+    let (_, history) = send(
+        "GET",
+        &format!("{base}/v1/certificates/{dose2}/history"),
+        admin,
+        None,
+    );
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
+    let (s, body) = send(
+        "PUT",
+        &format!("{base}/divoc/api/v1/certificate"),
+        admin,
+        Some(&json!([divoc_item("P-100", 2, "B-2-FIXED")])),
+    );
     assert_eq!(s, 200, "{body}");
     assert_eq!(body[0]["status"], "corrected");
     let corrected = body[0]["certificateId"].as_str().unwrap().to_owned();
     assert_ne!(corrected, dose2);
-    assert_eq!(body[1]["error"]["status"], 404);
-    assert_eq!(body[1]["preEnrollmentCode"], "P-100");
     let (_, history) = send(
         "GET",
         &format!("{base}/v1/certificates/{corrected}/history"),
@@ -366,14 +384,29 @@ fn divoc_routes_lookups_and_qr_images() {
     assert_eq!(s, 404);
     let (s, body) = send("DELETE", &format!("{code_url}?doses=x"), admin, None);
     assert_eq!((s, body["error"]["field"].as_str()), (400, Some("doses")));
+    // DIVOC's rules: the doses are named (or `allDoses=true`), consecutive,
+    // and include the latest; dose 1 alone would leave dose 2 standing on
+    // a revoked dose.
+    let (s, body) = send("DELETE", &code_url, admin, None);
+    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("doses")));
+    let (s, body) = send("DELETE", &format!("{code_url}?doses=1"), admin, None);
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (400, Some("doses")),
+        "{body}"
+    );
     let (s, _) = send(
         "DELETE",
-        &format!("{base}/divoc/api/v1/certificates/P-404"),
+        &format!("{base}/divoc/api/v1/certificates/P-404?allDoses=true"),
         admin,
         None,
     );
     assert_eq!(s, 404);
-    let (s, body) = send("DELETE", &format!("{code_url}?doses=1"), admin, None);
+    let (s, body) = send("DELETE", &format!("{code_url}?doses=2"), admin, None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["revoked"].as_array().unwrap().len(), 1);
+    assert_eq!(body["revoked"][0]["certificateId"], corrected.as_str());
+    let (s, body) = send("DELETE", &format!("{code_url}?allDoses=true"), admin, None);
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["revoked"].as_array().unwrap().len(), 1);
     assert_eq!(body["revoked"][0]["certificateId"], dose1.as_str());
@@ -386,7 +419,7 @@ fn divoc_routes_lookups_and_qr_images() {
         Some(&cred1),
     );
     assert_eq!(s, 200);
-    // The corrected dose 2 is still valid.
+    // The corrected dose 2 was revoked by name.
     let (_, cred2) = send(
         "GET",
         &format!("{base}/v1/certificates/{corrected}"),
@@ -394,7 +427,7 @@ fn divoc_routes_lookups_and_qr_images() {
         None,
     );
     let (s, _) = send("POST", &revoked_url, None, Some(&cred2));
-    assert_eq!(s, 404);
+    assert_eq!(s, 200);
     let (_, verdict) = send(
         "POST",
         &format!("{base}/v1/verify"),
@@ -428,8 +461,7 @@ fn divoc_routes_lookups_and_qr_images() {
         Some(FACILITY),
         Some(&json!([divoc_item("F-101", 1, "B-F1")])),
     );
-    assert_eq!(s, 200);
-    assert_eq!(body[0]["error"]["status"], 403, "{body}");
+    assert_eq!(s, 403, "{body}");
     let fix = format!("{base}/divoc/api/v1/certificate");
     let (s, body) = send(
         "PUT",
@@ -440,9 +472,18 @@ fn divoc_routes_lookups_and_qr_images() {
             divoc_item("P-100", 2, "B-2-BY-FAC")
         ])),
     );
+    // P-100 is another facility's: not visible, so not correctable (412),
+    // and nothing of the request is applied.
+    assert_eq!(s, 412, "{body}");
+    assert_eq!(body["error"]["field"], "[1].preEnrollmentCode", "{body}");
+    let (s, body) = send(
+        "PUT",
+        &fix,
+        Some(FACILITY),
+        Some(&json!([divoc_item("F-100", 1, "B-F1-FIXED")])),
+    );
     assert_eq!(s, 200, "{body}");
     assert_eq!(body[0]["status"], "corrected", "{body}");
-    assert_eq!(body[1]["error"]["status"], 404, "{body}");
     let fixed = body[0]["certificateId"].as_str().unwrap().to_owned();
     let (s, _) = send(
         "GET",

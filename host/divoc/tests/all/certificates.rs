@@ -9,7 +9,7 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 use support::Server;
 
 const ADMIN: &str = "cert-test-admin-token-0123";
@@ -108,7 +108,8 @@ fn issue_render_verify_revoke() {
     assert_eq!(verdict["valid"], true, "{verdict}");
 
     // Offline: a trust file and nothing else. Without status lists the
-    // answer is "signature valid, status unknown", never invalid.
+    // answer is "signature valid, status unknown": not valid (revocation
+    // cannot be excluded), exit code 3, and not "forged" either.
     let data = tmp.path().join("data");
     let trust = tmp.path().join("trust.json");
     let cli = |args: &[&str]| {
@@ -131,10 +132,39 @@ fn issue_render_verify_revoke() {
     ]);
     assert_eq!(code, Some(0));
     let (code, out) = cli(&["verify", &qr, "--trust-file", trust.to_str().unwrap()]);
-    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(code, Some(3), "{out}");
     let offline: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(offline["valid"], false, "{offline}");
     assert_eq!(offline["checks"]["signature"]["ok"], true, "{offline}");
     assert_eq!(offline["checks"]["status"], "unknown", "{offline}");
+
+    // With the published status lists cached, before any revocation: valid.
+    let cache = tmp.path().join("status");
+    let fetch_lists = || {
+        std::fs::create_dir_all(&cache).unwrap();
+        for entry in credential["credentialStatus"].as_array().unwrap() {
+            let url = entry["statusListCredential"].as_str().unwrap();
+            let list = url.rsplit('/').next().unwrap();
+            let (status, body) = send("GET", &format!("{base}/v1/status/{list}"), None);
+            assert_eq!(status, 200);
+            std::fs::write(cache.join(format!("{list}.json")), body).unwrap();
+        }
+    };
+    fetch_lists();
+    let verify_cached = || {
+        cli(&[
+            "verify",
+            &qr,
+            "--trust-file",
+            trust.to_str().unwrap(),
+            "--status-cache",
+            cache.to_str().unwrap(),
+        ])
+    };
+    let (code, out) = verify_cached();
+    assert_eq!(code, Some(0), "{out}");
+    let offline: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(offline["checks"]["status"], "valid", "{offline}");
 
     let (status, _) = send(
         "POST",
@@ -152,25 +182,11 @@ fn issue_render_verify_revoke() {
     assert_eq!(verdict["checks"]["status"], "revoked", "{verdict}");
     assert_eq!(verdict["checks"]["signature"]["ok"], true, "{verdict}");
 
-    // Offline again, now with the published status lists cached.
-    let cache = tmp.path().join("status");
-    std::fs::create_dir_all(&cache).unwrap();
-    for entry in credential["credentialStatus"].as_array().unwrap() {
-        let url = entry["statusListCredential"].as_str().unwrap();
-        let list = url.rsplit('/').next().unwrap();
-        let (status, body) = send("GET", &format!("{base}/v1/status/{list}"), None);
-        assert_eq!(status, 200);
-        std::fs::write(cache.join(format!("{list}.json")), body).unwrap();
-    }
-    let (code, out) = cli(&[
-        "verify",
-        &qr,
-        "--trust-file",
-        trust.to_str().unwrap(),
-        "--status-cache",
-        cache.to_str().unwrap(),
-    ]);
-    assert_eq!(code, Some(0), "{out}");
+    // Offline again, with the lists fetched after the revocation: revoked,
+    // exit code 1.
+    fetch_lists();
+    let (code, out) = verify_cached();
+    assert_eq!(code, Some(1), "{out}");
     let offline: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(offline["checks"]["status"], "revoked", "{offline}");
 
@@ -257,10 +273,18 @@ fn bad_input_is_a_4xx_naming_the_field() {
                 &format!("{base}/divoc/api/v1/certify"),
                 Some(&json!([payload])),
             );
-            assert_eq!(status, 200, "{name}");
-            let error = &json_of(&body)[0]["error"];
-            assert_eq!(error["status"], 422, "{name}: {error}");
-            assert_eq!(fields(error), expected, "{name}");
+            // DIVOC refuses the whole request and stores nothing; the
+            // body names the item and its fields.
+            assert_eq!(status, 422, "{name}");
+            let error = &json_of(&body)["error"];
+            assert!(
+                error["field"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("[0].")),
+                "{name}: {error}"
+            );
+            let item = json!({"details": &error["details"]["items"][0]});
+            assert_eq!(fields(&item), expected, "{name}");
         } else {
             let request: Value =
                 serde_json::from_slice(&std::fs::read(dir.join("request.json")).unwrap()).unwrap();
@@ -419,19 +443,27 @@ fn divoc_certify_accepts_divoc_payloads_unchanged() {
     .unwrap();
     let mut bad = item.clone();
     bad["vaccination"]["dose"] = json!("one");
+    // One bad item: DIVOC refuses the whole request, naming the item.
     let (status, body) = send(
         "POST",
         &format!("{base}/divoc/api/v1/certify"),
         Some(&json!([item, bad])),
     );
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    let error = &json_of(&body)["error"];
+    assert_eq!(error["field"], "[1].vaccination.dose", "{error}");
+    // Nothing was stored: the good item alone is issued now, not found as
+    // an earlier one.
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/divoc/api/v1/certify"),
+        Some(&json!([item])),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let results = json_of(&body);
     assert_eq!(results[0]["preEnrollmentCode"], "12346", "{results}");
+    assert_eq!(results[0]["status"], "created", "{results}");
     let id = results[0]["certificateId"].as_str().unwrap();
-    assert_eq!(
-        results[1]["error"]["field"], "vaccination.dose",
-        "{results}"
-    );
     let (status, _) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
     assert_eq!(status, 200);
 }
@@ -518,4 +550,196 @@ fn verify_batch_answers_each_item_in_order() {
         let (status, body) = send("POST", &format!("{base}/v1/verify/batch"), Some(&bad));
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     }
+}
+
+/// The trust bug an operator hit: issue, restart with another
+/// `server.public-url` (moving to a real domain), revoke, verify the QR.
+/// The verdict must be "revoked", one by one and in a batch.
+#[test]
+fn a_revocation_after_a_public_url_change_verifies_as_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = repo.join("config/divoc.toml");
+    let server = start(tmp.path());
+    let base = server.base.clone();
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.join("host/certificates/tests/cases/valid-one-dose/request.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (status, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    assert_eq!(status, 201);
+    let id = json_of(&body)["id"].as_str().unwrap().to_string();
+    let (_, qr) = send("GET", &format!("{base}/v1/certificates/{id}/qr.txt"), None);
+    let qr = String::from_utf8(qr).unwrap();
+    server.stop();
+
+    let port = support::free_port();
+    let mut cmd = support::serve_command(
+        &config,
+        &tmp.path().join("data"),
+        &tmp.path().join("plugins"),
+        port,
+        ADMIN,
+    );
+    cmd.env(
+        "DIVOC_SERVER__PUBLIC_URL",
+        "https://vaccination.gov.example",
+    );
+    let server = support::spawn(&mut cmd, port);
+    let base = server.base.clone();
+    let (status, _) = send(
+        "POST",
+        &format!("{base}/v1/certificates/{id}/revoke"),
+        Some(&json!({"reason": "issued in error"})),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({"qr": qr})),
+    );
+    assert_eq!(status, 200);
+    let verdict = json_of(&body);
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    assert_eq!(verdict["checks"]["status"], "revoked", "{verdict}");
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify/batch"),
+        Some(&json!([{"qr": qr}, {"qr": qr}])),
+    );
+    assert_eq!(status, 200);
+    for v in json_of(&body)["results"].as_array().unwrap() {
+        assert_eq!(v["valid"], false, "{v}");
+        assert_eq!(v["checks"]["status"], "revoked", "{v}");
+    }
+}
+
+/// A status that cannot be read is a 503, never a verdict: single and
+/// batch verification against a database whose certificates table is gone.
+#[test]
+fn a_failing_status_read_is_a_503() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let server = start(tmp.path());
+    let base = server.base.clone();
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.join("host/certificates/tests/cases/valid-one-dose/request.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (_, body) = send("POST", &format!("{base}/v1/certificates"), Some(&request));
+    let id = json_of(&body)["id"].as_str().unwrap().to_string();
+    let (_, qr) = send("GET", &format!("{base}/v1/certificates/{id}/qr.txt"), None);
+    let qr = String::from_utf8(qr).unwrap();
+    let db = rusqlite::Connection::open(tmp.path().join("data/divoc.sqlite")).unwrap();
+    db.execute_batch("ALTER TABLE certificates RENAME TO certificates_gone")
+        .unwrap();
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify"),
+        Some(&json!({"qr": qr})),
+    );
+    let answer = json_of(&body);
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "unavailable");
+    assert!(answer.get("valid").is_none());
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/v1/verify/batch"),
+        Some(&json!([{"qr": qr}])),
+    );
+    assert_eq!(status, 200);
+    let item = &json_of(&body)["results"][0];
+    assert_eq!(item["error"]["status"], 503, "{item}");
+    assert!(item.get("valid").is_none(), "{item}");
+}
+
+/// DIVOC integrators send local times: with an offset (IST, +08:00,
+/// −05:00) or, as DIVOC's own clients did, without a zone (read in the
+/// deployment's `locale.time-zone`). The credential carries the same
+/// instant in UTC.
+#[test]
+fn divoc_date_times_with_offsets_and_without_a_zone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let port = support::free_port();
+    let mut cmd = support::serve_command(
+        &repo.join("config/divoc.toml"),
+        &tmp.path().join("data"),
+        &tmp.path().join("plugins"),
+        port,
+        ADMIN,
+    );
+    cmd.env("DIVOC_LOCALE__TIME_ZONE", "Asia/Kolkata");
+    let server = support::spawn(&mut cmd, port);
+    let base = server.base.clone();
+    let item: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.join("host/certificates/tests/cases/divoc-certify/payload.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "TZ-IST",
+            "2021-03-02T14:51:18+05:30",
+            "2021-03-02T09:21:18Z",
+        ),
+        ("TZ-PH", "2021-06-11T10:00:00+08:00", "2021-06-11T02:00:00Z"),
+        ("TZ-JM", "2021-08-20T23:30:00-05:00", "2021-08-21T04:30:00Z"),
+        (
+            "TZ-LOCAL",
+            "2020-03-24T19:21:19.646",
+            "2020-03-24T13:51:19.646Z",
+        ),
+        (
+            "TZ-UTC",
+            "2020-12-02T19:21:18.646Z",
+            "2020-12-02T19:21:18.646Z",
+        ),
+    ];
+    let items: Vec<Value> = cases
+        .iter()
+        .map(|(code, date, _)| {
+            let mut i = item.clone();
+            i["preEnrollmentCode"] = json!(code);
+            i["vaccination"]["date"] = json!(date);
+            i
+        })
+        .collect();
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/divoc/api/v1/certify"),
+        Some(&Value::Array(items)),
+    );
+    let results = json_of(&body);
+    assert_eq!(status, 200, "{results}");
+    for (i, (code, _, utc)) in cases.iter().enumerate() {
+        let id = results[i]["certificateId"].as_str().unwrap();
+        let (_, body) = send("GET", &format!("{base}/v1/certificates/{id}"), None);
+        let vc = json_of(&body);
+        assert_eq!(
+            vc["credentialSubject"]["vaccination"]["date"], *utc,
+            "{code}: {vc}"
+        );
+    }
+    // The same instant sent with another offset is the same certificate.
+    let mut again = item.clone();
+    again["preEnrollmentCode"] = json!("TZ-IST");
+    again["vaccination"]["date"] = json!("2021-03-02T09:21:18Z");
+    let (status, body) = send(
+        "POST",
+        &format!("{base}/divoc/api/v1/certify"),
+        Some(&json!([again])),
+    );
+    let answer = json_of(&body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0]["status"], "existing", "{answer}");
+    assert_eq!(answer[0]["certificateId"], results[0]["certificateId"]);
 }

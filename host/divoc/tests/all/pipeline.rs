@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 use support::Server;
 
 const ADMIN: &str = "pipeline-test-admin-token-0123";

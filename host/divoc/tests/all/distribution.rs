@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 use support::Server;
 
 const ADMIN: &str = "distribution-test-admin-0123";

@@ -15,7 +15,7 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-mod support;
+use crate::support;
 
 const ADMIN: &str = "operator-config-admin-token-0123";
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod support;
+use crate::support;
 use support::Server;
 
 const ADMIN: &str = "crash-test-admin-token-0123";

@@ -1,0 +1,17 @@
+//! End-to-end tests of the `divoc` binary: each starts `divoc serve` (or
+//! another subcommand) as a child process on a free loopback port, with
+//! the example plugins from `target/plugins`, and talks to it over HTTP.
+//! One test binary for the crate, a module per area.
+#![allow(clippy::unwrap_used)]
+
+mod author_loop;
+mod certificates;
+mod crash_issue;
+mod credential_types;
+mod distribution;
+mod divoc_compat;
+mod operator_config;
+mod pipeline;
+mod route_cases;
+mod serve;
+mod support;
