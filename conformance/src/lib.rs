@@ -11,6 +11,8 @@
 //!
 //! The result is a [`Report`] that prints for humans or writes JUnit XML.
 
+#![deny(missing_docs)]
+
 mod cases;
 mod generic;
 mod harness;
@@ -55,26 +57,51 @@ pub struct Options {
 /// not an error: it is a [`Report`] with failed cases.
 #[derive(Debug, thiserror::Error)]
 pub enum ConformanceError {
+    /// The component file could not be read.
     #[error("cannot read component {}: {source}", path.display())]
     ReadComponent {
+        /// The component path given to [`run`].
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The plugin's `plugin.toml` (given or found next to the component) is
+    /// unreadable or invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The runtime refused the plugin; its load error is the verdict.
     #[error("the plugin does not load: {0}")]
     Load(#[from] LoadError),
+    /// Without a `plugin.toml`, the world the component implements could not
+    /// be worked out, so no manifest could be synthesized.
     #[error("cannot tell which world {} implements: {message}", path.display())]
-    UnknownWorld { path: PathBuf, message: String },
+    UnknownWorld {
+        /// The component.
+        path: PathBuf,
+        /// What the runtime reported instead of a usable world.
+        message: String,
+    },
+    /// A contract case could not be read: a file is missing, unreadable or
+    /// not UTF-8.
     #[error("conformance case {}: {message}", path.display())]
-    Cases { path: PathBuf, message: String },
+    Cases {
+        /// The case file or directory at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The scratch directory the plugin is loaded from could not be created.
     #[error("cannot create a temporary directory: {0}")]
     TempDir(std::io::Error),
+    /// The isolated runtime could not be set up; holds its error, with causes.
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(String),
+    /// The JUnit report could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
+        /// The report file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
 }

@@ -12,9 +12,12 @@ use crate::ConformanceError;
 pub struct CaseResult {
     /// `<world>/<case>` for data cases, `generic/<group>/<name>` for generated ones.
     pub name: String,
+    /// Whether the plugin met the case's expectations.
     pub passed: bool,
     /// On success what the plugin answered; on failure why the case failed.
     pub message: String,
+    /// Wall-clock time the case took, loading the plugin included; zero for
+    /// the `generic/limits` summary.
     pub duration: Duration,
 }
 
@@ -36,13 +39,18 @@ impl CaseResult {
 /// Everything one run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// The plugin's name, from its manifest (or derived from the file name
+    /// when the manifest was synthesized).
     pub plugin: String,
+    /// The plugin's own version; `0.0.0` when the manifest was synthesized.
     pub version: String,
     /// The world, e.g. `identity-provider`.
     pub world: String,
     /// `true` when no `plugin.toml` was found and the suite made one up
     /// (every capability requested, no HTTP origins).
     pub synthesized_manifest: bool,
+    /// Every case run, in order: contract cases, generic cases, then the
+    /// `generic/limits` summary.
     pub cases: Vec<CaseResult>,
 }
 
@@ -52,10 +60,12 @@ impl Report {
         self.cases.iter().all(|c| c.passed)
     }
 
+    /// How many cases passed.
     pub fn passed(&self) -> usize {
         self.cases.iter().filter(|c| c.passed).count()
     }
 
+    /// How many cases failed.
     pub fn failed(&self) -> usize {
         self.cases.len() - self.passed()
     }
@@ -142,6 +152,7 @@ impl Report {
         xml
     }
 
+    /// Writes [`Report::to_junit`] to `path`, replacing any file there.
     pub fn write_junit(&self, path: &Path) -> Result<(), ConformanceError> {
         std::fs::write(path, self.to_junit()).map_err(|source| ConformanceError::Write {
             path: path.to_path_buf(),

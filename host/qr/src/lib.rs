@@ -10,6 +10,8 @@
 //! Table 10) are applied and scored (§7.8.3.1) on rows of bits, 64 modules
 //! at a time.
 
+#![deny(missing_docs)]
+
 use std::sync::OnceLock;
 
 use qrcode::canvas::{Canvas, MaskPattern, Module};

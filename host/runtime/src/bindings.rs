@@ -6,6 +6,8 @@
 
 /// Capability interfaces (`log`, `clock`, `random`, `kv`, `http`, `signer`,
 /// `config`) and the shared `types`.
+// Generated from wit/ by `bindgen!`; the WIT `///` comments are the documentation.
+#[allow(missing_docs)]
 pub mod host {
     wasmtime::component::bindgen!({
         world: "host",
@@ -17,6 +19,8 @@ pub mod host {
 macro_rules! world_bindings {
     ($module:ident, $world:literal) => {
         #[doc = concat!("Bindings for the `", $world, "` world.")]
+        // Generated from wit/ by `bindgen!`; the WIT `///` comments are the documentation.
+        #[allow(missing_docs)]
         pub mod $module {
             wasmtime::component::bindgen!({
                 world: $world,

@@ -23,8 +23,12 @@ pub struct Grant {
     /// `log`, `clock`, `random` and `config` are granted to every plugin unless
     /// the operator sets these to `false`.
     pub log: Option<bool>,
+    /// `Some(false)` denies `clock` (wall-clock time); granted otherwise.
     pub clock: Option<bool>,
+    /// `Some(false)` denies `random` (random bytes); granted otherwise.
     pub random: Option<bool>,
+    /// `Some(false)` denies `config` (the plugin's configuration section);
+    /// granted otherwise.
     pub config: Option<bool>,
     /// The largest kv quota the plugin may request; absent: no kv.
     pub kv_quota_bytes: Option<u64>,
@@ -66,12 +70,20 @@ pub type Grants = BTreeMap<String, Grant>;
 /// The capabilities a loaded plugin actually has: request ∧ grant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EffectiveCapabilities {
+    /// The plugin may write to the host's log.
     pub log: bool,
+    /// The plugin may read the wall clock.
     pub clock: bool,
+    /// The plugin may draw random bytes from the host.
     pub random: bool,
+    /// The plugin may read its configuration section.
     pub config: bool,
+    /// The plugin's kv quota: total bytes of its keys and values. `None`: no kv.
     pub kv_quota_bytes: Option<u64>,
+    /// Origins the plugin may send HTTP requests to (those it requested). Empty: no http.
     pub http_origins: Vec<Origin>,
+    /// Key purposes whose keys the plugin may list, sign and verify with.
+    /// Empty: no signer.
     pub signer_purposes: Vec<String>,
 }
 
@@ -182,8 +194,11 @@ pub fn effective(
 /// A web origin: scheme, host and port (RFC 6454 §4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Origin {
+    /// `http` or `https`.
     pub scheme: String,
+    /// Host name in lower case, or an IP address (IPv6 in brackets).
     pub host: String,
+    /// The explicit port, or the scheme's default (80 or 443).
     pub port: u16,
 }
 

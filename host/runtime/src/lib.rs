@@ -14,6 +14,8 @@
 //!   call into one plugin version;
 //! - [`HostServices`]: the storage and signing backends capabilities use.
 
+#![deny(missing_docs)]
+
 mod bindings;
 mod capabilities;
 mod engine;

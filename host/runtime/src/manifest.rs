@@ -5,87 +5,24 @@
 //! The format is documented in `docs/PLUGINS.md`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ManifestError;
 
-/// The six plugin worlds of the `divoc:plugin` package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum World {
-    IdentityProvider,
-    PaymentProvider,
-    CertificateFormat,
-    DistributionChannel,
-    RolloutPolicy,
-    EventSubscriber,
-}
-
-impl World {
-    /// Every world, in a stable order.
-    pub const ALL: [World; 6] = [
-        World::IdentityProvider,
-        World::PaymentProvider,
-        World::CertificateFormat,
-        World::DistributionChannel,
-        World::RolloutPolicy,
-        World::EventSubscriber,
-    ];
-
-    /// The world's name in WIT, e.g. `identity-provider`.
-    pub fn name(self) -> &'static str {
-        match self {
-            World::IdentityProvider => "identity-provider",
-            World::PaymentProvider => "payment-provider",
-            World::CertificateFormat => "certificate-format",
-            World::DistributionChannel => "distribution-channel",
-            World::RolloutPolicy => "rollout-policy",
-            World::EventSubscriber => "event-subscriber",
-        }
-    }
-
-    /// The interface the world exports; its name identifies the world in a
-    /// compiled component.
-    pub fn export_interface(self) -> &'static str {
-        match self {
-            World::IdentityProvider => "identity",
-            World::PaymentProvider => "payment",
-            World::CertificateFormat => "format",
-            World::DistributionChannel => "distribution",
-            World::RolloutPolicy => "eligibility",
-            World::EventSubscriber => "events",
-        }
-    }
-
-    /// The world whose exported interface is `interface`.
-    pub fn from_export_interface(interface: &str) -> Option<World> {
-        World::ALL
-            .into_iter()
-            .find(|w| w.export_interface() == interface)
-    }
-
-    /// Parses a world name as written in a manifest.
-    pub fn from_name(name: &str) -> Option<World> {
-        World::ALL.into_iter().find(|w| w.name() == name)
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use divoc_contract::World;
 
 /// A parsed and validated `plugin.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// `[plugin]`: name, version, world and contract version.
     pub plugin: PluginSection,
+    /// `[capabilities]`: what the plugin asks to use; nothing when absent.
     #[serde(default)]
     pub capabilities: RequestedCapabilities,
+    /// `[limits]`: what the plugin asks to run under; host defaults when absent.
     #[serde(default)]
     pub limits: RequestedLimits,
 }
@@ -152,7 +89,7 @@ pub struct RequestedLimits {
 }
 
 /// The contract a manifest names, e.g. `divoc:plugin@1.1.0`.
-pub const WIT_PACKAGE: &str = "divoc:plugin";
+pub const WIT_PACKAGE: &str = divoc_contract::PACKAGE;
 
 impl Manifest {
     /// Reads and validates a manifest file.
@@ -196,16 +133,10 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), ManifestError> {
         let name = &self.plugin.name;
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-');
-        if !name_ok {
+        if !divoc_contract::valid_plugin_name(name) {
             return Err(ManifestError::Invalid {
                 field: "plugin.name".into(),
-                message: format!("`{name}` must be 1-64 characters of [a-z0-9-]"),
+                message: format!("`{name}` must be {}", divoc_contract::PLUGIN_NAME_RULE),
             });
         }
         self.wit_version()?;

@@ -25,7 +25,7 @@ use crate::output_size::output_size;
 use crate::services::HostServices;
 
 /// The contract version this host implements.
-pub const HOST_WIT_VERSION: semver::Version = semver::Version::new(1, 1, 0);
+pub const HOST_WIT_VERSION: semver::Version = divoc_contract::VERSION;
 
 /// Capability interfaces a component may import.
 const CAPABILITIES: [&str; 7] = ["log", "clock", "random", "kv", "http", "signer", "config"];
@@ -34,10 +34,16 @@ const CAPABILITIES: [&str; 7] = ["log", "clock", "random", "kv", "http", "signer
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitSettings {
+    /// Deadline per call, in milliseconds, for a plugin that sets no `deadline-ms`.
     pub default_deadline_ms: u64,
+    /// Highest `deadline-ms` a plugin may ask for.
     pub max_deadline_ms: u64,
+    /// Memory limit, in MiB, for a plugin that sets no `memory-mib`; capped by
+    /// the engine's `max-memory-mib`, which is also the ceiling for requests.
     pub default_memory_mib: u64,
+    /// Output limit, in KiB, for a plugin that sets no `output-kib`.
     pub default_output_kib: u64,
+    /// Highest `output-kib` a plugin may ask for.
     pub max_output_kib: u64,
     /// Fuel ceiling; a plugin that asks for none runs without a fuel budget.
     pub max_fuel: u64,
@@ -68,9 +74,16 @@ impl Default for LimitSettings {
 /// The limits a loaded plugin runs under.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EffectiveLimits {
+    /// Guest time allowed per call, in milliseconds; time spent in kv and http
+    /// host calls does not count.
     pub deadline_ms: u64,
+    /// Largest size, in bytes, any linear memory of an instance may grow to.
     pub memory_bytes: u64,
+    /// Fuel per call (about one unit per Wasm instruction); `None` runs
+    /// without a budget, bounded by the deadline alone.
     pub fuel: Option<u64>,
+    /// Largest result a call may return, in payload bytes (see
+    /// [`PluginError::OutputTooLarge`]).
     pub output_bytes: u64,
 }
 
@@ -88,18 +101,24 @@ pub(crate) struct LoadEnv<'a> {
 /// Static facts about a loaded plugin, for the admin API.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
+    /// The plugin's name, unique on this host.
     pub name: String,
+    /// The plugin's own version, from its manifest.
     pub version: String,
+    /// The world the component implements.
     pub world: World,
     /// The contract version the component was built against.
     pub wit: String,
+    /// The directory it was loaded from.
     pub dir: PathBuf,
     /// SHA-256 of manifest and component; a reload with the same digest is a no-op.
     pub digest: String,
     /// When this version was loaded; RFC 3339 (UTC) in JSON.
     #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub loaded_at: SystemTime,
+    /// What it may use: its request intersected with its grant.
     pub capabilities: EffectiveCapabilities,
+    /// The limits its calls run under.
     pub limits: EffectiveLimits,
 }
 

@@ -31,7 +31,9 @@ use crate::services::HostServices;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuntimeSettings {
+    /// Engine-wide settings (`[plugins.engine]`).
     pub engine: EngineSettings,
+    /// Per-call limit defaults and ceilings (`[plugins.limits]`).
     pub limits: LimitSettings,
     /// Per-plugin capability grants.
     pub grants: Grants,
@@ -54,7 +56,9 @@ pub enum PluginState {
 /// A refused candidate version.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejection {
+    /// The directory the refused candidate was read from.
     pub dir: PathBuf,
+    /// Why it was refused: the [`LoadError`], as text.
     pub error: String,
     /// When it was refused; RFC 3339 (UTC) in JSON.
     #[serde(serialize_with = "crate::rfc3339::serialize")]
@@ -64,14 +68,22 @@ pub struct Rejection {
 /// One row of `GET /v1/plugins`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginStatus {
+    /// The plugin's name, or its directory when no manifest could be read.
     pub name: String,
+    /// Whether it is serving, disabled or refused.
     pub state: PluginState,
     /// Absent for a plugin that never loaded.
     #[serde(flatten)]
     pub info: Option<PluginInfo>,
+    /// Calls into the serving version since it was loaded, failed ones
+    /// included; calls refused while it is disabled are not counted.
     pub calls: u64,
+    /// Faults of the serving version since it was loaded.
     pub faults: u64,
+    /// Faults since its last successful call; reaching the configured
+    /// `max-consecutive-faults` disables it.
     pub consecutive_faults: u32,
+    /// Why the serving version was disabled; `None` unless `state` is `disabled`.
     pub disabled_reason: Option<String>,
     /// The last fault of the serving version, or the last refused candidate.
     pub last_error: Option<String>,
@@ -84,7 +96,10 @@ pub struct PluginStatus {
 pub struct ReloadReport {
     /// Newly loaded or swapped-in plugins, as `name@version`.
     pub loaded: Vec<String>,
+    /// Plugins kept as they were (same digest, not disabled), by name.
     pub unchanged: Vec<String>,
+    /// Plugins unloaded because their directory is gone or now holds a
+    /// plugin of another name, by name.
     pub removed: Vec<String>,
     /// Refused candidates: (plugin name or directory, error).
     pub rejected: Vec<(String, String)>,
@@ -129,6 +144,10 @@ struct Candidate {
 }
 
 impl Runtime {
+    /// Configures the engine and links the host capabilities; fails if the
+    /// engine cannot be set up (e.g. the cache directory cannot be created).
+    /// No plugin is loaded yet: call [`Runtime::reload_dir`] or
+    /// [`Runtime::load_component`].
     pub fn new(settings: RuntimeSettings, services: HostServices) -> anyhow::Result<Runtime> {
         let engine = Engine::new(&settings.engine)?;
         let mut linker = Linker::new(&engine.engine);

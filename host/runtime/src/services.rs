@@ -14,19 +14,30 @@ use parking_lot::Mutex;
 /// Plugin-private key/value storage. Implementations must make `set` and
 /// `delete` durable before returning.
 pub trait KvBackend: Send + Sync + 'static {
+    /// The value stored under `key` for `plugin`, if any.
     fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Stores the value unless the plugin's total (keys + values) would exceed
     /// `quota_bytes`, in which case nothing is stored.
     fn set(&self, plugin: &str, key: &str, value: &[u8], quota_bytes: u64) -> Result<(), KvError>;
+    /// Removes `key` for `plugin`; removing a missing key is not an error.
     fn delete(&self, plugin: &str, key: &str) -> Result<(), KvError>;
     /// Keys starting with `prefix` (exact bytes), in byte order.
     fn list(&self, plugin: &str, prefix: &str, limit: u32) -> Result<Vec<String>, KvError>;
 }
 
+/// Why a [`KvBackend`] operation failed. Plugins see `QuotaExceeded` as
+/// `rejected` and `Backend` as `unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
+    /// A `set` would take the plugin past its quota; nothing was stored.
     #[error("kv quota of {quota} bytes exceeded (would use {would_use})")]
-    QuotaExceeded { quota: u64, would_use: u64 },
+    QuotaExceeded {
+        /// The plugin's quota, in bytes of keys and values.
+        quota: u64,
+        /// Bytes the plugin would have used after the write.
+        would_use: u64,
+    },
+    /// The storage itself failed; holds its error message.
     #[error("kv storage failed: {0}")]
     Backend(String),
 }
@@ -34,10 +45,14 @@ pub enum KvError {
 /// A public key held by the host, as shown to plugins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostKey {
+    /// The verification method id, e.g. `did:web:example.org#key-1`.
     pub key_id: String,
+    /// What the key signs for, e.g. `certificate`; plugins are granted purposes.
     pub purpose: String,
     /// Raw Ed25519 public key.
     pub public_key: Vec<u8>,
+    /// Whether this is the key that currently signs for its purpose; rotated-out
+    /// keys stay listed so that old signatures verify.
     pub active: bool,
 }
 
@@ -48,13 +63,18 @@ pub trait SignerBackend: Send + Sync + 'static {
     fn keys(&self) -> Vec<HostKey>;
     /// Ed25519 signature of `data` with `key_id` (must be an active key).
     fn sign(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>, String>;
+    /// Whether `signature` is a valid Ed25519 signature of `data` by `key_id`
+    /// (active or rotated-out); `Ok(false)` for a bad signature, `Err` for an
+    /// unknown key or a backend failure.
     fn verify(&self, key_id: &str, data: &[u8], signature: &[u8]) -> Result<bool, String>;
 }
 
 /// The services plugin capabilities are backed by.
 #[derive(Clone)]
 pub struct HostServices {
+    /// Backs the `kv` capability.
     pub kv: Arc<dyn KvBackend>,
+    /// Backs the `signer` capability.
     pub signer: Arc<dyn SignerBackend>,
 }
 

@@ -143,6 +143,7 @@ handle!(
 use types::{distribution, eligibility, events, format, identity, payment};
 
 impl IdentityProvider {
+    /// Identity types this provider handles, e.g. `["national-id"]`.
     pub fn identity_types(&self) -> Result<Vec<String>, PluginError> {
         self.0.call(|store, instance| match instance {
             WorldInstance::Identity(b) => b.divoc_plugin_identity().call_identity_types(store),
@@ -150,6 +151,9 @@ impl IdentityProvider {
         })
     }
 
+    /// Checks an identity claim. The answer is verified, rejected, or a
+    /// challenge (e.g. an OTP) to be answered by calling `verify` again with
+    /// `challenge-id` and `challenge-response` set.
     pub fn verify(&self, claim: &identity::Claim) -> Result<identity::Verification, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Identity(b) => b.divoc_plugin_identity().call_verify(store, claim),
@@ -160,6 +164,7 @@ impl IdentityProvider {
 }
 
 impl PaymentProvider {
+    /// Payment modes this provider handles, e.g. `["voucher"]`.
     pub fn modes(&self) -> Result<Vec<String>, PluginError> {
         self.0.call(|store, instance| match instance {
             WorldInstance::Payment(b) => b.divoc_plugin_payment().call_modes(store),
@@ -167,6 +172,8 @@ impl PaymentProvider {
         })
     }
 
+    /// Authorises a charge. `charge.reference` is an idempotency key: the same
+    /// reference must never be charged twice.
     pub fn authorize(&self, charge: &payment::Charge) -> Result<payment::Receipt, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Payment(b) => b.divoc_plugin_payment().call_authorize(store, charge),
@@ -175,6 +182,8 @@ impl PaymentProvider {
         returned(&self.0, r)
     }
 
+    /// Captures `amount` of an authorised payment, named by the provider's
+    /// reference from its receipt.
     pub fn capture(
         &self,
         provider_reference: &str,
@@ -190,6 +199,8 @@ impl PaymentProvider {
         returned(&self.0, r)
     }
 
+    /// Refunds `amount` of a payment, named by the provider's reference, for
+    /// the given reason.
     pub fn refund(
         &self,
         provider_reference: &str,
@@ -208,6 +219,7 @@ impl PaymentProvider {
 }
 
 impl CertificateFormat {
+    /// The format's stable id, media type and artifact kind.
     pub fn format_info(&self) -> Result<format::FormatInfo, PluginError> {
         self.0.call(|store, instance| match instance {
             WorldInstance::Format(b) => b.divoc_plugin_format().call_info(store),
@@ -215,6 +227,7 @@ impl CertificateFormat {
         })
     }
 
+    /// Turns a host-signed credential into this format's artifact.
     pub fn encode(
         &self,
         credential: &format::Credential,
@@ -226,6 +239,8 @@ impl CertificateFormat {
         returned(&self.0, r)
     }
 
+    /// Reads an artifact back: its claims, the key that signed it and whether
+    /// the signature verified.
     pub fn decode(&self, artifact: &format::ArtifactData) -> Result<format::Decoded, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Format(b) => b.divoc_plugin_format().call_decode(store, artifact),
@@ -238,12 +253,16 @@ impl CertificateFormat {
 /// The outcome of a delivery attempt.
 #[derive(Debug, Clone)]
 pub enum Delivery {
+    /// The channel accepted the message; holds its receipt.
     Delivered(distribution::DeliveryReceipt),
+    /// Delivery failed but may succeed later: try again with backoff.
     Retryable(GuestError),
+    /// Delivery failed for good (bad address, opted out, ...): do not retry.
     Permanent(GuestError),
 }
 
 impl DistributionChannel {
+    /// The channel's id and the contact kinds it can reach.
     pub fn channel_info(&self) -> Result<distribution::ChannelInfo, PluginError> {
         self.0.call(|store, instance| match instance {
             WorldInstance::Distribution(b) => b.divoc_plugin_distribution().call_info(store),
@@ -251,6 +270,9 @@ impl DistributionChannel {
         })
     }
 
+    /// Sends a message; `message.id` is an idempotency key. The plugin's own
+    /// failures come back as [`Delivery`] outcomes; `Err` means the call itself
+    /// failed (a fault, or the plugin is disabled).
     pub fn deliver(&self, message: &distribution::Message) -> Result<Delivery, PluginError> {
         let r = self.0.call(|store, instance| match instance {
             WorldInstance::Distribution(b) => {
@@ -267,6 +289,8 @@ impl DistributionChannel {
 }
 
 impl RolloutPolicy {
+    /// Decides whether the recipient may have the dose asked about: allow, or
+    /// deny with reasons that are safe to show to the recipient.
     pub fn evaluate(
         &self,
         query: &eligibility::Query,
@@ -280,6 +304,7 @@ impl RolloutPolicy {
 }
 
 impl EventSubscriber {
+    /// Event kind prefixes this subscriber wants; empty means all events.
     pub fn interests(&self) -> Result<Vec<String>, PluginError> {
         self.0.call(|store, instance| match instance {
             WorldInstance::Events(b) => b.divoc_plugin_events().call_interests(store),

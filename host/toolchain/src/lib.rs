@@ -13,6 +13,8 @@
 //! All guests share one target dir (`<repo>/target/guest`, or
 //! `$DIVOC_GUEST_TARGET_DIR`), so std is rebuilt once for all of them.
 
+#![deny(missing_docs)]
+
 mod build;
 mod detect;
 mod inspect;
@@ -28,7 +30,7 @@ pub use manifest::{PluginManifest, PluginSection, World};
 pub use scaffold::scaffold;
 
 /// The WIT package the host implements and the tools build against.
-pub const WIT_PACKAGE: &str = "divoc:plugin@1.1.0";
+pub const WIT_PACKAGE: &str = divoc_contract::PACKAGE_AT_VERSION;
 
 /// The repository root, as seen when this crate was compiled.
 pub(crate) fn repo_root() -> PathBuf {

@@ -1,93 +1,17 @@
 //! The `[plugin]` part of `plugin.toml` that the build tool needs. The host
 //! parses the whole file; unknown tables are ignored here.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::Deserialize;
 
 use crate::ToolchainError;
 
-/// A plugin world of `divoc:plugin`, and the one interface it exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum World {
-    /// `identity-provider`, exports `identity`.
-    IdentityProvider,
-    /// `payment-provider`, exports `payment`.
-    PaymentProvider,
-    /// `certificate-format`, exports `format`.
-    CertificateFormat,
-    /// `distribution-channel`, exports `distribution`.
-    DistributionChannel,
-    /// `rollout-policy`, exports `eligibility`.
-    RolloutPolicy,
-    /// `event-subscriber`, exports `events`.
-    EventSubscriber,
-}
+pub use divoc_contract::World;
 
-impl World {
-    /// Every world, in contract order.
-    pub const ALL: [World; 6] = [
-        World::IdentityProvider,
-        World::PaymentProvider,
-        World::CertificateFormat,
-        World::DistributionChannel,
-        World::RolloutPolicy,
-        World::EventSubscriber,
-    ];
-
-    /// The world's name in WIT and in `plugin.toml`.
-    pub fn name(self) -> &'static str {
-        match self {
-            World::IdentityProvider => "identity-provider",
-            World::PaymentProvider => "payment-provider",
-            World::CertificateFormat => "certificate-format",
-            World::DistributionChannel => "distribution-channel",
-            World::RolloutPolicy => "rollout-policy",
-            World::EventSubscriber => "event-subscriber",
-        }
-    }
-
-    /// The interface the world exports (`divoc:plugin/<this>@<version>`).
-    pub fn export_interface(self) -> &'static str {
-        match self {
-            World::IdentityProvider => "identity",
-            World::PaymentProvider => "payment",
-            World::CertificateFormat => "format",
-            World::DistributionChannel => "distribution",
-            World::RolloutPolicy => "eligibility",
-            World::EventSubscriber => "events",
-        }
-    }
-
-    /// The SDK feature (equal to the world name).
-    pub fn sdk_feature(self) -> &'static str {
-        self.name()
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for World {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        World::ALL
-            .into_iter()
-            .find(|w| w.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = World::ALL.iter().map(|w| w.name()).collect();
-                format!(
-                    "unknown world `{s}` (expected one of: {})",
-                    names.join(", ")
-                )
-            })
-    }
+/// The SDK feature that selects `world`'s bindings (the world's name).
+pub fn sdk_feature(world: World) -> &'static str {
+    world.name()
 }
 
 /// The parts of `plugin.toml` the build tool reads.
@@ -130,16 +54,18 @@ impl PluginManifest {
     /// Parses and checks the text of a `plugin.toml`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let m: PluginManifest = toml::from_str(text).map_err(|e| e.to_string())?;
-        if !valid_name(&m.plugin.name) {
+        if !divoc_contract::valid_plugin_name(&m.plugin.name) {
             return Err(format!(
-                "plugin.name `{}` must match [a-z0-9-]+",
-                m.plugin.name
+                "plugin.name `{}` must be {}",
+                m.plugin.name,
+                divoc_contract::PLUGIN_NAME_RULE
             ));
         }
         if m.plugin.wit.split_once('@').is_none() {
             return Err(format!(
-                "plugin.wit `{}` must look like `divoc:plugin@1.1.0`",
-                m.plugin.wit
+                "plugin.wit `{}` must look like `{}`",
+                m.plugin.wit,
+                divoc_contract::PACKAGE_AT_VERSION
             ));
         }
         Ok(m)
@@ -153,14 +79,6 @@ impl PluginManifest {
             .map(|(_, v)| v)
             .unwrap_or("")
     }
-}
-
-/// `true` for a non-empty `[a-z0-9-]+` name.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{valid_name, World};
+use crate::manifest::{sdk_feature, World};
 use crate::ToolchainError;
 
 /// Creates a plugin crate named `name` for `world` in `dest` (created; must be
@@ -13,9 +13,10 @@ use crate::ToolchainError;
 /// The SDK path is `<repo>/sdk` as seen when this crate was compiled, or
 /// `$DIVOC_SDK_PATH`.
 pub fn scaffold(name: &str, world: &str, dest: &Path) -> Result<(), ToolchainError> {
-    if !valid_name(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+    if !divoc_contract::valid_plugin_name(name) {
         return Err(ToolchainError::Scaffold(format!(
-            "plugin name `{name}` must match [a-z][a-z0-9-]*"
+            "plugin name `{name}` must be {}",
+            divoc_contract::PLUGIN_NAME_RULE
         )));
     }
     let world: World = world.parse().map_err(ToolchainError::Scaffold)?;
@@ -100,7 +101,7 @@ opt-level = "s"
 lto = true
 codegen-units = 1
 "#,
-        feature = world.sdk_feature(),
+        feature = sdk_feature(world),
     )
 }
 
