@@ -457,6 +457,46 @@ pub async fn correct(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
+/// `GET /v1/contexts/{name}`: the JSON-LD context a configured credential
+/// type's credentials name (generated from its definition), or our
+/// vaccination vocabulary (`vaccination-v1`). Public, like the keys: a
+/// verifier needs it to read the credential. Cached for a day; a changed
+/// type definition changes the document, so the `ETag` is its hash.
+pub async fn context(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let doc = svc
+        .context_document(&name)
+        .ok_or_else(|| ApiError::not_found("no such context"))?;
+    let body = serde_json::to_vec_pretty(doc)
+        .map_err(|e| ApiError::from(CertError::Internal(e.to_string())))?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
+    let etag = format!("\"{}\"", hex::encode(&digest[..8]));
+    let cache = "public, max-age=86400";
+    if if_none_match(&headers, &etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::CACHE_CONTROL, cache),
+                (header::ETAG, etag.as_str()),
+            ],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CACHE_CONTROL, cache),
+            (header::CONTENT_TYPE, "application/ld+json"),
+            (header::ETAG, etag.as_str()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// `GET /v1/status/{list}`: a signed Bitstring Status List credential that
 /// verifiers may cache (for its `ttl`).
 ///

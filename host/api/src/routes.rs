@@ -152,6 +152,11 @@ pub const ROUTES: &[RouteSpec] = &[
         access: Access::Public,
     },
     RouteSpec {
+        method: "GET",
+        path: "/v1/contexts/{name}",
+        access: Access::Public,
+    },
+    RouteSpec {
         method: "POST",
         path: "/v1/verify",
         access: Access::Public,

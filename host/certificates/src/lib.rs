@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod certificate;
+pub mod contexts;
 pub mod credential;
 pub mod error;
 pub mod hooks;

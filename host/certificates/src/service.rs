@@ -138,6 +138,8 @@ struct Inner {
     lookup_key: String,
     /// Identity and payment checks run before signing.
     hooks: Arc<dyn IssueHooks>,
+    /// The JSON-LD contexts our credentials name.
+    contexts: crate::contexts::ContextStore,
 }
 
 impl std::fmt::Debug for CertificateService {
@@ -231,6 +233,7 @@ impl CertificateService {
             inner: Arc::new(Inner {
                 db,
                 keyring,
+                contexts: crate::contexts::ContextStore::new(&cfg.credential, &cfg.types),
                 cfg,
                 next_seq: Mutex::new(next_seq),
                 status_lists: Mutex::new(HashMap::new()),
@@ -602,6 +605,7 @@ impl CertificateService {
         let status_index = self.allocate_status_index();
         let now = self.now_ms();
         let unsigned = ty.build_credential(
+            type_name,
             &typed,
             &id,
             inner.keyring.did(),
@@ -640,6 +644,23 @@ impl CertificateService {
     /// The names of the configured credential types.
     pub fn credential_types(&self) -> Vec<String> {
         self.inner.cfg.types.keys().cloned().collect()
+    }
+
+    /// The JSON-LD context documents our credentials name, by URL.
+    pub fn contexts(&self) -> &crate::contexts::ContextStore {
+        &self.inner.contexts
+    }
+
+    /// The context served at `/v1/contexts/{name}`: a configured type's
+    /// generated context, or `vaccination-v1` (our vocabulary, whose
+    /// canonical URL is [`credential::VACCINATION_CONTEXT_URL`]).
+    pub fn context_document(&self, name: &str) -> Option<&Value> {
+        let url = if name == "vaccination-v1" {
+            credential::VACCINATION_CONTEXT_URL.to_owned()
+        } else {
+            crate::contexts::type_context_url(&self.inner.cfg.credential, name)
+        };
+        self.inner.contexts.get(&url)
     }
 
     /// The certificate (with its signed credential), its status as of now.

@@ -29,9 +29,13 @@
 //! for idempotency (re-sending the same reference and payload returns the
 //! same credential) as the pre-enrolment code does for vaccinations.
 //!
-//! The credential follows VC Data Model 2.0: the base context only, whose
-//! `@vocab` (§4.3) gives the operator's terms issuer-dependent IRIs, so no
-//! context document has to be published or fetched.
+//! The credential follows VC Data Model 2.0. Its `@context` is the base
+//! context and one generated from the type's definition
+//! ([`crate::contexts::type_context`], served at `/v1/contexts/{name}`),
+//! which gives the VC type and every field path an IRI: the final base
+//! context has no `@vocab`, so without it a JSON-LD processor would drop
+//! them. A definition whose paths would clash with JSON-LD keywords or the
+//! base context's terms is refused at startup.
 
 use std::collections::BTreeMap;
 
@@ -139,8 +143,15 @@ impl CredentialType {
         if !valid_name(type_name) {
             return Err(err("names are 1-64 characters of A-Z a-z 0-9 - _ .".into()));
         }
-        if !valid_name(&self.vc_type) || self.vc_type == "VerifiableCredential" {
-            return Err(err("`vc-type` must be a plain type name".into()));
+        if !valid_name(&self.vc_type)
+            || self.vc_type.contains('.')
+            || crate::contexts::is_base_term(&self.vc_type)
+        {
+            return Err(err(format!(
+                "`vc-type` `{}` must be a plain type name that the VC 2.0 base context \
+                 does not define",
+                self.vc_type
+            )));
         }
         if self.fields.is_empty() {
             return Err(err("declares no fields".into()));
@@ -155,13 +166,29 @@ impl CredentialType {
                             "field `{name}`: `to` must be a path under `credentialSubject.`"
                         ))
                     })?;
-            if path
-                .split('.')
-                .any(|seg| seg == "id" || seg.starts_with('@'))
-            {
-                return Err(err(format!(
-                    "field `{name}`: `to` may not set `id` or JSON-LD keywords"
-                )));
+            // Each segment becomes a JSON-LD term (crate::contexts): `id`
+            // and `type` are the base context's aliases of `@id` and
+            // `@type`, `@…` are keywords, and `:` or `/` would make the term
+            // read as an IRI. A base-context term (e.g. `name`) may end a
+            // path, keeping its meaning, but cannot hold nested fields.
+            let segments: Vec<&str> = path.split('.').collect();
+            for (i, seg) in segments.iter().enumerate() {
+                let keyword = matches!(*seg, "id" | "type")
+                    || seg.starts_with('@')
+                    || seg.contains([':', '/']);
+                if keyword {
+                    return Err(err(format!(
+                        "field `{name}`: `to` segment `{seg}` collides with a JSON-LD keyword \
+                         (`id`, `type`, `@…`) or reads as an IRI; choose another name"
+                    )));
+                }
+                let parent = i + 1 < segments.len();
+                if parent && crate::contexts::is_base_term(seg) {
+                    return Err(err(format!(
+                        "field `{name}`: `{seg}` is a VC 2.0 base context term and cannot \
+                         hold nested fields"
+                    )));
+                }
             }
             // A path may not be both a value and a parent of another value.
             for other in &targets {
@@ -253,9 +280,12 @@ impl CredentialType {
         })
     }
 
-    /// The unsigned credential for a validated request.
+    /// The unsigned credential for a validated request of the type
+    /// configured as `type_name`.
+    #[allow(clippy::too_many_arguments)]
     pub fn build_credential(
         &self,
+        type_name: &str,
         req: &TypedRequest,
         certificate_id: &str,
         issuer: &str,
@@ -271,7 +301,13 @@ impl CredentialType {
             }
         }
         let mut vc = Map::new();
-        vc.insert("@context".into(), Value::Array(vec![CREDENTIALS_V2.into()]));
+        vc.insert(
+            "@context".into(),
+            Value::Array(vec![
+                CREDENTIALS_V2.into(),
+                crate::contexts::type_context_url(cfg, type_name).into(),
+            ]),
+        );
         vc.insert("id".into(), cfg.credential_url(certificate_id).into());
         vc.insert(
             "type".into(),
@@ -429,6 +465,26 @@ mod tests {
         let mut bad = t.clone();
         bad.fields.get_mut("name").unwrap().to = "credentialSubject.test".into();
         assert!(bad.check("x").unwrap_err().message.contains("overlaps"));
+        // Keyword collisions: `type` would alias `@type`, `@…` is a
+        // keyword, `a:b` reads as an IRI; a base term cannot nest.
+        for to in [
+            "credentialSubject.test.type",
+            "credentialSubject.type",
+            "credentialSubject.test.@value",
+            "credentialSubject.test.x:y",
+            "credentialSubject.name.first",
+            "credentialSubject.exp.x",
+        ] {
+            let mut bad = t.clone();
+            bad.fields.get_mut("result").unwrap().to = to.into();
+            let e = bad.check("x").unwrap_err().message;
+            assert!(e.contains("JSON-LD") || e.contains("VC 2.0"), "{to}: {e}");
+        }
+        for vc_type in ["VerifiableCredential", "BitstringStatusListCredential"] {
+            let mut bad = t.clone();
+            bad.vc_type = vc_type.into();
+            assert!(bad.check("x").is_err(), "{vc_type}");
+        }
         let mut bad = t.clone();
         bad.reference_field = "ct".into();
         assert!(bad.check("x").is_err());
@@ -472,7 +528,19 @@ mod tests {
         assert_eq!(req.contact.as_deref(), Some("tel:999"));
         assert_eq!(req.dob.as_deref(), Some("1990-02-28"));
         let cfg = CredentialConfig::new("https://h.example");
-        let vc = t.build_credential(&req, "ABC", "did:web:h.example", 0, json!([]), &cfg);
+        let vc = t.build_credential(
+            "covid-test",
+            &req,
+            "ABC",
+            "did:web:h.example",
+            0,
+            json!([]),
+            &cfg,
+        );
+        assert_eq!(
+            vc["@context"],
+            json!([CREDENTIALS_V2, "https://h.example/v1/contexts/covid-test"])
+        );
         assert_eq!(
             vc["type"],
             json!(["VerifiableCredential", "TestResultCredential"])

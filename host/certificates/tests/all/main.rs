@@ -4,5 +4,6 @@
 
 mod common;
 mod credential;
+mod jsonld;
 mod qr;
 mod service;
