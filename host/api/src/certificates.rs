@@ -468,11 +468,9 @@ pub async fn context(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
-    let doc = svc
-        .context_document(&name)
+    let body = svc
+        .context_bytes(&name)
         .ok_or_else(|| ApiError::not_found("no such context"))?;
-    let body = serde_json::to_vec_pretty(doc)
-        .map_err(|e| ApiError::from(CertError::Internal(e.to_string())))?;
     let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
     let etag = format!("\"{}\"", hex::encode(&digest[..8]));
     let cache = "public, max-age=86400";
@@ -493,6 +491,20 @@ pub async fn context(
             (header::ETAG, etag.as_str()),
         ],
         body,
+    )
+        .into_response())
+}
+
+/// `GET /v1/contexts`: every JSON-LD context this deployment's credentials
+/// name, where each is served and the SHA-256 of its bytes, so a verifier
+/// can vendor them (a verifier that fetches contexts at verification time
+/// can be tracked by, or fed a different meaning from, the server).
+pub async fn contexts(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let contexts = svc.context_index();
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(json!({ "contexts": contexts })),
     )
         .into_response())
 }

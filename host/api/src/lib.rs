@@ -114,6 +114,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             post(certificates::reinstate),
         )
         .route("/v1/status/{list}", get(certificates::status_list))
+        .route("/v1/contexts", get(certificates::contexts))
         .route("/v1/contexts/{name}", get(certificates::context))
         .route("/v1/verify", post(certificates::verify))
         .route("/v1/verify/batch", post(certificates::verify_batch))

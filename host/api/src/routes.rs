@@ -153,6 +153,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/v1/contexts",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/contexts/{name}",
         access: Access::Public,
     },

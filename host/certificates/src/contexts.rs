@@ -52,6 +52,10 @@ pub fn is_base_term(term: &str) -> bool {
     base_terms().iter().any(|t| t == term)
 }
 
+/// The name the vaccination context is served under
+/// (`/v1/contexts/vaccination-v1`); no configured type may take it.
+pub const VACCINATION_CONTEXT_NAME: &str = "vaccination-v1";
+
 /// The URL of a configured type's context on this deployment.
 pub fn type_context_url(cfg: &CredentialConfig, type_name: &str) -> String {
     format!("{}/v1/contexts/{type_name}", cfg.base_url)

@@ -77,6 +77,19 @@ impl ServiceConfig {
     }
 }
 
+/// One entry of [`CertificateService::context_index`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextInfo {
+    /// The URL credentials name in `@context`.
+    pub url: String,
+    /// The `{name}` of `/v1/contexts/{name}` when this server serves it.
+    pub name: Option<String>,
+    /// The URL of the copy this server serves.
+    pub served: Option<String>,
+    /// SHA-256 (hex) of the document's bytes.
+    pub sha256: String,
+}
+
 /// Whether an issue call stored a new certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -655,12 +668,56 @@ impl CertificateService {
     /// generated context, or `vaccination-v1` (our vocabulary, whose
     /// canonical URL is [`credential::VACCINATION_CONTEXT_URL`]).
     pub fn context_document(&self, name: &str) -> Option<&Value> {
-        let url = if name == "vaccination-v1" {
+        let url = if name == crate::contexts::VACCINATION_CONTEXT_NAME {
             credential::VACCINATION_CONTEXT_URL.to_owned()
         } else {
             crate::contexts::type_context_url(&self.inner.cfg.credential, name)
         };
         self.inner.contexts.get(&url)
+    }
+
+    /// The bytes `/v1/contexts/{name}` serves for a context (see
+    /// [`CertificateService::context_document`]): pretty JSON, the same
+    /// bytes every time, so their hash is a stable `ETag` and pin.
+    pub fn context_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.context_document(name)
+            .and_then(|doc| serde_json::to_vec_pretty(doc).ok())
+    }
+
+    /// Every JSON-LD context this deployment's credentials name, for
+    /// verifiers to vendor: its URL, the name this server serves a copy
+    /// under (none for the W3C base context, which W3C serves), and the
+    /// SHA-256 of the bytes served (of the vendored W3C file for the base).
+    pub fn context_index(&self) -> Vec<ContextInfo> {
+        let digest = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+        let mut index = vec![ContextInfo {
+            url: crate::credential::CREDENTIALS_V2.to_owned(),
+            name: None,
+            served: None,
+            sha256: digest(crate::contexts::CREDENTIALS_V2_CONTEXT.as_bytes()),
+        }];
+        let names = std::iter::once(crate::contexts::VACCINATION_CONTEXT_NAME)
+            .chain(self.inner.cfg.types.keys().map(String::as_str));
+        for name in names {
+            let Some(bytes) = self.context_bytes(name) else {
+                continue;
+            };
+            let url = if name == crate::contexts::VACCINATION_CONTEXT_NAME {
+                credential::VACCINATION_CONTEXT_URL.to_owned()
+            } else {
+                crate::contexts::type_context_url(&self.inner.cfg.credential, name)
+            };
+            index.push(ContextInfo {
+                url,
+                name: Some(name.to_owned()),
+                served: Some(crate::contexts::type_context_url(
+                    &self.inner.cfg.credential,
+                    name,
+                )),
+                sha256: digest(&bytes),
+            });
+        }
+        index
     }
 
     /// The certificate (with its signed credential), its status as of now.

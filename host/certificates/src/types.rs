@@ -143,6 +143,12 @@ impl CredentialType {
         if !valid_name(type_name) {
             return Err(err("names are 1-64 characters of A-Z a-z 0-9 - _ .".into()));
         }
+        if type_name == crate::contexts::VACCINATION_CONTEXT_NAME {
+            // Its context would be served at the vaccination context's name.
+            return Err(err(format!(
+                "the name `{type_name}` is the vaccination context's; choose another"
+            )));
+        }
         if !valid_name(&self.vc_type)
             || self.vc_type.contains('.')
             || crate::contexts::is_base_term(&self.vc_type)
@@ -452,6 +458,12 @@ mod tests {
         let t = test_type();
         t.check("covid-test").unwrap();
         assert!(t.check("bad name").is_err());
+        // Its context would be served where the vaccination context is.
+        assert!(t
+            .check("vaccination-v1")
+            .unwrap_err()
+            .message
+            .contains("vaccination context"));
         let mut bad = t.clone();
         bad.fields.get_mut("name").unwrap().to = "issuer".into();
         assert!(bad

@@ -100,6 +100,8 @@ fn a_config_defined_type_is_issued_verified_and_revoked() {
         (200, Some(true)),
         "{verdict}"
     );
+    contexts_are_served_for_vendoring(base, &vc);
+
     let (s, found) = send(
         "POST",
         &format!("{base}/v1/certificates/lookup"),
@@ -121,4 +123,54 @@ fn a_config_defined_type_is_issued_verified_and_revoked() {
     );
     assert_eq!(verdict["valid"], false);
     assert_eq!(verdict["checks"]["status"], "revoked");
+}
+
+/// Every context the credential names is in `GET /v1/contexts` (no token)
+/// with the SHA-256 of what is served; the served bytes hash to it, and
+/// the `ETag` answers a revalidation with 304.
+fn contexts_are_served_for_vendoring(base: &str, vc: &Value) {
+    use sha2::Digest;
+    let (s, index) = support::send_json("GET", &format!("{base}/v1/contexts"), None, None);
+    assert_eq!(s, 200, "{index}");
+    let index = index["contexts"].as_array().unwrap().clone();
+    let names: Vec<&str> = index.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["vaccination-v1", "covid-test"]);
+    for url in vc["@context"].as_array().unwrap() {
+        let entry = index
+            .iter()
+            .find(|c| &c["url"] == url)
+            .unwrap_or_else(|| panic!("{url} is not in the index"));
+        let Some(name) = entry["name"].as_str() else {
+            // The W3C base context: pinned by the hash of the vendored copy.
+            assert_eq!(
+                entry["sha256"],
+                "59955ced6697d61e03f2b2556febe5308ab16842846f5b586d7f1f7adec92734"
+            );
+            continue;
+        };
+        assert!(entry["served"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v1/contexts/{name}")));
+        let response = ureq::get(&format!("{base}/v1/contexts/{name}"))
+            .call()
+            .unwrap();
+        assert_eq!(response.header("content-type"), Some("application/ld+json"));
+        let etag = response.header("etag").unwrap().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), entry["sha256"]);
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(doc["@context"].is_object(), "{name}: {doc}");
+        let again = ureq::get(&format!("{base}/v1/contexts/{name}"))
+            .set("If-None-Match", &etag)
+            .call()
+            .unwrap();
+        assert_eq!(again.status(), 304);
+    }
+    let (s, body) = support::send_json("GET", &format!("{base}/v1/contexts/nope"), None, None);
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
