@@ -1,4 +1,4 @@
-//! `divoc bench issue|verify`: load a running server over loopback HTTP and
+//! `divoc bench issue|verify|qr`: load a running server over loopback HTTP and
 //! print certificates per second next to the raw Ed25519 rate of the same
 //! machine, measured in the same run.
 //!
@@ -29,6 +29,8 @@ use tokio::net::TcpStream;
 const TARGET_BATCH: f64 = 20_000.0;
 const TARGET_SINGLE: f64 = 5_000.0;
 const TARGET_VERIFY: f64 = 15_000.0;
+/// `GET /v1/certificates/{id}/qr.png`, 16 connections.
+const TARGET_QR: f64 = 2_000.0;
 /// The most items `POST /v1/certificates/batch` accepts.
 const MAX_BATCH: usize = 1000;
 
@@ -113,6 +115,24 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = VerifyInput::Qr)]
         input: VerifyInput,
     },
+    /// Fetch certificates' QR images (`GET /v1/certificates/{id}/qr.png`,
+    /// or `.svg`), after issuing `--certs` of them to cycle through.
+    Qr {
+        #[command(flatten)]
+        target: Target,
+        /// Images to fetch.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Distinct certificates to issue first and cycle through.
+        #[arg(long, default_value_t = 1000)]
+        certs: usize,
+        /// The image format.
+        #[arg(long, value_enum, default_value_t = QrFormat::Png)]
+        format: QrFormat,
+    },
 }
 
 #[derive(Args)]
@@ -142,6 +162,30 @@ pub enum IssueMode {
 pub enum VerifyInput {
     Qr,
     Credential,
+}
+
+/// The image `bench qr` fetches.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QrFormat {
+    Png,
+    Svg,
+}
+
+impl QrFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            QrFormat::Png => "png",
+            QrFormat::Svg => "svg",
+        }
+    }
+
+    /// How every good answer starts.
+    fn magic(self) -> &'static [u8] {
+        match self {
+            QrFormat::Png => b"\x89PNG\r\n\x1a\n",
+            QrFormat::Svg => b"<?xml",
+        }
+    }
 }
 
 pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -263,6 +307,55 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 report_cpu(before, after, out.ok, "verification");
             }
             rates.print();
+            server.stop();
+            Ok(if missed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        BenchCommand::Qr {
+            target,
+            count,
+            concurrency,
+            certs,
+            format,
+        } => {
+            ensure!(
+                count > 0 && certs > 0 && concurrency > 0,
+                "--count, --certs and --concurrency must be at least 1"
+            );
+            let (magic, format) = (format.magic(), format.extension());
+            let server = Server::connect(&target, config_file, &rt)?;
+            let ids = rt.block_on(issue_for_reading(&server.endpoint, certs))?;
+            let jobs: Vec<Job> = (0..count)
+                .map(|i| Job {
+                    method: "GET",
+                    path: format!("/v1/certificates/{}/qr.{format}", ids[i % ids.len()]),
+                    body: None,
+                })
+                .collect();
+            let before = cpu_now(server.pid());
+            let (answers, elapsed) =
+                rt.block_on(drive(&server.endpoint, concurrency, Arc::new(jobs)))?;
+            let after = cpu_now(server.pid());
+            let mut out = Outcome::new(&answers, elapsed);
+            for answer in &answers {
+                match answer {
+                    Some((Ok(r), _)) if r.status == 200 && r.body.starts_with(magic) => out.ok += 1,
+                    Some((Ok(r), _)) => out.fail(1, || {
+                        format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))
+                    }),
+                    Some((Err(e), _)) => out.fail(1, || e.clone()),
+                    None => out.fail(1, || "not sent".into()),
+                }
+            }
+            let missed = out.report(
+                &format!("qr.{format} ({concurrency} connections)"),
+                "images",
+                TARGET_QR,
+            );
+            report_cpu(before, after, out.ok, "image");
             server.stop();
             Ok(if missed {
                 ExitCode::from(2)
@@ -985,13 +1078,8 @@ async fn issue_single(
     Ok(out)
 }
 
-/// Set-up for a verification load: issues `certs` certificates and
-/// fetches each one's QR text or credential, as a `/v1/verify` item.
-async fn verify_setup(
-    e: &Arc<Endpoint>,
-    certs: usize,
-    input: VerifyInput,
-) -> anyhow::Result<Vec<Value>> {
+/// Set-up for a read load: issues `certs` certificates in batches; their ids.
+async fn issue_for_reading(e: &Arc<Endpoint>, certs: usize) -> anyhow::Result<Vec<String>> {
     let items = requests(&run_id(), 0, certs)?;
     let batch = 500;
     let jobs = Arc::new(batch_jobs(&items, batch)?);
@@ -1002,13 +1090,26 @@ async fn verify_setup(
         "set-up: issuing failed: {}",
         issued.first_error.unwrap_or_default()
     );
+    let ids: Vec<String> = ids.into_iter().flatten().collect();
+    ensure!(!ids.is_empty(), "set-up: no certificate was issued");
+    println!("set-up: issued {} certificates", ids.len());
+    Ok(ids)
+}
+
+/// Set-up for a verification load: issues `certs` certificates and
+/// fetches each one's QR text or credential, as a `/v1/verify` item.
+async fn verify_setup(
+    e: &Arc<Endpoint>,
+    certs: usize,
+    input: VerifyInput,
+) -> anyhow::Result<Vec<Value>> {
+    let ids = issue_for_reading(e, certs).await?;
     let file = match input {
         VerifyInput::Qr => "/qr.txt",
         VerifyInput::Credential => "",
     };
     let fetch: Vec<Job> = ids
         .iter()
-        .flatten()
         .map(|id| Job {
             method: "GET",
             path: format!("/v1/certificates/{id}{file}"),
@@ -1031,10 +1132,7 @@ async fn verify_setup(
             }
         });
     }
-    println!(
-        "set-up: issued and fetched {} certificates to verify",
-        items.len()
-    );
+    println!("set-up: fetched {} certificates to verify", items.len());
     Ok(items)
 }
 
