@@ -8,6 +8,7 @@
 //! - [`audit`]: the hash-chained audit log and its verifier,
 //! - [`outbox`]: the transactional outbox for outgoing messages,
 //! - [`certificates`]: certificate records, status and corrections,
+//! - [`rollout`]: the rollout registry (vaccines, programmes, facilities, vaccinators),
 //! - [`meta`]: host metadata.
 //!
 //! # Writes
@@ -56,6 +57,7 @@ pub mod kv;
 pub mod meta;
 mod migrate;
 pub mod outbox;
+pub mod rollout;
 
 pub use audit::{AuditFault, AuditRecord, AuditReport};
 pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteFuture, WriteStats};

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_certificates.sql"),
     include_str!("../migrations/0003_certificates_lean.sql"),
+    include_str!("../migrations/0004_rollout.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -1,0 +1,61 @@
+//! The rollout module's error type: one variant per HTTP answer, so the API
+//! maps it without looking inside.
+
+use serde::Serialize;
+
+/// One rejected input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `address.district` or `intervals[0].minDays`.
+    pub field: String,
+    /// What is wrong, for a person; never echoes the value.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a registry operation can fail with.
+///
+/// | variant | HTTP |
+/// | --- | --- |
+/// | [`Validation`](Self::Validation) | 422 |
+/// | [`Conflict`](Self::Conflict) | 409 |
+/// | [`Stale`](Self::Stale) | 412 |
+/// | [`NotFound`](Self::NotFound) | 404 |
+/// | [`Storage`](Self::Storage), [`Internal`](Self::Internal) | 500 |
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RolloutError {
+    /// The record is invalid, or refers to records that do not exist; every
+    /// bad field is listed. Nothing was stored.
+    #[error("invalid record: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// The code is taken, or the record is still referred to.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The record changed since the version the caller read.
+    #[error("the record is at version {current}, not {expected}")]
+    Stale {
+        /// The version the caller sent.
+        expected: i64,
+        /// The stored version.
+        current: i64,
+    },
+    /// No such record.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed.
+    #[error("storage: {0}")]
+    Storage(#[from] divoc_storage::StorageError),
+    /// A stored record could not be read back.
+    #[error("internal: {0}")]
+    Internal(String),
+}

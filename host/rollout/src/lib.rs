@@ -1,0 +1,20 @@
+//! `divoc-rollout`: the rollout module's programme registry — vaccines,
+//! programmes, facilities and vaccinators.
+//!
+//! - [`model`]: the records and the rules each satisfies on its own;
+//! - [`service`]: versioned create / replace / delete / read / list, with
+//!   references checked inside the write and an audit record and an event
+//!   for every change in the same transaction.
+//!
+//! The SQL lives in `divoc_storage::rollout`; the routes in `divoc-api`.
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod service;
+
+pub use divoc_storage::rollout::ListFilter;
+pub use error::{FieldError, RolloutError};
+pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
+pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};

@@ -1,0 +1,593 @@
+//! The rollout registry's rows: vaccines, programmes, facilities and
+//! vaccinators (their meaning and rules are `host/rollout`'s).
+//!
+//! A record is stored as the JSON its domain crate gives, with the columns
+//! lists filter and page on beside it ([`RecordIndex`]) and the codes it
+//! refers to ([`RecordIndex::links`]). Every write keeps the version it
+//! made in `rollout_versions`; the caller appends the audit record and the
+//! event in the same write closure, so the three commit together.
+//!
+//! Uniqueness is the primary key `(kind, code)`: of two concurrent creates
+//! of one code, the writer applies one and the other finds the row
+//! ([`insert`] answers `false`).
+
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+
+use crate::db::{Reader, Tx};
+use crate::error::Result;
+
+/// One stored record, at its current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `vaccine`, `programme`, `facility` or `vaccinator`.
+    pub kind: String,
+    /// Its unique code within the kind.
+    pub code: String,
+    /// 1 for a new record, +1 per change.
+    pub version: i64,
+    /// The record's status as its domain names it.
+    pub status: String,
+    /// The record as JSON.
+    pub body: String,
+    /// When it was created, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it last changed.
+    pub updated_ms: i64,
+}
+
+/// One kept version of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordVersion {
+    /// The version number.
+    pub version: i64,
+    /// The record as JSON at that version; `None` for a deletion.
+    pub body: Option<String>,
+    /// Who made the change (a token's label).
+    pub actor: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// What lists filter on, taken from the record by its domain crate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordIndex {
+    /// The record's status.
+    pub status: String,
+    /// A facility's district.
+    pub district: Option<String>,
+    /// A facility's state.
+    pub state: Option<String>,
+    /// A facility's type.
+    pub kind_of_site: Option<String>,
+    /// `(relation, code)` pairs the record refers to, e.g.
+    /// `("programme", "C19")` for a facility active in programme `C19`.
+    pub links: Vec<(String, String)>,
+}
+
+/// A list query: every given filter must hold; records come in code
+/// order, after `after` (the cursor: the last code of the previous page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this district.
+    pub district: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only this type.
+    pub kind_of_site: Option<String>,
+    /// Only records linked to this `(relation, code)`.
+    pub link: Option<(String, String)>,
+    /// Only these codes (e.g. a facility token's own facilities).
+    pub codes: Option<Vec<String>>,
+    /// Only codes after this one.
+    pub after: Option<String>,
+}
+
+fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        kind: row.get(0)?,
+        code: row.get(1)?,
+        version: row.get(2)?,
+        status: row.get(3)?,
+        body: row.get(4)?,
+        created_ms: row.get(5)?,
+        updated_ms: row.get(6)?,
+    })
+}
+
+const COLUMNS: &str = "kind, code, version, status, body, created_ms, updated_ms";
+
+fn put_links(tx: &Tx<'_>, kind: &str, code: &str, links: &[(String, String)]) -> Result<()> {
+    let conn = tx.conn();
+    conn.prepare_cached("DELETE FROM rollout_links WHERE kind = ?1 AND code = ?2")?
+        .execute(params![kind, code])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO rollout_links (rel, target, kind, code) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (rel, target) in links {
+        insert.execute(params![rel, target, kind, code])?;
+    }
+    Ok(())
+}
+
+fn keep_version(
+    tx: &Tx<'_>,
+    kind: &str,
+    code: &str,
+    version: i64,
+    body: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO rollout_versions (kind, code, version, body, actor, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![kind, code, version, body, actor, now_ms])?;
+    Ok(())
+}
+
+/// Stores a new record at version 1. `false` (and nothing written) when a
+/// record of that kind and code exists.
+pub fn insert(
+    tx: &Tx<'_>,
+    kind: &str,
+    code: &str,
+    index: &RecordIndex,
+    body: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let inserted = tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO rollout_records
+                 (kind, code, version, status, district, state, type, body, created_ms, updated_ms)
+             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (kind, code) DO NOTHING",
+        )?
+        .execute(params![
+            kind,
+            code,
+            index.status,
+            index.district,
+            index.state,
+            index.kind_of_site,
+            body,
+            now_ms
+        ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    put_links(tx, kind, code, &index.links)?;
+    keep_version(tx, kind, code, 1, body, actor, now_ms)?;
+    Ok(true)
+}
+
+/// How an [`update`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// Stored as this version.
+    Updated(i64),
+    /// No such record.
+    NotFound,
+    /// The record is at another version than the caller read (optimistic
+    /// concurrency: the caller re-reads and decides again).
+    Stale {
+        /// The stored version.
+        current: i64,
+    },
+}
+
+/// Replaces a record with its next version. With `expected`, only if the
+/// stored version is that one.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    tx: &Tx<'_>,
+    kind: &str,
+    code: &str,
+    expected: Option<i64>,
+    index: &RecordIndex,
+    body: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Update> {
+    let conn = tx.conn();
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT version FROM rollout_records WHERE kind = ?1 AND code = ?2")?
+        .query_row(params![kind, code], |r| r.get(0))
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(Update::NotFound);
+    };
+    if expected.is_some_and(|e| e != current) {
+        return Ok(Update::Stale { current });
+    }
+    let version = current + 1;
+    conn.prepare_cached(
+        "UPDATE rollout_records
+            SET version = ?3, status = ?4, district = ?5, state = ?6, type = ?7, body = ?8,
+                updated_ms = ?9
+          WHERE kind = ?1 AND code = ?2",
+    )?
+    .execute(params![
+        kind,
+        code,
+        version,
+        index.status,
+        index.district,
+        index.state,
+        index.kind_of_site,
+        body,
+        now_ms
+    ])?;
+    put_links(tx, kind, code, &index.links)?;
+    keep_version(tx, kind, code, version, body, actor, now_ms)?;
+    Ok(Update::Updated(version))
+}
+
+/// Deletes a record (its versions stay, ending with an empty one). The
+/// version the deletion was, or `None` if there was no such record.
+pub fn delete(
+    tx: &Tx<'_>,
+    kind: &str,
+    code: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Option<i64>> {
+    let conn = tx.conn();
+    let current: Option<i64> = conn
+        .prepare_cached(
+            "DELETE FROM rollout_records WHERE kind = ?1 AND code = ?2 RETURNING version",
+        )?
+        .query_row(params![kind, code], |r| r.get(0))
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    put_links(tx, kind, code, &[])?;
+    keep_version(tx, kind, code, current + 1, "", actor, now_ms)?;
+    Ok(Some(current + 1))
+}
+
+/// The record of that kind and code.
+pub fn get(r: &Reader<'_>, kind: &str, code: &str) -> Result<Option<Record>> {
+    Ok(r.conn()
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM rollout_records WHERE kind = ?1 AND code = ?2"
+        ))?
+        .query_row(params![kind, code], record)
+        .optional()?)
+}
+
+/// Which of `codes` exist as records of `kind`.
+pub fn existing(r: &Reader<'_>, kind: &str, codes: &[String]) -> Result<Vec<String>> {
+    let mut stmt = r
+        .conn()
+        .prepare_cached("SELECT 1 FROM rollout_records WHERE kind = ?1 AND code = ?2")?;
+    let mut found = Vec::new();
+    for code in codes {
+        if stmt.exists(params![kind, code])? {
+            found.push(code.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Up to `limit` records of `kind` matching `filter`, in code order.
+pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Result<Vec<Record>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM rollout_records rr WHERE kind = ?1");
+    let mut args: Vec<String> = vec![kind.to_owned()];
+    let mut bind = |sql: &mut String, clause: &str, value: &str| {
+        args.push(value.to_owned());
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(v) = &filter.status {
+        bind(&mut sql, " AND status = ?", v);
+    }
+    if let Some(v) = &filter.district {
+        bind(&mut sql, " AND district = ?", v);
+    }
+    if let Some(v) = &filter.state {
+        bind(&mut sql, " AND state = ?", v);
+    }
+    if let Some(v) = &filter.kind_of_site {
+        bind(&mut sql, " AND type = ?", v);
+    }
+    if let Some(v) = &filter.after {
+        bind(&mut sql, " AND code > ?", v);
+    }
+    if let Some((rel, target)) = &filter.link {
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM rollout_links l WHERE l.rel = ?",
+            rel,
+        );
+        bind(
+            &mut sql,
+            " AND l.target = ? AND l.kind = rr.kind AND l.code = rr.code)",
+            target,
+        );
+    }
+    if let Some(codes) = &filter.codes {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push_str(" AND code IN (");
+        for (i, code) in codes.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            bind(&mut sql, "?", code);
+        }
+        sql.push(')');
+    }
+    sql.push_str(&format!(" ORDER BY code LIMIT {limit}"));
+    let mut stmt = r.conn().prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), record)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every kept version of a record, oldest first.
+pub fn versions(r: &Reader<'_>, kind: &str, code: &str) -> Result<Vec<RecordVersion>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT version, body, actor, at_ms FROM rollout_versions
+          WHERE kind = ?1 AND code = ?2 ORDER BY version",
+    )?;
+    let rows = stmt.query_map(params![kind, code], |row| {
+        let body: String = row.get(1)?;
+        Ok(RecordVersion {
+            version: row.get(0)?,
+            body: (!body.is_empty()).then_some(body),
+            actor: row.get(2)?,
+            at_ms: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Up to `limit` records that refer to `(rel, target)`, as `(kind, code)`.
+pub fn referrers(
+    r: &Reader<'_>,
+    rel: &str,
+    target: &str,
+    limit: usize,
+) -> Result<Vec<(String, String)>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT kind, code FROM rollout_links WHERE rel = ?1 AND target = ?2
+          ORDER BY kind, code LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![rel, target, limit], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether any certificate names this facility. A scan of the
+/// certificates table (no index serves it, and none is kept for this rare
+/// question: each index costs bytes on every certificate).
+pub fn facility_has_certificates(r: &Reader<'_>, facility: &str) -> Result<bool> {
+    Ok(r.conn()
+        .prepare_cached("SELECT 1 FROM certificates WHERE facility_id = ?1 LIMIT 1")?
+        .exists(params![facility])?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{Database, DbOptions};
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        (dir, db)
+    }
+
+    fn index(status: &str, district: &str, programmes: &[&str]) -> RecordIndex {
+        RecordIndex {
+            status: status.into(),
+            district: Some(district.into()),
+            state: Some("KA".into()),
+            kind_of_site: Some("fixed".into()),
+            links: programmes
+                .iter()
+                .map(|p| ("programme".to_owned(), (*p).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_code_is_created_once_and_every_version_is_kept() {
+        let (_d, db) = db();
+        let first = db
+            .write(|tx| {
+                insert(
+                    tx,
+                    "facility",
+                    "F1",
+                    &index("active", "D1", &["C19"]),
+                    "{\"v\":1}",
+                    "a",
+                    10,
+                )
+            })
+            .wait()
+            .unwrap();
+        let second = db
+            .write(|tx| {
+                insert(
+                    tx,
+                    "facility",
+                    "F1",
+                    &index("active", "D2", &[]),
+                    "{\"v\":9}",
+                    "b",
+                    11,
+                )
+            })
+            .wait()
+            .unwrap();
+        assert!(first && !second);
+        let stale = db
+            .write(|tx| {
+                update(
+                    tx,
+                    "facility",
+                    "F1",
+                    Some(7),
+                    &index("inactive", "D1", &[]),
+                    "{}",
+                    "a",
+                    12,
+                )
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(stale, Update::Stale { current: 1 });
+        let updated = db
+            .write(|tx| {
+                update(
+                    tx,
+                    "facility",
+                    "F1",
+                    Some(1),
+                    &index("inactive", "D3", &[]),
+                    "{\"v\":2}",
+                    "a",
+                    13,
+                )
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(updated, Update::Updated(2));
+        let rec = db.read(|r| get(r, "facility", "F1")).unwrap().unwrap();
+        assert_eq!(
+            (rec.version, rec.status.as_str(), rec.body.as_str()),
+            (2, "inactive", "{\"v\":2}")
+        );
+        assert_eq!((rec.created_ms, rec.updated_ms), (10, 13));
+        let deleted = db
+            .write(|tx| delete(tx, "facility", "F1", "c", 14))
+            .wait()
+            .unwrap();
+        assert_eq!(deleted, Some(3));
+        let history = db.read(|r| versions(r, "facility", "F1")).unwrap();
+        let kept: Vec<(i64, Option<&str>, &str)> = history
+            .iter()
+            .map(|v| (v.version, v.body.as_deref(), v.actor.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (1, Some("{\"v\":1}"), "a"),
+                (2, Some("{\"v\":2}"), "a"),
+                (3, None, "c")
+            ]
+        );
+        assert!(db.read(|r| get(r, "facility", "F1")).unwrap().is_none());
+        assert_eq!(
+            db.write(|tx| update(
+                tx,
+                "facility",
+                "F1",
+                None,
+                &index("x", "D", &[]),
+                "{}",
+                "a",
+                15
+            ))
+            .wait()
+            .unwrap(),
+            Update::NotFound
+        );
+    }
+
+    #[test]
+    fn lists_filter_and_page_in_code_order() {
+        let (_d, db) = db();
+        db.write(|tx| {
+            for i in 0..30 {
+                let district = if i % 3 == 0 { "North" } else { "South" };
+                let programmes: &[&str] = if i % 2 == 0 { &["C19"] } else { &["HPV"] };
+                let status = if i == 6 { "inactive" } else { "active" };
+                insert(
+                    tx,
+                    "facility",
+                    &format!("F{i:02}"),
+                    &index(status, district, programmes),
+                    "{}",
+                    "a",
+                    1,
+                )?;
+            }
+            insert(
+                tx,
+                "vaccine",
+                "V1",
+                &RecordIndex {
+                    status: "active".into(),
+                    ..RecordIndex::default()
+                },
+                "{}",
+                "a",
+                1,
+            )?;
+            Ok(())
+        })
+        .wait()
+        .unwrap();
+        let codes = |filter: &ListFilter, limit| -> Vec<String> {
+            db.read(|r| list(r, "facility", filter, limit))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.code)
+                .collect()
+        };
+        let north = ListFilter {
+            district: Some("North".into()),
+            ..ListFilter::default()
+        };
+        assert_eq!(codes(&north, 100).len(), 10);
+        let north_c19 = ListFilter {
+            link: Some(("programme".into(), "C19".into())),
+            status: Some("active".into()),
+            ..north.clone()
+        };
+        // Multiples of 6 except F06 (inactive).
+        assert_eq!(codes(&north_c19, 100), ["F00", "F12", "F18", "F24"]);
+        // Pages of 4 cover the district once, in order.
+        let mut seen = Vec::new();
+        let mut filter = north.clone();
+        loop {
+            let page = codes(&filter, 4);
+            if page.is_empty() {
+                break;
+            }
+            filter.after = page.last().cloned();
+            seen.extend(page);
+        }
+        assert_eq!(seen, codes(&north, 100));
+        let own = ListFilter {
+            codes: Some(vec!["F01".into(), "F03".into(), "V1".into()]),
+            ..ListFilter::default()
+        };
+        assert_eq!(codes(&own, 100), ["F01", "F03"]);
+        let none = ListFilter {
+            codes: Some(vec![]),
+            ..ListFilter::default()
+        };
+        assert!(codes(&none, 100).is_empty());
+        let refs = db.read(|r| referrers(r, "programme", "HPV", 100)).unwrap();
+        assert_eq!(refs.len(), 15);
+        assert_eq!(
+            db.read(|r| existing(r, "vaccine", &["V1".into(), "V2".into()]))
+                .unwrap(),
+            ["V1"]
+        );
+        assert!(!db.read(|r| facility_has_certificates(r, "F00")).unwrap());
+    }
+}
