@@ -2,7 +2,7 @@
 //!
 //! Tokens come from the operator's configuration; only their SHA-256 digests
 //! are kept in memory, so a heap dump or a debug print does not reveal them.
-//! Every route is listed in [`crate::routes::ROUTES`] with the roles it
+//! Every route is listed in [`crate::routes::all`] with the roles it
 //! accepts, and one middleware enforces that table for every request: a
 //! route missing from the table is refused (fail closed), never open.
 
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::routes::{Access, ROUTES};
+use crate::routes::{self, Access};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,17 +35,24 @@ pub enum Role {
     Verifier,
     /// A vaccinated person, seeing only their own records.
     Recipient,
+    /// Runs the rollout: programmes, vaccines, facilities, vaccinators,
+    /// activation and daily rates.
+    Controller,
+    /// Reads the registry and reports (a health ministry's monitoring desk).
+    Monitoring,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::Issuer,
         Role::Facility,
         Role::Vaccinator,
         Role::Verifier,
         Role::Recipient,
+        Role::Controller,
+        Role::Monitoring,
     ];
 
     /// The role's name as in configuration and messages.
@@ -57,6 +64,8 @@ impl Role {
             Role::Vaccinator => "vaccinator",
             Role::Verifier => "verifier",
             Role::Recipient => "recipient",
+            Role::Controller => "controller",
+            Role::Monitoring => "monitoring",
         }
     }
 }
@@ -229,17 +238,15 @@ pub async fn authorize(
     tracing::Span::current().record("route", path.as_str());
     let method = request.method().as_str().to_owned();
     // HEAD is GET without the body (RFC 9110 §9.3.2): the same roles.
-    let rule = ROUTES
-        .iter()
+    let rule = routes::all()
         .find(|r| r.path == path && r.method == method)
         .or_else(|| {
             (method == "HEAD")
-                .then(|| ROUTES.iter().find(|r| r.path == path && r.method == "GET"))
+                .then(|| routes::all().find(|r| r.path == path && r.method == "GET"))
                 .flatten()
         });
     let Some(rule) = rule else {
-        let allowed: Vec<&str> = ROUTES
-            .iter()
+        let allowed: Vec<&str> = routes::all()
             .filter(|r| r.path == path)
             .map(|r| r.method)
             .collect();

@@ -2,7 +2,7 @@
 //!
 //! axum on hyper/tokio, with tower-http for body-size limits, time-outs,
 //! request ids and tracing. Every route is in the route table
-//! ([`routes::ROUTES`]) with the roles it accepts; errors are JSON objects
+//! ([`routes::all`]) with the roles it accepts; errors are JSON objects
 //! `{"error": {"code", "message", "field"}}`.
 //!
 //! The request log records the method, the route template (never the raw
@@ -18,6 +18,7 @@ mod divoc_compat;
 pub mod error;
 mod keys;
 mod plugins;
+mod rollout;
 pub mod routes;
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub certificates: Option<divoc_certificates::CertificateService>,
     /// Printable certificates (templates and fonts, loaded once).
     pub pdf: Option<Arc<divoc_pdf::PdfRenderer>>,
+    /// The rollout registry, when enabled.
+    pub rollout: Option<divoc_rollout::RolloutService>,
 }
 
 /// HTTP-level limits.
@@ -78,11 +81,27 @@ impl Default for HttpSettings {
     }
 }
 
+/// The five routes of one registry kind under `base`.
+fn registry<T: rollout::Scoped>(router: Router<AppState>, base: &str) -> Router<AppState> {
+    router
+        .route(base, get(rollout::list::<T>).post(rollout::create::<T>))
+        .route(
+            &format!("{base}/{{code}}"),
+            get(rollout::get::<T>)
+                .put(rollout::replace::<T>)
+                .delete(rollout::delete::<T>),
+        )
+        .route(
+            &format!("{base}/{{code}}/history"),
+            get(rollout::history::<T>),
+        )
+}
+
 /// The whole service as an axum router.
 pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let tokens = state.tokens.clone();
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/did.json", get(did_json))
@@ -140,7 +159,12 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route(
             "/cert/api/certificatePDF/{code}",
             get(divoc_compat::certificate_pdf),
-        )
+        );
+    let router = registry::<divoc_rollout::Vaccine>(router, "/v1/vaccines");
+    let router = registry::<divoc_rollout::Programme>(router, "/v1/programmes");
+    let router = registry::<divoc_rollout::Facility>(router, "/v1/facilities");
+    let router = registry::<divoc_rollout::Vaccinator>(router, "/v1/vaccinators");
+    router
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,

@@ -32,6 +32,87 @@ const ANY_ROLE: &[Role] = &Role::ALL;
 /// recipients (their own).
 const READERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility, Role::Recipient];
 
+/// Who may read vaccines and programmes: every role (a facility app, a
+/// recipient choosing a programme, a verifier naming a vaccine).
+const REGISTRY_READERS: &[Role] = &Role::ALL;
+/// Who may change the registry.
+const CONTROLLERS: &[Role] = &[Role::Admin, Role::Controller];
+/// Who may read facilities (facility-bound tokens only their own).
+const FACILITY_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Monitoring,
+    Role::Issuer,
+    Role::Facility,
+    Role::Vaccinator,
+];
+/// Who may read vaccinators (facility tokens only their facility's).
+const VACCINATOR_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Monitoring,
+    Role::Facility,
+];
+
+/// The routes of one registry kind: list, create, read, replace, delete,
+/// history.
+macro_rules! registry_routes {
+    ($base:literal, $readers:expr) => {
+        [
+            RouteSpec {
+                method: "GET",
+                path: $base,
+                access: Access::Roles($readers),
+            },
+            RouteSpec {
+                method: "POST",
+                path: $base,
+                access: Access::Roles(CONTROLLERS),
+            },
+            RouteSpec {
+                method: "GET",
+                path: concat!($base, "/{code}"),
+                access: Access::Roles($readers),
+            },
+            RouteSpec {
+                method: "PUT",
+                path: concat!($base, "/{code}"),
+                access: Access::Roles(CONTROLLERS),
+            },
+            RouteSpec {
+                method: "DELETE",
+                path: concat!($base, "/{code}"),
+                access: Access::Roles(CONTROLLERS),
+            },
+            RouteSpec {
+                method: "GET",
+                path: concat!($base, "/{code}/history"),
+                access: Access::Roles($readers),
+            },
+        ]
+    };
+}
+
+const VACCINE_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccines", REGISTRY_READERS);
+const PROGRAMME_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/programmes", REGISTRY_READERS);
+const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACILITY_READERS);
+const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
+
+/// The registry's routes.
+const REGISTRY_ROUTES: [&[RouteSpec]; 4] = [
+    &VACCINE_ROUTES,
+    &PROGRAMME_ROUTES,
+    &FACILITY_ROUTES,
+    &VACCINATOR_ROUTES,
+];
+
+/// Every route the service answers: [`ROUTES`] and the registry's.
+pub fn all() -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES
+        .iter()
+        .chain(REGISTRY_ROUTES.iter().flat_map(|r| r.iter()))
+}
+
 /// Every route the service answers. The auth middleware refuses a request
 /// whose route is missing here, and a test checks the router and this table
 /// agree.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use divoc_api::routes::{Access, ROUTES};
+use divoc_api::routes::{self, Access};
 use divoc_api::{AppState, HttpSettings, Principal, Role, TokenTable};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -51,11 +51,15 @@ fn app(dir: &std::path::Path) -> axum::Router {
     divoc_api::router(
         AppState {
             runtime,
-            db,
+            db: db.clone(),
             keyring,
             tokens: Arc::new(tokens),
             plugins_dir,
             certificates: Some(certificates),
+            rollout: Some(divoc_rollout::RolloutService::new(
+                db.clone(),
+                divoc_time::SystemClock::shared(),
+            )),
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -92,7 +96,7 @@ async fn call(app: &axum::Router, method: &str, path: &str, bearer: Option<&str>
 async fn every_route_enforces_its_roles() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
-    for route in ROUTES {
+    for route in routes::all() {
         let parameterised = route.path.contains('{');
         let path = route
             .path

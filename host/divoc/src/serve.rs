@@ -248,6 +248,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         plugins_dir,
         certificates: Some(certificates),
         pdf: Some(Arc::new(pdf)),
+        rollout: Some(divoc_rollout::RolloutService::new(
+            host.db.clone(),
+            clock.clone(),
+        )),
     };
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),

@@ -12,6 +12,7 @@ mod distribution;
 mod divoc_compat;
 mod operator_config;
 mod pipeline;
+mod rollout;
 mod route_cases;
 mod serve;
 mod support;

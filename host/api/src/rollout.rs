@@ -1,0 +1,384 @@
+//! The rollout registry's routes: `/v1/vaccines`, `/v1/programmes`,
+//! `/v1/facilities` and `/v1/vaccinators`, each with list (filters and a
+//! cursor), create, read, replace (`If-Match` for safe updates), delete and
+//! history. The rules are `divoc-rollout`'s; this module parses, scopes and
+//! answers.
+//!
+//! Facility scoping: a facility-bound token (roles `facility` and
+//! `vaccinator`) sees only its own facilities and the vaccinators who work
+//! at them; anything else answers 404, as if it did not exist, so a token
+//! cannot learn which codes another facility uses.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use divoc_rollout::{
+    Facility, ListFilter, Programme, RecordKind, RolloutError, RolloutService, Stored, Vaccinator,
+    Vaccine,
+};
+
+use crate::auth::{Caller, Principal, Role};
+use crate::certificates::principal;
+use crate::error::{ApiError, ApiQuery};
+use crate::AppState;
+
+impl From<RolloutError> for ApiError {
+    fn from(e: RolloutError) -> ApiError {
+        match e {
+            RolloutError::Validation(errors) => {
+                let first = errors.first().map(|f| f.field.clone()).unwrap_or_default();
+                let message = errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+                    .with_field(first)
+                    .with_details(json!({ "fields": errors }))
+            }
+            RolloutError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            e @ RolloutError::Stale { .. } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string())
+                    .with_field("If-Match")
+            }
+            RolloutError::NotFound(m) => ApiError::not_found(m),
+            other => {
+                tracing::error!(error = %other, "rollout operation failed");
+                ApiError::internal("the registry failed; see the server log")
+            }
+        }
+    }
+}
+
+fn service(state: &AppState) -> Result<RolloutService, ApiError> {
+    state
+        .rollout
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the rollout module is not enabled"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RolloutError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// Roles whose tokens are scoped to facilities.
+fn facility_bound(p: &Principal) -> bool {
+    matches!(p.role, Role::Facility | Role::Vaccinator)
+}
+
+/// The list query string; each kind accepts the filters that mean
+/// something for it and refuses the others by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    district: Option<String>,
+    state: Option<String>,
+    #[serde(rename = "type")]
+    site_type: Option<String>,
+    programme: Option<String>,
+    vaccine: Option<String>,
+    facility: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// How each kind is scoped and filtered at the HTTP edge.
+pub trait Scoped: RecordKind {
+    /// The query parameters this kind filters on, besides `status`,
+    /// `cursor` and `limit`.
+    const FILTERS: &'static [&'static str];
+    /// Whether a facility-bound `p` may see `record`.
+    fn visible(p: &Principal, record: &Self) -> bool;
+}
+
+impl Scoped for Vaccine {
+    const FILTERS: &'static [&'static str] = &[];
+    fn visible(_: &Principal, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Scoped for Programme {
+    const FILTERS: &'static [&'static str] = &["vaccine"];
+    fn visible(_: &Principal, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Scoped for Facility {
+    const FILTERS: &'static [&'static str] = &["district", "state", "type", "programme"];
+    fn visible(p: &Principal, record: &Self) -> bool {
+        p.facilities.contains(&record.code)
+    }
+}
+
+impl Scoped for Vaccinator {
+    const FILTERS: &'static [&'static str] = &["facility", "programme"];
+    fn visible(p: &Principal, record: &Self) -> bool {
+        record.facilities.iter().any(|f| p.facilities.contains(f))
+    }
+}
+
+fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiError> {
+    let given = [
+        ("district", q.district.is_some()),
+        ("state", q.state.is_some()),
+        ("type", q.site_type.is_some()),
+        ("programme", q.programme.is_some()),
+        ("vaccine", q.vaccine.is_some()),
+        ("facility", q.facility.is_some()),
+    ];
+    if let Some((name, _)) = given
+        .iter()
+        .find(|(name, set)| *set && !T::FILTERS.contains(name))
+    {
+        return Err(ApiError::bad_request(
+            name,
+            format!("{} lists do not filter by {name}", T::KIND),
+        ));
+    }
+    if let Some(status) = &q.status {
+        if !["active", "inactive", "blocked"].contains(&status.as_str()) {
+            return Err(ApiError::bad_request(
+                "status",
+                "must be active, inactive or blocked",
+            ));
+        }
+    }
+    if let Some(t) = &q.site_type {
+        if !["fixed", "mobile", "both"].contains(&t.as_str()) {
+            return Err(ApiError::bad_request(
+                "type",
+                "must be fixed, mobile or both",
+            ));
+        }
+    }
+    let link = match (q.programme, q.vaccine, q.facility) {
+        (Some(p), None, None) => Some(("programme".to_owned(), p)),
+        (None, Some(v), None) => Some(("vaccine".to_owned(), v)),
+        (None, None, Some(f)) => Some(("facility".to_owned(), f)),
+        (None, None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "programme",
+                "filter by one of programme, vaccine and facility at a time",
+            ))
+        }
+    };
+    let mut filter = ListFilter {
+        status: q.status,
+        district: q.district,
+        state: q.state,
+        kind_of_site: q.site_type,
+        link,
+        codes: None,
+        after: q.cursor,
+    };
+    if facility_bound(p) {
+        match T::KIND {
+            "facility" => filter.codes = Some(p.facilities.clone()),
+            "vaccinator" => {
+                // A vaccinator list is a facility's: the one named, else the
+                // token's only facility.
+                let facility = match (&filter.link, p.facilities.as_slice()) {
+                    // A token serving no facility sees no vaccinator.
+                    (_, []) => {
+                        filter.codes = Some(Vec::new());
+                        return Ok(filter);
+                    }
+                    (Some((rel, f)), _) if rel == "facility" => f.clone(),
+                    (Some(_), [only]) | (None, [only]) => only.clone(),
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "facility",
+                            "this token serves several facilities: name one with ?facility=",
+                        ))
+                    }
+                };
+                if !p.facilities.contains(&facility) {
+                    return Err(ApiError::forbidden_facility("facility"));
+                }
+                if filter
+                    .link
+                    .as_ref()
+                    .is_some_and(|(rel, _)| rel != "facility")
+                {
+                    return Err(ApiError::bad_request(
+                        "programme",
+                        "a facility token lists its own facility's vaccinators: filter by facility",
+                    ));
+                }
+                filter.link = Some(("facility".to_owned(), facility));
+            }
+            _ => {}
+        }
+    }
+    Ok(filter)
+}
+
+/// `GET /v1/{kind}`: a page of records in code order.
+pub async fn list<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=divoc_rollout::MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("must be 1-{}", divoc_rollout::MAX_PAGE),
+        ));
+    }
+    let filter = filter_for::<T>(p, query)?;
+    let svc = service(&state)?;
+    let page = blocking(move || svc.list::<T>(&filter, limit)).await?;
+    Ok(Json(page).into_response())
+}
+
+fn parse_record<T: RecordKind>(body: &Bytes) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not JSON: {inner}"),
+            )
+            .with_field("body");
+        }
+        // serde names an unknown or missing field in its message.
+        let field = if field == "." {
+            inner
+                .to_string()
+                .split('`')
+                .nth(1)
+                .map_or_else(|| "body".to_owned(), str::to_owned)
+        } else {
+            field
+        };
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!("{field}: {inner}"),
+        )
+        .with_field(field)
+    })
+}
+
+fn with_etag<T: serde::Serialize>(status: StatusCode, stored: &Stored<T>) -> Response {
+    let etag = format!("\"{}\"", stored.version);
+    (status, [(header::ETAG, etag)], Json(stored)).into_response()
+}
+
+/// `POST /v1/{kind}`: 201 with the stored record (version 1).
+pub async fn create<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let record: T = parse_record(&body)?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let stored = blocking(move || svc.create(record, &actor)).await?;
+    Ok(with_etag(StatusCode::CREATED, &stored))
+}
+
+async fn visible<T: Scoped>(
+    state: &AppState,
+    p: &Principal,
+    code: String,
+) -> Result<Stored<T>, ApiError> {
+    let svc = service(state)?;
+    let missing = ApiError::not_found(format!("no {} {code}", T::KIND));
+    let stored = blocking(move || svc.get::<T>(&code)).await?;
+    if facility_bound(p) && !T::visible(p, &stored.record) {
+        return Err(missing);
+    }
+    Ok(stored)
+}
+
+/// `GET /v1/{kind}/{code}`, with the version as its `ETag`.
+pub async fn get<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let stored = visible::<T>(&state, p, code).await?;
+    Ok(with_etag(StatusCode::OK, &stored))
+}
+
+/// `If-Match: "3"`: the version the caller read.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match", "must be a version as an ETag, e.g. \"3\"")
+        })
+}
+
+/// `PUT /v1/{kind}/{code}`: the next version; 412 if `If-Match` names
+/// another.
+pub async fn replace<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let expected = if_match(&headers)?;
+    let record: T = parse_record(&body)?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let stored = blocking(move || svc.replace(&code, record, expected, &actor)).await?;
+    Ok(with_etag(StatusCode::OK, &stored))
+}
+
+/// `DELETE /v1/{kind}/{code}`: 204; 409 while others refer to it.
+pub async fn delete<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    blocking(move || svc.delete::<T>(&code, &actor)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/{kind}/{code}/history`: every version, oldest first.
+pub async fn history<T: Scoped>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    if facility_bound(p) {
+        // Scoped by the record as it is now.
+        visible::<T>(&state, p, code.clone()).await?;
+    }
+    let svc = service(&state)?;
+    let versions = blocking(move || svc.history::<T>(&code)).await?;
+    Ok(Json(json!({ "versions": versions })).into_response())
+}

@@ -1,0 +1,334 @@
+//! The rollout registry over HTTP, as a controller and a facility use it:
+//! records from `tests/cases/rollout/registry.json` created by a
+//! controller token, read back with filters and pages, changed safely with
+//! `If-Match`, refused field by field with nothing stored, and a facility
+//! token that sees only its own facility and its vaccinators.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::support;
+
+const ADMIN: &str = "rollout-test-admin-token-0123";
+const CONTROLLER: &str = "rollout-test-controller-token-0123";
+const FACILITY: &str = "rollout-test-facility-1-token-0123";
+const MONITORING: &str = "rollout-test-monitoring-token-0123";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn config(tmp: &Path) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("config/divoc.toml")).unwrap();
+    for (name, role, token, facilities) in [
+        ("controller-1", "controller", CONTROLLER, "[]"),
+        ("fac-1-staff", "facility", FACILITY, "[\"FAC-1\"]"),
+        ("monitor-1", "monitoring", MONITORING, "[]"),
+    ] {
+        text.push_str(&format!(
+            "\n[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken = \"{token}\"\nfacilities = {facilities}\n"
+        ));
+    }
+    let templates = repo().join("config/templates/pdf");
+    let text = text.replace(
+        "templates = \"templates/pdf\"",
+        &format!("templates = {:?}", templates.display().to_string()),
+    );
+    let path = tmp.join("divoc.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn send(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    support::send_json(method, url, Some(token), body)
+}
+
+fn codes(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = support::start(&config(tmp.path()), tmp.path(), ADMIN);
+    let base = server.base.as_str();
+    let registry: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("host/divoc/tests/cases/rollout/registry.json"))
+            .unwrap(),
+    )
+    .unwrap();
+
+    // A programme naming a vaccine that does not exist yet is refused by
+    // field, and nothing is stored.
+    let programme = &registry["programmes"][0];
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/programmes"),
+        CONTROLLER,
+        Some(programme),
+    );
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (422, Some("vaccines[0]")),
+        "{body}"
+    );
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/programmes/C19"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 404);
+
+    for (kind, path) in [
+        ("vaccines", "/v1/vaccines"),
+        ("programmes", "/v1/programmes"),
+        ("facilities", "/v1/facilities"),
+        ("vaccinators", "/v1/vaccinators"),
+    ] {
+        for record in registry[kind].as_array().unwrap() {
+            let (s, body) = send("POST", &format!("{base}{path}"), CONTROLLER, Some(record));
+            assert_eq!(s, 201, "{kind}: {body}");
+            assert_eq!(body["version"], 1);
+            assert_eq!(body["code"], record["code"]);
+        }
+    }
+    // A taken code is a conflict; a facility token may not create.
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/vaccines"),
+        CONTROLLER,
+        Some(&registry["vaccines"][0]),
+    );
+    assert_eq!((s, body["error"]["code"].as_str()), (409, Some("conflict")));
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/vaccines"),
+        FACILITY,
+        Some(&registry["vaccines"][0]),
+    );
+    assert_eq!(s, 403);
+
+    // Bad input: each field named; unknown fields refused.
+    let mut bad = registry["facilities"][2].clone();
+    bad["code"] = json!("FAC-9");
+    bad["address"]["country"] = json!("India");
+    bad["email"] = json!("not-an-address");
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/facilities"),
+        CONTROLLER,
+        Some(&bad),
+    );
+    assert_eq!(s, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["address.country", "email"]);
+    let mut unknown = registry["vaccines"][0].clone();
+    unknown["code"] = json!("V2");
+    unknown["colour"] = json!("red");
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/vaccines"),
+        CONTROLLER,
+        Some(&unknown),
+    );
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (422, Some("colour")),
+        "{body}"
+    );
+    let (s, body) = send("POST", &format!("{base}/v1/vaccines"), CONTROLLER, None);
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/facilities/FAC-9"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 404);
+
+    // Filters and pages.
+    let (s, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?district=Bengaluru%20Urban"),
+        MONITORING,
+        None,
+    );
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(codes(&page), ["FAC-1", "FAC-2"]);
+    let (_, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?programme=C19&limit=1"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(
+        (codes(&page), page["next_cursor"].as_str()),
+        (vec!["FAC-1".to_owned()], Some("FAC-1"))
+    );
+    let (_, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?programme=C19&limit=1&cursor=FAC-1"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(
+        (codes(&page), page["next_cursor"].as_str()),
+        (vec!["FAC-2".to_owned()], None)
+    );
+    let (_, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?type=both"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(codes(&page), ["FAC-2"]);
+    let (s, body) = send(
+        "GET",
+        &format!("{base}/v1/facilities?type=private"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("type")));
+    let (s, body) = send(
+        "GET",
+        &format!("{base}/v1/vaccines?district=x"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (400, Some("district"))
+    );
+    let (s, body) = send(
+        "GET",
+        &format!("{base}/v1/facilities?limit=0"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!((s, body["error"]["field"].as_str()), (400, Some("limit")));
+
+    // Safe updates: the version is the ETag; a stale If-Match is a 412.
+    let mut fac2 = registry["facilities"][1].clone();
+    fac2["programmes"][0]["status"] = json!("active");
+    fac2["programmes"][0]["dailyRate"] = json!(100);
+    let stale = ureq::put(&format!("{base}/v1/facilities/FAC-2"))
+        .set("Authorization", &format!("Bearer {CONTROLLER}"))
+        .set("If-Match", "\"7\"")
+        .send_string(&fac2.to_string());
+    assert!(matches!(stale, Err(ureq::Error::Status(412, _))));
+    let fresh = ureq::put(&format!("{base}/v1/facilities/FAC-2"))
+        .set("Authorization", &format!("Bearer {CONTROLLER}"))
+        .set("If-Match", "\"1\"")
+        .send_string(&fac2.to_string())
+        .unwrap();
+    assert_eq!(fresh.header("etag"), Some("\"2\""));
+    let (_, history) = send(
+        "GET",
+        &format!("{base}/v1/facilities/FAC-2/history"),
+        CONTROLLER,
+        None,
+    );
+    let versions = history["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["record"]["programmes"][0]["status"], "inactive");
+    assert_eq!(versions[1]["actor"], "controller-1");
+
+    // The facility token: its own facility and its vaccinators, nothing else.
+    let (_, page) = send("GET", &format!("{base}/v1/facilities"), FACILITY, None);
+    assert_eq!(codes(&page), ["FAC-1"]);
+    let (_, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?district=Mysuru"),
+        FACILITY,
+        None,
+    );
+    assert!(codes(&page).is_empty());
+    for path in [
+        "/v1/facilities/FAC-3",
+        "/v1/facilities/FAC-3/history",
+        "/v1/vaccinators/VAC-2",
+    ] {
+        let (s, body) = send("GET", &format!("{base}{path}"), FACILITY, None);
+        assert_eq!(s, 404, "{path}: {body}");
+        assert!(
+            !body.to_string().contains("Mysuru") && !body.to_string().contains("Ravi"),
+            "{body}"
+        );
+    }
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/facilities/FAC-1"),
+        FACILITY,
+        None,
+    );
+    assert_eq!(s, 200);
+    let (_, page) = send("GET", &format!("{base}/v1/vaccinators"), FACILITY, None);
+    assert_eq!(codes(&page), ["VAC-1"]);
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/vaccinators?facility=FAC-3"),
+        FACILITY,
+        None,
+    );
+    assert_eq!(s, 403);
+    let (s, _) = send(
+        "PUT",
+        &format!("{base}/v1/facilities/FAC-1"),
+        FACILITY,
+        Some(&registry["facilities"][0]),
+    );
+    assert_eq!(s, 403);
+
+    // What others refer to is not deleted; the rest is.
+    let (s, body) = send(
+        "DELETE",
+        &format!("{base}/v1/facilities/FAC-3"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("VAC-2"));
+    let (s, _) = send(
+        "DELETE",
+        &format!("{base}/v1/vaccinators/VAC-2"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 204);
+    let (s, _) = send(
+        "DELETE",
+        &format!("{base}/v1/facilities/FAC-3"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 204);
+
+    // Every change is in the audit chain.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_divoc"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+}
