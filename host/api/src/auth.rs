@@ -40,11 +40,13 @@ pub enum Role {
     Controller,
     /// Reads the registry and reports (a health ministry's monitoring desk).
     Monitoring,
+    /// Administers its facilities: reads them and their vaccinators.
+    FacilityAdmin,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Admin,
         Role::Issuer,
         Role::Facility,
@@ -53,6 +55,7 @@ impl Role {
         Role::Recipient,
         Role::Controller,
         Role::Monitoring,
+        Role::FacilityAdmin,
     ];
 
     /// The role's name as in configuration and messages.
@@ -66,7 +69,21 @@ impl Role {
             Role::Recipient => "recipient",
             Role::Controller => "controller",
             Role::Monitoring => "monitoring",
+            Role::FacilityAdmin => "facility-admin",
         }
+    }
+
+    /// The role of a name as in configuration.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Whether tokens of this role are scoped to facilities.
+    pub fn facility_bound(self) -> bool {
+        matches!(
+            self,
+            Role::Facility | Role::FacilityAdmin | Role::Vaccinator
+        )
     }
 }
 
@@ -130,10 +147,13 @@ pub enum TokenError {
     RecipientWithoutContacts(String),
 }
 
-/// Token digests → principals.
+/// Token digests → principals: the configured tokens in memory, and, when
+/// a database is attached ([`TokenTable::with_store`]), the tokens made over
+/// the API (`/v1/tokens`).
 #[derive(Default)]
 pub struct TokenTable {
     by_digest: HashMap<[u8; 32], Principal>,
+    store: Option<crate::tokens::TokenStore>,
 }
 
 impl std::fmt::Debug for TokenTable {
@@ -200,14 +220,26 @@ impl TokenTable {
         self.by_digest.is_empty()
     }
 
-    /// The principal of a presented token. The digest comparison is constant
-    /// time so response timing does not leak how much of a digest matched.
-    pub fn authenticate(&self, token: &str) -> Option<&Principal> {
+    /// Also accepts the live (not expired, not revoked) tokens made over
+    /// the API and kept in `store`.
+    pub fn with_store(mut self, store: crate::tokens::TokenStore) -> TokenTable {
+        self.store = Some(store);
+        self
+    }
+
+    /// The principal of a presented token. The comparison with configured
+    /// digests is constant time so response timing does not leak how much
+    /// of a digest matched; a stored token is found by its digest's index
+    /// (the digest of a 256-bit random secret: timing reveals nothing that
+    /// helps to guess one).
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let digest = token_digest(token);
-        self.by_digest
+        let configured = self
+            .by_digest
             .iter()
             .find(|(d, _)| bool::from(d.ct_eq(&digest)))
-            .map(|(_, p)| p)
+            .map(|(_, p)| p.clone());
+        configured.or_else(|| self.store.as_ref().and_then(|s| s.principal(&digest)))
     }
 }
 
@@ -276,7 +308,6 @@ pub async fn authorize(
             let token = bearer(&request)?.ok_or_else(ApiError::unauthorized)?;
             let principal = tokens
                 .authenticate(token)
-                .cloned()
                 .ok_or_else(ApiError::unauthorized)?;
             if !roles.contains(&principal.role) {
                 let allowed: Vec<&str> = roles.iter().map(|r| r.name()).collect();

@@ -20,6 +20,7 @@ mod keys;
 mod plugins;
 mod rollout;
 pub mod routes;
+pub mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/reload", post(plugins::reload))
         .route("/v1/keys/rotate", post(keys::rotate))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", get(tokens::get).delete(tokens::revoke))
         .route("/v1/certificates", post(certificates::issue))
         .route("/v1/certificates/batch", post(certificates::issue_batch))
         .route("/v1/certificates/import", post(certificates::import))

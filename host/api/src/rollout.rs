@@ -4,8 +4,8 @@
 //! history. The rules are `divoc-rollout`'s; this module parses, scopes and
 //! answers.
 //!
-//! Facility scoping: a facility-bound token (roles `facility` and
-//! `vaccinator`) sees only its own facilities and the vaccinators who work
+//! Facility scoping: a facility-bound token (roles `facility`,
+//! `facility-admin` and `vaccinator`) sees only its own facilities and the vaccinators who work
 //! at them; anything else answers 404, as if it did not exist, so a token
 //! cannot learn which codes another facility uses.
 
@@ -22,7 +22,7 @@ use divoc_rollout::{
     Vaccine,
 };
 
-use crate::auth::{Caller, Principal, Role};
+use crate::auth::{Caller, Principal};
 use crate::certificates::principal;
 use crate::error::{ApiError, ApiQuery};
 use crate::AppState;
@@ -71,9 +71,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Roles whose tokens are scoped to facilities.
+/// Whether `p` is scoped to facilities.
 fn facility_bound(p: &Principal) -> bool {
-    matches!(p.role, Role::Facility | Role::Vaccinator)
+    p.role.facility_bound()
 }
 
 /// The list query string; each kind accepts the filters that mean
@@ -247,7 +247,9 @@ pub async fn list<T: Scoped>(
     Ok(Json(page).into_response())
 }
 
-fn parse_record<T: RecordKind>(body: &Bytes) -> Result<T, ApiError> {
+/// A JSON body as `T`: 400 when it is not JSON, 422 naming the field
+/// serde could not take (unknown, missing or of the wrong type).
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
@@ -291,7 +293,7 @@ pub async fn create<T: Scoped>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?;
-    let record: T = parse_record(&body)?;
+    let record: T = parse_body(&body)?;
     let (svc, actor) = (service(&state)?, p.name.clone());
     let stored = blocking(move || svc.create(record, &actor)).await?;
     Ok(with_etag(StatusCode::CREATED, &stored))
@@ -349,7 +351,7 @@ pub async fn replace<T: Scoped>(
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?;
     let expected = if_match(&headers)?;
-    let record: T = parse_record(&body)?;
+    let record: T = parse_body(&body)?;
     let (svc, actor) = (service(&state)?, p.name.clone());
     let stored = blocking(move || svc.replace(&code, record, expected, &actor)).await?;
     Ok(with_etag(StatusCode::OK, &stored))

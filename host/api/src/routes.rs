@@ -44,6 +44,7 @@ const FACILITY_READERS: &[Role] = &[
     Role::Monitoring,
     Role::Issuer,
     Role::Facility,
+    Role::FacilityAdmin,
     Role::Vaccinator,
 ];
 /// Who may read vaccinators (facility tokens only their facility's).
@@ -52,6 +53,7 @@ const VACCINATOR_READERS: &[Role] = &[
     Role::Controller,
     Role::Monitoring,
     Role::Facility,
+    Role::FacilityAdmin,
 ];
 
 /// The routes of one registry kind: list, create, read, replace, delete,
@@ -99,7 +101,8 @@ const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACIL
 const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
 
 /// The registry's routes.
-const REGISTRY_ROUTES: [&[RouteSpec]; 4] = [
+const REGISTRY_ROUTES: [&[RouteSpec]; 5] = [
+    &TOKEN_ROUTES,
     &VACCINE_ROUTES,
     &PROGRAMME_ROUTES,
     &FACILITY_ROUTES,
@@ -112,6 +115,33 @@ pub fn all() -> impl Iterator<Item = &'static RouteSpec> {
         .iter()
         .chain(REGISTRY_ROUTES.iter().flat_map(|r| r.iter()))
 }
+
+/// Who may make, list and revoke API tokens (a controller only facility
+/// staff's).
+const TOKEN_MAKERS: &[Role] = &[Role::Admin, Role::Controller];
+
+const TOKEN_ROUTES: [RouteSpec; 4] = [
+    RouteSpec {
+        method: "GET",
+        path: "/v1/tokens",
+        access: Access::Roles(TOKEN_MAKERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/tokens",
+        access: Access::Roles(TOKEN_MAKERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/tokens/{id}",
+        access: Access::Roles(TOKEN_MAKERS),
+    },
+    RouteSpec {
+        method: "DELETE",
+        path: "/v1/tokens/{id}",
+        access: Access::Roles(TOKEN_MAKERS),
+    },
+];
 
 /// Every route the service answers. The auth middleware refuses a request
 /// whose route is missing here, and a test checks the router and this table

@@ -148,7 +148,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "using data dir"
     );
     let host = open_host(&config)?;
-    let tokens = Arc::new(tokens(&config)?);
+    let clock = divoc_time::SystemClock::shared();
+    let tokens = Arc::new(
+        tokens(&config)?.with_store(divoc_api::tokens::TokenStore::new(
+            host.db.clone(),
+            clock.clone(),
+        )),
+    );
     let services = HostServices {
         kv: Arc::new(StorageKv(host.db.clone())),
         signer: Arc::new(KeyringSigner(host.keyring.clone())),
@@ -183,7 +189,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await??;
 
-    let clock = divoc_time::SystemClock::shared();
     let certificates = {
         let (db, keyring) = (host.db.clone(), host.keyring.clone());
         let mut cfg = divoc_certificates::ServiceConfig::new(&config.server.public_url);

@@ -465,6 +465,45 @@ impl RolloutService {
         Ok(Page { items, next_cursor })
     }
 
+    /// The clock the registry reads.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// Which of these facility and programme codes do not exist, as
+    /// `(field, message)` with fields `facilities[i]` and
+    /// `dailyRates.{code}` (for scoping a token to them).
+    pub fn missing_codes(
+        &self,
+        facilities: &[String],
+        programmes: &[String],
+    ) -> Result<Vec<(String, String)>, RolloutError> {
+        let found_f = self
+            .db
+            .read(|r| store::existing(r, Facility::KIND, facilities))?;
+        let found_p = self
+            .db
+            .read(|r| store::existing(r, Programme::KIND, programmes))?;
+        let mut missing: Vec<(String, String)> = facilities
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !found_f.contains(f))
+            .map(|(i, _)| {
+                (
+                    format!("facilities[{i}]"),
+                    "no facility with this code".to_owned(),
+                )
+            })
+            .collect();
+        missing.extend(programmes.iter().filter(|p| !found_p.contains(p)).map(|p| {
+            (
+                format!("dailyRates.{p}"),
+                "no programme with this code".to_owned(),
+            )
+        }));
+        Ok(missing)
+    }
+
     /// Whether a facility is active in a programme and at what daily rate
     /// (for Rollout II's enforcement and the facility app).
     pub fn facility_programme(

@@ -9,6 +9,7 @@
 //! - [`outbox`]: the transactional outbox for outgoing messages,
 //! - [`certificates`]: certificate records, status and corrections,
 //! - [`rollout`]: the rollout registry (vaccines, programmes, facilities, vaccinators),
+//! - [`tokens`]: API tokens made over the API (digests only),
 //! - [`meta`]: host metadata.
 //!
 //! # Writes
@@ -58,6 +59,7 @@ pub mod meta;
 mod migrate;
 pub mod outbox;
 pub mod rollout;
+pub mod tokens;
 
 pub use audit::{AuditFault, AuditRecord, AuditReport};
 pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteFuture, WriteStats};

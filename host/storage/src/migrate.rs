@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_certificates.sql"),
     include_str!("../migrations/0003_certificates_lean.sql"),
     include_str!("../migrations/0004_rollout.sql"),
+    include_str!("../migrations/0005_api_tokens.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -295,6 +295,8 @@ fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
     );
     assert_eq!(s, 403);
 
+    staff_tokens(base);
+
     // What others refer to is not deleted; the rest is.
     let (s, body) = send(
         "DELETE",
@@ -331,4 +333,87 @@ fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
         String::from_utf8_lossy(&out.stderr)
     );
     server.stop();
+}
+
+/// A controller makes a facility-staff token over the API: its secret is
+/// shown once, it reads only its facility, it is listed without a secret,
+/// and once revoked it is refused.
+fn staff_tokens(base: &str) {
+    let url = format!("{base}/v1/tokens");
+    let new = json!({"name": "fac-1-nurse", "role": "facility", "facilities": ["FAC-1"],
+                     "dailyRates": {"C19": 50}, "expiresAt": "2099-01-01T00:00:00+05:30"});
+    let (s, made) = send("POST", &url, CONTROLLER, Some(&new));
+    assert_eq!(s, 201, "{made}");
+    let secret = made["token"].as_str().unwrap().to_owned();
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["expiresAt"], "2098-12-31T18:30:00Z");
+    let (s, page) = send("GET", &format!("{base}/v1/facilities"), &secret, None);
+    assert_eq!((s, codes(&page)), (200, vec!["FAC-1".to_owned()]));
+    let (s, _) = send("GET", &format!("{base}/v1/facilities/FAC-3"), &secret, None);
+    assert_eq!(s, 404);
+
+    // Listed and read without the secret.
+    let (_, list) = send("GET", &url, CONTROLLER, None);
+    assert!(!list.to_string().contains(&secret));
+    let listed = list["items"].as_array().unwrap();
+    assert!(listed
+        .iter()
+        .any(|t| t["id"] == id.as_str() && t["status"] == "active"));
+    let (s, one) = send("GET", &format!("{url}/{id}"), ADMIN, None);
+    assert_eq!((s, one["dailyRates"]["C19"].as_u64()), (200, Some(50)));
+    assert!(one.get("token").is_none());
+
+    // What a controller may not make, and what does not exist.
+    for (body, status, field) in [
+        (json!({"name": "x", "role": "admin"}), 403, "role"),
+        (
+            json!({"name": "x", "role": "facility", "facilities": ["FAC-404"]}),
+            422,
+            "facilities[0]",
+        ),
+        (json!({"name": "x", "role": "facility"}), 422, "facilities"),
+        (
+            json!({"name": "x", "role": "facility", "facilities": ["FAC-1"], "dailyRates": {"HPV": 5}}),
+            422,
+            "dailyRates.HPV",
+        ),
+        (
+            json!({"name": "x", "role": "facility", "facilities": ["FAC-1"], "expiresAt": "2020-01-01T00:00:00Z"}),
+            422,
+            "expiresAt",
+        ),
+        (json!({"name": "x", "role": "wizard"}), 422, "role"),
+        (
+            json!({"name": "x", "role": "facility", "facilities": ["FAC-1"], "scope": 1}),
+            422,
+            "scope",
+        ),
+    ] {
+        let (s, e) = send("POST", &url, CONTROLLER, Some(&body));
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{body}: {e}"
+        );
+    }
+    // An admin may make any role, and a controller does not see it.
+    let (s, made) = send(
+        "POST",
+        &url,
+        ADMIN,
+        Some(&json!({"name": "monitor-2", "role": "monitoring"})),
+    );
+    assert_eq!(s, 201, "{made}");
+    let monitor_id = made["id"].as_str().unwrap();
+    let (s, _) = send("GET", &format!("{url}/{monitor_id}"), CONTROLLER, None);
+    assert_eq!(s, 404);
+    let (s, _) = send("GET", &url, FACILITY, None);
+    assert_eq!(s, 403);
+
+    let (s, _) = send("DELETE", &format!("{url}/{id}"), CONTROLLER, None);
+    assert_eq!(s, 204);
+    let (s, _) = send("GET", &format!("{base}/v1/facilities"), &secret, None);
+    assert_eq!(s, 401);
+    let (_, one) = send("GET", &format!("{url}/{id}"), CONTROLLER, None);
+    assert_eq!(one["status"], "revoked");
 }
