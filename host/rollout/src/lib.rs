@@ -2,6 +2,8 @@
 //! programmes, facilities and vaccinators.
 //!
 //! - [`model`]: the records and the rules each satisfies on its own;
+//! - [`upload`]: CSV uploads in DIVOC's column sets, with a history and
+//!   the refused rows;
 //! - [`service`]: versioned create / replace / delete / read / list, with
 //!   references checked inside the write and an audit record and an event
 //!   for every change in the same transaction.
@@ -13,8 +15,10 @@
 pub mod error;
 pub mod model;
 pub mod service;
+pub mod upload;
 
 pub use divoc_storage::rollout::ListFilter;
 pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};
+pub use upload::{UploadKind, UploadOptions, UploadReport};

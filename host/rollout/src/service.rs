@@ -256,7 +256,7 @@ impl RolloutService {
     }
 
     /// Names every reference that does not exist (inside the write).
-    fn missing_references<T: RecordKind>(
+    pub(crate) fn missing_references_in<T: RecordKind>(
         tx: &divoc_storage::Tx<'_>,
         record: &T,
     ) -> divoc_storage::Result<Vec<FieldError>> {
@@ -281,7 +281,7 @@ impl RolloutService {
         flatten(
             self.db
                 .write(move |tx| -> Decided<()> {
-                    let missing = Self::missing_references(tx, &rec)?;
+                    let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
                     }
@@ -291,7 +291,7 @@ impl RolloutService {
                             T::KIND
                         ))));
                     }
-                    Self::log(tx, &actor, T::KIND, "created", &code, 1)?;
+                    Self::log_change(tx, &actor, T::KIND, "created", &code, 1)?;
                     Ok(Ok(()))
                 })
                 .wait(),
@@ -325,7 +325,7 @@ impl RolloutService {
         flatten(
             self.db
                 .write(move |tx| -> Decided<()> {
-                    let missing = Self::missing_references(tx, &rec)?;
+                    let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
                     }
@@ -341,7 +341,7 @@ impl RolloutService {
                             now,
                         )? {
                             Update::Updated(v) => {
-                                Self::log(tx, &actor, T::KIND, "updated", &code, v)?;
+                                Self::log_change(tx, &actor, T::KIND, "updated", &code, v)?;
                                 Ok(())
                             }
                             Update::NotFound => {
@@ -382,7 +382,7 @@ impl RolloutService {
                     }
                     Ok(match store::delete(tx, T::KIND, &code, &actor, now)? {
                         Some(v) => {
-                            Self::log(tx, &actor, T::KIND, "deleted", &code, v)?;
+                            Self::log_change(tx, &actor, T::KIND, "deleted", &code, v)?;
                             Ok(())
                         }
                         None => Err(RolloutError::NotFound(format!("{} {code}", T::KIND))),
@@ -392,7 +392,7 @@ impl RolloutService {
         )
     }
 
-    fn log(
+    pub(crate) fn log_change(
         tx: &divoc_storage::Tx<'_>,
         actor: &str,
         kind: &str,
@@ -463,6 +463,10 @@ impl RolloutService {
             .map(Self::stored)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next_cursor })
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
     }
 
     /// The clock the registry reads.

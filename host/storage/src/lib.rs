@@ -10,6 +10,7 @@
 //! - [`certificates`]: certificate records, status and corrections,
 //! - [`rollout`]: the rollout registry (vaccines, programmes, facilities, vaccinators),
 //! - [`tokens`]: API tokens made over the API (digests only),
+//! - [`uploads`]: CSV uploads to the registry and their refused rows,
 //! - [`meta`]: host metadata.
 //!
 //! # Writes
@@ -60,6 +61,7 @@ mod migrate;
 pub mod outbox;
 pub mod rollout;
 pub mod tokens;
+pub mod uploads;
 
 pub use audit::{AuditFault, AuditRecord, AuditReport};
 pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteFuture, WriteStats};

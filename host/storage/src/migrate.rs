@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_certificates_lean.sql"),
     include_str!("../migrations/0004_rollout.sql"),
     include_str!("../migrations/0005_api_tokens.sql"),
+    include_str!("../migrations/0006_uploads.sql"),
 ];
 
 /// The schema version this build creates and understands.

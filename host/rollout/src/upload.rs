@@ -1,0 +1,985 @@
+//! CSV uploads of facilities and vaccinators in DIVOC's column sets, so a
+//! ministry's existing files go in unchanged.
+//!
+//! DIVOC's columns (portal API, `config/application-default.yml`):
+//!
+//! - facilities: `facilityCode, facilityName, contact, operatingHourStart,
+//!   operatingHourEnd, category, type, status, addressLine1, addressLine2,
+//!   district, state, pincode, geoLocationLat, geoLocationLon, adminName,
+//!   adminMobile` (and, read when present, `email`, `websiteURL`);
+//! - vaccinators: `code, name, nationalIdentifier, mobileNumber, email,
+//!   status, facilityIds` (`facilityIds` comma-separated in one cell).
+//!
+//! As in DIVOC, header names are trimmed and matched exactly, column order
+//! does not matter and extra columns are allowed. Unlike DIVOC, every row is
+//! checked as a record sent to the API is (formats, enums, references), a
+//! bad row is kept with the column it failed on and why (for `errors.csv`)
+//! and never stops the good ones, and a re-sent file changes nothing (a row
+//! identical to the stored record is `unchanged`; a row that differs makes
+//! a new version). DIVOC's files carry no country: the upload names it
+//! (`country`), unless the file has a `country` column.
+//!
+//! Rows are read as a stream and written in chunks of [`CHUNK`], one
+//! transaction each, so memory stays bounded whatever the file's size.
+
+use std::io::Read;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use divoc_storage::rollout::{self as store, Update};
+use divoc_storage::uploads::{self as history, UploadError, UploadRow};
+
+use crate::error::{FieldError, RolloutError};
+use crate::model::{Address, Category, Facility, Geo, Hours, Person, SiteType, Status, Vaccinator};
+use crate::service::{RecordKind, RolloutService};
+
+/// Rows per write transaction.
+pub const CHUNK: usize = 500;
+
+/// What an upload holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    /// Facilities.
+    Facilities,
+    /// Vaccinators.
+    Vaccinators,
+}
+
+impl UploadKind {
+    /// The name in routes and the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            UploadKind::Facilities => "facilities",
+            UploadKind::Vaccinators => "vaccinators",
+        }
+    }
+
+    /// The kind of a route name.
+    pub fn from_name(name: &str) -> Option<UploadKind> {
+        match name {
+            "facilities" => Some(UploadKind::Facilities),
+            "vaccinators" => Some(UploadKind::Vaccinators),
+            _ => None,
+        }
+    }
+
+    /// Columns the header must have (DIVOC's set).
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            UploadKind::Facilities => &[
+                "facilityCode",
+                "facilityName",
+                "contact",
+                "operatingHourStart",
+                "operatingHourEnd",
+                "category",
+                "type",
+                "status",
+                "addressLine1",
+                "addressLine2",
+                "district",
+                "state",
+                "pincode",
+                "geoLocationLat",
+                "geoLocationLon",
+                "adminName",
+                "adminMobile",
+            ],
+            UploadKind::Vaccinators => &[
+                "code",
+                "name",
+                "nationalIdentifier",
+                "mobileNumber",
+                "email",
+                "status",
+                "facilityIds",
+            ],
+        }
+    }
+}
+
+/// Settings of one upload.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// The country of facilities whose file has no `country` column
+    /// (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
+}
+
+/// How an upload went (also `GET /v1/uploads/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadReport {
+    /// Its id.
+    pub id: String,
+    /// `facilities` or `vaccinators`.
+    pub kind: String,
+    /// Who sent it.
+    pub actor: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it finished; `None` if it was cut off.
+    pub finished_at: Option<String>,
+    /// Rows read.
+    pub rows: i64,
+    /// Records created.
+    pub created: i64,
+    /// Records changed to a new version.
+    pub updated: i64,
+    /// Rows identical to the stored record.
+    pub unchanged: i64,
+    /// Rows refused (see `errors.csv`).
+    pub failed: i64,
+}
+
+impl UploadReport {
+    /// The report of a stored upload.
+    pub fn of(u: &UploadRow) -> UploadReport {
+        UploadReport {
+            id: u.id.clone(),
+            kind: u.kind.clone(),
+            actor: u.actor.clone(),
+            sha256: u.sha256.clone(),
+            started_at: divoc_time::format_millis(u.created_ms),
+            finished_at: u.finished_ms.map(divoc_time::format_millis),
+            rows: u.rows,
+            created: u.created,
+            updated: u.updated,
+            unchanged: u.unchanged,
+            failed: u.failed,
+        }
+    }
+}
+
+/// Hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// One row, by header name.
+struct Cells<'a> {
+    header: &'a csv::StringRecord,
+    row: &'a csv::StringRecord,
+}
+
+impl Cells<'_> {
+    /// The trimmed cell of a column; `None` when absent or empty.
+    fn get(&self, column: &str) -> Option<&str> {
+        let i = self.header.iter().position(|h| h == column)?;
+        self.row.get(i).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+/// A row made into a record, or why not (errors name columns).
+type Parsed<T> = Result<T, Vec<FieldError>>;
+
+fn required<'a>(cells: &'a Cells<'_>, column: &str, errors: &mut Vec<FieldError>) -> &'a str {
+    cells.get(column).unwrap_or_else(|| {
+        errors.push(FieldError::new(column, "is missing"));
+        ""
+    })
+}
+
+fn status(cells: &Cells<'_>, errors: &mut Vec<FieldError>, allowed: &[Status]) -> Status {
+    let value = cells.get("status").unwrap_or("Active").to_ascii_lowercase();
+    match allowed.iter().find(|s| s.as_str() == value) {
+        Some(s) => *s,
+        None => {
+            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            errors.push(FieldError::new(
+                "status",
+                format!("must be one of {} (any case)", names.join(", ")),
+            ));
+            Status::Active
+        }
+    }
+}
+
+/// DIVOC's hours are whole hours (`9`, `18`); `HH:MM` is taken too.
+fn hour(v: &str) -> Option<String> {
+    if v.contains(':') {
+        return Some(v.to_owned());
+    }
+    let h: u32 = v.parse().ok()?;
+    (h <= 24).then(|| format!("{:02}:00", h.min(23)))
+}
+
+/// The CSV column a record's field came from, for errors that name it.
+fn facility_column(field: &str) -> String {
+    let column = match field {
+        "code" => "facilityCode",
+        "name" => "facilityName",
+        "address.line1" => "addressLine1",
+        "address.line2" => "addressLine2",
+        "address.district" => "district",
+        "address.state" => "state",
+        "address.pincode" => "pincode",
+        "address.country" => "country",
+        "geo.lat" => "geoLocationLat",
+        "geo.lon" => "geoLocationLon",
+        "operatingHours.open" => "operatingHourStart",
+        "operatingHours.close" => "operatingHourEnd",
+        "admins[0].name" => "adminName",
+        "admins[0].phone" => "adminMobile",
+        other => other,
+    };
+    column.to_owned()
+}
+
+fn vaccinator_column(field: &str) -> String {
+    if field.starts_with("facilities") {
+        return "facilityIds".to_owned();
+    }
+    match field {
+        "nationalId" => "nationalIdentifier",
+        "phone" => "mobileNumber",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn facility_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Facility> {
+    let mut errors = Vec::new();
+    let code = required(cells, "facilityCode", &mut errors).to_owned();
+    let name = required(cells, "facilityName", &mut errors).to_owned();
+    let contact = cells.get("contact").map(str::to_owned);
+    let category = match cells
+        .get("category")
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("GOVT" | "GOVERNMENT") => Category::Government,
+        Some("PRIVATE") => Category::Private,
+        _ => {
+            errors.push(FieldError::new("category", "must be GOVT or PRIVATE"));
+            Category::Government
+        }
+    };
+    let site_type = match cells.get("type").map(str::to_ascii_lowercase).as_deref() {
+        Some("fixed location" | "fixed") => SiteType::Fixed,
+        Some("mobile") => SiteType::Mobile,
+        Some("both") => SiteType::Both,
+        _ => {
+            errors.push(FieldError::new(
+                "type",
+                "must be Fixed location, Mobile or Both",
+            ));
+            SiteType::Fixed
+        }
+    };
+    let status = status(
+        cells,
+        &mut errors,
+        &[Status::Active, Status::Inactive, Status::Blocked],
+    );
+    let operating_hours = match (
+        cells.get("operatingHourStart"),
+        cells.get("operatingHourEnd"),
+    ) {
+        (None, None) => None,
+        (Some(open), Some(close)) => match (hour(open), hour(close)) {
+            (Some(open), Some(close)) => Some(Hours { open, close }),
+            (open, _) => {
+                let column = if open.is_none() {
+                    "operatingHourStart"
+                } else {
+                    "operatingHourEnd"
+                };
+                errors.push(FieldError::new(column, "must be an hour 0-24 or HH:MM"));
+                None
+            }
+        },
+        (None, Some(_)) => {
+            errors.push(FieldError::new(
+                "operatingHourStart",
+                "is missing (operatingHourEnd is given)",
+            ));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(FieldError::new(
+                "operatingHourEnd",
+                "is missing (operatingHourStart is given)",
+            ));
+            None
+        }
+    };
+    let geo = match (cells.get("geoLocationLat"), cells.get("geoLocationLon")) {
+        (None, None) => None,
+        (Some(lat), Some(lon)) => match (lat.parse::<f64>(), lon.parse::<f64>()) {
+            (Ok(lat), Ok(lon)) if lat.is_finite() && lon.is_finite() => Some(Geo { lat, lon }),
+            _ => {
+                errors.push(FieldError::new(
+                    "geoLocationLat",
+                    "latitude and longitude must be numbers",
+                ));
+                None
+            }
+        },
+        _ => {
+            errors.push(FieldError::new(
+                "geoLocationLat",
+                "give both geoLocationLat and geoLocationLon, or neither",
+            ));
+            None
+        }
+    };
+    let country = cells
+        .get("country")
+        .map(str::to_owned)
+        .or_else(|| options.country.clone())
+        .unwrap_or_default();
+    let address = Address {
+        line1: required(cells, "addressLine1", &mut errors).to_owned(),
+        line2: cells.get("addressLine2").map(str::to_owned),
+        district: required(cells, "district", &mut errors).to_owned(),
+        state: required(cells, "state", &mut errors).to_owned(),
+        pincode: cells.get("pincode").map(str::to_owned),
+        country,
+    };
+    let admins = match cells.get("adminName") {
+        Some(name) => vec![Person {
+            name: name.to_owned(),
+            phone: cells.get("adminMobile").map(str::to_owned),
+            email: None,
+        }],
+        None => Vec::new(),
+    };
+    let facility = Facility {
+        code,
+        name,
+        address,
+        geo,
+        contact,
+        email: cells.get("email").map(str::to_owned),
+        category,
+        site_type,
+        operating_hours,
+        status,
+        programmes: Vec::new(),
+        admins,
+    };
+    // The record's own rules too, except on a column already refused.
+    for e in facility.check() {
+        let field = facility_column(&e.field);
+        if !errors.iter().any(|have| have.field == field) {
+            errors.push(FieldError::new(field, e.message));
+        }
+    }
+    if errors.is_empty() {
+        Ok(facility)
+    } else {
+        Err(errors)
+    }
+}
+
+fn vaccinator_row(cells: &Cells<'_>) -> Parsed<Vaccinator> {
+    let mut errors = Vec::new();
+    let code = required(cells, "code", &mut errors).to_owned();
+    let name = required(cells, "name", &mut errors).to_owned();
+    let status = status(cells, &mut errors, &[Status::Active, Status::Inactive]);
+    let facilities: Vec<String> = required(cells, "facilityIds", &mut errors)
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let vaccinator = Vaccinator {
+        code,
+        national_id: cells.get("nationalIdentifier").map(str::to_owned),
+        name,
+        phone: cells.get("mobileNumber").map(str::to_owned),
+        email: cells.get("email").map(str::to_owned),
+        facilities,
+        programmes: Vec::new(),
+        status,
+    };
+    // The record's own rules too, except on a column already refused.
+    for e in vaccinator.check() {
+        let field = vaccinator_column(&e.field);
+        if !errors.iter().any(|have| have.field == field) {
+            errors.push(FieldError::new(field, e.message));
+        }
+    }
+    if errors.is_empty() {
+        Ok(vaccinator)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What a CSV row cannot say and an upload must therefore not erase: a
+/// facility's and a vaccinator's programmes (set by activation and
+/// training, not by DIVOC's columns).
+pub(crate) trait FromCsv: RecordKind {
+    /// Takes from the stored record what the row cannot carry.
+    fn keep_from(&mut self, stored: Self);
+}
+
+impl FromCsv for Facility {
+    fn keep_from(&mut self, stored: Self) {
+        self.programmes = stored.programmes;
+    }
+}
+
+impl FromCsv for Vaccinator {
+    fn keep_from(&mut self, stored: Self) {
+        self.programmes = stored.programmes;
+    }
+}
+
+/// One row waiting for its chunk's transaction.
+struct Pending<T> {
+    row_no: i64,
+    cells: String,
+    parsed: Parsed<T>,
+}
+
+/// Counts of one chunk.
+#[derive(Default)]
+struct Counts {
+    rows: i64,
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    failed: i64,
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl RolloutService {
+    /// Reads a CSV upload and stores its good rows, chunk by chunk; the
+    /// refused rows are kept for `errors.csv`. A header without one of
+    /// DIVOC's columns is refused whole (422 naming the column), as is an
+    /// upload of facilities with no country.
+    pub fn upload(
+        &self,
+        kind: UploadKind,
+        input: impl Read,
+        options: &UploadOptions,
+        actor: &str,
+    ) -> Result<UploadReport, RolloutError> {
+        let mut hashing = Hashing {
+            inner: input,
+            hash: Sha256::new(),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::Headers)
+            .from_reader(&mut hashing);
+        let header = reader
+            .headers()
+            .map_err(|e| {
+                RolloutError::Validation(vec![FieldError::new("file", format!("not CSV: {e}"))])
+            })?
+            .clone();
+        let missing: Vec<FieldError> = kind
+            .columns()
+            .iter()
+            .filter(|c| !header.iter().any(|h| h == **c))
+            .map(|c| FieldError::new(*c, "column missing from the header"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(RolloutError::Validation(missing));
+        }
+        if kind == UploadKind::Facilities && !header.iter().any(|h| h == "country") {
+            let ok = options
+                .country
+                .as_deref()
+                .is_some_and(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()));
+            if !ok {
+                return Err(RolloutError::Validation(vec![FieldError::new(
+                    "country",
+                    "the file has no country column: name the country (ISO 3166-1 alpha-2, e.g. IN)",
+                )]));
+            }
+        }
+        let now = self.clock().now_ms();
+        let mut id_bytes = [0u8; 8];
+        rand_id(&mut id_bytes);
+        let id = format!("upl_{}", hex::encode(id_bytes));
+        let started = UploadRow {
+            id: id.clone(),
+            kind: kind.name().to_owned(),
+            actor: actor.to_owned(),
+            header: serde_json::to_string(&header.iter().collect::<Vec<_>>())
+                .map_err(|e| RolloutError::Internal(e.to_string()))?,
+            created_ms: now,
+            ..UploadRow::default()
+        };
+        self.db()
+            .write(move |tx| history::start(tx, &started))
+            .wait()?;
+
+        let mut row_no = 0i64;
+        let mut record = csv::StringRecord::new();
+        loop {
+            let mut facilities = Vec::new();
+            let mut vaccinators = Vec::new();
+            while facilities.len() + vaccinators.len() < CHUNK {
+                let more = match reader.read_record(&mut record) {
+                    Ok(more) => more,
+                    Err(e) => {
+                        // A row csv cannot read (bad UTF-8, a stray quote):
+                        // refused on its own, the rest goes on.
+                        row_no += 1;
+                        let errors =
+                            vec![FieldError::new("row", format!("not readable as CSV: {e}"))];
+                        let cells = "[]".to_owned();
+                        match kind {
+                            UploadKind::Facilities => facilities.push(Pending {
+                                row_no,
+                                cells,
+                                parsed: Err(errors),
+                            }),
+                            UploadKind::Vaccinators => vaccinators.push(Pending {
+                                row_no,
+                                cells,
+                                parsed: Err(errors),
+                            }),
+                        }
+                        continue;
+                    }
+                };
+                if !more {
+                    break;
+                }
+                row_no += 1;
+                let cells_json = serde_json::to_string(&record.iter().collect::<Vec<_>>())
+                    .map_err(|e| RolloutError::Internal(e.to_string()))?;
+                let cells = Cells {
+                    header: &header,
+                    row: &record,
+                };
+                match kind {
+                    UploadKind::Facilities => facilities.push(Pending {
+                        row_no,
+                        cells: cells_json,
+                        parsed: facility_row(&cells, options),
+                    }),
+                    UploadKind::Vaccinators => vaccinators.push(Pending {
+                        row_no,
+                        cells: cells_json,
+                        parsed: vaccinator_row(&cells),
+                    }),
+                }
+            }
+            if facilities.is_empty() && vaccinators.is_empty() {
+                break;
+            }
+            self.write_chunk(&id, facilities, actor, facility_column)?;
+            self.write_chunk(&id, vaccinators, actor, vaccinator_column)?;
+        }
+        drop(reader);
+        let sha256 = hex::encode(hashing.hash.finalize());
+        let finished = self.clock().now_ms();
+        let (upload_id, actor_name) = (id.clone(), actor.to_owned());
+        self.db()
+            .write(move |tx| {
+                history::finish(tx, &upload_id, &sha256, finished)?;
+                let u = history::get(&tx.reader(), &upload_id)?;
+                let detail = u.map_or(json!({}), |u| {
+                    json!({"kind": u.kind, "rows": u.rows, "created": u.created, "updated": u.updated,
+                           "unchanged": u.unchanged, "failed": u.failed})
+                });
+                divoc_storage::audit::append_audit(tx, &actor_name, "upload.finish", &upload_id, &detail)?;
+                divoc_storage::events::append_event(tx, "rollout.upload.finished", &upload_id, &detail)?;
+                Ok(())
+            })
+            .wait()?;
+        self.upload_report(&id)
+    }
+
+    /// Stores one chunk's rows in one transaction.
+    fn write_chunk<T: FromCsv>(
+        &self,
+        upload: &str,
+        rows: Vec<Pending<T>>,
+        actor: &str,
+        column: fn(&str) -> String,
+    ) -> Result<(), RolloutError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (upload, actor) = (upload.to_owned(), actor.to_owned());
+        let now = self.clock().now_ms();
+        self.db()
+            .write(move |tx| {
+                let mut n = Counts::default();
+                for row in rows {
+                    n.rows += 1;
+                    let record = match row.parsed {
+                        Ok(record) => record,
+                        Err(errors) => {
+                            n.failed += 1;
+                            let e = UploadError {
+                                row_no: row.row_no,
+                                cells: row.cells,
+                                errors: join(&errors),
+                            };
+                            history::add_error(tx, &upload, &e)?;
+                            continue;
+                        }
+                    };
+                    let missing = RolloutService::missing_references_in(tx, &record)?;
+                    if !missing.is_empty() {
+                        n.failed += 1;
+                        let errors: Vec<FieldError> = missing
+                            .into_iter()
+                            .map(|e| FieldError::new(column(&e.field), e.message))
+                            .collect();
+                        let e = UploadError {
+                            row_no: row.row_no,
+                            cells: row.cells,
+                            errors: join(&errors),
+                        };
+                        history::add_error(tx, &upload, &e)?;
+                        continue;
+                    }
+                    let mut record = record;
+                    let code = record.code().to_owned();
+                    let stored = store::get(&tx.reader(), T::KIND, &code)?;
+                    if let Some(stored) = &stored {
+                        let previous: T = serde_json::from_str(&stored.body).map_err(|e| {
+                            divoc_storage::StorageError::InvalidArgument(e.to_string())
+                        })?;
+                        record.keep_from(previous);
+                    }
+                    let body = serde_json::to_string(&record)
+                        .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
+                    let index = record.index();
+                    match stored {
+                        None => {
+                            store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?;
+                            RolloutService::log_change(tx, &actor, T::KIND, "created", &code, 1)?;
+                            n.created += 1;
+                        }
+                        Some(stored) if stored.body == body => n.unchanged += 1,
+                        Some(_) => {
+                            if let Update::Updated(v) =
+                                store::update(tx, T::KIND, &code, None, &index, &body, &actor, now)?
+                            {
+                                RolloutService::log_change(
+                                    tx,
+                                    &actor,
+                                    T::KIND,
+                                    "updated",
+                                    &code,
+                                    v,
+                                )?;
+                            }
+                            n.updated += 1;
+                        }
+                    }
+                }
+                history::add_counts(
+                    tx,
+                    &upload,
+                    n.rows,
+                    n.created,
+                    n.updated,
+                    n.unchanged,
+                    n.failed,
+                )
+            })
+            .wait()?;
+        Ok(())
+    }
+
+    /// The report of an upload.
+    pub fn upload_report(&self, id: &str) -> Result<UploadReport, RolloutError> {
+        let u = self
+            .db()
+            .read(|r| history::get(r, id))?
+            .ok_or_else(|| RolloutError::NotFound(format!("upload {id}")))?;
+        Ok(UploadReport::of(&u))
+    }
+
+    /// Uploads, newest first (of one kind if given), before `before_ms`.
+    pub fn uploads(
+        &self,
+        kind: Option<UploadKind>,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<UploadReport>, RolloutError> {
+        let rows = self
+            .db()
+            .read(|r| history::list(r, kind.map(UploadKind::name), before_ms, limit))?;
+        Ok(rows.iter().map(UploadReport::of).collect())
+    }
+
+    /// The refused rows of an upload as CSV: its header and an `errors`
+    /// column naming each bad column and why. Read in pages, so a large
+    /// error list is not held twice.
+    pub fn upload_errors_csv(&self, id: &str) -> Result<Vec<u8>, RolloutError> {
+        let u = self
+            .db()
+            .read(|r| history::get(r, id))?
+            .ok_or_else(|| RolloutError::NotFound(format!("upload {id}")))?;
+        let header: Vec<String> =
+            serde_json::from_str(&u.header).map_err(|e| RolloutError::Internal(e.to_string()))?;
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let write_err = |e: csv::Error| RolloutError::Internal(e.to_string());
+        let mut head = header.clone();
+        head.push("row".into());
+        head.push("errors".into());
+        out.write_record(&head).map_err(write_err)?;
+        let mut after = 0;
+        loop {
+            let page = self.db().read(|r| history::errors(r, id, after, 1000))?;
+            let Some(last) = page.last() else { break };
+            after = last.row_no;
+            for e in &page {
+                let mut cells: Vec<String> = serde_json::from_str(&e.cells).unwrap_or_default();
+                cells.resize(header.len(), String::new());
+                cells.push(e.row_no.to_string());
+                cells.push(e.errors.clone());
+                out.write_record(&cells).map_err(write_err)?;
+            }
+        }
+        out.into_inner()
+            .map_err(|e| RolloutError::Internal(e.to_string()))
+    }
+}
+
+fn rand_id(bytes: &mut [u8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(bytes);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use divoc_storage::{Database, DbOptions};
+    use divoc_time::ManualClock;
+
+    fn testdata(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn service() -> (tempfile::TempDir, RolloutService) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        (
+            dir,
+            RolloutService::new(db, ManualClock::new(1_700_000_000_000)),
+        )
+    }
+
+    fn india() -> UploadOptions {
+        UploadOptions {
+            country: Some("IN".into()),
+        }
+    }
+
+    #[test]
+    fn divoc_files_go_in_and_bad_rows_come_back_named() {
+        let (_d, svc) = service();
+        let facilities = testdata("divoc-facilities.csv");
+        let r = svc
+            .upload(
+                UploadKind::Facilities,
+                facilities.as_slice(),
+                &india(),
+                "ctl",
+            )
+            .unwrap();
+        assert_eq!(
+            (r.rows, r.created, r.updated, r.unchanged, r.failed),
+            (5, 4, 0, 0, 1)
+        );
+        assert_eq!(r.sha256, hex::encode(Sha256::digest(&facilities)));
+        let del = svc.get::<Facility>("DEL010").unwrap().record;
+        assert_eq!(
+            del.operating_hours,
+            Some(Hours {
+                open: "09:00".into(),
+                close: "18:00".into()
+            })
+        );
+        assert_eq!(
+            (del.site_type, del.category, del.address.country.as_str()),
+            (SiteType::Fixed, Category::Government, "IN")
+        );
+        assert_eq!(del.address.line2.as_deref(), Some("Road, NIBM Road"));
+        assert_eq!(del.admins[0].phone.as_deref(), Some("1111111111"));
+        let errors = String::from_utf8(svc.upload_errors_csv(&r.id).unwrap()).unwrap();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), 2, "{errors}");
+        assert!(lines[0].ends_with(",adminName,adminMobile,row,errors"));
+        assert!(lines[1].starts_with("BAD001,Broken Clinic,not-a-phone,"));
+        assert!(lines[1].contains(",5,"), "{errors}");
+        for column in [
+            "category: must be GOVT or PRIVATE",
+            "contact: must be a phone number",
+            "adminMobile: must be a phone number",
+        ] {
+            assert!(lines[1].contains(column), "{column} in {errors}");
+        }
+
+        // Vaccinators name facilities of the registry; an unknown one is named.
+        let r = svc
+            .upload(
+                UploadKind::Vaccinators,
+                testdata("divoc-vaccinators.csv").as_slice(),
+                &UploadOptions::default(),
+                "ctl",
+            )
+            .unwrap();
+        assert_eq!((r.created, r.failed), (2, 1));
+        assert_eq!(
+            svc.get::<Vaccinator>("A1").unwrap().record.facilities,
+            ["DEL010", "BLR311"]
+        );
+        let errors = String::from_utf8(svc.upload_errors_csv(&r.id).unwrap()).unwrap();
+        assert!(
+            errors.contains("A3,Anthony")
+                && errors.contains("facilityIds: no facility with this code"),
+            "{errors}"
+        );
+
+        // Sent again: nothing new, nothing duplicated.
+        let again = svc
+            .upload(
+                UploadKind::Facilities,
+                facilities.as_slice(),
+                &india(),
+                "ctl",
+            )
+            .unwrap();
+        assert_eq!(
+            (again.created, again.updated, again.unchanged, again.failed),
+            (0, 0, 4, 1)
+        );
+        assert_eq!(svc.get::<Facility>("DEL010").unwrap().version, 1);
+        // A re-upload keeps what the file cannot say (the programmes).
+        let mut del = svc.get::<Facility>("DEL010").unwrap().record;
+        svc.create(
+            serde_json::from_value::<crate::model::Vaccine>(serde_json::json!({
+                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        svc.create(
+            serde_json::from_value::<crate::model::Programme>(serde_json::json!({
+                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        del.programmes = vec![crate::model::FacilityProgramme {
+            programme: "C19".into(),
+            status: Status::Active,
+            daily_rate: Some(100),
+        }];
+        svc.replace("DEL010", del, Some(1), "ctl").unwrap();
+        let again = svc
+            .upload(
+                UploadKind::Facilities,
+                facilities.as_slice(),
+                &india(),
+                "ctl",
+            )
+            .unwrap();
+        assert_eq!((again.updated, again.unchanged), (0, 4));
+        // A changed row is a new version.
+        let changed = String::from_utf8(facilities)
+            .unwrap()
+            .replace("Final Destination", "Final Destination PHC");
+        let r = svc
+            .upload(UploadKind::Facilities, changed.as_bytes(), &india(), "ctl")
+            .unwrap();
+        assert_eq!((r.created, r.updated, r.unchanged), (0, 1, 3));
+        let del = svc.get::<Facility>("DEL010").unwrap();
+        assert_eq!((del.version, del.record.programmes.len()), (3, 1));
+        assert_eq!(
+            svc.uploads(Some(UploadKind::Facilities), None, 10)
+                .unwrap()
+                .len(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_wrong_header_or_no_country_refuses_the_whole_file() {
+        let (_d, svc) = service();
+        let e = svc
+            .upload(
+                UploadKind::Vaccinators,
+                "code,name\nA1,Amar\n".as_bytes(),
+                &UploadOptions::default(),
+                "ctl",
+            )
+            .unwrap_err();
+        let RolloutError::Validation(fields) = e else {
+            panic!("{e}")
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "nationalIdentifier",
+                "mobileNumber",
+                "email",
+                "status",
+                "facilityIds"
+            ]
+        );
+        let e = svc
+            .upload(
+                UploadKind::Facilities,
+                testdata("divoc-facilities.csv").as_slice(),
+                &UploadOptions::default(),
+                "ctl",
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "country"),
+            "{e}"
+        );
+        assert!(svc.uploads(None, None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn more_rows_than_a_chunk_are_all_stored() {
+        let (_d, svc) = service();
+        let mut csv = String::from(
+            "facilityCode,facilityName,contact,operatingHourStart,operatingHourEnd,category,type,status,addressLine1,addressLine2,district,state,pincode,geoLocationLat,geoLocationLon,adminName,adminMobile\n",
+        );
+        let n = CHUNK * 2 + 7;
+        for i in 0..n {
+            csv.push_str(&format!("F{i:05},Facility {i},,9,17,GOVT,Fixed location,Active,Road {i},,D{},S,560001,,,,\n", i % 7));
+        }
+        let r = svc
+            .upload(UploadKind::Facilities, csv.as_bytes(), &india(), "ctl")
+            .unwrap();
+        assert_eq!((r.rows, r.created, r.failed), (n as i64, n as i64, 0));
+    }
+}
