@@ -163,6 +163,14 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             "/cert/api/certificatePDF/{code}",
             get(divoc_compat::certificate_pdf),
         );
+    let router = router
+        .route("/v1/uploads", get(rollout::uploads))
+        .route(
+            "/v1/uploads/{id}",
+            get(rollout::upload_report).post(rollout::upload),
+        )
+        .route("/v1/uploads/{id}/errors.csv", get(rollout::upload_errors))
+        .route("/v1/programmes/{code}/facilities", post(rollout::activate));
     let router = registry::<divoc_rollout::Vaccine>(router, "/v1/vaccines");
     let router = registry::<divoc_rollout::Programme>(router, "/v1/programmes");
     let router = registry::<divoc_rollout::Facility>(router, "/v1/facilities");

@@ -384,3 +384,98 @@ pub async fn history<T: Scoped>(
     let versions = blocking(move || svc.history::<T>(&code)).await?;
     Ok(Json(json!({ "versions": versions })).into_response())
 }
+
+/// The query of `POST /v1/uploads/{kind}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    country: Option<String>,
+}
+
+/// `POST /v1/uploads/{kind}` (`facilities` or `vaccinators`): the body is
+/// the CSV file in DIVOC's columns. 201 with the report; the refused rows
+/// are at `GET /v1/uploads/{id}/errors.csv`.
+pub async fn upload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(kind): Path<String>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let kind = divoc_rollout::UploadKind::from_name(&kind).ok_or_else(|| {
+        ApiError::not_found(format!("no upload kind {kind}: facilities or vaccinators"))
+    })?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let options = divoc_rollout::UploadOptions {
+        country: query.country,
+    };
+    let report = blocking(move || svc.upload(kind, body.as_ref(), &options, &actor)).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// The query of `GET /v1/uploads`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/uploads`: the newest uploads first.
+pub async fn uploads(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<UploadsQuery>,
+) -> Result<Response, ApiError> {
+    let kind =
+        match query.kind.as_deref() {
+            None => None,
+            Some(k) => Some(divoc_rollout::UploadKind::from_name(k).ok_or_else(|| {
+                ApiError::bad_request("kind", "must be facilities or vaccinators")
+            })?),
+        };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "must be 1-1000"));
+    }
+    let svc = service(&state)?;
+    let items = blocking(move || svc.uploads(kind, None, limit)).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// `GET /v1/uploads/{id}`: one upload's report.
+pub async fn upload_report(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let report = blocking(move || svc.upload_report(&id)).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `GET /v1/uploads/{id}/errors.csv`: the refused rows, each with the
+/// columns it failed on and why.
+pub async fn upload_errors(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let csv = blocking(move || svc.upload_errors_csv(&id)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+}
+
+/// `POST /v1/programmes/{code}/facilities`: activates or deactivates the
+/// facilities matching `filter` for the programme and sets their daily
+/// rate; answers how many matched and changed.
+pub async fn activate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let activation: divoc_rollout::Activation = parse_body(&body)?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let report = blocking(move || svc.activate(&code, &activation, &actor)).await?;
+    Ok(Json(report).into_response())
+}

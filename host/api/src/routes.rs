@@ -101,8 +101,9 @@ const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACIL
 const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
 
 /// The registry's routes.
-const REGISTRY_ROUTES: [&[RouteSpec]; 5] = [
+const REGISTRY_ROUTES: [&[RouteSpec]; 6] = [
     &TOKEN_ROUTES,
+    &UPLOAD_ROUTES,
     &VACCINE_ROUTES,
     &PROGRAMME_ROUTES,
     &FACILITY_ROUTES,
@@ -140,6 +141,38 @@ const TOKEN_ROUTES: [RouteSpec; 4] = [
         method: "DELETE",
         path: "/v1/tokens/{id}",
         access: Access::Roles(TOKEN_MAKERS),
+    },
+];
+
+/// Who may read upload reports.
+const UPLOAD_READERS: &[Role] = &[Role::Admin, Role::Controller, Role::Monitoring];
+
+const UPLOAD_ROUTES: [RouteSpec; 5] = [
+    RouteSpec {
+        method: "GET",
+        path: "/v1/uploads",
+        access: Access::Roles(UPLOAD_READERS),
+    },
+    // `{id}` is the kind (`facilities`, `vaccinators`) when posting.
+    RouteSpec {
+        method: "POST",
+        path: "/v1/uploads/{id}",
+        access: Access::Roles(CONTROLLERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/uploads/{id}",
+        access: Access::Roles(UPLOAD_READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/uploads/{id}/errors.csv",
+        access: Access::Roles(UPLOAD_READERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/programmes/{code}/facilities",
+        access: Access::Roles(CONTROLLERS),
     },
 ];
 

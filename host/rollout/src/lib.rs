@@ -2,6 +2,8 @@
 //! programmes, facilities and vaccinators.
 //!
 //! - [`model`]: the records and the rules each satisfies on its own;
+//! - [`activation`]: a controller's bulk activation of facilities for a
+//!   programme, with their daily rate;
 //! - [`upload`]: CSV uploads in DIVOC's column sets, with a history and
 //!   the refused rows;
 //! - [`service`]: versioned create / replace / delete / read / list, with
@@ -12,11 +14,13 @@
 
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod error;
 pub mod model;
 pub mod service;
 pub mod upload;
 
+pub use activation::{Activation, ActivationReport, FacilityFilter};
 pub use divoc_storage::rollout::ListFilter;
 pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};

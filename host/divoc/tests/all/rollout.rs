@@ -417,3 +417,142 @@ fn staff_tokens(base: &str) {
     let (_, one) = send("GET", &format!("{url}/{id}"), CONTROLLER, None);
     assert_eq!(one["status"], "revoked");
 }
+
+/// The README's walk: DIVOC's facility and vaccinator CSVs uploaded (one
+/// bad row each, given back in errors.csv), the facilities of one district
+/// activated for the programme at 100 a day, and a staff token that reads
+/// only its facility.
+#[test]
+fn divoc_csvs_go_in_and_a_district_is_activated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = support::start(&config(tmp.path()), tmp.path(), ADMIN);
+    let base = server.base.as_str();
+    let registry: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("host/divoc/tests/cases/rollout/registry.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for (kind, record) in [
+        ("vaccines", &registry["vaccines"][0]),
+        ("programmes", &registry["programmes"][0]),
+    ] {
+        let (s, body) = send(
+            "POST",
+            &format!("{base}/v1/{kind}"),
+            CONTROLLER,
+            Some(record),
+        );
+        assert_eq!(s, 201, "{body}");
+    }
+    let post_csv = |kind: &str, query: &str, file: &str| -> (u16, Value) {
+        let bytes = std::fs::read(repo().join("host/rollout/testdata").join(file)).unwrap();
+        let r = ureq::post(&format!("{base}/v1/uploads/{kind}{query}"))
+            .set("Authorization", &format!("Bearer {CONTROLLER}"))
+            .set("Content-Type", "text/csv")
+            .send_bytes(&bytes);
+        let r = match r {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = r.status();
+        (
+            status,
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        )
+    };
+    let (s, body) = post_csv("facilities", "", "divoc-facilities.csv");
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (422, Some("country")),
+        "{body}"
+    );
+    let (s, facilities) = post_csv("facilities", "?country=IN", "divoc-facilities.csv");
+    assert_eq!(s, 201, "{facilities}");
+    assert_eq!(
+        (
+            facilities["created"].as_i64(),
+            facilities["failed"].as_i64()
+        ),
+        (Some(4), Some(1))
+    );
+    let (s, vaccinators) = post_csv("vaccinators", "", "divoc-vaccinators.csv");
+    assert_eq!(s, 201, "{vaccinators}");
+    assert_eq!(
+        (
+            vaccinators["created"].as_i64(),
+            vaccinators["failed"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    let (s, _) = post_csv("clinics", "", "divoc-vaccinators.csv");
+    assert_eq!(s, 404);
+
+    for (report, bad) in [(&facilities, "BAD001"), (&vaccinators, "A3")] {
+        let id = report["id"].as_str().unwrap();
+        let errors = ureq::get(&format!("{base}/v1/uploads/{id}/errors.csv"))
+            .set("Authorization", &format!("Bearer {MONITORING}"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), 2, "{errors}");
+        assert!(
+            lines[0].ends_with(",row,errors") && lines[1].starts_with(bad),
+            "{errors}"
+        );
+        let (s, one) = send("GET", &format!("{base}/v1/uploads/{id}"), MONITORING, None);
+        assert_eq!((s, one["sha256"].as_str().map(str::len)), (200, Some(64)));
+    }
+    let (_, history) = send(
+        "GET",
+        &format!("{base}/v1/uploads?kind=facilities"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+
+    // Activate Bengaluru Urban for C19 at 100 a day.
+    let activation =
+        json!({"status": "active", "dailyRate": 100, "filter": {"district": "Bengaluru Urban"}});
+    let (s, report) = send(
+        "POST",
+        &format!("{base}/v1/programmes/C19/facilities"),
+        CONTROLLER,
+        Some(&activation),
+    );
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report, json!({"matched": 2, "changed": 2}));
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/programmes/C19/facilities"),
+        FACILITY,
+        Some(&activation),
+    );
+    assert_eq!(s, 403);
+    let (_, page) = send(
+        "GET",
+        &format!("{base}/v1/facilities?programme=C19"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(codes(&page), ["BLR311", "BLR312"]);
+    assert_eq!(page["items"][0]["programmes"][0]["dailyRate"], 100);
+
+    // A staff token for BLR311 reads only BLR311 and its vaccinator.
+    let (s, made) = send(
+        "POST",
+        &format!("{base}/v1/tokens"),
+        CONTROLLER,
+        Some(&json!({"name": "blr311-staff", "role": "facility", "facilities": ["BLR311"]})),
+    );
+    assert_eq!(s, 201, "{made}");
+    let staff = made["token"].as_str().unwrap();
+    let (_, page) = send("GET", &format!("{base}/v1/facilities"), staff, None);
+    assert_eq!(codes(&page), ["BLR311"]);
+    let (_, page) = send("GET", &format!("{base}/v1/vaccinators"), staff, None);
+    assert_eq!(codes(&page), ["A1"]);
+    let (s, _) = send("GET", &format!("{base}/v1/facilities/DEL010"), staff, None);
+    assert_eq!(s, 404);
+    server.stop();
+}
