@@ -17,7 +17,19 @@ fn token(role: Role) -> String {
 }
 
 fn app(dir: &std::path::Path) -> axum::Router {
+    app_with(dir, &[], |_| {})
+}
+
+/// The service with a token per role, `extra` tokens, and the registry as
+/// `seed` leaves it.
+fn app_with(
+    dir: &std::path::Path,
+    extra: &[(&str, Principal)],
+    seed: impl FnOnce(&divoc_rollout::RolloutService),
+) -> axum::Router {
     let db = divoc_storage::Database::open(&dir.join("db.sqlite"), Default::default()).unwrap();
+    let rollout = divoc_rollout::RolloutService::new(db.clone(), divoc_time::SystemClock::shared());
+    seed(&rollout);
     let keyring = divoc_crypto::keys::Keyring::open_or_create(
         &dir.join("keys"),
         &divoc_crypto::keys::IssuerConfig::new("did:web:example.org"),
@@ -40,6 +52,9 @@ fn app(dir: &std::path::Path) -> axum::Router {
             },
         );
     }
+    for (secret, principal) in extra {
+        tokens.add(secret, principal.clone());
+    }
     let plugins_dir = dir.join("plugins");
     std::fs::create_dir_all(&plugins_dir).unwrap();
     let certificates = divoc_certificates::CertificateService::open(
@@ -56,10 +71,7 @@ fn app(dir: &std::path::Path) -> axum::Router {
             tokens: Arc::new(tokens),
             plugins_dir,
             certificates: Some(certificates),
-            rollout: Some(divoc_rollout::RolloutService::new(
-                db.clone(),
-                divoc_time::SystemClock::shared(),
-            )),
+            rollout: Some(rollout),
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -224,4 +236,140 @@ async fn responses_carry_a_request_id() {
         .await
         .unwrap();
     assert!(response.headers().contains_key("x-request-id"));
+}
+
+/// Every route, called by each facility-bound role with a token of another
+/// facility, with the parameters of a real facility, its vaccinator, its
+/// programme and vaccine: refused (403/404) or answered without a trace of
+/// them (a list that leaves them out, a 4xx for an empty body).
+#[tokio::test]
+async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign: Vec<(String, Principal)> = [Role::Facility, Role::FacilityAdmin, Role::Vaccinator]
+        .into_iter()
+        .map(|role| {
+            (
+                format!("foreign-{}-token-0123456789", role.name()),
+                Principal {
+                    name: format!("foreign-{}", role.name()),
+                    role,
+                    facilities: vec!["FAC-B".into()],
+                    contacts: vec![],
+                },
+            )
+        })
+        .collect();
+    let extra: Vec<(&str, Principal)> = foreign
+        .iter()
+        .map(|(t, p)| (t.as_str(), p.clone()))
+        .collect();
+    let app = app_with(dir.path(), &extra, |svc| {
+        let records = serde_json::json!({
+            "vaccine": {"code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1},
+            "programme": {"code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]},
+            "facility": {"code": "FAC-A", "name": "Secret Clinic", "category": "private", "type": "fixed",
+                         "address": {"line1": "Hidden Lane", "district": "D", "state": "S", "country": "IN"},
+                         "programmes": [{"programme": "C19", "dailyRate": 10}]},
+            "other": {"code": "FAC-B", "name": "Other Clinic", "category": "private", "type": "fixed",
+                      "address": {"line1": "Open Road", "district": "D", "state": "S", "country": "IN"}},
+            "vaccinator": {"code": "VAC-A", "name": "Hidden Nurse", "facilities": ["FAC-A"]}
+        });
+        svc.create::<divoc_rollout::Vaccine>(
+            serde_json::from_value(records["vaccine"].clone()).unwrap(),
+            "t",
+        )
+        .unwrap();
+        svc.create::<divoc_rollout::Programme>(
+            serde_json::from_value(records["programme"].clone()).unwrap(),
+            "t",
+        )
+        .unwrap();
+        svc.create::<divoc_rollout::Facility>(
+            serde_json::from_value(records["facility"].clone()).unwrap(),
+            "t",
+        )
+        .unwrap();
+        svc.create::<divoc_rollout::Facility>(
+            serde_json::from_value(records["other"].clone()).unwrap(),
+            "t",
+        )
+        .unwrap();
+        svc.create::<divoc_rollout::Vaccinator>(
+            serde_json::from_value(records["vaccinator"].clone()).unwrap(),
+            "t",
+        )
+        .unwrap();
+    });
+    let secrets = [
+        "Secret Clinic",
+        "Hidden Lane",
+        "Hidden Nurse",
+        "FAC-A",
+        "VAC-A",
+    ];
+    let mut checked = 0;
+    for route in routes::all() {
+        let code = if route.path.starts_with("/v1/vaccinators") {
+            "VAC-A"
+        } else if route.path.starts_with("/v1/programmes") {
+            "C19"
+        } else if route.path.starts_with("/v1/vaccines") {
+            "COVAX"
+        } else {
+            "FAC-A"
+        };
+        let path = route
+            .path
+            .replace("{code}", code)
+            .replace("{id}", "FAC-A")
+            .replace("{type}", "x")
+            .replace("{file}", "qr.png")
+            .replace("{list}", "revocation-0")
+            .replace("{name}", "x");
+        let queries: &[&str] = match route.path {
+            "/v1/facilities" => &["", "?district=D", "?programme=C19"],
+            "/v1/vaccinators" => &["", "?facility=FAC-A", "?programme=C19"],
+            _ => &[""],
+        };
+        for (secret, principal) in &foreign {
+            for query in queries {
+                let uri = format!("{path}{query}");
+                let response = app
+                    .clone()
+                    .oneshot(
+                        Request::builder()
+                            .method(route.method)
+                            .uri(&uri)
+                            .header("authorization", format!("Bearer {secret}"))
+                            .body(Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                let text = String::from_utf8_lossy(&body);
+                let facility_data = route.path.starts_with("/v1/facilities")
+                    || route.path.starts_with("/v1/vaccinators");
+                if facility_data {
+                    // A code the caller sent may come back in the 404's
+                    // message; anything else of the facility may not.
+                    assert!(
+                        !secrets.iter().any(|s| !uri.contains(s) && text.contains(s)),
+                        "{} {uri} as {:?} leaked: {status} {text}",
+                        route.method,
+                        principal.role
+                    );
+                    assert!(
+                        status.as_u16() < 500,
+                        "{} {uri} as {:?}: {status}",
+                        route.method,
+                        principal.role
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} calls checked");
 }
