@@ -175,6 +175,22 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let router = registry::<divoc_rollout::Programme>(router, "/v1/programmes");
     let router = registry::<divoc_rollout::Facility>(router, "/v1/facilities");
     let router = registry::<divoc_rollout::Vaccinator>(router, "/v1/vaccinators");
+    // Enrolments get their code from the service: POST is `enrol`.
+    let router = router
+        .route(
+            "/v1/enrolments",
+            get(rollout::list::<divoc_rollout::Enrolment>).post(rollout::enrol),
+        )
+        .route(
+            "/v1/enrolments/{code}",
+            get(rollout::get::<divoc_rollout::Enrolment>)
+                .put(rollout::replace::<divoc_rollout::Enrolment>)
+                .delete(rollout::delete::<divoc_rollout::Enrolment>),
+        )
+        .route(
+            "/v1/enrolments/{code}/history",
+            get(rollout::history::<divoc_rollout::Enrolment>),
+        );
     router
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,

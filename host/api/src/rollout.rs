@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use divoc_rollout::{
-    Facility, ListFilter, Programme, RecordKind, RolloutError, RolloutService, Stored, Vaccinator,
-    Vaccine,
+    Enrolment, Facility, ListFilter, Programme, RecordKind, RolloutError, RolloutService, Stored,
+    Vaccinator, Vaccine,
 };
 
 use crate::auth::{Caller, Principal};
@@ -42,6 +42,10 @@ impl From<RolloutError> for ApiError {
                     .with_details(json!({ "fields": errors }))
             }
             RolloutError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            RolloutError::Duplicate { existing, message } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate", message)
+                    .with_details(json!({ "existing": existing }))
+            }
             e @ RolloutError::Stale { .. } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string())
                     .with_field("If-Match")
@@ -130,6 +134,16 @@ impl Scoped for Vaccinator {
     }
 }
 
+impl Scoped for Enrolment {
+    const FILTERS: &'static [&'static str] = &["district", "state", "programme", "facility"];
+    fn visible(p: &Principal, record: &Self) -> bool {
+        record
+            .facility
+            .as_ref()
+            .is_some_and(|f| p.facilities.contains(f))
+    }
+}
+
 fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiError> {
     let given = [
         ("district", q.district.is_some()),
@@ -188,8 +202,8 @@ fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiE
     if facility_bound(p) {
         match T::KIND {
             "facility" => filter.codes = Some(p.facilities.clone()),
-            "vaccinator" => {
-                // A vaccinator list is a facility's: the one named, else the
+            "vaccinator" | "enrolment" => {
+                // A vaccinator or enrolment list is a facility's: the one named, else the
                 // token's only facility.
                 let facility = match (&filter.link, p.facilities.as_slice()) {
                     // A token serving no facility sees no vaccinator.
@@ -390,10 +404,11 @@ pub async fn history<T: Scoped>(
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     country: Option<String>,
+    programme: Option<String>,
 }
 
-/// `POST /v1/uploads/{kind}` (`facilities` or `vaccinators`): the body is
-/// the CSV file in DIVOC's columns. 201 with the report; the refused rows
+/// `POST /v1/uploads/{kind}` (`facilities`, `vaccinators` or `enrolments`
+/// with `?programme=`): the body is the CSV file in DIVOC's columns. 201 with the report; the refused rows
 /// are at `GET /v1/uploads/{id}/errors.csv`.
 pub async fn upload(
     State(state): State<AppState>,
@@ -409,6 +424,7 @@ pub async fn upload(
     let (svc, actor) = (service(&state)?, p.name.clone());
     let options = divoc_rollout::UploadOptions {
         country: query.country,
+        programme: query.programme,
     };
     let report = blocking(move || svc.upload(kind, body.as_ref(), &options, &actor)).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
@@ -427,13 +443,12 @@ pub async fn uploads(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<UploadsQuery>,
 ) -> Result<Response, ApiError> {
-    let kind =
-        match query.kind.as_deref() {
-            None => None,
-            Some(k) => Some(divoc_rollout::UploadKind::from_name(k).ok_or_else(|| {
-                ApiError::bad_request("kind", "must be facilities or vaccinators")
-            })?),
-        };
+    let kind = match query.kind.as_deref() {
+        None => None,
+        Some(k) => Some(divoc_rollout::UploadKind::from_name(k).ok_or_else(|| {
+            ApiError::bad_request("kind", "must be facilities, vaccinators or enrolments")
+        })?),
+    };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "must be 1-1000"));
@@ -478,4 +493,19 @@ pub async fn activate(
     let (svc, actor) = (service(&state)?, p.name.clone());
     let report = blocking(move || svc.activate(&code, &activation, &actor)).await?;
     Ok(Json(report).into_response())
+}
+
+/// `POST /v1/enrolments`: enrols a person; 201 with the record and its
+/// new enrolment code, 409 `duplicate` (with the existing code) if the
+/// person is enrolled in the programme.
+pub async fn enrol(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let record: Enrolment = parse_body(&body)?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let stored = blocking(move || svc.enrol(record, &actor)).await?;
+    Ok(with_etag(StatusCode::CREATED, &stored))
 }

@@ -95,13 +95,24 @@ macro_rules! registry_routes {
     };
 }
 
+/// Who may read enrolments (personal data): the registry's operators and
+/// the facility they are enrolled at.
+const ENROLMENT_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Facility,
+    Role::FacilityAdmin,
+];
+
+const ENROLMENT_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/enrolments", ENROLMENT_READERS);
 const VACCINE_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccines", REGISTRY_READERS);
 const PROGRAMME_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/programmes", REGISTRY_READERS);
 const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACILITY_READERS);
 const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
 
 /// The registry's routes.
-const REGISTRY_ROUTES: [&[RouteSpec]; 6] = [
+const REGISTRY_ROUTES: [&[RouteSpec]; 7] = [
+    &ENROLMENT_ROUTES,
     &TOKEN_ROUTES,
     &UPLOAD_ROUTES,
     &VACCINE_ROUTES,

@@ -209,6 +209,7 @@ mod tests {
         .unwrap();
         let options = UploadOptions {
             country: Some("IN".into()),
+            programme: None,
         };
         svc.upload(UploadKind::Facilities, csv.as_slice(), &options, "ctl")
             .unwrap();

@@ -27,7 +27,7 @@ impl FieldError {
 /// | variant | HTTP |
 /// | --- | --- |
 /// | [`Validation`](Self::Validation) | 422 |
-/// | [`Conflict`](Self::Conflict) | 409 |
+/// | [`Conflict`](Self::Conflict), [`Duplicate`](Self::Duplicate) | 409 |
 /// | [`Stale`](Self::Stale) | 412 |
 /// | [`NotFound`](Self::NotFound) | 404 |
 /// | [`Storage`](Self::Storage), [`Internal`](Self::Internal) | 500 |
@@ -41,6 +41,15 @@ pub enum RolloutError {
     /// The code is taken, or the record is still referred to.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The record repeats one that exists under another code (the same
+    /// person enrolled twice).
+    #[error("duplicate: {message}")]
+    Duplicate {
+        /// The existing record's code.
+        existing: String,
+        /// What is the same, without personal data.
+        message: String,
+    },
     /// The record changed since the version the caller read.
     #[error("the record is at version {current}, not {expected}")]
     Stale {

@@ -4,6 +4,8 @@
 //! - [`model`]: the records and the rules each satisfies on its own;
 //! - [`activation`]: a controller's bulk activation of facilities for a
 //!   programme, with their daily rate;
+//! - [`enrolment`]: pre-enrolments with checksummed codes, one per person
+//!   and programme;
 //! - [`upload`]: CSV uploads in DIVOC's column sets, with a history and
 //!   the refused rows;
 //! - [`service`]: versioned create / replace / delete / read / list, with
@@ -15,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod enrolment;
 pub mod error;
 pub mod model;
 pub mod service;
@@ -22,6 +25,7 @@ pub mod upload;
 
 pub use activation::{Activation, ActivationReport, FacilityFilter};
 pub use divoc_storage::rollout::ListFilter;
+pub use enrolment::Enrolment;
 pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};

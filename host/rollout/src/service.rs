@@ -35,6 +35,11 @@ pub trait RecordKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'stat
     fn index(&self) -> RecordIndex;
     /// The records it refers to: `(field, kind, code)`.
     fn references(&self) -> Vec<(String, &'static str, String)>;
+    /// Links no two records of the kind may share (checked inside the
+    /// write): `(relation, key, what it means)`.
+    fn unique_links(&self) -> Vec<(String, String, &'static str)> {
+        Vec::new()
+    }
 }
 
 fn links(pairs: impl IntoIterator<Item = (&'static str, String)>) -> Vec<(String, String)> {
@@ -270,6 +275,29 @@ impl RolloutService {
         Ok(missing)
     }
 
+    /// The duplicate a record would be (inside the write): another record
+    /// of its kind sharing one of its unique links.
+    pub(crate) fn duplicate_in<T: RecordKind>(
+        tx: &divoc_storage::Tx<'_>,
+        record: &T,
+        itself: Option<&str>,
+    ) -> divoc_storage::Result<Option<RolloutError>> {
+        let reader = tx.reader();
+        for (rel, key, what) in record.unique_links() {
+            let found = store::referrers(&reader, &rel, &key, 2)?;
+            if let Some((_, code)) = found
+                .into_iter()
+                .find(|(kind, code)| kind == T::KIND && Some(code.as_str()) != itself)
+            {
+                return Ok(Some(RolloutError::Duplicate {
+                    message: format!("{what} exists with code {code}"),
+                    existing: code,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates a record at version 1: 409 if the code is taken, 422 naming
     /// every bad field or unknown reference.
     pub fn create<T: RecordKind>(&self, record: T, actor: &str) -> Result<Stored<T>, RolloutError> {
@@ -284,6 +312,9 @@ impl RolloutService {
                     let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
+                    }
+                    if let Some(e) = Self::duplicate_in(tx, &rec, None)? {
+                        return Ok(Err(e));
                     }
                     if !store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
                         return Ok(Err(RolloutError::Conflict(format!(
@@ -328,6 +359,9 @@ impl RolloutService {
                     let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
+                    }
+                    if let Some(e) = Self::duplicate_in(tx, &rec, Some(&code))? {
+                        return Ok(Err(e));
                     }
                     Ok(
                         match store::update(

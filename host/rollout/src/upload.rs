@@ -1,5 +1,5 @@
-//! CSV uploads of facilities and vaccinators in DIVOC's column sets, so a
-//! ministry's existing files go in unchanged.
+//! CSV uploads of facilities, vaccinators and pre-enrolments in DIVOC's
+//! column sets, so a ministry's existing files go in unchanged.
 //!
 //! DIVOC's columns (portal API, `config/application-default.yml`):
 //!
@@ -8,7 +8,13 @@
 //!   district, state, pincode, geoLocationLat, geoLocationLon, adminName,
 //!   adminMobile` (and, read when present, `email`, `websiteURL`);
 //! - vaccinators: `code, name, nationalIdentifier, mobileNumber, email,
-//!   status, facilityIds` (`facilityIds` comma-separated in one cell).
+//!   status, facilityIds` (`facilityIds` comma-separated in one cell);
+//! - pre-enrolments: `phone, identity, nationality, dob, gender, name,
+//!   email, addressLine1, addressLine2, district, state, pincode` (and,
+//!   from older files, `nationalId`, `enrollmentScopeId`), for the
+//!   programme the upload names (DIVOC's `programId`). Each new person gets
+//!   a fresh enrolment code; a person already enrolled in the programme is
+//!   found by identity (or name, date of birth and phone), not duplicated.
 //!
 //! As in DIVOC, header names are trimmed and matched exactly, column order
 //! does not matter and extra columns are allowed. Unlike DIVOC, every row is
@@ -30,6 +36,7 @@ use sha2::{Digest, Sha256};
 use divoc_storage::rollout::{self as store, Update};
 use divoc_storage::uploads::{self as history, UploadError, UploadRow};
 
+use crate::enrolment::{Enrolment, EnrolmentAddress, Gender};
 use crate::error::{FieldError, RolloutError};
 use crate::model::{Address, Category, Facility, Geo, Hours, Person, SiteType, Status, Vaccinator};
 use crate::service::{RecordKind, RolloutService};
@@ -44,6 +51,8 @@ pub enum UploadKind {
     Facilities,
     /// Vaccinators.
     Vaccinators,
+    /// Pre-enrolments of one programme.
+    Enrolments,
 }
 
 impl UploadKind {
@@ -52,6 +61,7 @@ impl UploadKind {
         match self {
             UploadKind::Facilities => "facilities",
             UploadKind::Vaccinators => "vaccinators",
+            UploadKind::Enrolments => "enrolments",
         }
     }
 
@@ -60,6 +70,7 @@ impl UploadKind {
         match name {
             "facilities" => Some(UploadKind::Facilities),
             "vaccinators" => Some(UploadKind::Vaccinators),
+            "enrolments" => Some(UploadKind::Enrolments),
             _ => None,
         }
     }
@@ -95,6 +106,20 @@ impl UploadKind {
                 "status",
                 "facilityIds",
             ],
+            UploadKind::Enrolments => &[
+                "phone",
+                "identity",
+                "nationality",
+                "dob",
+                "gender",
+                "name",
+                "email",
+                "addressLine1",
+                "addressLine2",
+                "district",
+                "state",
+                "pincode",
+            ],
         }
     }
 }
@@ -105,6 +130,8 @@ pub struct UploadOptions {
     /// The country of facilities whose file has no `country` column
     /// (ISO 3166-1 alpha-2).
     pub country: Option<String>,
+    /// The programme an enrolment upload enrols for (DIVOC's `programId`).
+    pub programme: Option<String>,
 }
 
 /// How an upload went (also `GET /v1/uploads/{id}`).
@@ -420,12 +447,95 @@ fn vaccinator_row(cells: &Cells<'_>) -> Parsed<Vaccinator> {
     }
 }
 
+fn enrolment_column(field: &str) -> String {
+    match field {
+        "address.line1" => "addressLine1",
+        "address.line2" => "addressLine2",
+        "address.district" => "district",
+        "address.state" => "state",
+        "address.pincode" => "pincode",
+        "facility" => "enrollmentScopeId",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// A DIVOC pre-enrolment row. DIVOC's newest template has `identity` and
+/// `nationality`; older files carry `nationalId` and `enrollmentScopeId`
+/// (the facility): all are read.
+fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Enrolment> {
+    let mut errors = Vec::new();
+    let gender = match cells.get("gender").map(str::to_ascii_lowercase).as_deref() {
+        Some("male" | "m") => Gender::Male,
+        Some("female" | "f") => Gender::Female,
+        Some("other" | "o") => Gender::Other,
+        _ => {
+            errors.push(FieldError::new("gender", "must be Male, Female or Other"));
+            Gender::Other
+        }
+    };
+    let enrolment = Enrolment {
+        code: String::new(),
+        programme: options.programme.clone().unwrap_or_default(),
+        name: required(cells, "name", &mut errors).to_owned(),
+        dob: required(cells, "dob", &mut errors).to_owned(),
+        gender,
+        phone: cells.get("phone").map(str::to_owned),
+        email: cells.get("email").map(str::to_owned),
+        identity: cells
+            .get("identity")
+            .or_else(|| cells.get("nationalId"))
+            .map(str::to_owned),
+        nationality: cells.get("nationality").map(str::to_owned),
+        address: EnrolmentAddress {
+            line1: required(cells, "addressLine1", &mut errors).to_owned(),
+            line2: cells.get("addressLine2").map(str::to_owned),
+            district: required(cells, "district", &mut errors).to_owned(),
+            state: required(cells, "state", &mut errors).to_owned(),
+            pincode: cells.get("pincode").map(str::to_owned),
+        },
+        facility: cells.get("enrollmentScopeId").map(str::to_owned),
+        status: Status::Active,
+    };
+    for e in enrolment.check() {
+        let field = enrolment_column(&e.field);
+        if !errors.iter().any(|have| have.field == field) {
+            errors.push(FieldError::new(field, e.message));
+        }
+    }
+    if errors.is_empty() {
+        Ok(enrolment)
+    } else {
+        Err(errors)
+    }
+}
+
 /// What a CSV row cannot say and an upload must therefore not erase: a
 /// facility's and a vaccinator's programmes (set by activation and
 /// training, not by DIVOC's columns).
 pub(crate) trait FromCsv: RecordKind {
     /// Takes from the stored record what the row cannot carry.
     fn keep_from(&mut self, stored: Self);
+    /// For records a row cannot name by code: the unique link that finds
+    /// the stored one.
+    fn natural_key(&self) -> Option<(String, String)> {
+        None
+    }
+    /// Sets the code found (or drawn) for a record without one.
+    fn set_code(&mut self, _code: String) {}
+}
+
+impl FromCsv for Enrolment {
+    fn keep_from(&mut self, _stored: Self) {}
+    fn natural_key(&self) -> Option<(String, String)> {
+        self.unique_links()
+            .into_iter()
+            .next()
+            .map(|(rel, key, _)| (rel, key))
+    }
+    fn set_code(&mut self, code: String) {
+        self.code = code;
+    }
 }
 
 impl FromCsv for Facility {
@@ -512,6 +622,17 @@ impl RolloutService {
                 )]));
             }
         }
+        if kind == UploadKind::Enrolments {
+            let programme = options.programme.as_deref().unwrap_or_default();
+            let exists =
+                !programme.is_empty() && self.get::<crate::model::Programme>(programme).is_ok();
+            if !exists {
+                return Err(RolloutError::Validation(vec![FieldError::new(
+                    "programme",
+                    "name the programme the file enrols for (an existing programme code)",
+                )]));
+            }
+        }
         let now = self.clock().now_ms();
         let mut id_bytes = [0u8; 8];
         rand_id(&mut id_bytes);
@@ -529,64 +650,31 @@ impl RolloutService {
             .write(move |tx| history::start(tx, &started))
             .wait()?;
 
-        let mut row_no = 0i64;
-        let mut record = csv::StringRecord::new();
-        loop {
-            let mut facilities = Vec::new();
-            let mut vaccinators = Vec::new();
-            while facilities.len() + vaccinators.len() < CHUNK {
-                let more = match reader.read_record(&mut record) {
-                    Ok(more) => more,
-                    Err(e) => {
-                        // A row csv cannot read (bad UTF-8, a stray quote):
-                        // refused on its own, the rest goes on.
-                        row_no += 1;
-                        let errors =
-                            vec![FieldError::new("row", format!("not readable as CSV: {e}"))];
-                        let cells = "[]".to_owned();
-                        match kind {
-                            UploadKind::Facilities => facilities.push(Pending {
-                                row_no,
-                                cells,
-                                parsed: Err(errors),
-                            }),
-                            UploadKind::Vaccinators => vaccinators.push(Pending {
-                                row_no,
-                                cells,
-                                parsed: Err(errors),
-                            }),
-                        }
-                        continue;
-                    }
-                };
-                if !more {
-                    break;
-                }
-                row_no += 1;
-                let cells_json = serde_json::to_string(&record.iter().collect::<Vec<_>>())
-                    .map_err(|e| RolloutError::Internal(e.to_string()))?;
-                let cells = Cells {
-                    header: &header,
-                    row: &record,
-                };
-                match kind {
-                    UploadKind::Facilities => facilities.push(Pending {
-                        row_no,
-                        cells: cells_json,
-                        parsed: facility_row(&cells, options),
-                    }),
-                    UploadKind::Vaccinators => vaccinators.push(Pending {
-                        row_no,
-                        cells: cells_json,
-                        parsed: vaccinator_row(&cells),
-                    }),
-                }
-            }
-            if facilities.is_empty() && vaccinators.is_empty() {
-                break;
-            }
-            self.write_chunk(&id, facilities, actor, facility_column)?;
-            self.write_chunk(&id, vaccinators, actor, vaccinator_column)?;
+        match kind {
+            UploadKind::Facilities => self.stream(
+                &mut reader,
+                &header,
+                &id,
+                actor,
+                |c| facility_row(c, options),
+                facility_column,
+            )?,
+            UploadKind::Vaccinators => self.stream(
+                &mut reader,
+                &header,
+                &id,
+                actor,
+                vaccinator_row,
+                vaccinator_column,
+            )?,
+            UploadKind::Enrolments => self.stream(
+                &mut reader,
+                &header,
+                &id,
+                actor,
+                |c| enrolment_row(c, options),
+                enrolment_column,
+            )?,
         }
         drop(reader);
         let sha256 = hex::encode(hashing.hash.finalize());
@@ -606,6 +694,61 @@ impl RolloutService {
             })
             .wait()?;
         self.upload_report(&id)
+    }
+
+    /// Reads the rows after the header, [`CHUNK`] at a time, and stores
+    /// each chunk.
+    fn stream<T: FromCsv, R: Read>(
+        &self,
+        reader: &mut csv::Reader<R>,
+        header: &csv::StringRecord,
+        id: &str,
+        actor: &str,
+        parse: impl Fn(&Cells<'_>) -> Parsed<T>,
+        column: fn(&str) -> String,
+    ) -> Result<(), RolloutError> {
+        let mut row_no = 0i64;
+        let mut record = csv::StringRecord::new();
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                let more = match reader.read_record(&mut record) {
+                    Ok(more) => more,
+                    Err(e) => {
+                        // A row csv cannot read (bad UTF-8, a stray quote):
+                        // refused on its own, the rest goes on.
+                        row_no += 1;
+                        let errors =
+                            vec![FieldError::new("row", format!("not readable as CSV: {e}"))];
+                        chunk.push(Pending {
+                            row_no,
+                            cells: "[]".to_owned(),
+                            parsed: Err(errors),
+                        });
+                        continue;
+                    }
+                };
+                if !more {
+                    break;
+                }
+                row_no += 1;
+                let cells = serde_json::to_string(&record.iter().collect::<Vec<_>>())
+                    .map_err(|e| RolloutError::Internal(e.to_string()))?;
+                let parsed = parse(&Cells {
+                    header,
+                    row: &record,
+                });
+                chunk.push(Pending {
+                    row_no,
+                    cells,
+                    parsed,
+                });
+            }
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.write_chunk(id, chunk, actor, column)?;
+        }
     }
 
     /// Stores one chunk's rows in one transaction.
@@ -655,6 +798,15 @@ impl RolloutService {
                         continue;
                     }
                     let mut record = record;
+                    // A record the file cannot name by code (an enrolment)
+                    // is found by what it is: the same person again.
+                    if let Some((rel, key)) = record.natural_key() {
+                        let found = store::referrers(&tx.reader(), &rel, &key, 8)?;
+                        match found.into_iter().find(|(kind, _)| kind == T::KIND) {
+                            Some((_, code)) => record.set_code(code),
+                            None => record.set_code(crate::enrolment::new_code()),
+                        }
+                    }
                     let code = record.code().to_owned();
                     let stored = store::get(&tx.reader(), T::KIND, &code)?;
                     if let Some(stored) = &stored {
@@ -668,9 +820,32 @@ impl RolloutService {
                     let index = record.index();
                     match stored {
                         None => {
-                            store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?;
-                            RolloutService::log_change(tx, &actor, T::KIND, "created", &code, 1)?;
-                            n.created += 1;
+                            if store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
+                                RolloutService::log_change(
+                                    tx,
+                                    &actor,
+                                    T::KIND,
+                                    "created",
+                                    &code,
+                                    1,
+                                )?;
+                                n.created += 1;
+                            } else {
+                                // A fresh enrolment code that was taken (1 in
+                                // 10^10): the row is refused, sending it again
+                                // draws another.
+                                n.failed += 1;
+                                let errors = [FieldError::new(
+                                    "code",
+                                    "the drawn code was taken; send the row again",
+                                )];
+                                let e = UploadError {
+                                    row_no: row.row_no,
+                                    cells: row.cells,
+                                    errors: join(&errors),
+                                };
+                                history::add_error(tx, &upload, &e)?;
+                            }
                         }
                         Some(stored) if stored.body == body => n.unchanged += 1,
                         Some(_) => {
@@ -793,6 +968,7 @@ mod tests {
     fn india() -> UploadOptions {
         UploadOptions {
             country: Some("IN".into()),
+            programme: None,
         }
     }
 
@@ -981,5 +1157,86 @@ mod tests {
             .upload(UploadKind::Facilities, csv.as_bytes(), &india(), "ctl")
             .unwrap();
         assert_eq!((r.rows, r.created, r.failed), (n as i64, n as i64, 0));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod enrolment_tests {
+    use super::*;
+    use divoc_storage::{Database, DbOptions};
+    use divoc_time::ManualClock;
+    use serde_json::json;
+
+    #[test]
+    fn divoc_pre_enrolments_get_codes_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
+        let csv = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/divoc-enrolments.csv"),
+        )
+        .unwrap();
+        let c19 = UploadOptions {
+            country: None,
+            programme: Some("C19".into()),
+        };
+        let e = svc
+            .upload(UploadKind::Enrolments, csv.as_slice(), &c19, "ctl")
+            .unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "programme"),
+            "{e}"
+        );
+        svc.create(
+            serde_json::from_value::<crate::model::Vaccine>(json!({
+                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        svc.create(
+            serde_json::from_value::<crate::model::Programme>(json!({
+                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        let r = svc
+            .upload(UploadKind::Enrolments, csv.as_slice(), &c19, "ctl")
+            .unwrap();
+        assert_eq!((r.created, r.failed), (2, 1));
+        let errors = String::from_utf8(svc.upload_errors_csv(&r.id).unwrap()).unwrap();
+        assert!(
+            errors.contains("gender: must be Male") && errors.contains("dob: must be a date"),
+            "{errors}"
+        );
+        let page = svc
+            .list::<Enrolment>(&divoc_storage::rollout::ListFilter::default(), 10)
+            .unwrap();
+        assert_eq!(page.items.len(), 2);
+        for item in &page.items {
+            assert!(crate::enrolment::valid_code(&item.record.code));
+            assert!(
+                !item.record.code.contains("9090909090")
+                    && !item.record.code.contains("9876543210")
+            );
+        }
+        // Sent again: the same people, no new codes.
+        let again = svc
+            .upload(UploadKind::Enrolments, csv.as_slice(), &c19, "ctl")
+            .unwrap();
+        assert_eq!((again.created, again.unchanged, again.failed), (0, 2, 1));
+        let codes_after: Vec<String> = svc
+            .list::<Enrolment>(&divoc_storage::rollout::ListFilter::default(), 10)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.record.code)
+            .collect();
+        let codes_before: Vec<String> = page.items.into_iter().map(|i| i.record.code).collect();
+        assert_eq!(codes_after, codes_before);
     }
 }

@@ -539,6 +539,53 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     assert_eq!(codes(&page), ["BLR311", "BLR312"]);
     assert_eq!(page["items"][0]["programmes"][0]["dailyRate"], 100);
 
+    // DIVOC's pre-enrolment file for C19: codes for the people, the bad
+    // row named, nothing duplicated when sent again.
+    let (s, enrolled) = post_csv("enrolments", "?programme=C19", "divoc-enrolments.csv");
+    assert_eq!(s, 201, "{enrolled}");
+    assert_eq!(
+        (enrolled["created"].as_i64(), enrolled["failed"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let (_, again) = post_csv("enrolments", "?programme=C19", "divoc-enrolments.csv");
+    assert_eq!(
+        (again["created"].as_i64(), again["unchanged"].as_i64()),
+        (Some(0), Some(2))
+    );
+    let (s, page) = send(
+        "GET",
+        &format!("{base}/v1/enrolments?programme=C19"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 200, "{page}");
+    let enrolment_codes = codes(&page);
+    assert_eq!(enrolment_codes.len(), 2);
+    assert!(enrolment_codes
+        .iter()
+        .all(|c| c.len() == 11 && c.bytes().all(|b| b.is_ascii_digit())));
+    let (s, _) = send("GET", &format!("{base}/v1/enrolments"), MONITORING, None);
+    assert_eq!(s, 403, "monitoring does not read personal data");
+    // One more by the API; the same person again is a duplicate naming the code.
+    let person = json!({"programme": "C19", "name": "Meena K", "dob": "1958-11-30", "gender": "Female",
+                        "phone": "+919812300000", "facility": "BLR311",
+                        "address": {"line1": "3 Park St", "district": "Bengaluru Urban", "state": "Karnataka"}});
+    let (s, meena) = send(
+        "POST",
+        &format!("{base}/v1/enrolments"),
+        CONTROLLER,
+        Some(&person),
+    );
+    assert_eq!(s, 201, "{meena}");
+    let (s, dup) = send(
+        "POST",
+        &format!("{base}/v1/enrolments"),
+        CONTROLLER,
+        Some(&person),
+    );
+    assert_eq!((s, dup["error"]["code"].as_str()), (409, Some("duplicate")));
+    assert_eq!(dup["error"]["details"]["existing"], meena["code"]);
+
     // A staff token for BLR311 reads only BLR311 and its vaccinator.
     let (s, made) = send(
         "POST",
@@ -553,6 +600,17 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     let (_, page) = send("GET", &format!("{base}/v1/vaccinators"), staff, None);
     assert_eq!(codes(&page), ["A1"]);
     let (s, _) = send("GET", &format!("{base}/v1/facilities/DEL010"), staff, None);
+    assert_eq!(s, 404);
+    // ... and the people enrolled at it, no one else.
+    let (_, page) = send("GET", &format!("{base}/v1/enrolments"), staff, None);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["code"], meena["code"]);
+    let (s, _) = send(
+        "GET",
+        &format!("{base}/v1/enrolments/{}", enrolment_codes[0]),
+        staff,
+        None,
+    );
     assert_eq!(s, 404);
     server.stop();
 }

@@ -1,0 +1,359 @@
+//! Pre-enrolment: a person registered for a programme before they turn up
+//! (by a ministry's upload or the API), with a random, checksummed
+//! enrolment code they quote at the facility.
+//!
+//! The code is 10 random digits and a Damm check digit: easy to read out
+//! and type, any single wrong digit or swap of two neighbouring digits is
+//! caught, and it carries nothing about the person (DIVOC's `<phone>-<n>`
+//! codes put phone numbers into signed certificates).
+//!
+//! A person is enrolled once per programme: the same identity number (or,
+//! without one, the same name, date of birth and phone) is refused with the
+//! code of the existing enrolment. The record holds personal data; events
+//! and the audit log carry only the code and version.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use divoc_storage::rollout::RecordIndex;
+
+use crate::error::{FieldError, RolloutError};
+use crate::model::{Checks, Status};
+use crate::service::{RecordKind, RolloutService, Stored};
+
+/// Gender as DIVOC records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Gender {
+    /// Male.
+    Male,
+    /// Female.
+    Female,
+    /// Other.
+    Other,
+}
+
+/// Where a person lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnrolmentAddress {
+    /// First line.
+    pub line1: String,
+    /// Second line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    /// District.
+    pub district: String,
+    /// State.
+    pub state: String,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pincode: Option<String>,
+}
+
+/// A pre-enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Enrolment {
+    /// The enrolment code; given by the service when a record is created.
+    #[serde(default)]
+    pub code: String,
+    /// The programme enrolled for.
+    pub programme: String,
+    /// Name.
+    pub name: String,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub dob: String,
+    /// Gender.
+    pub gender: Gender,
+    /// Phone number (also how the code reaches the person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The identity document's number, as DIVOC's `identity` /
+    /// `nationalId` (e.g. `did:in.gov.uidai.aadhaar:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Nationality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<String>,
+    /// Where they live.
+    pub address: EnrolmentAddress,
+    /// The facility they are enrolled at, when there is one (DIVOC's
+    /// `enrollmentScopeId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<String>,
+    /// Its state.
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// Damm's quasigroup of order 10 (H. M. Damm, 2004): the check digit makes
+/// the interim digit of the whole code 0.
+const DAMM: [[u8; 10]; 10] = [
+    [0, 3, 1, 7, 5, 9, 8, 6, 4, 2],
+    [7, 0, 9, 2, 1, 5, 4, 8, 6, 3],
+    [4, 2, 0, 6, 8, 7, 1, 3, 5, 9],
+    [1, 7, 5, 0, 9, 8, 3, 4, 2, 6],
+    [6, 1, 2, 3, 0, 4, 5, 9, 7, 8],
+    [3, 6, 7, 4, 2, 0, 9, 5, 8, 1],
+    [5, 8, 6, 9, 7, 2, 0, 1, 3, 4],
+    [8, 9, 4, 5, 3, 6, 2, 0, 1, 7],
+    [9, 4, 3, 8, 6, 1, 7, 2, 0, 5],
+    [2, 5, 8, 1, 4, 3, 6, 7, 9, 0],
+];
+
+fn damm(digits: &str) -> Option<u8> {
+    digits.bytes().try_fold(0u8, |interim, b| {
+        b.is_ascii_digit()
+            .then(|| DAMM[usize::from(interim)][usize::from(b - b'0')])
+    })
+}
+
+/// A fresh enrolment code: 10 random digits and their Damm check digit.
+pub fn new_code() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let body: String = (0..10)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect();
+    let check = damm(&body).unwrap_or(0);
+    format!("{body}{check}")
+}
+
+/// Whether `code` is 11 digits whose Damm check holds.
+pub fn valid_code(code: &str) -> bool {
+    code.len() == 11 && damm(code) == Some(0)
+}
+
+impl Enrolment {
+    /// Every rule an enrolment must satisfy on its own (the code is checked
+    /// once the service has given it).
+    pub fn check(&self) -> Vec<FieldError> {
+        let mut c = Checks::default();
+        if !self.code.is_empty() {
+            c.require(
+                valid_code(&self.code),
+                "code",
+                "must be an enrolment code: 11 digits with a valid check digit",
+            );
+        }
+        c.code("programme", &self.programme);
+        c.text("name", &self.name, 200);
+        if let Some(dob) = c.date("dob", &self.dob) {
+            let year = dob.year();
+            c.require(
+                (1900..=2200).contains(&year),
+                "dob",
+                "must be a date of birth after 1900",
+            );
+        }
+        c.phone("phone", self.phone.as_deref());
+        c.email("email", self.email.as_deref());
+        c.opt_text("identity", self.identity.as_deref(), 128);
+        c.opt_text("nationality", self.nationality.as_deref(), 64);
+        let a = &self.address;
+        c.text("address.line1", &a.line1, 200);
+        c.opt_text("address.line2", a.line2.as_deref(), 200);
+        c.text("address.district", &a.district, 100);
+        c.text("address.state", &a.state, 100);
+        c.opt_text("address.pincode", a.pincode.as_deref(), 10);
+        if let Some(f) = &self.facility {
+            c.code("facility", f);
+        }
+        c.require(
+            self.status != Status::Blocked,
+            "status",
+            "must be active or inactive",
+        );
+        c.0
+    }
+
+    /// What makes two enrolments the same person in the same programme,
+    /// hashed (the link table holds no personal data in clear).
+    fn person_key(&self) -> String {
+        let who = match &self.identity {
+            Some(id) => format!("id\u{1f}{}", id.trim().to_lowercase()),
+            None => format!(
+                "npd\u{1f}{}\u{1f}{}\u{1f}{}",
+                self.name.trim().to_lowercase(),
+                self.dob,
+                self.phone.as_deref().unwrap_or("").trim()
+            ),
+        };
+        let digest = Sha256::digest(format!("{}\u{1f}{who}", self.programme).as_bytes());
+        hex::encode(&digest[..16])
+    }
+}
+
+impl RecordKind for Enrolment {
+    const KIND: &'static str = "enrolment";
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn check(&self) -> Vec<FieldError> {
+        Enrolment::check(self)
+    }
+    fn index(&self) -> RecordIndex {
+        let mut links = vec![
+            ("programme".to_owned(), self.programme.clone()),
+            ("person".to_owned(), self.person_key()),
+        ];
+        if let Some(f) = &self.facility {
+            links.push(("facility".to_owned(), f.clone()));
+        }
+        RecordIndex {
+            status: self.status.as_str().to_owned(),
+            district: Some(self.address.district.clone()),
+            state: Some(self.address.state.clone()),
+            kind_of_site: None,
+            links,
+        }
+    }
+    fn unique_links(&self) -> Vec<(String, String, &'static str)> {
+        vec![(
+            "person".to_owned(),
+            self.person_key(),
+            "an enrolment of this person in this programme",
+        )]
+    }
+    fn references(&self) -> Vec<(String, &'static str, String)> {
+        let mut refs = vec![("programme".to_owned(), "programme", self.programme.clone())];
+        if let Some(f) = &self.facility {
+            refs.push(("facility".to_owned(), "facility", f.clone()));
+        }
+        refs
+    }
+}
+
+impl RolloutService {
+    /// Enrols a person: gives the record a fresh code and stores it;
+    /// [`RolloutError::Duplicate`] with the existing code if the person is
+    /// enrolled in the programme (checked inside the write).
+    pub fn enrol(
+        &self,
+        mut record: Enrolment,
+        actor: &str,
+    ) -> Result<Stored<Enrolment>, RolloutError> {
+        if !record.code.is_empty() {
+            return Err(RolloutError::Validation(vec![FieldError::new(
+                "code",
+                "is given by the service; leave it out",
+            )]));
+        }
+        // 10 random digits: a collision is rare; the table refuses one.
+        for _ in 0..5 {
+            record.code = new_code();
+            match self.create(record.clone(), actor) {
+                Err(RolloutError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(RolloutError::Internal(
+            "no free enrolment code after 5 tries".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use divoc_storage::{Database, DbOptions};
+    use divoc_time::ManualClock;
+    use serde_json::json;
+
+    #[test]
+    fn codes_are_checksummed_and_catch_typos() {
+        for _ in 0..200 {
+            let code = new_code();
+            assert!(valid_code(&code), "{code}");
+            let digits: Vec<u8> = code.bytes().collect();
+            for i in 0..11 {
+                let mut typo = digits.clone();
+                typo[i] = b'0' + (typo[i] - b'0' + 1) % 10;
+                assert!(!valid_code(std::str::from_utf8(&typo).unwrap()));
+                if i < 10 && digits[i] != digits[i + 1] {
+                    let mut swapped = digits.clone();
+                    swapped.swap(i, i + 1);
+                    assert!(!valid_code(std::str::from_utf8(&swapped).unwrap()));
+                }
+            }
+        }
+        // Damm's published example: 572 has check digit 4.
+        assert_eq!(damm("572"), Some(4));
+        assert!(!valid_code("1234567890"));
+    }
+
+    fn enrolment(name: &str, identity: Option<&str>) -> Enrolment {
+        serde_json::from_value(json!({
+            "programme": "C19", "name": name, "dob": "1961-04-02", "gender": "Female",
+            "phone": "+919876543210", "identity": identity,
+            "address": {"line1": "12 MG Road", "district": "Bengaluru Urban", "state": "Karnataka"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_person_is_enrolled_once_per_programme() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
+        let e = svc.enrol(enrolment("Asha Rao", None), "ctl").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "programme"),
+            "{e}"
+        );
+        svc.create(
+            serde_json::from_value::<crate::model::Vaccine>(json!({
+                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        svc.create(
+            serde_json::from_value::<crate::model::Programme>(json!({
+                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
+            }))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        let first = svc
+            .enrol(enrolment("Asha Rao", Some("AADHAAR-1234")), "ctl")
+            .unwrap();
+        assert!(valid_code(&first.record.code));
+        assert!(!first.record.code.contains("9876543210"));
+        // Same identity number, other spelling of the name: the same person.
+        let e = svc
+            .enrol(enrolment("ASHA  RAO", Some("aadhaar-1234")), "ctl")
+            .unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Duplicate { existing, .. } if *existing == first.record.code),
+            "{e}"
+        );
+        // Without an identity number: name, date of birth and phone.
+        let second = svc.enrol(enrolment("Ravi Rao", None), "ctl").unwrap();
+        assert_ne!(second.record.code, first.record.code);
+        assert!(matches!(
+            svc.enrol(enrolment("Ravi Rao", None), "ctl"),
+            Err(RolloutError::Duplicate { .. })
+        ));
+        let mut coded = enrolment("Mohan", None);
+        coded.code = new_code();
+        assert!(matches!(
+            svc.enrol(coded, "ctl"),
+            Err(RolloutError::Validation(_))
+        ));
+        let mut bad = enrolment("", None);
+        bad.dob = "1961-02-30".into();
+        bad.phone = Some("x".into());
+        let RolloutError::Validation(f) = svc.enrol(bad, "ctl").unwrap_err() else {
+            panic!()
+        };
+        let fields: Vec<&str> = f.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "dob", "phone"]);
+    }
+}
