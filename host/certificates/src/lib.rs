@@ -26,19 +26,27 @@
 //! holds and the status is known good; a status that cannot be established
 //! is its own verdict, `unknown`, never `valid` (and never "forged").
 //!
+//! Plugins: [`plugin_hooks::PluginHooks`] is [`IssueHooks`] over the plugin
+//! runtime (identity and payment checks); [`distribution::Worker`] delivers
+//! issued certificates through distribution-channel plugins, and
+//! [`capture::CaptureWorker`] captures authorised payments after issue.
+//!
 //! DIVOC compatibility: [`legacy::CertifyRequest`] accepts DIVOC's
 //! `certify` item unchanged; [`qr::legacy_zip`] makes DIVOC's QR payload.
 
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod certificate;
 pub mod contexts;
 pub mod credential;
+pub mod distribution;
 pub mod error;
 pub mod hooks;
 pub mod import;
 pub mod legacy;
 pub mod lookup;
+pub mod plugin_hooks;
 pub mod qr;
 pub mod request;
 pub mod service;

@@ -2,11 +2,14 @@
 //! `--config`), then `DIVOC_*` environment variables, then command-line flags.
 //! Nested keys in the environment use `__`: `DIVOC_SERVER__LISTEN=0.0.0.0:80`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use divoc_api::TokenConfig;
+use divoc_certificates::distribution::DistributionConfig;
+use divoc_certificates::plugin_hooks::{PluginSettings, ProgramConfig};
 use divoc_runtime::{EngineSettings, Grants, LimitSettings, RuntimeSettings};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -23,7 +26,7 @@ pub struct Config {
     pub locale: LocaleConfig,
     pub plugins: PluginsConfig,
     /// The issue pipeline's plugins, paid programs and distribution.
-    pub certificates: crate::pipeline::CertificatesConfig,
+    pub certificates: CertificatesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +282,105 @@ impl Config {
     }
 }
 
+/// `[certificates]`: the issue pipeline's plugins and programs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertificatesConfig {
+    /// Corrections allowed per dose (`PUT /v1/certificates/{id}`); 0 = none.
+    pub max_corrections: u32,
+    /// Link for side-effect reports put in every vaccination credential;
+    /// `{id}` is replaced by the certificate id.
+    pub feedback_url: Option<String>,
+    /// Link to the program's information page, put in every vaccination
+    /// credential.
+    pub info_url: Option<String>,
+    /// Identity type → `identity-provider` plugin. Types not listed go to
+    /// the plugin whose `identity-types()` names them.
+    pub identity_providers: BTreeMap<String, String>,
+    /// Payment mode → `payment-provider` plugin. Modes not listed go to the
+    /// plugin whose `modes()` names them.
+    pub payment_providers: BTreeMap<String, String>,
+    /// Per-program settings, by program id.
+    pub programs: BTreeMap<String, ProgramConfig>,
+    /// Delivery of issued certificates.
+    pub distribution: DistributionConfig,
+    /// Operator-defined credential types (`[certificates.types.<name>]`),
+    /// issued at `POST /v1/credentials/<name>`.
+    pub types: BTreeMap<String, divoc_certificates::types::CredentialType>,
+    /// Printable certificates.
+    pub pdf: PdfConfig,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        CertificatesConfig {
+            max_corrections: 3,
+            feedback_url: None,
+            info_url: None,
+            identity_providers: BTreeMap::new(),
+            payment_providers: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            distribution: DistributionConfig::default(),
+            types: BTreeMap::new(),
+            pdf: PdfConfig::default(),
+        }
+    }
+}
+
+/// `[certificates.pdf]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PdfConfig {
+    /// The directory of PDF templates (one `<lang>.toml` each, fonts
+    /// beside them). Relative paths in a config file are relative to that
+    /// file; without a file, to the working directory.
+    pub templates: figment::value::magic::RelativePathBuf,
+}
+
+impl Default for PdfConfig {
+    fn default() -> Self {
+        PdfConfig {
+            templates: PathBuf::from("config/templates/pdf").into(),
+        }
+    }
+}
+
+impl CertificatesConfig {
+    /// Refuses settings that could only fail later, per request.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, url) in [
+            ("feedback-url", &self.feedback_url),
+            ("info-url", &self.info_url),
+        ] {
+            if let Some(url) = url {
+                let parsed = url::Url::parse(&url.replace("{id}", "id"));
+                anyhow::ensure!(
+                    parsed.is_ok_and(|u| matches!(u.scheme(), "https" | "http")),
+                    "certificates.{key} must be an http(s) URL, not {url:?}"
+                );
+            }
+        }
+        for (program, p) in &self.programs {
+            if let Some(pay) = &p.payment {
+                pay.check(program).map_err(anyhow::Error::msg)?;
+            }
+        }
+        for (name, t) in &self.types {
+            t.check(name)?;
+        }
+        self.distribution.validate().map_err(anyhow::Error::msg)
+    }
+
+    /// What the issue pipeline's plugin hooks need.
+    pub fn plugin_settings(&self) -> PluginSettings {
+        PluginSettings {
+            identity_providers: self.identity_providers.clone(),
+            payment_providers: self.payment_providers.clone(),
+            programs: self.programs.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -383,5 +485,27 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nsurprise = 1\n").unwrap();
         let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains("surprise"), "{err:#}");
+    }
+
+    #[test]
+    fn the_shipped_config_has_the_pipeline_sections() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/divoc.toml");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        config.certificates.validate().unwrap();
+        let demo = &config.certificates.programs["demo-paid"];
+        assert_eq!(demo.payment.as_ref().unwrap().currency, "INR");
+        assert!(config.certificates.distribution.max_attempts > 1);
+    }
+
+    #[test]
+    fn bad_certificate_settings_are_refused_at_start() {
+        let c = CertificatesConfig {
+            feedback_url: Some("ftp://example.org/{id}".into()),
+            ..CertificatesConfig::default()
+        };
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("feedback-url"));
+        let mut c = CertificatesConfig::default();
+        c.distribution.max_attempts = 0;
+        assert!(format!("{:#}", c.validate().unwrap_err()).contains("max-attempts"));
     }
 }

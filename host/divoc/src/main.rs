@@ -2,11 +2,8 @@
 
 mod bench_cmd;
 mod config;
-mod distribution;
 mod import_cmd;
 mod offline;
-mod payments;
-mod pipeline;
 mod plugin_cmd;
 mod serve;
 mod wiring;

@@ -15,10 +15,10 @@ use divoc_storage::{Database, DbOptions};
 use rand::RngCore;
 
 use crate::config::Config;
-use crate::distribution;
-use crate::payments;
-use crate::pipeline::PluginHooks;
 use crate::wiring::{KeyringSigner, StorageKv};
+use divoc_certificates::capture;
+use divoc_certificates::distribution;
+use divoc_certificates::plugin_hooks::PluginHooks;
 
 /// The opened state of a data directory, shared by `serve` and the CLI tools.
 pub struct Host {
@@ -201,7 +201,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         cfg.types = config.certificates.types.clone();
         let hooks = Arc::new(PluginHooks::new(
             runtime.clone(),
-            config.certificates.clone(),
+            config.certificates.plugin_settings(),
         ));
         tokio::task::spawn_blocking(move || {
             divoc_certificates::CertificateService::open_with_hooks(db, keyring, cfg, hooks)
@@ -233,7 +233,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     // Captures run whatever the channels: a payment plugin may be loaded
     // at any time, and rows wait in the outbox until one is.
-    let capture = payments::CaptureWorker {
+    let capture = capture::CaptureWorker {
         db: host.db.clone(),
         runtime: runtime.clone(),
         config: delivery.clone(),

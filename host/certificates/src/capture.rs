@@ -2,11 +2,11 @@
 //! the payments that were only authorised while it was issued.
 //!
 //! Issuing authorises a program's payment through its `payment-provider`
-//! plugin before signing (see `pipeline.rs`). Money should move only for a
+//! plugin before signing (see `plugin_hooks.rs`). Money should move only for a
 //! certificate that exists, so the certificate's transaction records the
 //! receipt in the audit log and, when the provider answered `authorized`,
 //! queues a `payment.capture` outbox row for the provider
-//! (`divoc_certificates::service`). This worker, started by `serve`,
+//! (`crate::service`). This worker, started by `serve`,
 //! claims those rows with a lease and calls the provider's `capture`:
 //!
 //! - captured → an audit record `certificate.payment.captured` (the
@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::distribution::{backoff_ms, cut, DistributionConfig};
-use crate::pipeline::refusal;
+use crate::plugin_hooks::refusal;
 
 /// What happened to one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,9 @@ enum Outcome {
 /// The worker. Cheap to clone.
 #[derive(Clone)]
 pub struct CaptureWorker {
+    /// Where the outbox rows and audit records are.
     pub db: Database,
+    /// The payment-provider plugins.
     pub runtime: Runtime,
     /// Retry settings (`[certificates.distribution]`).
     pub config: DistributionConfig,

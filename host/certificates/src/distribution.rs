@@ -71,25 +71,26 @@ impl Default for DistributionConfig {
 }
 
 impl DistributionConfig {
-    /// Refuses settings the worker cannot run with.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Refuses settings the worker cannot run with; the error names the
+    /// setting.
+    pub fn validate(&self) -> Result<(), String> {
         let key = "certificates.distribution";
-        anyhow::ensure!(
-            self.max_attempts >= 1,
-            "{key}.max-attempts must be at least 1"
-        );
-        anyhow::ensure!(
-            self.base_delay_ms >= 1 && self.base_delay_ms <= self.max_delay_ms,
-            "{key}: base-delay-ms must be between 1 and max-delay-ms"
-        );
-        anyhow::ensure!(
-            self.poll_interval_ms >= 1 && self.batch >= 1 && self.lease_ms >= 1_000,
-            "{key}: poll-interval-ms and batch must be positive, lease-ms at least 1000"
-        );
-        anyhow::ensure!(
-            self.channels.iter().all(|c| !c.trim().is_empty()),
-            "{key}.channels: empty channel name"
-        );
+        if self.max_attempts < 1 {
+            return Err(format!("{key}.max-attempts must be at least 1"));
+        }
+        if !(self.base_delay_ms >= 1 && self.base_delay_ms <= self.max_delay_ms) {
+            return Err(format!(
+                "{key}: base-delay-ms must be between 1 and max-delay-ms"
+            ));
+        }
+        if !(self.poll_interval_ms >= 1 && self.batch >= 1 && self.lease_ms >= 1_000) {
+            return Err(format!(
+                "{key}: poll-interval-ms and batch must be positive, lease-ms at least 1000"
+            ));
+        }
+        if self.channels.iter().any(|c| c.trim().is_empty()) {
+            return Err(format!("{key}.channels: empty channel name"));
+        }
         Ok(())
     }
 }
@@ -154,8 +155,11 @@ enum Outcome {
 /// The worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Worker {
+    /// Where the outbox rows and certificates are.
     pub db: Database,
+    /// The distribution-channel plugins.
     pub runtime: Runtime,
+    /// Channels, retries and leases.
     pub config: DistributionConfig,
     /// The service's public URL, for links in messages.
     pub public_url: String,
@@ -249,12 +253,12 @@ impl Worker {
             Ok(None) => return Outcome::Fail("the certificate does not exist".into()),
             Err(e) => return Outcome::Retry(format!("cannot read the certificate: {e}")),
         };
-        let status = divoc_certificates::certificate::effective_status(
+        let status = crate::certificate::effective_status(
             record.status,
             record.suspended_until_ms,
             self.clock.now_ms(),
         );
-        if status == divoc_certificates::Status::Revoked {
+        if status == crate::Status::Revoked {
             return Outcome::Fail("the certificate was revoked before it was delivered".into());
         }
         let channel = match self.runtime.distribution_channel(&item.target) {
@@ -304,9 +308,9 @@ impl Worker {
         record: &store::CertificateRecord,
         contacts: Vec<Contact>,
     ) -> Result<Message, String> {
-        let text = divoc_certificates::qr::encode(&record.credential)
+        let text = crate::qr::encode(&record.credential)
             .map_err(|e| format!("cannot encode the certificate's QR: {e}"))?;
-        let png = divoc_certificates::qr::render_png(text.as_bytes(), 4)
+        let png = crate::qr::render_png(text.as_bytes(), 4)
             .map_err(|e| format!("cannot render the certificate's QR: {e}"))?;
         let base = self.public_url.trim_end_matches('/');
         let url = format!("{base}/v1/certificates/{}", record.id);

@@ -1,5 +1,5 @@
-//! The issue pipeline's plugin checks: [`PluginHooks`] implements the
-//! certificate module's [`IssueHooks`] over the plugin runtime.
+//! The issue pipeline's plugin checks: [`PluginHooks`] implements
+//! [`IssueHooks`] over the plugin runtime.
 //!
 //! - Identity: the `identity-provider` plugin for the request's identity
 //!   type checks the number. Which plugin handles a type comes from
@@ -22,30 +22,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-use divoc_certificates::hooks::{
+use crate::hooks::{
     HookError, IdentityCheck, IdentityClaim, PaymentCheck, PaymentClaim, PaymentReceipt,
 };
-use divoc_certificates::IssueHooks;
+use crate::IssueHooks;
 use divoc_runtime::types::identity::{Claim, Verification};
 use divoc_runtime::types::payment::{Charge, PaymentStatus};
 use divoc_runtime::types::Money;
 use divoc_runtime::{GuestErrorKind, PluginError, Runtime, World};
 use serde::{Deserialize, Serialize};
 
-use crate::distribution::DistributionConfig;
-
-/// `[certificates]`: the issue pipeline's plugins and programs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CertificatesConfig {
-    /// Corrections allowed per dose (`PUT /v1/certificates/{id}`); 0 = none.
-    pub max_corrections: u32,
-    /// Link for side-effect reports put in every vaccination credential;
-    /// `{id}` is replaced by the certificate id.
-    pub feedback_url: Option<String>,
-    /// Link to the program's information page, put in every vaccination
-    /// credential.
-    pub info_url: Option<String>,
+/// What the hooks need from `[certificates]`: which plugin handles an
+/// identity type or payment mode, and what each program charges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginSettings {
     /// Identity type → `identity-provider` plugin. Types not listed go to
     /// the plugin whose `identity-types()` names them.
     pub identity_providers: BTreeMap<String, String>,
@@ -54,47 +44,6 @@ pub struct CertificatesConfig {
     pub payment_providers: BTreeMap<String, String>,
     /// Per-program settings, by program id.
     pub programs: BTreeMap<String, ProgramConfig>,
-    /// Delivery of issued certificates.
-    pub distribution: DistributionConfig,
-    /// Operator-defined credential types (`[certificates.types.<name>]`),
-    /// issued at `POST /v1/credentials/<name>`.
-    pub types: BTreeMap<String, divoc_certificates::types::CredentialType>,
-    /// Printable certificates.
-    pub pdf: PdfConfig,
-}
-
-impl Default for CertificatesConfig {
-    fn default() -> Self {
-        CertificatesConfig {
-            max_corrections: 3,
-            feedback_url: None,
-            info_url: None,
-            identity_providers: BTreeMap::new(),
-            payment_providers: BTreeMap::new(),
-            programs: BTreeMap::new(),
-            distribution: DistributionConfig::default(),
-            types: BTreeMap::new(),
-            pdf: PdfConfig::default(),
-        }
-    }
-}
-
-/// `[certificates.pdf]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PdfConfig {
-    /// The directory of PDF templates (one `<lang>.toml` each, fonts
-    /// beside them). Relative paths in a config file are relative to that
-    /// file; without a file, to the working directory.
-    pub templates: figment::value::magic::RelativePathBuf,
-}
-
-impl Default for PdfConfig {
-    fn default() -> Self {
-        PdfConfig {
-            templates: std::path::PathBuf::from("config/templates/pdf").into(),
-        }
-    }
 }
 
 /// `[certificates.programs.<id>]`.
@@ -118,38 +67,22 @@ pub struct PaymentPolicy {
     pub modes: Vec<String>,
 }
 
-impl CertificatesConfig {
-    /// Refuses settings that could only fail later, per request.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        for (key, url) in [
-            ("feedback-url", &self.feedback_url),
-            ("info-url", &self.info_url),
-        ] {
-            if let Some(url) = url {
-                let parsed = url::Url::parse(&url.replace("{id}", "id"));
-                anyhow::ensure!(
-                    parsed.is_ok_and(|u| matches!(u.scheme(), "https" | "http")),
-                    "certificates.{key} must be an http(s) URL, not {url:?}"
-                );
-            }
+impl PaymentPolicy {
+    /// Refuses a policy that could only fail later, per request; the error
+    /// names the setting under `certificates.programs.<program>.payment`.
+    pub fn check(&self, program: &str) -> Result<(), String> {
+        if self.amount_minor_units <= 0 {
+            return Err(format!(
+                "certificates.programs.{program}.payment.amount-minor-units must be positive"
+            ));
         }
-        for (program, p) in &self.programs {
-            if let Some(pay) = &p.payment {
-                anyhow::ensure!(
-                    pay.amount_minor_units > 0,
-                    "certificates.programs.{program}.payment.amount-minor-units must be positive"
-                );
-                anyhow::ensure!(
-                    pay.currency.len() == 3 && pay.currency.bytes().all(|b| b.is_ascii_uppercase()),
-                    "certificates.programs.{program}.payment.currency must be an ISO 4217 code \
-                     such as INR"
-                );
-            }
+        if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(format!(
+                "certificates.programs.{program}.payment.currency must be an ISO 4217 code \
+                 such as INR"
+            ));
         }
-        for (name, t) in &self.types {
-            t.check(name)?;
-        }
-        self.distribution.validate()
+        Ok(())
     }
 }
 
@@ -160,7 +93,7 @@ type Handled = Mutex<HashMap<String, (String, Vec<String>)>>;
 /// [`IssueHooks`] over the plugin runtime. See the module docs.
 pub struct PluginHooks {
     runtime: Runtime,
-    config: CertificatesConfig,
+    config: PluginSettings,
     identity_types: Handled,
     payment_modes: Handled,
 }
@@ -196,7 +129,8 @@ fn unavailable(what: &str, e: &PluginError) -> HookError {
 }
 
 impl PluginHooks {
-    pub fn new(runtime: Runtime, config: CertificatesConfig) -> PluginHooks {
+    /// Hooks over `runtime` with these settings.
+    pub fn new(runtime: Runtime, config: PluginSettings) -> PluginHooks {
         PluginHooks {
             runtime,
             config,
@@ -439,16 +373,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::config::{Config, Overrides};
-    use divoc_certificates::request::Payment;
+    use crate::request::Payment;
     use divoc_runtime::{GuestError, HostServices, RuntimeSettings};
 
     fn no_plugins() -> Runtime {
         Runtime::new(RuntimeSettings::default(), HostServices::isolated()).unwrap()
     }
 
-    fn paid() -> CertificatesConfig {
-        let mut c = CertificatesConfig::default();
+    fn paid() -> PluginSettings {
+        let mut c = PluginSettings::default();
         c.programs.insert(
             "paid".into(),
             ProgramConfig {
@@ -471,35 +404,13 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_config_has_the_pipeline_sections() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/divoc.toml");
-        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
-        config.certificates.validate().unwrap();
-        let demo = &config.certificates.programs["demo-paid"];
-        assert_eq!(demo.payment.as_ref().unwrap().currency, "INR");
-        assert!(config.certificates.distribution.max_attempts > 1);
-    }
-
-    #[test]
-    fn bad_program_settings_are_refused_at_start() {
-        let mut c = paid();
-        c.programs
-            .get_mut("paid")
-            .unwrap()
-            .payment
-            .as_mut()
-            .unwrap()
-            .currency = "rupees".into();
-        assert!(format!("{:#}", c.validate().unwrap_err()).contains("ISO 4217"));
-        let mut c = paid();
-        c.programs
-            .get_mut("paid")
-            .unwrap()
-            .payment
-            .as_mut()
-            .unwrap()
-            .amount_minor_units = 0;
-        assert!(c.validate().is_err());
+    fn bad_payment_policies_are_named() {
+        let mut policy = paid().programs["paid"].payment.clone().unwrap();
+        policy.currency = "rupees".into();
+        assert!(policy.check("paid").unwrap_err().contains("ISO 4217"));
+        policy.currency = "INR".into();
+        policy.amount_minor_units = 0;
+        assert!(policy.check("paid").unwrap_err().contains("positive"));
     }
 
     #[test]
@@ -569,7 +480,7 @@ mod tests {
             Err(HookError::Unavailable(_))
         ));
         // An identity type mapped to a plugin that is not loaded: 503.
-        let mut config = CertificatesConfig::default();
+        let mut config = PluginSettings::default();
         config
             .identity_providers
             .insert("national-id".into(), "id-missing".into());
