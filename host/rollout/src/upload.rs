@@ -820,7 +820,26 @@ impl RolloutService {
                     let index = record.index();
                     match stored {
                         None => {
-                            if store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
+                            // A drawn enrolment code may be taken (at a
+                            // million enrolments, ~50 of 10^10 codes collide):
+                            // draw again, a few times.
+                            let (mut code, mut body) = (code, body);
+                            let mut stored_ok = false;
+                            for _ in 0..5 {
+                                if store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
+                                    stored_ok = true;
+                                    break;
+                                }
+                                if record.natural_key().is_none() {
+                                    break;
+                                }
+                                record.set_code(crate::enrolment::new_code());
+                                code = record.code().to_owned();
+                                body = serde_json::to_string(&record).map_err(|e| {
+                                    divoc_storage::StorageError::InvalidArgument(e.to_string())
+                                })?;
+                            }
+                            if stored_ok {
                                 RolloutService::log_change(
                                     tx,
                                     &actor,
@@ -831,14 +850,9 @@ impl RolloutService {
                                 )?;
                                 n.created += 1;
                             } else {
-                                // A fresh enrolment code that was taken (1 in
-                                // 10^10): the row is refused, sending it again
-                                // draws another.
                                 n.failed += 1;
-                                let errors = [FieldError::new(
-                                    "code",
-                                    "the drawn code was taken; send the row again",
-                                )];
+                                let errors =
+                                    [FieldError::new("code", "a record with this code exists")];
                                 let e = UploadError {
                                     row_no: row.row_no,
                                     cells: row.cells,

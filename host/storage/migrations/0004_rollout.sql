@@ -19,8 +19,8 @@ CREATE TABLE rollout_records (
 ) WITHOUT ROWID;
 
 CREATE INDEX rollout_records_status   ON rollout_records (kind, status, code);
-CREATE INDEX rollout_records_district ON rollout_records (kind, district, code) WHERE district IS NOT NULL;
-CREATE INDEX rollout_records_state    ON rollout_records (kind, state, code) WHERE state IS NOT NULL;
+CREATE INDEX rollout_records_district ON rollout_records (kind, district, code);
+CREATE INDEX rollout_records_state    ON rollout_records (kind, state, code);
 
 -- What a record refers to, for filters such as "facilities of programme X"
 -- and for refusing to delete what is referred to.
