@@ -16,6 +16,10 @@
 //! - a permanent failure (bad address, no reachable contact, certificate
 //!   revoked meanwhile) → `failed` at once.
 //!
+//! Prepared notices (outbox kind `notify`, e.g. a facility told of its
+//! activation for a programme) go the same way: routed to the configured
+//! channels, then delivered to the contacts each channel reaches.
+//!
 //! `GET /v1/certificates/{id}/distribution` reports the rows. Logs carry
 //! outbox ids, certificate ids, channel names and attempt numbers; never
 //! names, contacts or the message.
@@ -26,6 +30,7 @@ use divoc_runtime::types::distribution::{Attachment, Message};
 use divoc_runtime::types::{Contact, ContactKind};
 use divoc_runtime::{Delivery, Runtime};
 use divoc_storage::certificates::{self as store, DISTRIBUTE, UNROUTED};
+use divoc_storage::outbox::{NOTIFY, NOTIFY_UNROUTED};
 use divoc_storage::{Database, OutboxItem, StorageError};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -219,10 +224,19 @@ impl Worker {
     /// claimed.
     pub fn run_once(&self, stop: &watch::Receiver<bool>) -> Result<usize, StorageError> {
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
-        let items = self
+        let mut items = self
             .db
             .outbox_claim_due_of(DISTRIBUTE, self.clock.now_ms(), lease, self.config.batch)
             .wait()?;
+        // Notices (e.g. a facility's activation) share the batch.
+        let room = self.config.batch.saturating_sub(items.len());
+        if room > 0 {
+            items.extend(
+                self.db
+                    .outbox_claim_due_of(NOTIFY, self.clock.now_ms(), lease, room)
+                    .wait()?,
+            );
+        }
         let claimed = items.len();
         for item in items {
             if *stop.borrow() {
@@ -235,6 +249,9 @@ impl Worker {
     }
 
     fn handle(&self, item: &OutboxItem) -> Outcome {
+        if item.kind == NOTIFY {
+            return self.handle_notice(item);
+        }
         if item.target == UNROUTED {
             return match self
                 .db
@@ -300,6 +317,67 @@ impl Worker {
         }
     }
 
+    /// A prepared notice: routed to the channels, then delivered to the
+    /// contacts the channel reaches.
+    fn handle_notice(&self, item: &OutboxItem) -> Outcome {
+        if item.target == NOTIFY_UNROUTED {
+            return match self
+                .db
+                .outbox_fan_out(item.id, self.config.channels.clone(), self.clock.now_ms())
+                .wait()
+            {
+                Ok(_) => Outcome::Routed,
+                Err(e) => Outcome::Retry(format!("cannot route to the channels: {e}")),
+            };
+        }
+        let channel = match self.runtime.distribution_channel(&item.target) {
+            Ok(c) => c,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let reachable = match channel.channel_info() {
+            Ok(info) => info.contact_kinds,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let p = &item.payload;
+        let contacts: Vec<Contact> = p["contacts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(contact).collect())
+            .unwrap_or_default();
+        let contacts: Vec<Contact> = contacts
+            .into_iter()
+            .filter(|c| reachable.contains(&c.kind))
+            .collect();
+        if contacts.is_empty() {
+            return Outcome::Fail(format!(
+                "channel `{}` reaches none of the notice's contacts",
+                item.target
+            ));
+        }
+        let variables = p["variables"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = Message {
+            id: format!("divoc-outbox-{}", item.id),
+            template: p["template"].as_str().unwrap_or("notice").to_owned(),
+            recipient_name: p["recipient_name"].as_str().unwrap_or_default().to_owned(),
+            contacts,
+            certificate_ids: Vec::new(),
+            attachments: Vec::new(),
+            variables,
+        };
+        match channel.deliver(&message) {
+            Ok(Delivery::Delivered(_)) => Outcome::Delivered,
+            Ok(Delivery::Retryable(e)) => Outcome::Retry(e.message),
+            Ok(Delivery::Permanent(e)) => Outcome::Fail(e.message),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+
     /// The message for one row: the certificate id (and a stable message
     /// id, the same on every retry), the recipient, links and the QR.
     fn message(
@@ -342,7 +420,11 @@ impl Worker {
 
     /// Writes the outcome and logs it (ids and channel only).
     fn report(&self, item: &OutboxItem, outcome: Outcome) {
-        let cert = item.payload["certificate_id"].as_str().unwrap_or("-");
+        // What the row is about: a certificate, or a notice's subject.
+        let cert = item.payload["certificate_id"]
+            .as_str()
+            .or_else(|| item.payload["subject"].as_str())
+            .unwrap_or("-");
         let (channel, attempt) = (item.target.as_str(), item.attempts);
         let written = match &outcome {
             Outcome::Routed => {

@@ -1,8 +1,10 @@
 //! A controller's bulk operation: activate (or deactivate) the facilities
 //! that match a filter for a programme, and set their daily rate.
 //!
-//! Each facility that changes gets a new version, an audit record and an
-//! event, in chunks of [`CHUNK`] facilities per transaction; facilities
+//! Each facility that changes gets a new version, an audit record, an
+//! event and a notice for the facility (an outbox row the distribution
+//! worker delivers through the configured channels), in chunks of
+//! [`CHUNK`] facilities per transaction; facilities
 //! already in the asked state are left alone (so repeating an activation
 //! changes nothing).
 
@@ -106,6 +108,54 @@ impl Activation {
     }
 }
 
+/// Queues the facility's notice of its new programme status and rate, in
+/// the change's own transaction, for the distribution channels (the
+/// facility's phone and e-mail; a facility with neither gets none).
+fn notify(
+    tx: &divoc_storage::Tx<'_>,
+    f: &Facility,
+    programme: &str,
+    now_ms: i64,
+) -> divoc_storage::Result<()> {
+    let mut contacts = Vec::new();
+    if let Some(phone) = &f.contact {
+        let digits: String = phone
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        contacts.push(format!("tel:{digits}"));
+    }
+    if let Some(email) = &f.email {
+        contacts.push(format!("mailto:{email}"));
+    }
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let Some(p) = f.programmes.iter().find(|p| p.programme == programme) else {
+        return Ok(());
+    };
+    let payload = serde_json::json!({
+        "template": "facility-programme-updated",
+        "recipient_name": f.name,
+        "contacts": contacts,
+        "subject": f.code,
+        "variables": {
+            "facility": f.code,
+            "programme": programme,
+            "status": p.status.as_str(),
+            "daily-rate": p.daily_rate.map(|r| r.to_string()).unwrap_or_default(),
+        },
+    });
+    divoc_storage::outbox::enqueue(
+        tx,
+        divoc_storage::outbox::NOTIFY,
+        divoc_storage::outbox::NOTIFY_UNROUTED,
+        &payload,
+        now_ms,
+    )?;
+    Ok(())
+}
+
 impl RolloutService {
     /// Activates or deactivates the facilities matching the filter for a
     /// programme (404 if the programme does not exist).
@@ -177,6 +227,7 @@ impl RolloutService {
                                 &f.code,
                                 v,
                             )?;
+                            notify(tx, &f, &programme, now)?;
                             changed += 1;
                         }
                     }
@@ -241,6 +292,14 @@ mod tests {
                 changed: 2
             }
         );
+        let notices = svc
+            .db()
+            .read(|r| divoc_storage::outbox::list(r, divoc_storage::OutboxStatus::Pending, 10))
+            .unwrap();
+        assert_eq!(notices.len(), 2);
+        assert_eq!(notices[0].kind, "notify");
+        assert_eq!(notices[0].payload["variables"]["daily-rate"], "100");
+        assert_eq!(notices[0].payload["contacts"][0], "tel:08023456789");
         assert_eq!(
             svc.facility_programme("BLR311", "C19").unwrap(),
             Some((Status::Active, Some(100)))

@@ -84,6 +84,16 @@ pub struct OutboxCounts {
     pub failed: u64,
 }
 
+/// Outbox `kind` of a prepared notification for a distribution channel:
+/// the payload is the message (`template`, `recipient_name`, `contacts`
+/// as `tel:`/`mailto:` strings, `variables`, `subject`), built by the
+/// module that raised it; the row's target is a channel, or
+/// [`NOTIFY_UNROUTED`] for the channels configured when it is delivered.
+pub const NOTIFY: &str = "notify";
+
+/// Outbox `target` of a notification not yet routed to channels.
+pub const NOTIFY_UNROUTED: &str = "notify";
+
 const COLUMNS: &str = "id, kind, target, payload, attempts, next_attempt_at, status, last_error, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> Result<OutboxItem> {

@@ -399,3 +399,68 @@ fn certificates_are_delivered_retried_and_reported() {
         assert!(!log.contains(personal), "{personal} in the log:\n{log}");
     }
 }
+
+/// A controller activates a facility for a programme: the facility's
+/// notice goes out through the same channel plugin, from the outbox, with
+/// the programme, status and rate, and no certificate.
+#[test]
+fn a_facility_is_told_of_its_activation() {
+    let webhook = Webhook::default();
+    let hook_port = webhook.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path(), hook_port);
+    let base = server.base.as_str();
+    for (path, body) in [
+        (
+            "/v1/vaccines",
+            json!({"code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1}),
+        ),
+        (
+            "/v1/programmes",
+            json!({"code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]}),
+        ),
+        (
+            "/v1/facilities",
+            json!({"code": "FAC-0042", "name": "PHC Forty-Two", "category": "government",
+            "type": "fixed", "contact": "+91 80 4242 4242", "email": "phc42@example.org",
+            "address": {"line1": "42 Main Rd", "district": "North", "state": "KA", "country": "IN"}}),
+        ),
+    ] {
+        let (s, answer) = send("POST", &format!("{base}{path}"), Some(ADMIN), Some(&body));
+        assert_eq!(s, 201, "{path}: {answer}");
+    }
+    let (s, report) = send(
+        "POST",
+        &format!("{base}/v1/programmes/C19/facilities"),
+        Some(ADMIN),
+        Some(&json!({"status": "active", "dailyRate": 250, "filter": {"district": "North"}})),
+    );
+    assert_eq!((s, report["changed"].as_u64()), (200, Some(1)), "{report}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hit = loop {
+        let found = webhook
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h.body["template"] == "facility-programme-updated")
+            .cloned();
+        if let Some(hit) = found {
+            break hit;
+        }
+        assert!(Instant::now() < deadline, "no notice reached the webhook");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let body = &hit.body;
+    assert_eq!(body["recipient-name"], "PHC Forty-Two");
+    assert_eq!(body["certificate-ids"], json!([]));
+    let variables = body["variables"].to_string();
+    for expected in ["C19", "250", "active", "FAC-0042"] {
+        assert!(variables.contains(expected), "{expected} in {variables}");
+    }
+    assert!(
+        body["contacts"].to_string().contains("phc42@example.org"),
+        "{body}"
+    );
+    server.stop();
+}
