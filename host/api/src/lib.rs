@@ -35,9 +35,7 @@ use divoc_crypto::keys::Keyring;
 use divoc_runtime::Runtime;
 use divoc_storage::Database;
 use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use auth::{Caller, Principal, Role, TokenConfig, TokenTable};
@@ -71,6 +69,11 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Longest a request may take; longer is a 408.
     pub request_timeout: Duration,
+    /// Largest CSV upload (`POST /v1/uploads/{kind}`, streamed, so it
+    /// costs no memory).
+    pub upload_limit_bytes: usize,
+    /// Longest an upload may take.
+    pub upload_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -78,7 +81,41 @@ impl Default for HttpSettings {
         HttpSettings {
             body_limit_bytes: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            upload_limit_bytes: 1 << 30,
+            upload_timeout: Duration::from_secs(3600),
         }
+    }
+}
+
+/// The body limit and time-out of a request: the upload route's, or every
+/// other route's. (One middleware instead of tower-http's two layers, which
+/// apply one limit to every route.)
+async fn limits(
+    State(http): State<HttpSettings>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let upload = request.method() == axum::http::Method::POST
+        && request.uri().path().starts_with("/v1/uploads/");
+    let (limit, timeout) = if upload {
+        (http.upload_limit_bytes, http.upload_timeout)
+    } else {
+        (http.body_limit_bytes, http.request_timeout)
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        // Refused before a byte of the body is read.
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
     }
 }
 
@@ -197,6 +234,9 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             auth::authorize,
         ))
         .fallback(|| async { ApiError::not_found("no such route") })
+        // `limits` bounds bodies per route; axum's own 2 MB default would
+        // cap uploads and a raised `server.body-limit-kib`.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -219,11 +259,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
                         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    http.request_timeout,
-                )),
+                .layer(axum::middleware::from_fn_with_state(http.clone(), limits)),
         )
         // Outermost: every error leaves as JSON, the body-limit and
         // time-out answers of the layers above included.

@@ -51,6 +51,12 @@ impl From<RolloutError> for ApiError {
                     .with_field("If-Match")
             }
             RolloutError::NotFound(m) => ApiError::not_found(m),
+            RolloutError::Input(m) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "input_cut_off",
+                format!("the upload could not be read to its end ({m}); rows before were stored"),
+            )
+            .with_field("body"),
             other => {
                 tracing::error!(error = %other, "rollout operation failed");
                 ApiError::internal("the registry failed; see the server log")
@@ -407,27 +413,93 @@ pub struct UploadQuery {
     programme: Option<String>,
 }
 
+/// A blocking reader over a request body that arrives on the async side:
+/// chunks come through a small bounded channel, so an upload of any size
+/// holds a few chunks in memory at a time.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+    too_large: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+fn body_reader(body: axum::body::Body) -> BodyReader {
+    use futures_util::StreamExt as _;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let too_large = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = too_large.clone();
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                let limit = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if limit {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                e.to_string()
+            });
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    BodyReader {
+        rx,
+        current: Bytes::new(),
+        too_large,
+    }
+}
+
 /// `POST /v1/uploads/{kind}` (`facilities`, `vaccinators` or `enrolments`
-/// with `?programme=`): the body is the CSV file in DIVOC's columns. 201 with the report; the refused rows
-/// are at `GET /v1/uploads/{id}/errors.csv`.
+/// with `?programme=`): the body is the CSV file in DIVOC's columns,
+/// streamed (`server.upload-limit-mib`, `server.upload-timeout-s`). 201
+/// with the report; the refused rows are at `GET /v1/uploads/{id}/errors.csv`.
 pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(kind): Path<String>,
     ApiQuery(query): ApiQuery<UploadQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?;
     let kind = divoc_rollout::UploadKind::from_name(&kind).ok_or_else(|| {
-        ApiError::not_found(format!("no upload kind {kind}: facilities or vaccinators"))
+        ApiError::not_found(format!(
+            "no upload kind {kind}: facilities, vaccinators or enrolments"
+        ))
     })?;
     let (svc, actor) = (service(&state)?, p.name.clone());
     let options = divoc_rollout::UploadOptions {
         country: query.country,
         programme: query.programme,
     };
-    let report = blocking(move || svc.upload(kind, body.as_ref(), &options, &actor)).await?;
-    Ok((StatusCode::CREATED, Json(report)).into_response())
+    let reader = body_reader(body);
+    let too_large = reader.too_large.clone();
+    let result = blocking(move || svc.upload(kind, reader, &options, &actor)).await;
+    if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the upload is larger than this service accepts (server.upload-limit-mib); rows before the limit were stored",
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(result?)).into_response())
 }
 
 /// The query of `GET /v1/uploads`.

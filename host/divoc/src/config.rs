@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub public_url: String,
     pub body_limit_kib: usize,
     pub request_timeout_ms: u64,
+    /// Largest CSV upload (`POST /v1/uploads/{kind}`); streamed.
+    pub upload_limit_mib: usize,
+    /// Longest an upload may take.
+    pub upload_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +51,8 @@ impl Default for ServerConfig {
             public_url: "http://localhost:8080".into(),
             body_limit_kib: 1024,
             request_timeout_ms: 30_000,
+            upload_limit_mib: 1024,
+            upload_timeout_s: 3600,
         }
     }
 }

@@ -261,6 +261,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),
         request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        upload_limit_bytes: config.server.upload_limit_mib.saturating_mul(1 << 20),
+        upload_timeout: Duration::from_secs(config.server.upload_timeout_s),
     };
     let app = divoc_api::router(state, &http);
     let listener = tokio::net::TcpListener::bind(config.server.listen)

@@ -30,6 +30,7 @@ impl FieldError {
 /// | [`Conflict`](Self::Conflict), [`Duplicate`](Self::Duplicate) | 409 |
 /// | [`Stale`](Self::Stale) | 412 |
 /// | [`NotFound`](Self::NotFound) | 404 |
+/// | [`Input`](Self::Input) | 400 (413 when the body was too large) |
 /// | [`Storage`](Self::Storage), [`Internal`](Self::Internal) | 500 |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,6 +62,11 @@ pub enum RolloutError {
     /// No such record.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The input could not be read to its end (the connection broke, the
+    /// body was too large); what was read before is stored and the upload
+    /// is left unfinished in its history.
+    #[error("the input was cut off: {0}")]
+    Input(String),
     /// The database failed.
     #[error("storage: {0}")]
     Storage(#[from] divoc_storage::StorageError),

@@ -714,6 +714,12 @@ impl RolloutService {
             while chunk.len() < CHUNK {
                 let more = match reader.read_record(&mut record) {
                     Ok(more) => more,
+                    Err(e) if e.is_io_error() => {
+                        // The file stopped arriving: store what came, and
+                        // say so (the upload stays unfinished).
+                        self.write_chunk(id, chunk, actor, column)?;
+                        return Err(RolloutError::Input(e.to_string()));
+                    }
                     Err(e) => {
                         // A row csv cannot read (bad UTF-8, a stray quote):
                         // refused on its own, the rest goes on.
@@ -804,7 +810,15 @@ impl RolloutService {
                         let found = store::referrers(&tx.reader(), &rel, &key, 8)?;
                         match found.into_iter().find(|(kind, _)| kind == T::KIND) {
                             Some((_, code)) => record.set_code(code),
-                            None => record.set_code(crate::enrolment::new_code()),
+                            None => {
+                                // A new person: a code no record has (a
+                                // drawn code can be taken: ~50 of a million).
+                                let mut code = crate::enrolment::new_code();
+                                while store::get(&tx.reader(), T::KIND, &code)?.is_some() {
+                                    code = crate::enrolment::new_code();
+                                }
+                                record.set_code(code);
+                            }
                         }
                     }
                     let code = record.code().to_owned();

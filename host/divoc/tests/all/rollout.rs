@@ -30,6 +30,8 @@ fn config(tmp: &Path) -> PathBuf {
             "\n[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken = \"{token}\"\nfacilities = {facilities}\n"
         ));
     }
+    // A small upload limit, so the 413 case needs only a few MB.
+    let text = text.replace("upload-limit-mib = 1024", "upload-limit-mib = 1");
     let templates = repo().join("config/templates/pdf");
     let text = text.replace(
         "templates = \"templates/pdf\"",
@@ -504,6 +506,42 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
         let (s, one) = send("GET", &format!("{base}/v1/uploads/{id}"), MONITORING, None);
         assert_eq!((s, one["sha256"].as_str().map(str::len)), (200, Some(64)));
     }
+    // Streamed: a file over the upload limit is cut at the limit (413),
+    // and the rows read before it are stored, the upload left unfinished.
+    let mut big =
+        String::from("code,name,nationalIdentifier,mobileNumber,email,status,facilityIds\n");
+    for i in 0..40_000 {
+        big.push_str(&format!(
+            "BIG{i:06},Vaccinator {i},NID{i:08},98{i:08},v{i}@example.org,Active,PUN001\n"
+        ));
+    }
+    assert!(big.len() > 2 << 20);
+    let r = ureq::post(&format!("{base}/v1/uploads/vaccinators"))
+        .set("Authorization", &format!("Bearer {CONTROLLER}"))
+        .set("Content-Type", "text/csv")
+        .set("Transfer-Encoding", "chunked")
+        .send(std::io::Cursor::new(big.into_bytes()));
+    let (status, answer) = match r {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => {
+            let status = r.status();
+            (status, r.into_string().unwrap())
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    let (_, history) = send(
+        "GET",
+        &format!("{base}/v1/uploads?kind=vaccinators"),
+        CONTROLLER,
+        None,
+    );
+    let cut = &history["items"][0];
+    assert!(
+        cut["finishedAt"].is_null() && cut["created"].as_i64().unwrap() > 0,
+        "{cut}"
+    );
+
     let (_, history) = send(
         "GET",
         &format!("{base}/v1/uploads?kind=facilities"),
