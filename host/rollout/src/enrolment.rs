@@ -114,7 +114,9 @@ fn damm(digits: &str) -> Option<u8> {
 
 /// A fresh enrolment code: 10 random digits and their Damm check digit.
 pub fn new_code() -> String {
-    let mut rng = rand::rngs::OsRng;
+    // The thread's CSPRNG (ChaCha, seeded from the OS): the OS source itself
+    // costs a system call per digit, which dominated a large upload.
+    let mut rng = rand::thread_rng();
     let body: String = (0..10)
         .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
         .collect();
