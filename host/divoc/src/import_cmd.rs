@@ -1,6 +1,7 @@
 //! `divoc import certificates FILE.csv`: a DIVOC bulk-upload CSV through a
 //! running server's `POST /v1/certificates/import`, in chunks, with a
-//! progress bar.
+//! progress bar. `divoc import facilities|vaccinators|enrolments FILE.csv`:
+//! DIVOC's registry CSVs streamed to `POST /v1/uploads/{kind}`.
 //!
 //! It goes through the server rather than opening the database: the server
 //! is the single writer (group commit, status-list allocation), and an
@@ -38,6 +39,44 @@ pub enum ImportCommand {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Upload facilities from a DIVOC facility CSV to the registry.
+    Facilities {
+        #[command(flatten)]
+        upload: RegistryUpload,
+        /// The facilities' country (ISO 3166-1 alpha-2), for a file without
+        /// a `country` column.
+        #[arg(long)]
+        country: Option<String>,
+    },
+    /// Upload vaccinators from a DIVOC vaccinator CSV to the registry.
+    Vaccinators {
+        #[command(flatten)]
+        upload: RegistryUpload,
+    },
+    /// Upload pre-enrolments from a DIVOC pre-enrolment CSV.
+    Enrolments {
+        #[command(flatten)]
+        upload: RegistryUpload,
+        /// The programme the file enrols for.
+        #[arg(long)]
+        programme: String,
+    },
+}
+
+/// What every registry upload takes.
+#[derive(clap::Args)]
+pub struct RegistryUpload {
+    /// The CSV file (DIVOC's header line first).
+    file: PathBuf,
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A controller or admin token (default: $DIVOC_TOKEN, then
+    /// $DIVOC_ADMIN_TOKEN, then <data-dir>/admin-token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Write the refused rows (with the bad column and why) to this CSV.
+    #[arg(long)]
+    errors: Option<PathBuf>,
 }
 
 /// One row's outcome, by its line in the input file.
@@ -67,6 +106,105 @@ pub fn run(command: ImportCommand, config_file: Option<&Path>) -> anyhow::Result
                 report.as_deref(),
             )
         }
+        ImportCommand::Facilities { upload, country } => {
+            let query = country.map(|c| format!("country={c}"));
+            registry(upload, "facilities", query, config_file)
+        }
+        ImportCommand::Vaccinators { upload } => registry(upload, "vaccinators", None, config_file),
+        ImportCommand::Enrolments { upload, programme } => registry(
+            upload,
+            "enrolments",
+            Some(format!("programme={programme}")),
+            config_file,
+        ),
+    }
+}
+
+/// Streams a CSV file to `POST /v1/uploads/{kind}` with a progress bar
+/// over its bytes (the server reads it as it arrives; nothing is held
+/// whole), prints the upload's counts and saves the refused rows.
+fn registry(
+    upload: RegistryUpload,
+    kind: &str,
+    query: Option<String>,
+    config_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let token = resolve_token(upload.token, config_file)?;
+    let file = std::fs::File::open(&upload.file)
+        .with_context(|| format!("cannot open {}", upload.file.display()))?;
+    let size = file.metadata()?.len();
+    let base = upload.url.trim_end_matches('/');
+    let mut endpoint = format!("{base}/v1/uploads/{kind}");
+    if let Some(q) = query {
+        endpoint.push('?');
+        endpoint.push_str(&form_encode(&q));
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes}  {bytes_per_sec}  eta {eta}",
+        )
+        .context("progress bar template")?,
+    );
+    let answer = match ureq::post(&endpoint)
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "text/csv; charset=utf-8")
+        .send(bar.wrap_read(file))
+    {
+        Ok(r) => serde_json::from_str::<Value>(&r.into_string()?)
+            .context("the server did not answer JSON")?,
+        Err(ureq::Error::Status(code, r)) => {
+            bar.abandon();
+            let text = r.into_string().unwrap_or_default();
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("the server refused the upload ({code}): {detail}");
+        }
+        Err(e) => bail!("cannot reach {endpoint}: {e}"),
+    };
+    bar.finish();
+    let count = |k: &str| answer[k].as_i64().unwrap_or(0);
+    let id = answer["id"].as_str().unwrap_or_default();
+    println!(
+        "upload {id}: {} rows: {} created, {} updated, {} unchanged, {} refused",
+        count("rows"),
+        count("created"),
+        count("updated"),
+        count("unchanged"),
+        count("failed")
+    );
+    if count("failed") > 0 {
+        let errors = ureq::get(&format!("{base}/v1/uploads/{id}/errors.csv"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .context("cannot fetch the refused rows")?
+            .into_string()?;
+        match &upload.errors {
+            Some(path) => {
+                std::fs::write(path, errors)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!(
+                    "refused rows (with the bad column and why): {}",
+                    path.display()
+                );
+            }
+            None => println!("refused rows: {base}/v1/uploads/{id}/errors.csv (or --errors FILE)"),
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `key=value` with the value percent-encoded for a query string.
+fn form_encode(pair: &str) -> String {
+    match pair.split_once('=') {
+        Some((k, v)) => format!(
+            "{k}={}",
+            url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+        ),
+        None => pair.to_owned(),
     }
 }
 

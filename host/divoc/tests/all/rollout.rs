@@ -585,10 +585,39 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
         (enrolled["created"].as_i64(), enrolled["failed"].as_i64()),
         (Some(2), Some(1))
     );
-    let (_, again) = post_csv("enrolments", "?programme=C19", "divoc-enrolments.csv");
+    // Sent again with the CLI, as an operator would: streamed, nothing new,
+    // the refused row saved beside it, exit code 1.
+    let errors_csv = tmp.path().join("enrolment-errors.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_divoc"))
+        .args(["import", "enrolments"])
+        .arg(repo().join("host/rollout/testdata/divoc-enrolments.csv"))
+        .args([
+            "--programme",
+            "C19",
+            "--url",
+            base,
+            "--token",
+            CONTROLLER,
+            "--errors",
+        ])
+        .arg(&errors_csv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
-        (again["created"].as_i64(), again["unchanged"].as_i64()),
-        (Some(0), Some(2))
+        out.status.code(),
+        Some(1),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 rows: 0 created, 0 updated, 2 unchanged, 1 refused"),
+        "{stdout}"
+    );
+    let refused = std::fs::read_to_string(&errors_csv).unwrap();
+    assert!(
+        refused.contains("gender: must be Male, Female or Other"),
+        "{refused}"
     );
     let (s, page) = send(
         "GET",
