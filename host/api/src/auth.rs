@@ -154,6 +154,7 @@ pub enum TokenError {
 pub struct TokenTable {
     by_digest: HashMap<[u8; 32], Principal>,
     store: Option<crate::tokens::TokenStore>,
+    oidc: Option<crate::oidc::OidcVerifier>,
 }
 
 impl std::fmt::Debug for TokenTable {
@@ -220,6 +221,12 @@ impl TokenTable {
         self.by_digest.is_empty()
     }
 
+    /// Also accepts JWTs of an external OpenID Connect provider.
+    pub fn with_oidc(mut self, oidc: crate::oidc::OidcVerifier) -> TokenTable {
+        self.oidc = Some(oidc);
+        self
+    }
+
     /// Also accepts the live (not expired, not revoked) tokens made over
     /// the API and kept in `store`.
     pub fn with_store(mut self, store: crate::tokens::TokenStore) -> TokenTable {
@@ -239,7 +246,16 @@ impl TokenTable {
             .iter()
             .find(|(d, _)| bool::from(d.ct_eq(&digest)))
             .map(|(_, p)| p.clone());
-        configured.or_else(|| self.store.as_ref().and_then(|s| s.principal(&digest)))
+        configured
+            .or_else(|| self.store.as_ref().and_then(|s| s.principal(&digest)))
+            .or_else(|| {
+                // A JWT (three dot-separated parts) from the OIDC provider.
+                let jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
+                self.oidc
+                    .as_ref()
+                    .filter(|_| jwt)
+                    .and_then(|o| o.principal(token))
+            })
     }
 }
 

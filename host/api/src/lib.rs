@@ -17,6 +17,7 @@ mod distribution;
 mod divoc_compat;
 pub mod error;
 mod keys;
+pub mod oidc;
 mod plugins;
 mod rollout;
 pub mod routes;

@@ -168,6 +168,9 @@ pub struct LocaleConfig {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
+    /// Accept JWTs of an external OpenID Connect provider (issuer,
+    /// audience, JWKS URL; role and facilities from claims).
+    pub oidc: Option<divoc_api::oidc::OidcConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

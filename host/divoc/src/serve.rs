@@ -149,12 +149,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let host = open_host(&config)?;
     let clock = divoc_time::SystemClock::shared();
-    let tokens = Arc::new(
-        tokens(&config)?.with_store(divoc_api::tokens::TokenStore::new(
-            host.db.clone(),
-            clock.clone(),
-        )),
-    );
+    let mut table = tokens(&config)?.with_store(divoc_api::tokens::TokenStore::new(
+        host.db.clone(),
+        clock.clone(),
+    ));
+    if let Some(oidc) = &config.auth.oidc {
+        let verifier = divoc_api::oidc::OidcVerifier::new(oidc.clone())?;
+        // A provider down at start must not keep the service down: its
+        // tokens are refused until a refresh succeeds.
+        let first = verifier.clone();
+        match tokio::task::spawn_blocking(move || first.refresh()).await? {
+            Ok(n) => tracing::info!(keys = n, issuer = %oidc.issuer, "OIDC provider keys loaded"),
+            Err(e) => tracing::warn!(error = %e, "OIDC provider keys not loaded yet"),
+        }
+        verifier.spawn_refresh();
+        table = table.with_oidc(verifier);
+    }
+    let tokens = Arc::new(table);
     let services = HostServices {
         kv: Arc::new(StorageKv(host.db.clone())),
         signer: Arc::new(KeyringSigner(host.keyring.clone())),
