@@ -39,6 +39,10 @@ pub struct FacilityFilter {
     /// Only these facility codes.
     #[serde(default)]
     pub codes: Option<Vec<String>>,
+    /// Only facilities that take part in this programme (e.g. activate a
+    /// booster programme where the primary one runs).
+    #[serde(default)]
+    pub programme: Option<String>,
 }
 
 /// `POST /v1/programmes/{code}/facilities`.
@@ -101,6 +105,7 @@ impl Activation {
                     programme: programme.to_owned(),
                     status: self.status,
                     daily_rate: self.daily_rate,
+                    schedule: None,
                 });
                 true
             }
@@ -176,6 +181,11 @@ impl RolloutService {
             state: activation.filter.state.clone(),
             kind_of_site: activation.filter.site_type.clone(),
             codes: activation.filter.codes.clone(),
+            link: activation
+                .filter
+                .programme
+                .clone()
+                .map(|p| ("programme".to_owned(), p)),
             ..ListFilter::default()
         };
         let mut report = ActivationReport {
@@ -323,6 +333,13 @@ mod tests {
             svc.facility_programme("BLR312", "C19").unwrap(),
             Some((Status::Inactive, Some(100)))
         );
+        // Facilities of a programme: the two in C19 (one now inactive).
+        let by_programme: Activation = serde_json::from_value(json!({
+            "status": "active", "dailyRate": 5, "filter": {"programme": "C19", "status": "active"}
+        }))
+        .unwrap();
+        let r = svc.activate("C19", &by_programme, "ctl").unwrap();
+        assert_eq!((r.matched, r.changed), (2, 2));
         // The listed facilities of the programme.
         let listed = svc
             .list::<Facility>(

@@ -280,6 +280,43 @@ pub struct FacilityProgramme {
     /// II enforces it); none: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_rate: Option<u32>,
+    /// When it vaccinates in that programme (Rollout II expands it into
+    /// appointment slots); none: its operating hours, every day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+/// A facility's weekly hours in one programme, local time (as DIVOC's
+/// `schedule {days, startTime, endTime}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Schedule {
+    /// The days it vaccinates.
+    pub days: Vec<Weekday>,
+    /// From (`HH:MM`).
+    pub start_time: String,
+    /// Until (`HH:MM`, after `startTime`).
+    pub end_time: String,
 }
 
 /// A person who administers a facility.
@@ -662,6 +699,37 @@ impl Facility {
                     "must be 1-1000000",
                 );
             }
+            if let Some(sch) = &p.schedule {
+                c.require(
+                    !sch.days.is_empty(),
+                    format!("programmes[{i}].schedule.days"),
+                    "must name at least one day",
+                );
+                c.unique(
+                    &format!("programmes[{i}].schedule.days"),
+                    sch.days.iter().map(|d| match d {
+                        Weekday::Mon => "mon",
+                        Weekday::Tue => "tue",
+                        Weekday::Wed => "wed",
+                        Weekday::Thu => "thu",
+                        Weekday::Fri => "fri",
+                        Weekday::Sat => "sat",
+                        Weekday::Sun => "sun",
+                    }),
+                );
+                let start = c.time_of_day(
+                    format!("programmes[{i}].schedule.startTime"),
+                    &sch.start_time,
+                );
+                let end = c.time_of_day(format!("programmes[{i}].schedule.endTime"), &sch.end_time);
+                if let (Some(s), Some(e)) = (start, end) {
+                    c.require(
+                        e > s,
+                        format!("programmes[{i}].schedule.endTime"),
+                        "must be after startTime",
+                    );
+                }
+            }
         }
         c.unique(
             "programmes",
@@ -802,6 +870,11 @@ mod tests {
             programme: "C19".into(),
             status: Status::Active,
             daily_rate: Some(0),
+            schedule: Some(Schedule {
+                days: vec![Weekday::Mon, Weekday::Mon],
+                start_time: "18:00".into(),
+                end_time: "09:00".into(),
+            }),
         });
         assert_eq!(
             fields(&bad.check()),
@@ -812,6 +885,8 @@ mod tests {
                 "email",
                 "operatingHours.close",
                 "programmes[1].dailyRate",
+                "programmes[1].schedule.days[1]",
+                "programmes[1].schedule.endTime",
                 "programmes[1]"
             ]
         );

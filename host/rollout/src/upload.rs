@@ -1102,6 +1102,7 @@ mod tests {
             programme: "C19".into(),
             status: Status::Active,
             daily_rate: Some(100),
+            schedule: None,
         }];
         svc.replace("DEL010", del, Some(1), "ctl").unwrap();
         let again = svc

@@ -322,6 +322,36 @@ fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
         None,
     );
     assert_eq!(s, 204);
+    // A facility that issued certificates is never deleted: deactivate it.
+    let mut request: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo().join("host/certificates/tests/cases/valid-one-dose/request.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    request["facility"]["id"] = json!("FAC-2");
+    let (s, body) = send(
+        "POST",
+        &format!("{base}/v1/certificates"),
+        ADMIN,
+        Some(&request),
+    );
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = send(
+        "DELETE",
+        &format!("{base}/v1/facilities/FAC-2"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("issued certificates"),
+        "{body}"
+    );
 
     // Every change is in the audit chain.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_divoc"))
