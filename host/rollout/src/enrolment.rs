@@ -191,6 +191,7 @@ impl Enrolment {
 
 impl RecordKind for Enrolment {
     const KIND: &'static str = "enrolment";
+    const PERSONAL: bool = true;
     fn code(&self) -> &str {
         &self.code
     }

@@ -35,6 +35,9 @@ pub trait RecordKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'stat
     fn index(&self) -> RecordIndex;
     /// The records it refers to: `(field, kind, code)`.
     fn references(&self) -> Vec<(String, &'static str, String)>;
+    /// Whether its records are personal data: deleting one erases the
+    /// contents of its earlier versions too.
+    const PERSONAL: bool = false;
     /// Links no two records of the kind may share (checked inside the
     /// write): `(relation, key, what it means)`.
     fn unique_links(&self) -> Vec<(String, String, &'static str)> {
@@ -298,17 +301,18 @@ impl RolloutService {
         Ok(None)
     }
 
-    /// Creates a record at version 1: 409 if the code is taken, 422 naming
-    /// every bad field or unknown reference.
+    /// Creates a record (version 1, or on from an earlier deleted record of
+    /// the code): 409 if the code is taken, 422 naming every bad field or
+    /// unknown reference.
     pub fn create<T: RecordKind>(&self, record: T, actor: &str) -> Result<Stored<T>, RolloutError> {
         let (body, index) = Self::checked(&record)?;
         let now = self.clock.now_ms();
         let code = record.code().to_owned();
         let actor = actor.to_owned();
         let rec = record.clone();
-        flatten(
+        let version = flatten(
             self.db
-                .write(move |tx| -> Decided<()> {
+                .write(move |tx| -> Decided<i64> {
                     let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
@@ -316,20 +320,22 @@ impl RolloutService {
                     if let Some(e) = Self::duplicate_in(tx, &rec, None)? {
                         return Ok(Err(e));
                     }
-                    if !store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
+                    let Some(version) =
+                        store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?
+                    else {
                         return Ok(Err(RolloutError::Conflict(format!(
                             "a {} with code {code} exists",
                             T::KIND
                         ))));
-                    }
-                    Self::log_change(tx, &actor, T::KIND, "created", &code, 1)?;
-                    Ok(Ok(()))
+                    };
+                    Self::log_change(tx, &actor, T::KIND, "created", &code, version)?;
+                    Ok(Ok(version))
                 })
                 .wait(),
         )?;
         Ok(Stored {
             record,
-            version: 1,
+            version,
             created_at: divoc_time::format_millis(now),
             updated_at: divoc_time::format_millis(now),
         })
@@ -353,9 +359,9 @@ impl RolloutService {
         let (body, index) = Self::checked(&record)?;
         let now = self.clock.now_ms();
         let (code, actor, rec) = (code.to_owned(), actor.to_owned(), record.clone());
-        flatten(
+        let version = flatten(
             self.db
-                .write(move |tx| -> Decided<()> {
+                .write(move |tx| -> Decided<i64> {
                     let missing = Self::missing_references_in(tx, &rec)?;
                     if !missing.is_empty() {
                         return Ok(Err(RolloutError::Validation(missing)));
@@ -376,7 +382,7 @@ impl RolloutService {
                         )? {
                             Update::Updated(v) => {
                                 Self::log_change(tx, &actor, T::KIND, "updated", &code, v)?;
-                                Ok(())
+                                Ok(v)
                             }
                             Update::NotFound => {
                                 Err(RolloutError::NotFound(format!("{} {code}", T::KIND)))
@@ -390,7 +396,13 @@ impl RolloutService {
                 })
                 .wait(),
         )?;
-        self.get::<T>(record.code())
+        // The version written, even if another change followed at once.
+        let mut stored = self.get::<T>(record.code())?;
+        if stored.version != version {
+            stored.record = record;
+            stored.version = version;
+        }
+        Ok(stored)
     }
 
     /// Deletes a record nothing refers to (409 naming a referrer
@@ -414,7 +426,7 @@ impl RolloutService {
                             "facility {code} has issued certificates: set its status to inactive instead"
                         ))));
                     }
-                    Ok(match store::delete(tx, T::KIND, &code, &actor, now)? {
+                    Ok(match store::delete(tx, T::KIND, &code, T::PERSONAL, &actor, now)? {
                         Some(v) => {
                             Self::log_change(tx, &actor, T::KIND, "deleted", &code, v)?;
                             Ok(())
@@ -736,6 +748,9 @@ mod tests {
                 .record,
             None
         );
+        // The code can be used again; versions go on from the deletion.
+        let again = svc.create(facility("F1", "North", &["C19"]), "admin").unwrap();
+        assert_eq!(again.version, 3);
     }
 
     #[test]

@@ -838,10 +838,12 @@ impl RolloutService {
                             // million enrolments, ~50 of 10^10 codes collide):
                             // draw again, a few times.
                             let (mut code, mut body) = (code, body);
-                            let mut stored_ok = false;
+                            let mut stored_ok = None;
                             for _ in 0..5 {
-                                if store::insert(tx, T::KIND, &code, &index, &body, &actor, now)? {
-                                    stored_ok = true;
+                                if let Some(v) =
+                                    store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?
+                                {
+                                    stored_ok = Some(v);
                                     break;
                                 }
                                 if record.natural_key().is_none() {
@@ -853,14 +855,14 @@ impl RolloutService {
                                     divoc_storage::StorageError::InvalidArgument(e.to_string())
                                 })?;
                             }
-                            if stored_ok {
+                            if let Some(version) = stored_ok {
                                 RolloutService::log_change(
                                     tx,
                                     &actor,
                                     T::KIND,
                                     "created",
                                     &code,
-                                    1,
+                                    version,
                                 )?;
                                 n.created += 1;
                             } else {

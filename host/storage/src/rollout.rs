@@ -129,8 +129,9 @@ fn keep_version(
     Ok(())
 }
 
-/// Stores a new record at version 1. `false` (and nothing written) when a
-/// record of that kind and code exists.
+/// Stores a new record; its version (1, or one past the deletion of an
+/// earlier record with the code: versions are never reused). `None` (and
+/// nothing written) when a record of that kind and code exists.
 pub fn insert(
     tx: &Tx<'_>,
     kind: &str,
@@ -139,13 +140,19 @@ pub fn insert(
     body: &str,
     actor: &str,
     now_ms: i64,
-) -> Result<bool> {
+) -> Result<Option<i64>> {
+    let version: i64 = tx
+        .conn()
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM rollout_versions WHERE kind = ?1 AND code = ?2",
+        )?
+        .query_row(params![kind, code], |r| r.get(0))?;
     let inserted = tx
         .conn()
         .prepare_cached(
             "INSERT INTO rollout_records
                  (kind, code, version, status, district, state, type, body, created_ms, updated_ms)
-             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
              ON CONFLICT (kind, code) DO NOTHING",
         )?
         .execute(params![
@@ -156,14 +163,15 @@ pub fn insert(
             index.state,
             index.kind_of_site,
             body,
-            now_ms
+            now_ms,
+            version
         ])?;
     if inserted == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     put_links(tx, kind, code, &index.links)?;
-    keep_version(tx, kind, code, 1, body, actor, now_ms)?;
-    Ok(true)
+    keep_version(tx, kind, code, version, body, actor, now_ms)?;
+    Ok(Some(version))
 }
 
 /// How an [`update`] went.
@@ -228,12 +236,15 @@ pub fn update(
     Ok(Update::Updated(version))
 }
 
-/// Deletes a record (its versions stay, ending with an empty one). The
-/// version the deletion was, or `None` if there was no such record.
+/// Deletes a record (its versions stay, ending with an empty one; with
+/// `purge`, the earlier versions' contents are erased too, for records of
+/// personal data). The version the deletion was, or `None` if there was no
+/// such record.
 pub fn delete(
     tx: &Tx<'_>,
     kind: &str,
     code: &str,
+    purge: bool,
     actor: &str,
     now_ms: i64,
 ) -> Result<Option<i64>> {
@@ -248,6 +259,10 @@ pub fn delete(
         return Ok(None);
     };
     put_links(tx, kind, code, &[])?;
+    if purge {
+        conn.prepare_cached("UPDATE rollout_versions SET body = '' WHERE kind = ?1 AND code = ?2")?
+            .execute(params![kind, code])?;
+    }
     keep_version(tx, kind, code, current + 1, "", actor, now_ms)?;
     Ok(Some(current + 1))
 }
@@ -449,7 +464,7 @@ mod tests {
             })
             .wait()
             .unwrap();
-        assert!(first && !second);
+        assert_eq!((first, second), (Some(1), None));
         let stale = db
             .write(|tx| {
                 update(
@@ -489,7 +504,7 @@ mod tests {
         );
         assert_eq!((rec.created_ms, rec.updated_ms), (10, 13));
         let deleted = db
-            .write(|tx| delete(tx, "facility", "F1", "c", 14))
+            .write(|tx| delete(tx, "facility", "F1", false, "c", 14))
             .wait()
             .unwrap();
         assert_eq!(deleted, Some(3));
@@ -522,6 +537,31 @@ mod tests {
             .unwrap(),
             Update::NotFound
         );
+        // The code can be used again; its versions go on from the deletion.
+        let again = db
+            .write(|tx| {
+                insert(
+                    tx,
+                    "facility",
+                    "F1",
+                    &index("active", "D1", &[]),
+                    "{\"v\":4}",
+                    "d",
+                    16,
+                )
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(again, Some(4));
+        // A purged deletion leaves no earlier contents.
+        let purged = db
+            .write(|tx| delete(tx, "facility", "F1", true, "e", 17))
+            .wait()
+            .unwrap();
+        assert_eq!(purged, Some(5));
+        let history = db.read(|r| versions(r, "facility", "F1")).unwrap();
+        assert_eq!(history.len(), 5);
+        assert!(history.iter().all(|v| v.body.is_none()));
     }
 
     #[test]
