@@ -240,14 +240,32 @@ impl TokenTable {
     /// (the digest of a 256-bit random secret: timing reveals nothing that
     /// helps to guess one).
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.configured(token).or_else(|| self.dynamic(token))
+    }
+
+    /// A configured token's principal (memory only: never blocks).
+    pub fn configured(&self, token: &str) -> Option<Principal> {
         let digest = token_digest(token);
-        let configured = self
-            .by_digest
+        self.by_digest
             .iter()
             .find(|(d, _)| bool::from(d.ct_eq(&digest)))
-            .map(|(_, p)| p.clone());
-        configured
-            .or_else(|| self.store.as_ref().and_then(|s| s.principal(&digest)))
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Whether tokens beyond the configured ones are accepted (a database
+    /// read or a JWT check: callers on an async runtime run
+    /// [`TokenTable::dynamic`] on the blocking pool).
+    pub fn has_dynamic(&self) -> bool {
+        self.store.is_some() || self.oidc.is_some()
+    }
+
+    /// A stored token's or an OIDC JWT's principal. May block on a
+    /// database read.
+    pub fn dynamic(&self, token: &str) -> Option<Principal> {
+        let digest = token_digest(token);
+        self.store
+            .as_ref()
+            .and_then(|s| s.principal(&digest))
             .or_else(|| {
                 // A JWT (three dot-separated parts) from the OIDC provider.
                 let jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
@@ -322,9 +340,19 @@ pub async fn authorize(
         Access::Public => Caller(None),
         Access::Roles(roles) => {
             let token = bearer(&request)?.ok_or_else(ApiError::unauthorized)?;
-            let principal = tokens
-                .authenticate(token)
-                .ok_or_else(ApiError::unauthorized)?;
+            let principal = match tokens.configured(token) {
+                Some(p) => Some(p),
+                // A database read or a JWT check: off the async threads.
+                None if tokens.has_dynamic() => {
+                    let (table, token) = (tokens.clone(), token.to_owned());
+                    tokio::task::spawn_blocking(move || table.dynamic(&token))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            }
+            .ok_or_else(ApiError::unauthorized)?;
             if !roles.contains(&principal.role) {
                 let allowed: Vec<&str> = roles.iter().map(|r| r.name()).collect();
                 return Err(ApiError::forbidden_route(

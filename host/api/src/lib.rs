@@ -96,12 +96,21 @@ async fn limits(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let upload = request.method() == axum::http::Method::POST
-        && request.uri().path().starts_with("/v1/uploads/");
-    let (limit, timeout) = if upload {
-        (http.upload_limit_bytes, http.upload_timeout)
+    // Uploads and a country-wide activation are long by nature: a time-out
+    // would answer 408 while the work goes on and commits.
+    let path = request.uri().path();
+    let post = request.method() == axum::http::Method::POST;
+    let upload = post && path.starts_with("/v1/uploads/");
+    let activation = post && path.starts_with("/v1/programmes/") && path.ends_with("/facilities");
+    let limit = if upload {
+        http.upload_limit_bytes
     } else {
-        (http.body_limit_bytes, http.request_timeout)
+        http.body_limit_bytes
+    };
+    let timeout = if upload || activation {
+        http.upload_timeout
+    } else {
+        http.request_timeout
     };
     let declared = request
         .headers()

@@ -184,10 +184,9 @@ impl OidcVerifier {
         if role == Role::Recipient {
             return None;
         }
-        let who = claims["preferred_username"]
-            .as_str()
-            .or_else(|| claims["sub"].as_str())
-            .unwrap_or("unknown");
+        // `sub` is the provider's stable, unique id of the person;
+        // `preferred_username` can often be changed by its owner.
+        let who = claims["sub"].as_str()?;
         Some(Principal {
             name: format!("oidc:{who}"),
             role,

@@ -15,14 +15,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use divoc_rollout::{
     Enrolment, Facility, ListFilter, Programme, RecordKind, RolloutError, RolloutService, Stored,
     Vaccinator, Vaccine,
 };
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, Role};
 use crate::certificates::principal;
 use crate::error::{ApiError, ApiQuery};
 use crate::AppState;
@@ -110,6 +110,10 @@ pub trait Scoped: RecordKind {
     const FILTERS: &'static [&'static str];
     /// Whether a facility-bound `p` may see `record`.
     fn visible(p: &Principal, record: &Self) -> bool;
+    /// What a facility-bound `p` may see of a visible record.
+    fn redact(_p: &Principal, _record: &mut Self) {}
+    /// The same, for a kept version (JSON).
+    fn redact_json(_p: &Principal, _record: &mut Value) {}
 }
 
 impl Scoped for Vaccine {
@@ -137,6 +141,19 @@ impl Scoped for Vaccinator {
     const FILTERS: &'static [&'static str] = &["facility", "programme"];
     fn visible(p: &Principal, record: &Self) -> bool {
         record.facilities.iter().any(|f| p.facilities.contains(f))
+    }
+    /// A vaccinator who also works elsewhere: the other facilities' codes
+    /// are not the caller's to learn.
+    fn redact(p: &Principal, record: &mut Self) {
+        record.facilities.retain(|f| p.facilities.contains(f));
+    }
+    fn redact_json(p: &Principal, record: &mut Value) {
+        if let Some(list) = record.get_mut("facilities").and_then(Value::as_array_mut) {
+            list.retain(|f| {
+                f.as_str()
+                    .is_some_and(|f| p.facilities.iter().any(|own| own == f))
+            });
+        }
     }
 }
 
@@ -263,7 +280,12 @@ pub async fn list<T: Scoped>(
     }
     let filter = filter_for::<T>(p, query)?;
     let svc = service(&state)?;
-    let page = blocking(move || svc.list::<T>(&filter, limit)).await?;
+    let mut page = blocking(move || svc.list::<T>(&filter, limit)).await?;
+    if facility_bound(p) {
+        for item in &mut page.items {
+            T::redact(p, &mut item.record);
+        }
+    }
     Ok(Json(page).into_response())
 }
 
@@ -326,9 +348,12 @@ async fn visible<T: Scoped>(
 ) -> Result<Stored<T>, ApiError> {
     let svc = service(state)?;
     let missing = ApiError::not_found(format!("no {} {code}", T::KIND));
-    let stored = blocking(move || svc.get::<T>(&code)).await?;
-    if facility_bound(p) && !T::visible(p, &stored.record) {
-        return Err(missing);
+    let mut stored = blocking(move || svc.get::<T>(&code)).await?;
+    if facility_bound(p) {
+        if !T::visible(p, &stored.record) {
+            return Err(missing);
+        }
+        T::redact(p, &mut stored.record);
     }
     Ok(stored)
 }
@@ -401,7 +426,19 @@ pub async fn history<T: Scoped>(
         visible::<T>(&state, p, code.clone()).await?;
     }
     let svc = service(&state)?;
-    let versions = blocking(move || svc.history::<T>(&code)).await?;
+    let mut versions = blocking(move || svc.history::<T>(&code)).await?;
+    // Who changed the registry is for those who run it.
+    let operator = matches!(p.role, Role::Admin | Role::Controller | Role::Monitoring);
+    for v in &mut versions {
+        if !operator {
+            v.actor = String::new();
+        }
+        if facility_bound(p) {
+            if let Some(record) = v.record.as_mut() {
+                T::redact_json(p, record);
+            }
+        }
+    }
     Ok(Json(json!({ "versions": versions })).into_response())
 }
 

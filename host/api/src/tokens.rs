@@ -70,13 +70,22 @@ impl TokenStore {
         }
         let role = Role::from_name(&row.role)?;
         let scope: Scope = serde_json::from_str(&row.scope).ok()?;
+        // The token's id, not its label: a label is free text, and a
+        // controller could otherwise name a token after someone else and
+        // write the audit log in their name.
         Some(Principal {
-            name: row.name,
+            name: format!("token:{}", row.id),
             role,
             facilities: scope.facilities,
             contacts: scope.contacts,
         })
     }
+}
+
+/// A storage failure: logged, answered without its details.
+fn storage_failed(e: divoc_storage::StorageError) -> ApiError {
+    tracing::error!(error = %e, "API token storage failed");
+    ApiError::internal("the token store failed; see the server log")
 }
 
 fn status(row: &TokenRow, now_ms: i64) -> &'static str {
@@ -179,6 +188,9 @@ async fn check(
                 "facilities",
                 "a facility-bound role needs at least one facility",
             ));
+        }
+        if t.facilities.len() > 1000 {
+            return Err(invalid("facilities", "at most 1000 facilities"));
         }
         let rollout = state
             .rollout
@@ -296,7 +308,7 @@ pub async fn create(
             Ok(true)
         })
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(storage_failed)?;
     if !inserted {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -355,7 +367,7 @@ pub async fn list(
     })
     .await
     .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    .map_err(storage_failed)?;
     Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
 }
 
@@ -365,7 +377,7 @@ async fn visible(state: &AppState, p: &Principal, id: String) -> Result<(TokenRo
     let row = tokio::task::spawn_blocking(move || db.read(|r| store::get(r, &id)))
         .await
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(storage_failed)?;
     match row {
         Some(row) if may_see(p, &row) => Ok((row, clock.now_ms())),
         _ => Err(missing),
@@ -403,6 +415,6 @@ pub async fn revoke(
             Ok(())
         })
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(storage_failed)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -78,6 +78,9 @@ impl Activation {
                 errors.push(FieldError::new("dailyRate", "must be 1-1000000"));
             }
         }
+        if self.filter.codes.as_ref().is_some_and(|c| c.len() > 1000) {
+            errors.push(FieldError::new("filter.codes", "at most 1000 codes"));
+        }
         if let Some(t) = &self.filter.site_type {
             if !["fixed", "mobile", "both"].contains(&t.as_str()) {
                 errors.push(FieldError::new(
@@ -204,46 +207,55 @@ impl RolloutService {
             let now = self.clock().now_ms();
             let changed = self
                 .db()
-                .write(move |tx| {
-                    let mut changed = 0u64;
-                    for rec in page {
-                        let mut f: Facility = serde_json::from_str(&rec.body).map_err(|e| {
-                            divoc_storage::StorageError::InvalidArgument(e.to_string())
-                        })?;
-                        if !activation.apply(&programme, &mut f) {
-                            continue;
+                .write(
+                    move |tx| -> divoc_storage::Result<Result<u64, RolloutError>> {
+                        // Still there? (It may have been deleted since the first
+                        // chunk; a facility must not be linked to no programme.)
+                        if store::get(&tx.reader(), Programme::KIND, &programme)?.is_none() {
+                            return Ok(Err(RolloutError::NotFound(format!(
+                                "programme {programme}"
+                            ))));
                         }
-                        let body = serde_json::to_string(&f).map_err(|e| {
-                            divoc_storage::StorageError::InvalidArgument(e.to_string())
-                        })?;
-                        // Only if no one changed it since the page was read;
-                        // a facility changed meanwhile keeps that change.
-                        let update = store::update(
-                            tx,
-                            Facility::KIND,
-                            &f.code,
-                            Some(rec.version),
-                            &f.index(),
-                            &body,
-                            &actor,
-                            now,
-                        )?;
-                        if let Update::Updated(v) = update {
-                            RolloutService::log_change(
+                        let mut changed = 0u64;
+                        for rec in page {
+                            let mut f: Facility = serde_json::from_str(&rec.body).map_err(|e| {
+                                divoc_storage::StorageError::InvalidArgument(e.to_string())
+                            })?;
+                            if !activation.apply(&programme, &mut f) {
+                                continue;
+                            }
+                            let body = serde_json::to_string(&f).map_err(|e| {
+                                divoc_storage::StorageError::InvalidArgument(e.to_string())
+                            })?;
+                            // Only if no one changed it since the page was read;
+                            // a facility changed meanwhile keeps that change.
+                            let update = store::update(
                                 tx,
-                                &actor,
                                 Facility::KIND,
-                                "updated",
                                 &f.code,
-                                v,
+                                Some(rec.version),
+                                &f.index(),
+                                &body,
+                                &actor,
+                                now,
                             )?;
-                            notify(tx, &f, &programme, now)?;
-                            changed += 1;
+                            if let Update::Updated(v) = update {
+                                RolloutService::log_change(
+                                    tx,
+                                    &actor,
+                                    Facility::KIND,
+                                    "updated",
+                                    &f.code,
+                                    v,
+                                )?;
+                                notify(tx, &f, &programme, now)?;
+                                changed += 1;
+                            }
                         }
-                    }
-                    Ok(changed)
-                })
-                .wait()?;
+                        Ok(Ok(changed))
+                    },
+                )
+                .wait()??;
             report.changed += changed;
         }
         Ok(report)

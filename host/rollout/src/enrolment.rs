@@ -176,12 +176,29 @@ impl Enrolment {
     /// hashed (the link table holds no personal data in clear).
     fn person_key(&self) -> String {
         let who = match &self.identity {
-            Some(id) => format!("id\u{1f}{}", id.trim().to_lowercase()),
+            Some(id) => format!(
+                "id\u{1f}{}",
+                id.split_whitespace().collect::<String>().to_lowercase()
+            ),
             None => format!(
                 "npd\u{1f}{}\u{1f}{}\u{1f}{}",
-                self.name.trim().to_lowercase(),
+                self.name
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase(),
                 self.dob,
-                self.phone.as_deref().unwrap_or("").trim()
+                // `+91 98…`, `+9198…` and `98…` alike: the last ten digits.
+                {
+                    let digits: String = self
+                        .phone
+                        .as_deref()
+                        .unwrap_or("")
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .collect();
+                    digits[digits.len().saturating_sub(10)..].to_owned()
+                }
             ),
         };
         let digest = Sha256::digest(format!("{}\u{1f}{who}", self.programme).as_bytes());

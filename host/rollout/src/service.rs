@@ -408,6 +408,20 @@ impl RolloutService {
     /// Deletes a record nothing refers to (409 naming a referrer
     /// otherwise; a facility that certificates name is never deleted).
     pub fn delete<T: RecordKind>(&self, code: &str, actor: &str) -> Result<(), RolloutError> {
+        // A reader, not the writer: the certificates table has no index by
+        // facility (it would cost bytes on every certificate), so this is a
+        // scan, and the single writer must not wait for it. A certificate
+        // issued between this check and the delete keeps its facility's
+        // details in itself.
+        if T::KIND == Facility::KIND
+            && self
+                .db
+                .read(|r| store::facility_has_certificates(r, code))?
+        {
+            return Err(RolloutError::Conflict(format!(
+                "facility {code} has issued certificates: set its status to inactive instead"
+            )));
+        }
         let now = self.clock.now_ms();
         let (code, actor) = (code.to_owned(), actor.to_owned());
         flatten(
@@ -419,11 +433,6 @@ impl RolloutService {
                         return Ok(Err(RolloutError::Conflict(format!(
                             "{} {code} is referred to by {kind} {by}: set its status to inactive instead",
                             T::KIND
-                        ))));
-                    }
-                    if T::KIND == Facility::KIND && store::facility_has_certificates(&reader, &code)? {
-                        return Ok(Err(RolloutError::Conflict(format!(
-                            "facility {code} has issued certificates: set its status to inactive instead"
                         ))));
                     }
                     Ok(match store::delete(tx, T::KIND, &code, T::PERSONAL, &actor, now)? {
@@ -749,7 +758,9 @@ mod tests {
             None
         );
         // The code can be used again; versions go on from the deletion.
-        let again = svc.create(facility("F1", "North", &["C19"]), "admin").unwrap();
+        let again = svc
+            .create(facility("F1", "North", &["C19"]), "admin")
+            .unwrap();
         assert_eq!(again.version, 3);
     }
 

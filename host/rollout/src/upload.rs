@@ -526,7 +526,17 @@ pub(crate) trait FromCsv: RecordKind {
 }
 
 impl FromCsv for Enrolment {
-    fn keep_from(&mut self, _stored: Self) {}
+    /// A re-sent row does not reactivate or move an enrolment, nor drop
+    /// what the API added.
+    fn keep_from(&mut self, stored: Self) {
+        self.status = stored.status;
+        if self.facility.is_none() {
+            self.facility = stored.facility;
+        }
+        if self.email.is_none() {
+            self.email = stored.email;
+        }
+    }
     fn natural_key(&self) -> Option<(String, String)> {
         self.unique_links()
             .into_iter()
@@ -539,8 +549,27 @@ impl FromCsv for Enrolment {
 }
 
 impl FromCsv for Facility {
+    /// DIVOC's columns carry no programmes, one admin without e-mail, and
+    /// optional e-mail, hours and location: an empty cell keeps what the
+    /// API stored.
     fn keep_from(&mut self, stored: Self) {
         self.programmes = stored.programmes;
+        if self.email.is_none() {
+            self.email = stored.email;
+        }
+        if self.geo.is_none() {
+            self.geo = stored.geo;
+        }
+        if self.operating_hours.is_none() {
+            self.operating_hours = stored.operating_hours;
+        }
+        let mut stored_admins = stored.admins.into_iter();
+        if let (Some(first), Some(was)) = (self.admins.first_mut(), stored_admins.next()) {
+            if first.email.is_none() {
+                first.email = was.email;
+            }
+        }
+        self.admins.extend(stored_admins);
     }
 }
 
@@ -954,6 +983,14 @@ impl RolloutService {
             after = last.row_no;
             for e in &page {
                 let mut cells: Vec<String> = serde_json::from_str(&e.cells).unwrap_or_default();
+                // The file's own cells go back to a spreadsheet: one that
+                // starts like a formula is given as text (OWASP, CSV
+                // injection).
+                for cell in &mut cells {
+                    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                        cell.insert(0, '\'');
+                    }
+                }
                 cells.resize(header.len(), String::new());
                 cells.push(e.row_no.to_string());
                 cells.push(e.errors.clone());
@@ -1132,6 +1169,24 @@ mod tests {
                 .len(),
             4
         );
+    }
+
+    #[test]
+    fn refused_cells_that_look_like_formulas_come_back_as_text() {
+        let (_d, svc) = service();
+        let csv = "code,name,nationalIdentifier,mobileNumber,email,status,facilityIds\n\
+                   V1,=HYPERLINK(\"http://x.test\"),N1,9812345678,a@b.org,Active,NOPE\n";
+        let r = svc
+            .upload(
+                UploadKind::Vaccinators,
+                csv.as_bytes(),
+                &UploadOptions::default(),
+                "ctl",
+            )
+            .unwrap();
+        assert_eq!(r.failed, 1);
+        let errors = String::from_utf8(svc.upload_errors_csv(&r.id).unwrap()).unwrap();
+        assert!(errors.contains("'=HYPERLINK"), "{errors}");
     }
 
     #[test]

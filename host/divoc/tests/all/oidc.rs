@@ -117,7 +117,7 @@ fn provider_tokens_are_accepted_exactly_as_configured() {
         Some(ADMIN),
         None,
     );
-    assert_eq!(history["versions"][0]["actor"], "oidc:asha");
+    assert_eq!(history["versions"][0]["actor"], "oidc:u-1");
     for code in ["FAC-1", "FAC-2"] {
         let facility = json!({"code": code, "name": format!("PHC {code}"), "category": "government", "type": "fixed",
             "address": {"line1": "Main Rd", "district": "North", "state": "KA", "country": "IN"}});

@@ -522,11 +522,19 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     for (report, bad) in [(&facilities, "BAD001"), (&vaccinators, "A3")] {
         let id = report["id"].as_str().unwrap();
         let errors = ureq::get(&format!("{base}/v1/uploads/{id}/errors.csv"))
-            .set("Authorization", &format!("Bearer {MONITORING}"))
+            .set("Authorization", &format!("Bearer {CONTROLLER}"))
             .call()
             .unwrap()
             .into_string()
             .unwrap();
+        // The refused rows are the file's own data: not for monitoring.
+        let (s, _) = send(
+            "GET",
+            &format!("{base}/v1/uploads/{id}/errors.csv"),
+            MONITORING,
+            None,
+        );
+        assert_eq!(s, 403);
         let lines: Vec<&str> = errors.lines().collect();
         assert_eq!(lines.len(), 2, "{errors}");
         assert!(
@@ -696,6 +704,8 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     assert_eq!(codes(&page), ["BLR311"]);
     let (_, page) = send("GET", &format!("{base}/v1/vaccinators"), staff, None);
     assert_eq!(codes(&page), ["A1"]);
+    // A1 also works at DEL010: not this facility's to know.
+    assert_eq!(page["items"][0]["facilities"], json!(["BLR311"]));
     let (s, _) = send("GET", &format!("{base}/v1/facilities/DEL010"), staff, None);
     assert_eq!(s, 404);
     // ... and the people enrolled at it, no one else.
