@@ -84,6 +84,36 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, DataDirLockError>
     }
 }
 
+/// The key of enrolments' person hashes (`<data-dir>/keys/person-key`, 32
+/// random bytes made on first run, mode 0600): beside the issuer keys and
+/// outside the database, so a copy of the database alone does not let one
+/// test identity numbers against the hashes.
+fn person_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write as _;
+    let path = data_dir.join("keys").join("person-key");
+    match std::fs::read(&path) {
+        Ok(bytes) => <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("{} is not 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            file.write_all(&key)?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// The admin token file generated on first run.
 pub fn admin_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin-token")
@@ -264,10 +294,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         plugins_dir,
         certificates: Some(certificates),
         pdf: Some(Arc::new(pdf)),
-        rollout: Some(divoc_rollout::RolloutService::new(
-            host.db.clone(),
-            clock.clone(),
-        )),
+        rollout: Some(
+            divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
+                .with_person_key(person_key(&config.storage.data_dir)?),
+        ),
     };
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),

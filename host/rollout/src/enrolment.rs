@@ -14,7 +14,7 @@
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use divoc_storage::rollout::RecordIndex;
 
@@ -88,6 +88,10 @@ pub struct Enrolment {
     /// Its state.
     #[serde(default)]
     pub status: Status,
+    /// The person's key for duplicate detection, set by the service
+    /// ([`RecordKind::prepare`]); never sent or stored in the record.
+    #[serde(skip)]
+    pub(crate) person: String,
 }
 
 /// Damm's quasigroup of order 10 (H. M. Damm, 2004): the check digit makes
@@ -173,8 +177,11 @@ impl Enrolment {
     }
 
     /// What makes two enrolments the same person in the same programme,
-    /// hashed (the link table holds no personal data in clear).
-    fn person_key(&self) -> String {
+    /// as HMAC-SHA256 (RFC 2104) under the service's person key: the link
+    /// table holds no personal data, and a copy of the database alone does
+    /// not let one test identity numbers against it (the key is kept
+    /// outside the database, `<data-dir>/keys/person-key`).
+    pub(crate) fn person_key(&self, key: &[u8]) -> String {
         let who = match &self.identity {
             Some(id) => format!(
                 "id\u{1f}{}",
@@ -201,14 +208,21 @@ impl Enrolment {
                 }
             ),
         };
-        let digest = Sha256::digest(format!("{}\u{1f}{who}", self.programme).as_bytes());
-        hex::encode(&digest[..16])
+        use hmac::Mac as _;
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
+            return String::new();
+        };
+        mac.update(format!("{}\u{1f}{who}", self.programme).as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 }
 
 impl RecordKind for Enrolment {
     const KIND: &'static str = "enrolment";
     const PERSONAL: bool = true;
+    fn prepare(&mut self, person_key: &[u8]) {
+        self.person = self.person_key(person_key);
+    }
     fn code(&self) -> &str {
         &self.code
     }
@@ -218,7 +232,7 @@ impl RecordKind for Enrolment {
     fn index(&self) -> RecordIndex {
         let mut links = vec![
             ("programme".to_owned(), self.programme.clone()),
-            ("person".to_owned(), self.person_key()),
+            ("person".to_owned(), self.person.clone()),
         ];
         if let Some(f) = &self.facility {
             links.push(("facility".to_owned(), f.clone()));
@@ -234,7 +248,7 @@ impl RecordKind for Enrolment {
     fn unique_links(&self) -> Vec<(String, String, &'static str)> {
         vec![(
             "person".to_owned(),
-            self.person_key(),
+            self.person.clone(),
             "an enrolment of this person in this programme",
         )]
     }
@@ -313,6 +327,23 @@ mod tests {
             "address": {"line1": "12 MG Road", "district": "Bengaluru Urban", "state": "Karnataka"}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_person_hash_is_keyed() {
+        let e = enrolment("Asha Rao", Some("AADHAAR-1234"));
+        let (a, b) = (e.person_key(&[1; 32]), e.person_key(&[2; 32]));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b, "a copy of the database without the key tests nothing");
+        // Spacing and case of the identity number do not make another person.
+        for written in ["aadhaar - 1234", " AADHAAR-1234 "] {
+            let same = enrolment("asha rao", Some(written));
+            assert_eq!(same.person_key(&[1; 32]), a, "{written}");
+        }
+        assert_ne!(
+            enrolment("Asha Rao", Some("AADHAAR-1235")).person_key(&[1; 32]),
+            a
+        );
     }
 
     #[test]

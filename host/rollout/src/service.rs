@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 
 use divoc_storage::rollout::{self as store, ListFilter, RecordIndex, Update};
 use divoc_storage::{audit, events, Database};
+use std::sync::Arc;
+
 use divoc_time::SharedClock;
 
 use crate::error::{FieldError, RolloutError};
@@ -38,6 +40,9 @@ pub trait RecordKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'stat
     /// Whether its records are personal data: deleting one erases the
     /// contents of its earlier versions too.
     const PERSONAL: bool = false;
+    /// Derives what the record's links need from the service's secrets
+    /// (an enrolment's keyed person hash) before it is checked and stored.
+    fn prepare(&mut self, _person_key: &[u8]) {}
     /// Links no two records of the kind may share (checked inside the
     /// write): `(relation, key, what it means)`.
     fn unique_links(&self) -> Vec<(String, String, &'static str)> {
@@ -219,6 +224,8 @@ pub const MAX_PAGE: usize = 1000;
 pub struct RolloutService {
     db: Database,
     clock: SharedClock,
+    /// The key of enrolments' person hashes ([`RolloutService::with_person_key`]).
+    person_key: Arc<[u8; 32]>,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -239,7 +246,24 @@ fn flatten<T>(r: divoc_storage::Result<Result<T, RolloutError>>) -> Result<T, Ro
 impl RolloutService {
     /// A service over `db`, reading the time from `clock`.
     pub fn new(db: Database, clock: SharedClock) -> RolloutService {
-        RolloutService { db, clock }
+        RolloutService {
+            db,
+            clock,
+            person_key: Arc::new([0; 32]),
+        }
+    }
+
+    /// Sets the key of enrolments' person hashes (keep it outside the
+    /// database, and the same across restarts: a new key does not find the
+    /// people enrolled under the old one). Without it, a fixed all-zero key
+    /// is used (tests).
+    pub fn with_person_key(mut self, key: [u8; 32]) -> RolloutService {
+        self.person_key = Arc::new(key);
+        self
+    }
+
+    pub(crate) fn person_key(&self) -> Arc<[u8; 32]> {
+        self.person_key.clone()
     }
 
     fn stored<T: RecordKind>(rec: store::Record) -> Result<Stored<T>, RolloutError> {
@@ -305,6 +329,8 @@ impl RolloutService {
     /// the code): 409 if the code is taken, 422 naming every bad field or
     /// unknown reference.
     pub fn create<T: RecordKind>(&self, record: T, actor: &str) -> Result<Stored<T>, RolloutError> {
+        let mut record = record;
+        record.prepare(&self.person_key[..]);
         let (body, index) = Self::checked(&record)?;
         let now = self.clock.now_ms();
         let code = record.code().to_owned();
@@ -356,6 +382,8 @@ impl RolloutService {
                 "must be the code in the path (codes do not change)",
             )]));
         }
+        let mut record = record;
+        record.prepare(&self.person_key[..]);
         let (body, index) = Self::checked(&record)?;
         let now = self.clock.now_ms();
         let (code, actor, rec) = (code.to_owned(), actor.to_owned(), record.clone());

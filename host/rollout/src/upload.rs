@@ -496,6 +496,7 @@ fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Enrolment
         },
         facility: cells.get("enrollmentScopeId").map(str::to_owned),
         status: Status::Active,
+        person: String::new(),
     };
     for e in enrolment.check() {
         let field = enrolment_column(&e.field);
@@ -798,6 +799,7 @@ impl RolloutService {
             return Ok(());
         }
         let (upload, actor) = (upload.to_owned(), actor.to_owned());
+        let person_key = self.person_key();
         let now = self.clock().now_ms();
         self.db()
             .write(move |tx| {
@@ -833,6 +835,7 @@ impl RolloutService {
                         continue;
                     }
                     let mut record = record;
+                    record.prepare(&person_key[..]);
                     // A record the file cannot name by code (an enrolment)
                     // is found by what it is: the same person again.
                     if let Some((rel, key)) = record.natural_key() {
