@@ -578,14 +578,43 @@ pub async fn upload_report(
 }
 
 /// `GET /v1/uploads/{id}/errors.csv`: the refused rows, each with the
-/// columns it failed on and why.
+/// columns it failed on and why, streamed page by page.
 pub async fn upload_errors(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
-    let csv = blocking(move || svc.upload_errors_csv(&id)).await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), RolloutError>>();
+    tokio::task::spawn_blocking(move || {
+        let mut first = Some(first_tx);
+        let result = svc.write_upload_errors(&id, |chunk| {
+            // The header is out: the answer is a 200 from here on.
+            if let Some(f) = first.take() {
+                let _ = f.send(Ok(()));
+            }
+            tx.blocking_send(chunk).is_ok()
+        });
+        match (result, first) {
+            (Err(e), Some(f)) => {
+                let _ = f.send(Err(e));
+            }
+            (Err(e), None) => tracing::warn!(error = %e, "errors.csv cut short"),
+            (Ok(()), _) => {}
+        }
+    });
+    first_rx
+        .await
+        .map_err(|_| ApiError::internal("the errors.csv task ended early"))??;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c))))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// `POST /v1/programmes/{code}/facilities`: activates or deactivates the

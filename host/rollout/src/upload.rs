@@ -964,26 +964,53 @@ impl RolloutService {
     }
 
     /// The refused rows of an upload as CSV: its header and an `errors`
-    /// column naming each bad column and why. Read in pages, so a large
-    /// error list is not held twice.
+    /// column naming each bad column and why. Whole, in memory: for tests
+    /// and small uploads; the API streams [`RolloutService::write_upload_errors`].
     pub fn upload_errors_csv(&self, id: &str) -> Result<Vec<u8>, RolloutError> {
+        let mut out = Vec::new();
+        self.write_upload_errors(id, |chunk| {
+            out.extend_from_slice(&chunk);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Writes the refused rows of an upload as CSV to `sink`, one chunk
+    /// per page of 1,000 rows (the header first), so a large list is never
+    /// held whole; stops early when `sink` answers `false` (the client
+    /// went away). 404 before anything is written if there is no upload.
+    pub fn write_upload_errors(
+        &self,
+        id: &str,
+        mut sink: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<(), RolloutError> {
         let u = self
             .db()
             .read(|r| history::get(r, id))?
             .ok_or_else(|| RolloutError::NotFound(format!("upload {id}")))?;
         let header: Vec<String> =
             serde_json::from_str(&u.header).map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let mut out = csv::Writer::from_writer(Vec::new());
         let write_err = |e: csv::Error| RolloutError::Internal(e.to_string());
+        let finish = |w: csv::Writer<Vec<u8>>| {
+            w.into_inner()
+                .map_err(|e| RolloutError::Internal(e.to_string()))
+        };
+        let mut out = csv::Writer::from_writer(Vec::new());
         let mut head = header.clone();
         head.push("row".into());
         head.push("errors".into());
         out.write_record(&head).map_err(write_err)?;
+        if !sink(finish(out)?) {
+            return Ok(());
+        }
         let mut after = 0;
         loop {
             let page = self.db().read(|r| history::errors(r, id, after, 1000))?;
             let Some(last) = page.last() else { break };
             after = last.row_no;
+            let mut out = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
             for e in &page {
                 let mut cells: Vec<String> = serde_json::from_str(&e.cells).unwrap_or_default();
                 // The file's own cells go back to a spreadsheet: one that
@@ -999,9 +1026,11 @@ impl RolloutService {
                 cells.push(e.errors.clone());
                 out.write_record(&cells).map_err(write_err)?;
             }
+            if !sink(finish(out)?) {
+                return Ok(());
+            }
         }
-        out.into_inner()
-            .map_err(|e| RolloutError::Internal(e.to_string()))
+        Ok(())
     }
 }
 

@@ -527,6 +527,16 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
             .unwrap()
             .into_string()
             .unwrap();
+        let (s, body) = send(
+            "GET",
+            &format!("{base}/v1/uploads/upl_nope/errors.csv"),
+            CONTROLLER,
+            None,
+        );
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
         // The refused rows are the file's own data: not for monitoring.
         let (s, _) = send(
             "GET",
