@@ -441,6 +441,20 @@ impl RolloutService {
         // scan, and the single writer must not wait for it. A certificate
         // issued between this check and the delete keeps its facility's
         // details in itself.
+        if T::KIND == Facility::KIND {
+            // Tokens scoped to it would see a facility re-created under its
+            // code: they go first.
+            let now = self.clock.now_ms();
+            let tokens = self
+                .db
+                .read(|r| divoc_storage::tokens::live_for_facility(r, code, now, 5))?;
+            if !tokens.is_empty() {
+                return Err(RolloutError::Conflict(format!(
+                    "facility {code} is named by live API tokens ({}): revoke them first",
+                    tokens.join(", ")
+                )));
+            }
+        }
         if T::KIND == Facility::KIND
             && self
                 .db

@@ -98,6 +98,25 @@ pub fn list(r: &Reader<'_>, after: Option<&str>, limit: usize) -> Result<Vec<Tok
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Ids of the live (not revoked, not expired at `now_ms`) tokens scoped to
+/// a facility, up to `limit`.
+pub fn live_for_facility(
+    r: &Reader<'_>,
+    facility: &str,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT id FROM api_tokens
+          WHERE revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2)
+            AND EXISTS (SELECT 1 FROM json_each(scope, '$.facilities') WHERE value = ?1)
+          ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![facility, now_ms, limit], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Marks a token revoked at `now_ms`; `false` if there is no such token
 /// or it was revoked already.
 pub fn revoke(tx: &Tx<'_>, id: &str, now_ms: i64) -> Result<bool> {
@@ -150,6 +169,18 @@ mod tests {
             .collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(db.read(|r| list(r, Some("a"), 10)).unwrap().len(), 1);
+        let scoped = db.read(|r| live_for_facility(r, "F1", 10, 10)).unwrap();
+        assert_eq!(scoped, ["a", "b"]);
+        assert!(
+            db.read(|r| live_for_facility(r, "F1", 100, 10))
+                .unwrap()
+                .is_empty(),
+            "expired"
+        );
+        assert!(db
+            .read(|r| live_for_facility(r, "F9", 10, 10))
+            .unwrap()
+            .is_empty());
         assert!(db.write(|tx| revoke(tx, "a", 50)).wait().unwrap());
         assert!(!db.write(|tx| revoke(tx, "a", 60)).wait().unwrap());
         assert_eq!(

@@ -714,6 +714,21 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     assert_eq!(codes(&page), ["BLR311"]);
     let (_, page) = send("GET", &format!("{base}/v1/vaccinators"), staff, None);
     assert_eq!(codes(&page), ["A1"]);
+    // A facility named by a live token is not deleted under it.
+    let (s, body) = send(
+        "DELETE",
+        &format!("{base}/v1/facilities/BLR311"),
+        CONTROLLER,
+        None,
+    );
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("live API tokens"),
+        "{body}"
+    );
     // A1 also works at DEL010: not this facility's to know.
     assert_eq!(page["items"][0]["facilities"], json!(["BLR311"]));
     let (s, _) = send("GET", &format!("{base}/v1/facilities/DEL010"), staff, None);
