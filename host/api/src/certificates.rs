@@ -27,21 +27,11 @@ pub const MAX_BATCH: usize = 1000;
 impl From<CertError> for ApiError {
     fn from(e: CertError) -> ApiError {
         match e {
-            CertError::Validation(errors) => {
-                let first = errors.first().map(|f| f.field.clone()).unwrap_or_default();
-                let message = errors
+            CertError::Validation(errors) => ApiError::invalid_fields(
+                errors
                     .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let details: Vec<Value> = errors
-                    .iter()
-                    .map(|f| json!({"field": f.field, "message": f.message}))
-                    .collect();
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
-                    .with_field(first)
-                    .with_details(json!({ "fields": details }))
-            }
+                    .map(|f| (f.field.as_str(), f.message.as_str())),
+            ),
             CertError::Conflict {
                 message,
                 existing_id,

@@ -94,6 +94,25 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 422 `invalid_input` naming every bad field: the message lists them,
+    /// `field` is the first, `details.fields` all of them.
+    pub fn invalid_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> ApiError {
+        let fields: Vec<(&str, &str)> = fields.into_iter().collect();
+        let message = fields
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let details: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|(f, m)| serde_json::json!({"field": f, "message": m}))
+            .collect();
+        let first = fields.first().map_or("", |(f, _)| *f);
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+            .with_field(first)
+            .with_details(serde_json::json!({ "fields": details }))
+    }
+
     /// 400 naming a field.
     pub fn bad_request(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message).with_field(field)

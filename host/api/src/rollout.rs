@@ -30,17 +30,11 @@ use crate::AppState;
 impl From<RolloutError> for ApiError {
     fn from(e: RolloutError) -> ApiError {
         match e {
-            RolloutError::Validation(errors) => {
-                let first = errors.first().map(|f| f.field.clone()).unwrap_or_default();
-                let message = errors
+            RolloutError::Validation(errors) => ApiError::invalid_fields(
+                errors
                     .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
-                    .with_field(first)
-                    .with_details(json!({ "fields": errors }))
-            }
+                    .map(|f| (f.field.as_str(), f.message.as_str())),
+            ),
             RolloutError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             RolloutError::Duplicate { existing, message } => {
                 ApiError::new(StatusCode::CONFLICT, "duplicate", message)

@@ -138,15 +138,8 @@ fn controller_may_make(role: Role) -> bool {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-    let field = field.into();
-    let message = message.into();
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        format!("{field}: {message}"),
-    )
-    .with_field(field.clone())
-    .with_details(json!({ "fields": [{ "field": field, "message": message }] }))
+    let (field, message) = (field.into(), message.into());
+    ApiError::invalid_fields([(field.as_str(), message.as_str())])
 }
 
 fn store_of(state: &AppState) -> Result<(Database, SharedClock), ApiError> {

@@ -286,22 +286,7 @@ mod tests {
         };
         svc.upload(UploadKind::Facilities, csv.as_slice(), &options, "ctl")
             .unwrap();
-        svc.create(
-            serde_json::from_value::<crate::model::Vaccine>(json!({
-                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
-        svc.create(
-            serde_json::from_value::<Programme>(json!({
-                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
+        crate::test_support::seed_c19(&svc);
         let activation: Activation = serde_json::from_value(json!({
             "status": "active", "dailyRate": 100, "filter": {"district": "Bengaluru Urban"}
         }))

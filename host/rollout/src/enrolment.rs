@@ -356,22 +356,7 @@ mod tests {
             matches!(&e, RolloutError::Validation(f) if f[0].field == "programme"),
             "{e}"
         );
-        svc.create(
-            serde_json::from_value::<crate::model::Vaccine>(json!({
-                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
-        svc.create(
-            serde_json::from_value::<crate::model::Programme>(json!({
-                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
+        crate::test_support::seed_c19(&svc);
         let first = svc
             .enrol(enrolment("Asha Rao", Some("AADHAAR-1234")), "ctl")
             .unwrap();

@@ -30,3 +30,24 @@ pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};
 pub use upload::{UploadKind, UploadOptions, UploadReport};
+
+/// What the crate's tests share.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    use crate::{Programme, RolloutService, Vaccine};
+
+    /// A one-dose vaccine `COVAX` and the programme `C19` offering it.
+    pub fn seed_c19(svc: &RolloutService) {
+        let vaccine: Vaccine = serde_json::from_value(serde_json::json!({
+            "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
+        }))
+        .unwrap();
+        svc.create(vaccine, "ctl").unwrap();
+        let programme: Programme = serde_json::from_value(serde_json::json!({
+            "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
+        }))
+        .unwrap();
+        svc.create(programme, "ctl").unwrap();
+    }
+}

@@ -398,15 +398,24 @@ fn facility_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Facility> 
         programmes: Vec::new(),
         admins,
     };
-    // The record's own rules too, except on a column already refused.
-    for e in facility.check() {
-        let field = facility_column(&e.field);
+    finish_row(facility, errors, facility_column)
+}
+
+/// A row's record with the errors of reading it, and the record's own
+/// rules (named by column) except on a column already refused.
+fn finish_row<T: RecordKind>(
+    record: T,
+    mut errors: Vec<FieldError>,
+    column: fn(&str) -> String,
+) -> Parsed<T> {
+    for e in record.check() {
+        let field = column(&e.field);
         if !errors.iter().any(|have| have.field == field) {
             errors.push(FieldError::new(field, e.message));
         }
     }
     if errors.is_empty() {
-        Ok(facility)
+        Ok(record)
     } else {
         Err(errors)
     }
@@ -433,18 +442,7 @@ fn vaccinator_row(cells: &Cells<'_>) -> Parsed<Vaccinator> {
         programmes: Vec::new(),
         status,
     };
-    // The record's own rules too, except on a column already refused.
-    for e in vaccinator.check() {
-        let field = vaccinator_column(&e.field);
-        if !errors.iter().any(|have| have.field == field) {
-            errors.push(FieldError::new(field, e.message));
-        }
-    }
-    if errors.is_empty() {
-        Ok(vaccinator)
-    } else {
-        Err(errors)
-    }
+    finish_row(vaccinator, errors, vaccinator_column)
 }
 
 fn enrolment_column(field: &str) -> String {
@@ -498,17 +496,7 @@ fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Enrolment
         status: Status::Active,
         person: String::new(),
     };
-    for e in enrolment.check() {
-        let field = enrolment_column(&e.field);
-        if !errors.iter().any(|have| have.field == field) {
-            errors.push(FieldError::new(field, e.message));
-        }
-    }
-    if errors.is_empty() {
-        Ok(enrolment)
-    } else {
-        Err(errors)
-    }
+    finish_row(enrolment, errors, enrolment_column)
 }
 
 /// What a CSV row cannot say and an upload must therefore not erase: a
@@ -1153,22 +1141,7 @@ mod tests {
         assert_eq!(svc.get::<Facility>("DEL010").unwrap().version, 1);
         // A re-upload keeps what the file cannot say (the programmes).
         let mut del = svc.get::<Facility>("DEL010").unwrap().record;
-        svc.create(
-            serde_json::from_value::<crate::model::Vaccine>(serde_json::json!({
-                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
-        svc.create(
-            serde_json::from_value::<crate::model::Programme>(serde_json::json!({
-                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
+        crate::test_support::seed_c19(&svc);
         del.programmes = vec![crate::model::FacilityProgramme {
             programme: "C19".into(),
             status: Status::Active,
@@ -1284,7 +1257,6 @@ mod enrolment_tests {
     use super::*;
     use divoc_storage::{Database, DbOptions};
     use divoc_time::ManualClock;
-    use serde_json::json;
 
     #[test]
     fn divoc_pre_enrolments_get_codes_once() {
@@ -1306,22 +1278,7 @@ mod enrolment_tests {
             matches!(&e, RolloutError::Validation(f) if f[0].field == "programme"),
             "{e}"
         );
-        svc.create(
-            serde_json::from_value::<crate::model::Vaccine>(json!({
-                "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
-        svc.create(
-            serde_json::from_value::<crate::model::Programme>(json!({
-                "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
-            }))
-            .unwrap(),
-            "ctl",
-        )
-        .unwrap();
+        crate::test_support::seed_c19(&svc);
         let r = svc
             .upload(UploadKind::Enrolments, csv.as_slice(), &c19, "ctl")
             .unwrap();
