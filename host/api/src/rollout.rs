@@ -195,6 +195,12 @@ fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiE
             ));
         }
     }
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("cursor", "not a cursor this service gave (use next_cursor)")
+        })?),
+    };
     let link = match (q.programme, q.vaccine, q.facility) {
         (Some(p), None, None) => Some(("programme".to_owned(), p)),
         (None, Some(v), None) => Some(("vaccine".to_owned(), v)),
@@ -214,7 +220,7 @@ fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiE
         kind_of_site: q.site_type,
         link,
         codes: None,
-        after: q.cursor,
+        after,
     };
     if facility_bound(p) {
         match T::KIND {

@@ -200,7 +200,7 @@ impl RolloutService {
                 .db()
                 .read(|r| store::list(r, Facility::KIND, &filter, CHUNK))?;
             let Some(last) = page.last() else { break };
-            filter.after = Some(last.code.clone());
+            filter.after = Some(last.id);
             report.matched += page.len() as u64;
             let (programme, activation, actor) =
                 (programme.to_owned(), activation.clone(), actor.to_owned());

@@ -276,9 +276,18 @@ impl RolloutService {
                 "is given by the service; leave it out",
             )]));
         }
-        // 10 random digits: a collision is rare; the table refuses one.
+        // 10 random digits: a collision is rare; the table refuses one. A
+        // code an enrolment had before its deletion is not given again
+        // (papers and certificates may still carry it).
         for _ in 0..5 {
             record.code = new_code();
+            let code = record.code.clone();
+            if self
+                .db()
+                .read(|r| divoc_storage::rollout::code_used(r, Enrolment::KIND, &code))?
+            {
+                continue;
+            }
             match self.create(record.clone(), actor) {
                 Err(RolloutError::Conflict(_)) => continue,
                 other => return other,

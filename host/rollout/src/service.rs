@@ -210,7 +210,7 @@ pub struct Version {
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page<T> {
-    /// The records, in code order.
+    /// The records, in the order they were created.
     pub items: Vec<Stored<T>>,
     /// Pass as `cursor` for the next page; `None` on the last.
     pub next_cursor: Option<String>,
@@ -551,7 +551,7 @@ impl RolloutService {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next_cursor = if more {
-            rows.last().map(|r| r.code.clone())
+            rows.last().map(|r| r.id.to_string())
         } else {
             None
         };
@@ -826,7 +826,7 @@ mod tests {
             let page = svc.list::<Facility>(&f, 7).unwrap();
             seen.extend(page.items.iter().map(|s| s.record.code.clone()));
             match page.next_cursor {
-                Some(c) => f.after = Some(c),
+                Some(c) => f.after = Some(c.parse().unwrap()),
                 None => break,
             }
         }

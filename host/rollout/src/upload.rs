@@ -25,8 +25,11 @@
 //! a new version). DIVOC's files carry no country: the upload names it
 //! (`country`), unless the file has a `country` column.
 //!
-//! Rows are read as a stream and written in chunks of [`CHUNK`], one
-//! transaction each, so memory stays bounded whatever the file's size.
+//! Rows are read as a stream: a thread parses them into a small bounded
+//! queue and the writer stores them from it, up to [`CHUNK`] rows per
+//! transaction, so memory stays bounded whatever the file's size, both
+//! cores work, and a write that comes meanwhile (a certificate) goes in
+//! between two batches of rows rather than after the whole file.
 
 use std::io::Read;
 
@@ -35,14 +38,37 @@ use sha2::{Digest, Sha256};
 
 use divoc_storage::rollout::{self as store, Update};
 use divoc_storage::uploads::{self as history, UploadError, UploadRow};
+use divoc_storage::PendingWrite;
 
 use crate::enrolment::{Enrolment, EnrolmentAddress, Gender};
 use crate::error::{FieldError, RolloutError};
 use crate::model::{Address, Category, Facility, Geo, Hours, Person, SiteType, Status, Vaccinator};
 use crate::service::{RecordKind, RolloutService};
 
-/// Rows per write transaction.
-pub const CHUNK: usize = 500;
+/// Rows per write transaction at most. Large, because a pre-enrolment
+/// touches two randomly placed index pages (its code and its person key):
+/// the fewer commits, the more rows share each page written to the WAL
+/// (1,000,000 rows: 41 s in transactions of 5,000, 29 s of 20,000, 24 s of
+/// 50,000; docs/PERFORMANCE.md). Memory does not grow with it (the rows
+/// stream through [`FEED`]), and other writes do not wait for a whole
+/// transaction (see [`BATCH`]).
+pub const CHUNK: usize = 50_000;
+
+/// Rows passed from the parser to the writer at a time, and stored between
+/// two looks at the writer's queue: when another write waits, the
+/// transaction commits there and the rest goes in the next (about 6 ms of
+/// writer time at ~25 µs a row). Rows go in batches because a hand-over
+/// per row cost a thread wake-up per row.
+const BATCH: usize = 250;
+
+/// Batches parsed ahead of the writer, at most: with [`BATCH`], what an
+/// upload holds in memory whatever its transactions' size.
+const FEED: usize = 8;
+
+/// How long the writer waits inside its transaction for the parser's next
+/// row before it commits what it has (the rest of the file is coming
+/// slowly, and others may want to write).
+const FEED_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What an upload holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,6 +619,180 @@ fn join(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+/// Reads rows after the header into `feed` until the end of the file
+/// (`Ok`), the file stops arriving (`Err`, after what came is queued), or
+/// the writer's side is gone (`Ok`: the writer's error is the one to tell).
+fn parse_rows<T, R: Read>(
+    reader: &mut csv::Reader<R>,
+    header: &csv::StringRecord,
+    parse: impl Fn(&Cells<'_>) -> Parsed<T>,
+    feed: &std::sync::mpsc::SyncSender<Vec<Pending<T>>>,
+) -> Result<(), RolloutError> {
+    let mut row_no = 0i64;
+    let mut record = csv::StringRecord::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    // What came is handed over before the end is told.
+    let end = |batch: Vec<Pending<T>>, result| {
+        if !batch.is_empty() {
+            let _ = feed.send(batch);
+        }
+        result
+    };
+    loop {
+        let pending = match reader.read_record(&mut record) {
+            Ok(false) => return end(batch, Ok(())),
+            Ok(true) => {
+                row_no += 1;
+                let cells = serde_json::to_string(&record.iter().collect::<Vec<_>>())
+                    .map_err(|e| RolloutError::Internal(e.to_string()))?;
+                let parsed = parse(&Cells {
+                    header,
+                    row: &record,
+                });
+                Pending {
+                    row_no,
+                    cells,
+                    parsed,
+                }
+            }
+            // The file stopped arriving: what came is stored, and the
+            // upload stays unfinished.
+            Err(e) if e.is_io_error() => {
+                return end(batch, Err(RolloutError::Input(e.to_string())))
+            }
+            // A row csv cannot read (bad UTF-8, a stray quote): refused on
+            // its own, the rest goes on.
+            Err(e) => {
+                row_no += 1;
+                Pending {
+                    row_no,
+                    cells: "[]".to_owned(),
+                    parsed: Err(vec![FieldError::new(
+                        "row",
+                        format!("not readable as CSV: {e}"),
+                    )]),
+                }
+            }
+        };
+        batch.push(pending);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if feed.send(full).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Stores one row of an upload inside the writer's transaction: a refused
+/// row goes to the upload's errors, a good one creates or updates its
+/// record (with its audit record and event), or leaves it unchanged.
+#[allow(clippy::too_many_arguments)]
+fn store_row<T: FromCsv>(
+    tx: &divoc_storage::Tx<'_>,
+    row: Pending<T>,
+    n: &mut Counts,
+    upload: &str,
+    actor: &str,
+    person_key: &[u8],
+    now: i64,
+    column: fn(&str) -> String,
+) -> divoc_storage::Result<()> {
+    n.rows += 1;
+    let record = match row.parsed {
+        Ok(record) => record,
+        Err(errors) => {
+            n.failed += 1;
+            let e = UploadError {
+                row_no: row.row_no,
+                cells: row.cells,
+                errors: join(&errors),
+            };
+            history::add_error(tx, upload, &e)?;
+            return Ok(());
+        }
+    };
+    let missing = RolloutService::missing_references_in(tx, &record)?;
+    if !missing.is_empty() {
+        n.failed += 1;
+        let errors: Vec<FieldError> = missing
+            .into_iter()
+            .map(|e| FieldError::new(column(&e.field), e.message))
+            .collect();
+        let e = UploadError {
+            row_no: row.row_no,
+            cells: row.cells,
+            errors: join(&errors),
+        };
+        history::add_error(tx, upload, &e)?;
+        return Ok(());
+    }
+    let mut record = record;
+    record.prepare(person_key);
+    // A record the file cannot name by code (an enrolment)
+    // is found by what it is: the same person again; a new
+    // person gets a code no record has or had.
+    let mut fresh = false;
+    if let Some((rel, key)) = record.natural_key() {
+        let found = store::referrers(&tx.reader(), &rel, &key, 8)?;
+        match found.into_iter().find(|(kind, _)| kind == T::KIND) {
+            Some((_, code)) => record.set_code(code),
+            None => {
+                let mut code = crate::enrolment::new_code();
+                while store::code_used(&tx.reader(), T::KIND, &code)? {
+                    code = crate::enrolment::new_code();
+                }
+                record.set_code(code);
+                fresh = true;
+            }
+        }
+    }
+    let code = record.code().to_owned();
+    let stored = if fresh {
+        None
+    } else {
+        store::get(&tx.reader(), T::KIND, &code)?
+    };
+    if let Some(stored) = &stored {
+        let previous: T = serde_json::from_str(&stored.body)
+            .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
+        record.keep_from(previous);
+    }
+    let body = serde_json::to_string(&record)
+        .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
+    let index = record.index();
+    match stored {
+        None => {
+            // Looked up in this same write: only a bug
+            // could find the code taken now.
+            let stored_ok = store::insert(tx, T::KIND, &code, &index, &body, actor, now)?;
+            if let Some(version) = stored_ok {
+                RolloutService::log_change(tx, actor, T::KIND, "created", &code, version)?;
+                n.created += 1;
+            } else {
+                n.failed += 1;
+                let errors = [FieldError::new("code", "a record with this code exists")];
+                let e = UploadError {
+                    row_no: row.row_no,
+                    cells: row.cells,
+                    errors: join(&errors),
+                };
+                history::add_error(tx, upload, &e)?;
+            }
+        }
+        Some(stored) if stored.body == body => n.unchanged += 1,
+        Some(_) => {
+            if let Update::Updated(v) =
+                store::update(tx, T::KIND, &code, None, &index, &body, actor, now)?
+            {
+                RolloutService::log_change(tx, actor, T::KIND, "updated", &code, v)?;
+            }
+            n.updated += 1;
+        }
+    }
+    Ok(())
+}
+
 impl RolloutService {
     /// Reads a CSV upload and stores its good rows, chunk by chunk; the
     /// refused rows are kept for `errors.csv`. A header without one of
@@ -601,7 +801,7 @@ impl RolloutService {
     pub fn upload(
         &self,
         kind: UploadKind,
-        input: impl Read,
+        input: impl Read + Send,
         options: &UploadOptions,
         actor: &str,
     ) -> Result<UploadReport, RolloutError> {
@@ -714,219 +914,97 @@ impl RolloutService {
         self.upload_report(&id)
     }
 
-    /// Reads the rows after the header, [`CHUNK`] at a time, and stores
-    /// each chunk.
-    fn stream<T: FromCsv, R: Read>(
+    /// Reads the rows after the header and stores them. A thread of the
+    /// upload's own parses rows into a small bounded queue; the writer
+    /// takes them from it inside one transaction of up to [`CHUNK`] rows
+    /// (see [`write_rows`](Self::write_rows)). So the file is stored in
+    /// its order, parsing and storing use both cores, at most [`FEED`] ×
+    /// [`BATCH`] rows wait in memory whatever the transaction's size, and a slow client
+    /// never holds the writer (it waits for the first row outside).
+    fn stream<T: FromCsv, R: Read + Send>(
         &self,
         reader: &mut csv::Reader<R>,
         header: &csv::StringRecord,
         id: &str,
         actor: &str,
-        parse: impl Fn(&Cells<'_>) -> Parsed<T>,
+        parse: impl Fn(&Cells<'_>) -> Parsed<T> + Send,
         column: fn(&str) -> String,
     ) -> Result<(), RolloutError> {
-        let mut row_no = 0i64;
-        let mut record = csv::StringRecord::new();
-        loop {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            while chunk.len() < CHUNK {
-                let more = match reader.read_record(&mut record) {
-                    Ok(more) => more,
-                    Err(e) if e.is_io_error() => {
-                        // The file stopped arriving: store what came, and
-                        // say so (the upload stays unfinished).
-                        self.write_chunk(id, chunk, actor, column)?;
-                        return Err(RolloutError::Input(e.to_string()));
-                    }
-                    Err(e) => {
-                        // A row csv cannot read (bad UTF-8, a stray quote):
-                        // refused on its own, the rest goes on.
-                        row_no += 1;
-                        let errors =
-                            vec![FieldError::new("row", format!("not readable as CSV: {e}"))];
-                        chunk.push(Pending {
-                            row_no,
-                            cells: "[]".to_owned(),
-                            parsed: Err(errors),
-                        });
-                        continue;
-                    }
+        let (feed, rows) = std::sync::mpsc::sync_channel::<Vec<Pending<T>>>(FEED);
+        std::thread::scope(|scope| {
+            let parser = scope.spawn(move || parse_rows(reader, header, parse, &feed));
+            let mut rows = rows;
+            let stored = loop {
+                // Outside the writer: a file that comes slowly holds no lock.
+                let Ok(first) = rows.recv() else {
+                    break Ok(());
                 };
-                if !more {
-                    break;
+                match self.write_rows(id, first, rows, actor, column).wait() {
+                    Ok(back) => rows = back,
+                    // The queue went with the failed write: the parser
+                    // stops at its next row.
+                    Err(e) => break Err(RolloutError::from(e)),
                 }
-                row_no += 1;
-                let cells = serde_json::to_string(&record.iter().collect::<Vec<_>>())
-                    .map_err(|e| RolloutError::Internal(e.to_string()))?;
-                let parsed = parse(&Cells {
-                    header,
-                    row: &record,
-                });
-                chunk.push(Pending {
-                    row_no,
-                    cells,
-                    parsed,
-                });
-            }
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            self.write_chunk(id, chunk, actor, column)?;
-        }
+            };
+            let parsed = parser
+                .join()
+                .unwrap_or_else(|_| Err(RolloutError::Internal("the CSV parser panicked".into())));
+            // A failed write explains more than the parser's "stopped".
+            stored.and(parsed)
+        })
     }
 
-    /// Stores one chunk's rows in one transaction.
-    fn write_chunk<T: FromCsv>(
+    /// Queues one transaction that stores the batch `first` and the
+    /// batches after it from `rows`, until [`CHUNK`] rows, the end of the
+    /// file, a pause in it, or a write waiting behind (looked at between
+    /// batches: a certificate being issued waits for milliseconds, not a
+    /// chunk). Answers the queue, for the next transaction.
+    fn write_rows<T: FromCsv>(
         &self,
         upload: &str,
-        rows: Vec<Pending<T>>,
+        first: Vec<Pending<T>>,
+        rows: std::sync::mpsc::Receiver<Vec<Pending<T>>>,
         actor: &str,
         column: fn(&str) -> String,
-    ) -> Result<(), RolloutError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
+    ) -> PendingWrite<std::sync::mpsc::Receiver<Vec<Pending<T>>>> {
         let (upload, actor) = (upload.to_owned(), actor.to_owned());
         let person_key = self.person_key();
         let now = self.clock().now_ms();
-        self.db()
-            .write(move |tx| {
-                let mut n = Counts::default();
-                for row in rows {
-                    n.rows += 1;
-                    let record = match row.parsed {
-                        Ok(record) => record,
-                        Err(errors) => {
-                            n.failed += 1;
-                            let e = UploadError {
-                                row_no: row.row_no,
-                                cells: row.cells,
-                                errors: join(&errors),
-                            };
-                            history::add_error(tx, &upload, &e)?;
-                            continue;
-                        }
-                    };
-                    let missing = RolloutService::missing_references_in(tx, &record)?;
-                    if !missing.is_empty() {
-                        n.failed += 1;
-                        let errors: Vec<FieldError> = missing
-                            .into_iter()
-                            .map(|e| FieldError::new(column(&e.field), e.message))
-                            .collect();
-                        let e = UploadError {
-                            row_no: row.row_no,
-                            cells: row.cells,
-                            errors: join(&errors),
-                        };
-                        history::add_error(tx, &upload, &e)?;
-                        continue;
-                    }
-                    let mut record = record;
-                    record.prepare(&person_key[..]);
-                    // A record the file cannot name by code (an enrolment)
-                    // is found by what it is: the same person again.
-                    if let Some((rel, key)) = record.natural_key() {
-                        let found = store::referrers(&tx.reader(), &rel, &key, 8)?;
-                        match found.into_iter().find(|(kind, _)| kind == T::KIND) {
-                            Some((_, code)) => record.set_code(code),
-                            None => {
-                                // A new person: a code no record has (a
-                                // drawn code can be taken: ~50 of a million).
-                                let mut code = crate::enrolment::new_code();
-                                while store::get(&tx.reader(), T::KIND, &code)?.is_some() {
-                                    code = crate::enrolment::new_code();
-                                }
-                                record.set_code(code);
-                            }
-                        }
-                    }
-                    let code = record.code().to_owned();
-                    let stored = store::get(&tx.reader(), T::KIND, &code)?;
-                    if let Some(stored) = &stored {
-                        let previous: T = serde_json::from_str(&stored.body).map_err(|e| {
-                            divoc_storage::StorageError::InvalidArgument(e.to_string())
-                        })?;
-                        record.keep_from(previous);
-                    }
-                    let body = serde_json::to_string(&record)
-                        .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
-                    let index = record.index();
-                    match stored {
-                        None => {
-                            // A drawn enrolment code may be taken (at a
-                            // million enrolments, ~50 of 10^10 codes collide):
-                            // draw again, a few times.
-                            let (mut code, mut body) = (code, body);
-                            let mut stored_ok = None;
-                            for _ in 0..5 {
-                                if let Some(v) =
-                                    store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?
-                                {
-                                    stored_ok = Some(v);
-                                    break;
-                                }
-                                if record.natural_key().is_none() {
-                                    break;
-                                }
-                                record.set_code(crate::enrolment::new_code());
-                                code = record.code().to_owned();
-                                body = serde_json::to_string(&record).map_err(|e| {
-                                    divoc_storage::StorageError::InvalidArgument(e.to_string())
-                                })?;
-                            }
-                            if let Some(version) = stored_ok {
-                                RolloutService::log_change(
-                                    tx,
-                                    &actor,
-                                    T::KIND,
-                                    "created",
-                                    &code,
-                                    version,
-                                )?;
-                                n.created += 1;
-                            } else {
-                                n.failed += 1;
-                                let errors =
-                                    [FieldError::new("code", "a record with this code exists")];
-                                let e = UploadError {
-                                    row_no: row.row_no,
-                                    cells: row.cells,
-                                    errors: join(&errors),
-                                };
-                                history::add_error(tx, &upload, &e)?;
-                            }
-                        }
-                        Some(stored) if stored.body == body => n.unchanged += 1,
-                        Some(_) => {
-                            if let Update::Updated(v) =
-                                store::update(tx, T::KIND, &code, None, &index, &body, &actor, now)?
-                            {
-                                RolloutService::log_change(
-                                    tx,
-                                    &actor,
-                                    T::KIND,
-                                    "updated",
-                                    &code,
-                                    v,
-                                )?;
-                            }
-                            n.updated += 1;
-                        }
-                    }
+        self.db().write_alone(move |tx| {
+            let mut n = Counts::default();
+            let mut batch = first;
+            loop {
+                for row in batch {
+                    store_row(
+                        tx,
+                        row,
+                        &mut n,
+                        &upload,
+                        &actor,
+                        &person_key[..],
+                        now,
+                        column,
+                    )?;
                 }
-                history::add_counts(
-                    tx,
-                    &upload,
-                    n.rows,
-                    n.created,
-                    n.updated,
-                    n.unchanged,
-                    n.failed,
-                )
-            })
-            .wait()?;
-        Ok(())
+                if n.rows as usize >= CHUNK || tx.others_waiting() {
+                    break;
+                }
+                match rows.recv_timeout(FEED_PAUSE) {
+                    Ok(next) => batch = next,
+                    Err(_) => break,
+                }
+            }
+            history::add_counts(
+                tx,
+                &upload,
+                n.rows,
+                n.created,
+                n.updated,
+                n.unchanged,
+                n.failed,
+            )?;
+            Ok(rows)
+        })
     }
 
     /// The report of an upload.
@@ -1248,6 +1326,60 @@ mod tests {
             .upload(UploadKind::Facilities, csv.as_bytes(), &india(), "ctl")
             .unwrap();
         assert_eq!((r.rows, r.created, r.failed), (n as i64, n as i64, 0));
+    }
+
+    #[test]
+    fn an_upload_yields_to_other_writes_and_keeps_file_order() {
+        let (_d, svc) = service();
+        let mut csv = String::from(
+            "facilityCode,facilityName,contact,operatingHourStart,operatingHourEnd,category,type,status,addressLine1,addressLine2,district,state,pincode,geoLocationLat,geoLocationLon,adminName,adminMobile\n",
+        );
+        let n = 3000;
+        for i in 0..n - 1 {
+            csv.push_str(&format!(
+                "F{i:05},Facility {i},,9,17,GOVT,Fixed location,Active,Road {i},,D,S,560001,,,,\n"
+            ));
+        }
+        // The last row names the first facility again: it must win.
+        csv.push_str("F00000,Renamed,,9,17,GOVT,Fixed location,Active,Road 0,,D,S,560001,,,,\n");
+
+        // Another writer keeps the queue busy, and notes how far the upload
+        // had got each time one of its writes was done.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = {
+            let (svc, stop) = (svc.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    svc.db()
+                        .write(|tx| {
+                            divoc_storage::events::append_event(tx, "test.tick", "t", &json!({}))
+                        })
+                        .wait()
+                        .unwrap();
+                    if let Some(u) = svc.uploads(None, None, 1).unwrap().first() {
+                        seen.push(u.rows);
+                    }
+                }
+                seen
+            })
+        };
+        let r = svc
+            .upload(UploadKind::Facilities, csv.as_bytes(), &india(), "ctl")
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = other.join().unwrap();
+        assert_eq!(
+            (r.rows, r.created, r.updated, r.failed),
+            (n, n - 1, 1, 0),
+            "{r:?}"
+        );
+        assert!(
+            seen.iter().any(|&rows| rows > 0 && rows < n),
+            "another write committed in the middle of the chunk: {seen:?}"
+        );
+        let first: crate::service::Stored<Facility> = svc.get("F00000").unwrap();
+        assert_eq!((first.version, first.record.name.as_str()), (2, "Renamed"));
     }
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_rollout.sql"),
     include_str!("../migrations/0005_api_tokens.sql"),
     include_str!("../migrations/0006_uploads.sql"),
+    include_str!("../migrations/0007_rollout_append.sql"),
 ];
 
 /// The schema version this build creates and understands.
@@ -169,6 +170,60 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("USING INDEX"), "{plan}");
+    }
+
+    #[test]
+    fn registry_survives_the_append_rebuild() {
+        use crate::rollout::{self, ListFilter};
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_to(&mut conn, 6).unwrap();
+        // F1 at its second version, P1 at its first, D1 deleted (only
+        // versions left); F1 refers to P1.
+        conn.execute_batch(
+            "INSERT INTO rollout_records VALUES
+                ('facility', 'F1', 2, 'active', 'd', 's', 'fixed', '{\"v\":2}', 10, 20),
+                ('programme', 'P1', 1, 'active', NULL, NULL, NULL, '{\"p\":1}', 5, 5);
+             INSERT INTO rollout_versions VALUES
+                ('facility', 'F1', 1, '{\"v\":1}', 'alice', 10),
+                ('facility', 'F1', 2, '{\"v\":2}', 'bob', 20),
+                ('programme', 'P1', 1, '{\"p\":1}', 'carol', 5),
+                ('facility', 'D1', 1, '{\"d\":1}', 'alice', 1),
+                ('facility', 'D1', 2, '', 'alice', 2);
+             INSERT INTO rollout_links VALUES ('programme', 'P1', 'facility', 'F1');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let r = crate::db::Reader { conn: &conn };
+
+        let f1 = rollout::get(&r, "facility", "F1").unwrap().unwrap();
+        assert_eq!((f1.version, f1.body.as_str()), (2, r#"{"v":2}"#));
+        let history = rollout::versions(&r, "facility", "F1").unwrap();
+        let seen: Vec<_> = history
+            .iter()
+            .map(|v| (v.version, v.actor.as_str(), v.body.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (1, "alice", Some(r#"{"v":1}"#)),
+                (2, "bob", Some(r#"{"v":2}"#))
+            ],
+            "the current version is not listed twice and keeps its actor"
+        );
+        assert!(rollout::get(&r, "facility", "D1").unwrap().is_none());
+        assert!(rollout::code_used(&r, "facility", "D1").unwrap());
+        assert_eq!(rollout::versions(&r, "facility", "D1").unwrap().len(), 2);
+        assert_eq!(
+            rollout::referrers(&r, "programme", "P1", 10).unwrap(),
+            vec![("facility".to_string(), "F1".to_string())]
+        );
+        let filter = ListFilter {
+            link: Some(("programme".into(), "P1".into())),
+            ..ListFilter::default()
+        };
+        let listed = rollout::list(&r, "facility", &filter, 10).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].code, "F1");
     }
 
     #[test]

@@ -1,15 +1,23 @@
-//! The rollout registry's rows: vaccines, programmes, facilities and
-//! vaccinators (their meaning and rules are `host/rollout`'s).
+//! The rollout registry's rows: vaccines, programmes, facilities,
+//! vaccinators and enrolments (their meaning and rules are
+//! `host/rollout`'s).
 //!
 //! A record is stored as the JSON its domain crate gives, with the columns
-//! lists filter and page on beside it ([`RecordIndex`]) and the codes it
-//! refers to ([`RecordIndex::links`]). Every write keeps the version it
-//! made in `rollout_versions`; the caller appends the audit record and the
-//! event in the same write closure, so the three commit together.
+//! lists filter on beside it ([`RecordIndex`]) and the codes it refers to
+//! ([`RecordIndex::links`]). The record row is its current version; every
+//! version it leaves behind goes to `rollout_versions`. The caller appends
+//! the audit record and the event in the same write closure, so they
+//! commit together.
 //!
-//! Uniqueness is the primary key `(kind, code)`: of two concurrent creates
-//! of one code, the writer applies one and the other finds the row
-//! ([`insert`] answers `false`).
+//! Records carry a sequential id and lists come in id order (the order the
+//! records were created): every index a new record enters, except the
+//! unique code and a person key, then grows at its end, which is what
+//! lets an upload of a million random-coded pre-enrolments append
+//! (migration 0007 says why).
+//!
+//! Uniqueness is the unique index on `(kind, code)`: of two concurrent
+//! creates of one code, the writer applies one and the other finds the
+//! row ([`insert`] answers `None`).
 
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
@@ -19,7 +27,9 @@ use crate::error::Result;
 /// One stored record, at its current version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// `vaccine`, `programme`, `facility` or `vaccinator`.
+    /// Its place in creation order (lists' cursor).
+    pub id: i64,
+    /// `vaccine`, `programme`, `facility`, `vaccinator` or `enrolment`.
     pub kind: String,
     /// Its unique code within the kind.
     pub code: String,
@@ -64,8 +74,8 @@ pub struct RecordIndex {
     pub links: Vec<(String, String)>,
 }
 
-/// A list query: every given filter must hold; records come in code
-/// order, after `after` (the cursor: the last code of the previous page).
+/// A list query: every given filter must hold; records come in creation
+/// order, after `after` (the cursor: the last id of the previous page).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
     /// Only this status.
@@ -80,53 +90,62 @@ pub struct ListFilter {
     pub link: Option<(String, String)>,
     /// Only these codes (e.g. a facility token's own facilities).
     pub codes: Option<Vec<String>>,
-    /// Only codes after this one.
-    pub after: Option<String>,
+    /// Only records after this id ([`Record::id`]).
+    pub after: Option<i64>,
 }
 
 fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
-        kind: row.get(0)?,
-        code: row.get(1)?,
-        version: row.get(2)?,
-        status: row.get(3)?,
-        body: row.get(4)?,
-        created_ms: row.get(5)?,
-        updated_ms: row.get(6)?,
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        code: row.get(2)?,
+        version: row.get(3)?,
+        status: row.get(4)?,
+        body: row.get(5)?,
+        created_ms: row.get(6)?,
+        updated_ms: row.get(7)?,
     })
 }
 
-const COLUMNS: &str = "kind, code, version, status, body, created_ms, updated_ms";
+const COLUMNS: &str =
+    "rr.id, rr.kind, rr.code, rr.version, rr.status, rr.body, rr.created_ms, rr.updated_ms";
 
-fn put_links(tx: &Tx<'_>, kind: &str, code: &str, links: &[(String, String)]) -> Result<()> {
+/// Sets a record's links; `fresh` for a record just inserted (it has none
+/// to remove).
+fn put_links(tx: &Tx<'_>, id: i64, links: &[(String, String)], fresh: bool) -> Result<()> {
     let conn = tx.conn();
-    conn.prepare_cached("DELETE FROM rollout_links WHERE kind = ?1 AND code = ?2")?
-        .execute(params![kind, code])?;
+    if !fresh {
+        conn.prepare_cached("DELETE FROM rollout_links WHERE record = ?1")?
+            .execute(params![id])?;
+    }
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO rollout_links (rel, target, kind, code) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO rollout_links (rel, target, record) VALUES (?1, ?2, ?3)",
     )?;
     for (rel, target) in links {
-        insert.execute(params![rel, target, kind, code])?;
+        insert.execute(params![rel, target, id])?;
     }
     Ok(())
 }
 
-fn keep_version(
-    tx: &Tx<'_>,
-    kind: &str,
-    code: &str,
-    version: i64,
-    body: &str,
-    actor: &str,
-    now_ms: i64,
-) -> Result<()> {
-    tx.conn()
+/// Moves the current version of the record `id` into `rollout_versions`
+/// (before it is replaced or deleted). Its `(kind, code, version)`.
+fn keep_current(tx: &Tx<'_>, id: i64) -> Result<(String, String, i64)> {
+    Ok(tx
+        .conn()
         .prepare_cached(
             "INSERT INTO rollout_versions (kind, code, version, body, actor, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             SELECT kind, code, version, body, actor, updated_ms FROM rollout_records WHERE id = ?1
+             RETURNING kind, code, version",
         )?
-        .execute(params![kind, code, version, body, actor, now_ms])?;
-    Ok(())
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+}
+
+fn current(tx: &Tx<'_>, kind: &str, code: &str) -> Result<Option<(i64, i64)>> {
+    Ok(tx
+        .conn()
+        .prepare_cached("SELECT id, version FROM rollout_records WHERE kind = ?1 AND code = ?2")?
+        .query_row(params![kind, code], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// Stores a new record; its version (1, or one past the deletion of an
@@ -141,18 +160,24 @@ pub fn insert(
     actor: &str,
     now_ms: i64,
 ) -> Result<Option<i64>> {
+    // rollout_versions holds only what records left behind: for a code
+    // never used this finds nothing, from a small table.
     let version: i64 = tx
         .conn()
         .prepare_cached(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM rollout_versions WHERE kind = ?1 AND code = ?2",
         )?
         .query_row(params![kind, code], |r| r.get(0))?;
-    let inserted = tx
-        .conn()
+    // No RETURNING: it makes SQLite open a statement journal for the
+    // insert (a tenth of an upload's writer time); the row id comes from
+    // the connection instead.
+    let conn = tx.conn();
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO rollout_records
-                 (kind, code, version, status, district, state, type, body, created_ms, updated_ms)
-             VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 (kind, code, version, status, district, state, type, body, actor,
+                  created_ms, updated_ms)
+             VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?8)
              ON CONFLICT (kind, code) DO NOTHING",
         )?
         .execute(params![
@@ -164,13 +189,14 @@ pub fn insert(
             index.kind_of_site,
             body,
             now_ms,
-            version
+            version,
+            actor
         ])?;
     if inserted == 0 {
         return Ok(None);
     }
-    put_links(tx, kind, code, &index.links)?;
-    keep_version(tx, kind, code, version, body, actor, now_ms)?;
+    let id = conn.last_insert_rowid();
+    put_links(tx, id, &index.links, true)?;
     Ok(Some(version))
 }
 
@@ -202,37 +228,33 @@ pub fn update(
     actor: &str,
     now_ms: i64,
 ) -> Result<Update> {
-    let conn = tx.conn();
-    let current: Option<i64> = conn
-        .prepare_cached("SELECT version FROM rollout_records WHERE kind = ?1 AND code = ?2")?
-        .query_row(params![kind, code], |r| r.get(0))
-        .optional()?;
-    let Some(current) = current else {
+    let Some((id, version)) = current(tx, kind, code)? else {
         return Ok(Update::NotFound);
     };
-    if expected.is_some_and(|e| e != current) {
-        return Ok(Update::Stale { current });
+    if expected.is_some_and(|e| e != version) {
+        return Ok(Update::Stale { current: version });
     }
-    let version = current + 1;
-    conn.prepare_cached(
-        "UPDATE rollout_records
-            SET version = ?3, status = ?4, district = ?5, state = ?6, type = ?7, body = ?8,
-                updated_ms = ?9
-          WHERE kind = ?1 AND code = ?2",
-    )?
-    .execute(params![
-        kind,
-        code,
-        version,
-        index.status,
-        index.district,
-        index.state,
-        index.kind_of_site,
-        body,
-        now_ms
-    ])?;
-    put_links(tx, kind, code, &index.links)?;
-    keep_version(tx, kind, code, version, body, actor, now_ms)?;
+    keep_current(tx, id)?;
+    let version = version + 1;
+    tx.conn()
+        .prepare_cached(
+            "UPDATE rollout_records
+                SET version = ?2, status = ?3, district = ?4, state = ?5, type = ?6, body = ?7,
+                    actor = ?8, updated_ms = ?9
+              WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            version,
+            index.status,
+            index.district,
+            index.state,
+            index.kind_of_site,
+            body,
+            actor,
+            now_ms
+        ])?;
+    put_links(tx, id, &index.links, false)?;
     Ok(Update::Updated(version))
 }
 
@@ -248,33 +270,47 @@ pub fn delete(
     actor: &str,
     now_ms: i64,
 ) -> Result<Option<i64>> {
-    let conn = tx.conn();
-    let current: Option<i64> = conn
-        .prepare_cached(
-            "DELETE FROM rollout_records WHERE kind = ?1 AND code = ?2 RETURNING version",
-        )?
-        .query_row(params![kind, code], |r| r.get(0))
-        .optional()?;
-    let Some(current) = current else {
+    let Some((id, version)) = current(tx, kind, code)? else {
         return Ok(None);
     };
-    put_links(tx, kind, code, &[])?;
+    keep_current(tx, id)?;
+    let conn = tx.conn();
+    conn.prepare_cached("DELETE FROM rollout_records WHERE id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM rollout_links WHERE record = ?1")?
+        .execute(params![id])?;
     if purge {
         conn.prepare_cached("UPDATE rollout_versions SET body = '' WHERE kind = ?1 AND code = ?2")?
             .execute(params![kind, code])?;
     }
-    keep_version(tx, kind, code, current + 1, "", actor, now_ms)?;
-    Ok(Some(current + 1))
+    conn.prepare_cached(
+        "INSERT INTO rollout_versions (kind, code, version, body, actor, at_ms)
+         VALUES (?1, ?2, ?3, '', ?4, ?5)",
+    )?
+    .execute(params![kind, code, version + 1, actor, now_ms])?;
+    Ok(Some(version + 1))
 }
 
 /// The record of that kind and code.
 pub fn get(r: &Reader<'_>, kind: &str, code: &str) -> Result<Option<Record>> {
     Ok(r.conn()
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM rollout_records WHERE kind = ?1 AND code = ?2"
+            "SELECT {COLUMNS} FROM rollout_records rr WHERE rr.kind = ?1 AND rr.code = ?2"
         ))?
         .query_row(params![kind, code], record)
         .optional()?)
+}
+
+/// Whether a record of `kind` has, or had, this code (a code drawn for a
+/// new record must be neither: an old code names someone else).
+pub fn code_used(r: &Reader<'_>, kind: &str, code: &str) -> Result<bool> {
+    let conn = r.conn();
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM rollout_records WHERE kind = ?1 AND code = ?2")?
+        .exists(params![kind, code])?
+        || conn
+            .prepare_cached("SELECT 1 FROM rollout_versions WHERE kind = ?1 AND code = ?2")?
+            .exists(params![kind, code])?)
 }
 
 /// Which of `codes` exist as records of `kind`.
@@ -291,29 +327,31 @@ pub fn existing(r: &Reader<'_>, kind: &str, codes: &[String]) -> Result<Vec<Stri
     Ok(found)
 }
 
-/// Up to `limit` records of `kind` matching `filter`, in code order.
+/// Up to `limit` records of `kind` matching `filter`, in id order.
 ///
 /// The plan is chosen here, not left to SQLite: without statistics its
-/// planner prefers walking the primary key in code order (no sort) and
-/// filtering, which reads every record of the kind to fill a page of one
-/// district. A link filter drives the query from the link table (in code
-/// order); otherwise the most selective indexed column's index is named
-/// with `INDEXED BY` (district, then state, then status).
+/// planner prefers walking the table in id order (no sort) and filtering,
+/// which reads every record to fill a page of one district. A link filter
+/// drives the query from the link table (in id order); otherwise the most
+/// selective indexed column's index is named with `INDEXED BY` (district,
+/// then state, then status; each ends in the id, so no sort either).
 pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Result<Vec<Record>> {
-    let mut args: Vec<String> = vec![kind.to_owned()];
-    let mut bind = |sql: &mut String, clause: &str, value: &str| {
-        args.push(value.to_owned());
+    let mut args: Vec<rusqlite::types::Value> = vec![kind.to_owned().into()];
+    let mut bind = |sql: &mut String, clause: &str, value: rusqlite::types::Value| {
+        args.push(value);
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
     let mut sql = String::new();
+    let order;
     if let Some((rel, target)) = &filter.link {
-        sql.push_str(
-            "SELECT rr.kind, rr.code, rr.version, rr.status, rr.body, rr.created_ms, rr.updated_ms
-               FROM rollout_links l JOIN rollout_records rr ON rr.kind = l.kind AND rr.code = l.code
-              WHERE l.kind = ?1",
-        );
-        bind(&mut sql, " AND l.rel = ?", rel);
-        bind(&mut sql, " AND l.target = ?", target);
+        sql.push_str(&format!(
+            "SELECT {COLUMNS}
+               FROM rollout_links l JOIN rollout_records rr ON rr.id = l.record
+              WHERE rr.kind = ?1"
+        ));
+        bind(&mut sql, " AND l.rel = ?", rel.clone().into());
+        bind(&mut sql, " AND l.target = ?", target.clone().into());
+        order = "l.record";
     } else {
         let index = if filter.district.is_some() {
             " INDEXED BY rollout_records_district"
@@ -325,24 +363,24 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
             ""
         };
         sql.push_str(&format!(
-            "SELECT rr.kind, rr.code, rr.version, rr.status, rr.body, rr.created_ms, rr.updated_ms
-               FROM rollout_records rr{index} WHERE rr.kind = ?1"
+            "SELECT {COLUMNS} FROM rollout_records rr{index} WHERE rr.kind = ?1"
         ));
+        order = "rr.id";
     }
     if let Some(v) = &filter.status {
-        bind(&mut sql, " AND rr.status = ?", v);
+        bind(&mut sql, " AND rr.status = ?", v.clone().into());
     }
     if let Some(v) = &filter.district {
-        bind(&mut sql, " AND rr.district = ?", v);
+        bind(&mut sql, " AND rr.district = ?", v.clone().into());
     }
     if let Some(v) = &filter.state {
-        bind(&mut sql, " AND rr.state = ?", v);
+        bind(&mut sql, " AND rr.state = ?", v.clone().into());
     }
     if let Some(v) = &filter.kind_of_site {
-        bind(&mut sql, " AND rr.type = ?", v);
+        bind(&mut sql, " AND rr.type = ?", v.clone().into());
     }
-    if let Some(v) = &filter.after {
-        bind(&mut sql, " AND rr.code > ?", v);
+    if let Some(v) = filter.after {
+        bind(&mut sql, &format!(" AND {order} > ?"), v.into());
     }
     if let Some(codes) = &filter.codes {
         if codes.is_empty() {
@@ -353,21 +391,24 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
             if i > 0 {
                 sql.push(',');
             }
-            bind(&mut sql, "?", code);
+            bind(&mut sql, "?", code.clone().into());
         }
         sql.push(')');
     }
-    sql.push_str(&format!(" ORDER BY rr.code LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
     let mut stmt = r.conn().prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), record)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every kept version of a record, oldest first.
+/// Every version of a record, oldest first: those it left behind, then
+/// the current one.
 pub fn versions(r: &Reader<'_>, kind: &str, code: &str) -> Result<Vec<RecordVersion>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT version, body, actor, at_ms FROM rollout_versions
-          WHERE kind = ?1 AND code = ?2 ORDER BY version",
+        "SELECT version, body, actor, at_ms FROM rollout_versions WHERE kind = ?1 AND code = ?2
+         UNION ALL
+         SELECT version, body, actor, updated_ms FROM rollout_records WHERE kind = ?1 AND code = ?2
+         ORDER BY 1",
     )?;
     let rows = stmt.query_map(params![kind, code], |row| {
         let body: String = row.get(1)?;
@@ -381,7 +422,8 @@ pub fn versions(r: &Reader<'_>, kind: &str, code: &str) -> Result<Vec<RecordVers
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Up to `limit` records that refer to `(rel, target)`, as `(kind, code)`.
+/// Up to `limit` records that refer to `(rel, target)`, as `(kind, code)`,
+/// oldest first.
 pub fn referrers(
     r: &Reader<'_>,
     rel: &str,
@@ -389,8 +431,9 @@ pub fn referrers(
     limit: usize,
 ) -> Result<Vec<(String, String)>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT kind, code FROM rollout_links WHERE rel = ?1 AND target = ?2
-          ORDER BY kind, code LIMIT ?3",
+        "SELECT rr.kind, rr.code FROM rollout_links l JOIN rollout_records rr ON rr.id = l.record
+          WHERE l.rel = ?1 AND l.target = ?2
+          ORDER BY l.record LIMIT ?3",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map(params![rel, target, limit], |row| {
@@ -565,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn lists_filter_and_page_in_code_order() {
+    fn lists_filter_and_page_in_creation_order() {
         let (_d, db) = db();
         db.write(|tx| {
             for i in 0..30 {
@@ -625,7 +668,10 @@ mod tests {
             if page.is_empty() {
                 break;
             }
-            filter.after = page.last().cloned();
+            filter.after = db
+                .read(|r| get(r, "facility", page.last().unwrap()))
+                .unwrap()
+                .map(|r| r.id);
             seen.extend(page);
         }
         assert_eq!(seen, codes(&north, 100));
