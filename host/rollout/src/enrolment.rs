@@ -229,6 +229,15 @@ impl RecordKind for Enrolment {
     fn check(&self) -> Vec<FieldError> {
         Enrolment::check(self)
     }
+    fn check_on(&self, today: &str) -> Vec<FieldError> {
+        // Both are ISO 8601 dates: they order as text. A malformed date
+        // of birth is named by `check`.
+        if self.dob.len() == 10 && self.dob.as_str() > today {
+            vec![FieldError::new("dob", "must not be in the future")]
+        } else {
+            Vec::new()
+        }
+    }
     fn index(&self) -> RecordIndex {
         let mut links = vec![
             ("programme".to_owned(), self.programme.clone()),
@@ -400,5 +409,15 @@ mod tests {
         };
         let fields: Vec<&str> = f.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "dob", "phone"]);
+        // The service's clock is 2023-11-14: born the next day is refused,
+        // that day is not.
+        let mut unborn = enrolment("Tara Rao", None);
+        unborn.dob = "2023-11-15".into();
+        let RolloutError::Validation(f) = svc.enrol(unborn.clone(), "ctl").unwrap_err() else {
+            panic!()
+        };
+        assert_eq!((f[0].field.as_str(), f.len()), ("dob", 1), "{f:?}");
+        unborn.dob = "2023-11-14".into();
+        svc.enrol(unborn, "ctl").unwrap();
     }
 }

@@ -33,6 +33,11 @@ pub trait RecordKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'stat
     fn code(&self) -> &str;
     /// Its own rules ([`crate::model`]).
     fn check(&self) -> Vec<FieldError>;
+    /// Its rules that depend on the date (`today`, `YYYY-MM-DD` in UTC):
+    /// none unless a kind says so.
+    fn check_on(&self, _today: &str) -> Vec<FieldError> {
+        Vec::new()
+    }
     /// What lists filter on, and what it refers to.
     fn index(&self) -> RecordIndex;
     /// The records it refers to: `(field, kind, code)`.
@@ -277,8 +282,19 @@ impl RolloutService {
         })
     }
 
-    fn checked<T: RecordKind>(record: &T) -> Result<(String, RecordIndex), RolloutError> {
-        let errors = record.check();
+    /// Today's date, `YYYY-MM-DD` (UTC), by the service's clock.
+    pub(crate) fn today(&self) -> String {
+        let mut now = divoc_time::format_millis(self.clock().now_ms());
+        now.truncate(10);
+        now
+    }
+
+    fn checked<T: RecordKind>(
+        record: &T,
+        today: &str,
+    ) -> Result<(String, RecordIndex), RolloutError> {
+        let mut errors = record.check();
+        errors.extend(record.check_on(today));
         if !errors.is_empty() {
             return Err(RolloutError::Validation(errors));
         }
@@ -331,7 +347,7 @@ impl RolloutService {
     pub fn create<T: RecordKind>(&self, record: T, actor: &str) -> Result<Stored<T>, RolloutError> {
         let mut record = record;
         record.prepare(&self.person_key[..]);
-        let (body, index) = Self::checked(&record)?;
+        let (body, index) = Self::checked(&record, &self.today())?;
         let now = self.clock.now_ms();
         let code = record.code().to_owned();
         let actor = actor.to_owned();
@@ -384,7 +400,7 @@ impl RolloutService {
         }
         let mut record = record;
         record.prepare(&self.person_key[..]);
-        let (body, index) = Self::checked(&record)?;
+        let (body, index) = Self::checked(&record, &self.today())?;
         let now = self.clock.now_ms();
         let (code, actor, rec) = (code.to_owned(), actor.to_owned(), record.clone());
         let version = flatten(

@@ -303,7 +303,7 @@ fn vaccinator_column(field: &str) -> String {
     .to_owned()
 }
 
-fn facility_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Facility> {
+fn facility_row(cells: &Cells<'_>, options: &UploadOptions, today: &str) -> Parsed<Facility> {
     let mut errors = Vec::new();
     let code = required(cells, "facilityCode", &mut errors).to_owned();
     let name = required(cells, "facilityName", &mut errors).to_owned();
@@ -424,7 +424,7 @@ fn facility_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Facility> 
         programmes: Vec::new(),
         admins,
     };
-    finish_row(facility, errors, facility_column)
+    finish_row(facility, errors, facility_column, today)
 }
 
 /// A row's record with the errors of reading it, and the record's own
@@ -433,8 +433,9 @@ fn finish_row<T: RecordKind>(
     record: T,
     mut errors: Vec<FieldError>,
     column: fn(&str) -> String,
+    today: &str,
 ) -> Parsed<T> {
-    for e in record.check() {
+    for e in record.check().into_iter().chain(record.check_on(today)) {
         let field = column(&e.field);
         if !errors.iter().any(|have| have.field == field) {
             errors.push(FieldError::new(field, e.message));
@@ -447,7 +448,7 @@ fn finish_row<T: RecordKind>(
     }
 }
 
-fn vaccinator_row(cells: &Cells<'_>) -> Parsed<Vaccinator> {
+fn vaccinator_row(cells: &Cells<'_>, today: &str) -> Parsed<Vaccinator> {
     let mut errors = Vec::new();
     let code = required(cells, "code", &mut errors).to_owned();
     let name = required(cells, "name", &mut errors).to_owned();
@@ -468,7 +469,7 @@ fn vaccinator_row(cells: &Cells<'_>) -> Parsed<Vaccinator> {
         programmes: Vec::new(),
         status,
     };
-    finish_row(vaccinator, errors, vaccinator_column)
+    finish_row(vaccinator, errors, vaccinator_column, today)
 }
 
 fn enrolment_column(field: &str) -> String {
@@ -487,7 +488,7 @@ fn enrolment_column(field: &str) -> String {
 /// A DIVOC pre-enrolment row. DIVOC's newest template has `identity` and
 /// `nationality`; older files carry `nationalId` and `enrollmentScopeId`
 /// (the facility): all are read.
-fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Enrolment> {
+fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions, today: &str) -> Parsed<Enrolment> {
     let mut errors = Vec::new();
     let gender = match cells.get("gender").map(str::to_ascii_lowercase).as_deref() {
         Some("male" | "m") => Gender::Male,
@@ -522,7 +523,7 @@ fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions) -> Parsed<Enrolment
         status: Status::Active,
         person: String::new(),
     };
-    finish_row(enrolment, errors, enrolment_column)
+    finish_row(enrolment, errors, enrolment_column, today)
 }
 
 /// What a CSV row cannot say and an upload must therefore not erase: a
@@ -868,13 +869,14 @@ impl RolloutService {
             .write(move |tx| history::start(tx, &started))
             .wait()?;
 
+        let today = self.today();
         match kind {
             UploadKind::Facilities => self.stream(
                 &mut reader,
                 &header,
                 &id,
                 actor,
-                |c| facility_row(c, options),
+                |c| facility_row(c, options, &today),
                 facility_column,
             )?,
             UploadKind::Vaccinators => self.stream(
@@ -882,7 +884,7 @@ impl RolloutService {
                 &header,
                 &id,
                 actor,
-                vaccinator_row,
+                |c| vaccinator_row(c, &today),
                 vaccinator_column,
             )?,
             UploadKind::Enrolments => self.stream(
@@ -890,7 +892,7 @@ impl RolloutService {
                 &header,
                 &id,
                 actor,
-                |c| enrolment_row(c, options),
+                |c| enrolment_row(c, options, &today),
                 enrolment_column,
             )?,
         }
@@ -1418,6 +1420,17 @@ mod enrolment_tests {
         let errors = String::from_utf8(svc.upload_errors_csv(&r.id).unwrap()).unwrap();
         assert!(
             errors.contains("gender: must be Male") && errors.contains("dob: must be a date"),
+            "{errors}"
+        );
+        // Born after the service's today (2023-11-14): refused, named.
+        let unborn = "phone,identity,nationality,dob,gender,name,email,addressLine1,addressLine2,district,state,pincode\n9000000001,,Indian,2030-01-01,Female,Not Yet,,Road,,Mysuru,Karnataka,570001\n";
+        let u = svc
+            .upload(UploadKind::Enrolments, unborn.as_bytes(), &c19, "ctl")
+            .unwrap();
+        assert_eq!((u.created, u.failed), (0, 1));
+        let errors = String::from_utf8(svc.upload_errors_csv(&u.id).unwrap()).unwrap();
+        assert!(
+            errors.contains("dob: must not be in the future"),
             "{errors}"
         );
         let page = svc
