@@ -45,6 +45,7 @@ impl From<RolloutError> for ApiError {
                     .with_field("If-Match")
             }
             RolloutError::NotFound(m) => ApiError::not_found(m),
+            RolloutError::Erased(m) => ApiError::new(StatusCode::GONE, "erased", m),
             RolloutError::Input(m) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "input_cut_off",

@@ -27,6 +27,25 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The issue pipeline's plugins, paid programs and distribution.
     pub certificates: CertificatesConfig,
+    /// The programme registry.
+    pub rollout: RolloutConfig,
+}
+
+/// `[rollout]`: the programme registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RolloutConfig {
+    /// Days an upload's refused rows (the cells as sent, personal data for
+    /// pre-enrolments) are kept for `errors.csv`; 0 keeps them.
+    pub upload_errors_days: u32,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            upload_errors_days: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

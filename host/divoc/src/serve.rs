@@ -286,6 +286,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("loading PDF templates from {}", templates.display()))?
         .with_time_zone(config.locale.time_zone.clone());
     tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
+    let rollout = divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
+        .with_person_key(person_key(&config.storage.data_dir)?);
+    spawn_upload_retention(
+        &rollout,
+        config.rollout.upload_errors_days,
+        stop.subscribe(),
+    );
     let state = AppState {
         runtime,
         db: host.db.clone(),
@@ -294,10 +301,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         plugins_dir,
         certificates: Some(certificates),
         pdf: Some(Arc::new(pdf)),
-        rollout: Some(
-            divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
-                .with_person_key(person_key(&config.storage.data_dir)?),
-        ),
+        rollout: Some(rollout),
     };
     let http = HttpSettings {
         body_limit_bytes: config.server.body_limit_kib.saturating_mul(1024),
@@ -345,4 +349,35 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Erases refused upload rows past `days` (none if 0) at start and then
+/// hourly, until `stopped`.
+fn spawn_upload_retention(
+    rollout: &divoc_rollout::RolloutService,
+    days: u32,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    if days == 0 {
+        tracing::info!("rollout.upload-errors-days = 0: refused upload rows are kept");
+        return;
+    }
+    let rollout = rollout.clone();
+    tokio::spawn(async move {
+        loop {
+            let svc = rollout.clone();
+            match tokio::task::spawn_blocking(move || svc.erase_old_upload_errors(days)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(uploads)) => {
+                    tracing::info!(uploads, days, "refused upload rows erased after retention")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "erasing old refused upload rows failed"),
+                Err(e) => tracing::error!(error = %e, "the upload retention task failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
 }

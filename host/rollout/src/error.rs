@@ -62,6 +62,9 @@ pub enum RolloutError {
     /// No such record.
     #[error("not found: {0}")]
     NotFound(String),
+    /// It existed, and was erased by a retention rule.
+    #[error("erased: {0}")]
+    Erased(String),
     /// The input could not be read to its end (the connection broke, the
     /// body was too large); what was read before is stored and the upload
     /// is left unfinished in its history.

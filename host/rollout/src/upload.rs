@@ -186,6 +186,10 @@ pub struct UploadReport {
     pub unchanged: i64,
     /// Rows refused (see `errors.csv`).
     pub failed: i64,
+    /// When the refused rows were erased (they are kept
+    /// `rollout.upload-errors-days`), if they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_erased_at: Option<String>,
 }
 
 impl UploadReport {
@@ -203,6 +207,7 @@ impl UploadReport {
             updated: u.updated,
             unchanged: u.unchanged,
             failed: u.failed,
+            errors_erased_at: u.errors_erased_ms.map(divoc_time::format_millis),
         }
     }
 }
@@ -1018,6 +1023,24 @@ impl RolloutService {
         Ok(UploadReport::of(&u))
     }
 
+    /// Erases the refused rows of uploads started more than `keep_days`
+    /// days ago (they hold the cells as sent: personal data of people who
+    /// were not enrolled), a thousand rows per write so that other writes
+    /// go in between. The number of uploads whose rows are now erased.
+    pub fn erase_old_upload_errors(&self, keep_days: u32) -> Result<u64, RolloutError> {
+        let now = self.clock().now_ms();
+        let before = now - i64::from(keep_days) * 86_400_000;
+        let mut erased = 0;
+        while let Some(finished) = self
+            .db()
+            .write(move |tx| history::erase_errors(tx, before, now, 1000))
+            .wait()?
+        {
+            erased += u64::from(finished);
+        }
+        Ok(erased)
+    }
+
     /// Uploads, newest first (of one kind if given), before `before_ms`.
     pub fn uploads(
         &self,
@@ -1056,6 +1079,13 @@ impl RolloutService {
             .db()
             .read(|r| history::get(r, id))?
             .ok_or_else(|| RolloutError::NotFound(format!("upload {id}")))?;
+        if let Some(at) = u.errors_erased_ms {
+            return Err(RolloutError::Erased(format!(
+                "the refused rows of upload {id} were erased at {} (they are kept for \
+                 rollout.upload-errors-days); the counts remain in its report",
+                divoc_time::format_millis(at)
+            )));
+        }
         let header: Vec<String> =
             serde_json::from_str(&u.header).map_err(|e| RolloutError::Internal(e.to_string()))?;
         let write_err = |e: csv::Error| RolloutError::Internal(e.to_string());
@@ -1312,6 +1342,43 @@ mod tests {
             "{e}"
         );
         assert!(svc.uploads(None, None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn refused_rows_are_erased_after_the_retention_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let clock = ManualClock::new(1_700_000_000_000);
+        let svc = RolloutService::new(db, clock.clone());
+        let file = testdata("divoc-facilities.csv");
+        let old = svc
+            .upload(UploadKind::Facilities, file.as_slice(), &india(), "ctl")
+            .unwrap();
+        clock.advance(2 * 86_400_000);
+        let recent = svc
+            .upload(UploadKind::Facilities, file.as_slice(), &india(), "ctl")
+            .unwrap();
+        assert_eq!((old.failed, recent.failed), (1, 1));
+
+        // 31 days after the first upload, 29 after the second.
+        clock.advance(29 * 86_400_000);
+        assert_eq!(svc.erase_old_upload_errors(30).unwrap(), 1);
+        assert_eq!(svc.erase_old_upload_errors(30).unwrap(), 0, "done once");
+        let e = svc.upload_errors_csv(&old.id).unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Erased(m) if m.contains("upload-errors-days")),
+            "{e}"
+        );
+        let report = svc.upload_report(&old.id).unwrap();
+        assert_eq!(report.failed, 1, "the counts stay");
+        assert!(report.errors_erased_at.is_some());
+        let kept = String::from_utf8(svc.upload_errors_csv(&recent.id).unwrap()).unwrap();
+        assert_eq!(kept.lines().count(), 2, "{kept}");
+        assert!(svc
+            .upload_report(&recent.id)
+            .unwrap()
+            .errors_erased_at
+            .is_none());
     }
 
     #[test]

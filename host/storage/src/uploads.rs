@@ -33,6 +33,8 @@ pub struct UploadRow {
     pub unchanged: i64,
     /// Rows refused.
     pub failed: i64,
+    /// When its refused rows were erased ([`erase_errors`]), if they were.
+    pub errors_erased_ms: Option<i64>,
 }
 
 /// One refused row.
@@ -47,7 +49,7 @@ pub struct UploadError {
 }
 
 const COLUMNS: &str = "id, kind, actor, sha256, header, created_ms, finished_ms, rows, created, \
-                       updated, unchanged, failed";
+                       updated, unchanged, failed, errors_erased_ms";
 
 fn upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
     Ok(UploadRow {
@@ -63,6 +65,7 @@ fn upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
         updated: r.get(9)?,
         unchanged: r.get(10)?,
         failed: r.get(11)?,
+        errors_erased_ms: r.get(12)?,
     })
 }
 
@@ -149,6 +152,43 @@ pub fn list(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Erases up to `limit` refused rows of the oldest upload started before
+/// `before_ms` whose refused rows are not yet erased, and marks it erased
+/// (at `now_ms`) once none are left: `Some(true)` then, `Some(false)` while
+/// rows remain, `None` when there was no such upload (call until then; each
+/// call is one short write).
+pub fn erase_errors(
+    tx: &Tx<'_>,
+    before_ms: i64,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Option<bool>> {
+    let conn = tx.conn();
+    let Some(id) = conn
+        .prepare_cached(
+            "SELECT id FROM uploads WHERE created_ms < ?1 AND errors_erased_ms IS NULL
+              ORDER BY created_ms LIMIT 1",
+        )?
+        .query_row(params![before_ms], |r| r.get::<_, String>(0))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let erased = conn
+        .prepare_cached(
+            "DELETE FROM upload_errors WHERE upload_id = ?1 AND row_no IN
+               (SELECT row_no FROM upload_errors WHERE upload_id = ?1 ORDER BY row_no LIMIT ?2)",
+        )?
+        .execute(params![id, limit])?;
+    let finished = i64::try_from(erased).unwrap_or(i64::MAX) < limit;
+    if finished {
+        conn.prepare_cached("UPDATE uploads SET errors_erased_ms = ?2 WHERE id = ?1")?
+            .execute(params![id, now_ms])?;
+    }
+    Ok(Some(finished))
+}
+
 /// Refused rows of an upload after row `after`, in row order, up to `limit`.
 pub fn errors(r: &Reader<'_>, id: &str, after: i64, limit: usize) -> Result<Vec<UploadError>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -231,5 +271,20 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(db.read(|r| list(r, None, Some(10), 10)).unwrap().is_empty());
+
+        // Retention: nothing started before 10; then up1 (started at 10),
+        // one row per call.
+        let erase = |before| db.write(move |tx| erase_errors(tx, before, 99, 1)).wait();
+        assert_eq!(erase(10).unwrap(), None);
+        assert_eq!(erase(11).unwrap(), Some(false));
+        assert_eq!(db.read(|r| errors(r, "up1", 0, 10)).unwrap().len(), 1);
+        let got = db.read(|r| get(r, "up1")).unwrap().unwrap();
+        assert_eq!(got.errors_erased_ms, None, "not all erased yet");
+        assert_eq!(erase(11).unwrap(), Some(false));
+        assert_eq!(erase(11).unwrap(), Some(true), "finds none left, marks it");
+        assert_eq!(erase(11).unwrap(), None);
+        let got = db.read(|r| get(r, "up1")).unwrap().unwrap();
+        assert_eq!((got.errors_erased_ms, got.failed), (Some(99), 1));
+        assert!(db.read(|r| errors(r, "up1", 0, 10)).unwrap().is_empty());
     }
 }
