@@ -46,6 +46,7 @@ impl From<RolloutError> for ApiError {
             }
             RolloutError::NotFound(m) => ApiError::not_found(m),
             RolloutError::Erased(m) => ApiError::new(StatusCode::GONE, "erased", m),
+            RolloutError::Full(m) => ApiError::new(StatusCode::CONFLICT, "slot_full", m),
             RolloutError::Input(m) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "input_cut_off",
@@ -265,7 +266,7 @@ fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiE
     Ok(filter)
 }
 
-/// `GET /v1/{kind}`: a page of records in code order.
+/// `GET /v1/{kind}`: a page of records in the order they were created.
 pub async fn list<T: Scoped>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -109,6 +109,8 @@ impl Activation {
                     status: self.status,
                     daily_rate: self.daily_rate,
                     schedule: None,
+                    slots: Vec::new(),
+                    walk_in: Vec::new(),
                 });
                 true
             }

@@ -62,6 +62,9 @@ pub enum RolloutError {
     /// No such record.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The slot has no seat left.
+    #[error("full: {0}")]
+    Full(String),
     /// It existed, and was erased by a retention rule.
     #[error("erased: {0}")]
     Erased(String),

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod appointments;
 pub mod enrolment;
 pub mod error;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod service;
 pub mod upload;
 
 pub use activation::{Activation, ActivationReport, FacilityFilter};
+pub use appointments::{Appointment, Booking, BookingRules, DayEntry, Reschedule, Slot};
 pub use divoc_storage::rollout::ListFilter;
 pub use enrolment::Enrolment;
 pub use error::{FieldError, RolloutError};

@@ -280,10 +280,80 @@ pub struct FacilityProgramme {
     /// II enforces it); none: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_rate: Option<u32>,
-    /// When it vaccinates in that programme (Rollout II expands it into
-    /// appointment slots); none: its operating hours, every day.
+    /// When it vaccinates in that programme; none: its operating hours,
+    /// every day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Bookable appointment slots, by weekday and time window (none: it
+    /// takes no appointments in that programme).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<SlotWindow>,
+    /// When it takes people without an appointment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub walk_in: Vec<Schedule>,
+}
+
+/// Appointment slots on some weekdays: from `startTime` to `endTime`
+/// (local time), one slot every `minutes`, each with `capacity` seats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SlotWindow {
+    /// The days.
+    pub days: Vec<Weekday>,
+    /// First slot starts (`HH:MM`).
+    pub start_time: String,
+    /// Last slot ends by (`HH:MM`, after `startTime`).
+    pub end_time: String,
+    /// Length of a slot, minutes (5-480).
+    pub minutes: u32,
+    /// Seats per slot (1-10000).
+    pub capacity: u32,
+}
+
+impl SlotWindow {
+    /// The slots' start times on a day it covers, minutes after midnight.
+    pub fn starts(&self) -> Vec<u32> {
+        let (Some(start), Some(end)) = (minutes_of(&self.start_time), minutes_of(&self.end_time))
+        else {
+            return Vec::new();
+        };
+        if self.minutes == 0 {
+            return Vec::new();
+        }
+        (start..end)
+            .step_by(self.minutes as usize)
+            .filter(|s| s + self.minutes <= end)
+            .collect()
+    }
+}
+
+/// `HH:MM` as minutes after midnight.
+pub fn minutes_of(hhmm: &str) -> Option<u32> {
+    let (h, m) = hhmm.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+impl Weekday {
+    /// 0 = Monday … 6 = Sunday, as [`divoc_time::Date::weekday`].
+    pub fn index(self) -> u32 {
+        self as u32
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Weekday::Mon => "mon",
+            Weekday::Tue => "tue",
+            Weekday::Wed => "wed",
+            Weekday::Thu => "thu",
+            Weekday::Fri => "fri",
+            Weekday::Sat => "sat",
+            Weekday::Sun => "sun",
+        }
+    }
 }
 
 /// A day of the week.
@@ -508,6 +578,22 @@ impl Checks {
         parsed
     }
 
+    /// Days and a local time window (`{at}.days`, `.startTime`,
+    /// `.endTime`): at least one day, none twice, end after start.
+    pub fn window(&mut self, at: &str, days: &[Weekday], start: &str, end: &str) {
+        self.require(
+            !days.is_empty(),
+            format!("{at}.days"),
+            "must name at least one day",
+        );
+        self.unique(&format!("{at}.days"), days.iter().map(|d| d.name()));
+        let start = self.time_of_day(format!("{at}.startTime"), start);
+        let end = self.time_of_day(format!("{at}.endTime"), end);
+        if let (Some(s), Some(e)) = (start, end) {
+            self.require(e > s, format!("{at}.endTime"), "must be after startTime");
+        }
+    }
+
     /// No two entries of `items` share a key.
     pub fn unique<'a>(&mut self, field: &str, items: impl Iterator<Item = &'a str>) {
         let mut seen = std::collections::BTreeSet::new();
@@ -700,35 +786,34 @@ impl Facility {
                 );
             }
             if let Some(sch) = &p.schedule {
-                c.require(
-                    !sch.days.is_empty(),
-                    format!("programmes[{i}].schedule.days"),
-                    "must name at least one day",
-                );
-                c.unique(
-                    &format!("programmes[{i}].schedule.days"),
-                    sch.days.iter().map(|d| match d {
-                        Weekday::Mon => "mon",
-                        Weekday::Tue => "tue",
-                        Weekday::Wed => "wed",
-                        Weekday::Thu => "thu",
-                        Weekday::Fri => "fri",
-                        Weekday::Sat => "sat",
-                        Weekday::Sun => "sun",
-                    }),
-                );
-                let start = c.time_of_day(
-                    format!("programmes[{i}].schedule.startTime"),
+                c.window(
+                    &format!("programmes[{i}].schedule"),
+                    &sch.days,
                     &sch.start_time,
+                    &sch.end_time,
                 );
-                let end = c.time_of_day(format!("programmes[{i}].schedule.endTime"), &sch.end_time);
-                if let (Some(s), Some(e)) = (start, end) {
-                    c.require(
-                        e > s,
-                        format!("programmes[{i}].schedule.endTime"),
-                        "must be after startTime",
-                    );
-                }
+            }
+            for (j, w) in p.walk_in.iter().enumerate() {
+                c.window(
+                    &format!("programmes[{i}].walkIn[{j}]"),
+                    &w.days,
+                    &w.start_time,
+                    &w.end_time,
+                );
+            }
+            for (j, w) in p.slots.iter().enumerate() {
+                let at = format!("programmes[{i}].slots[{j}]");
+                c.window(&at, &w.days, &w.start_time, &w.end_time);
+                c.require(
+                    (5..=480).contains(&w.minutes),
+                    format!("{at}.minutes"),
+                    "must be 5-480",
+                );
+                c.require(
+                    (1..=10_000).contains(&w.capacity),
+                    format!("{at}.capacity"),
+                    "must be 1-10000",
+                );
             }
         }
         c.unique(
@@ -875,6 +960,8 @@ mod tests {
                 start_time: "18:00".into(),
                 end_time: "09:00".into(),
             }),
+            slots: Vec::new(),
+            walk_in: Vec::new(),
         });
         assert_eq!(
             fields(&bad.check()),

@@ -231,6 +231,10 @@ pub struct RolloutService {
     clock: SharedClock,
     /// The key of enrolments' person hashes ([`RolloutService::with_person_key`]).
     person_key: Arc<[u8; 32]>,
+    /// The facilities' time zone: slots and dates are local to it.
+    zone: Arc<divoc_time::Zone>,
+    /// Appointment rules ([`RolloutService::with_booking`]).
+    booking: crate::appointments::BookingRules,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -242,9 +246,11 @@ impl std::fmt::Debug for RolloutService {
 /// A write closure's answer: the storage result outside, the domain's
 /// decision inside. A closure answers `Ok(Err(..))` only before it has
 /// written anything, so nothing of a refused change is stored.
-type Decided<T> = divoc_storage::Result<Result<T, RolloutError>>;
+pub(crate) type Decided<T> = divoc_storage::Result<Result<T, RolloutError>>;
 
-fn flatten<T>(r: divoc_storage::Result<Result<T, RolloutError>>) -> Result<T, RolloutError> {
+pub(crate) fn flatten<T>(
+    r: divoc_storage::Result<Result<T, RolloutError>>,
+) -> Result<T, RolloutError> {
     r.map_err(RolloutError::Storage)?
 }
 
@@ -255,7 +261,29 @@ impl RolloutService {
             db,
             clock,
             person_key: Arc::new([0; 32]),
+            zone: Arc::new(divoc_time::Zone::utc()),
+            booking: crate::appointments::BookingRules::default(),
         }
+    }
+
+    /// Sets the time zone facilities keep their schedules in (default UTC).
+    pub fn with_zone(mut self, zone: divoc_time::Zone) -> RolloutService {
+        self.zone = Arc::new(zone);
+        self
+    }
+
+    /// Sets the appointment rules.
+    pub fn with_booking(mut self, rules: crate::appointments::BookingRules) -> RolloutService {
+        self.booking = rules;
+        self
+    }
+
+    pub(crate) fn zone(&self) -> &divoc_time::Zone {
+        &self.zone
+    }
+
+    pub(crate) fn booking_rules(&self) -> crate::appointments::BookingRules {
+        self.booking
     }
 
     /// Sets the key of enrolments' person hashes (keep it outside the

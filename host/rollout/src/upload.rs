@@ -1257,6 +1257,8 @@ mod tests {
             status: Status::Active,
             daily_rate: Some(100),
             schedule: None,
+            slots: Vec::new(),
+            walk_in: Vec::new(),
         }];
         svc.replace("DEL010", del, Some(1), "ctl").unwrap();
         let again = svc

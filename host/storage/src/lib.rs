@@ -50,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+pub mod appointments;
 pub mod audit;
 pub mod certificates;
 pub mod db;

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_uploads.sql"),
     include_str!("../migrations/0007_rollout_append.sql"),
     include_str!("../migrations/0008_upload_errors_retention.sql"),
+    include_str!("../migrations/0009_appointments.sql"),
 ];
 
 /// The schema version this build creates and understands.

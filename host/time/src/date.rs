@@ -81,6 +81,11 @@ impl Date {
         (other.start_ms() - self.start_ms()).div_euclid(crate::DAY_MS)
     }
 
+    /// Day of the week, 0 = Monday … 6 = Sunday (ISO 8601).
+    pub fn weekday(self) -> u32 {
+        u32::from(self.0.weekday().to_monday_zero_offset().unsigned_abs())
+    }
+
     pub(crate) fn civil(self) -> civil::Date {
         self.0
     }
@@ -137,6 +142,14 @@ mod tests {
         assert!(parse_date("2021-01-01T00:00:00Z").is_none());
         assert_eq!(parse_date("0999-12-31").unwrap().to_string(), "0999-12-31");
         assert_eq!(Date::from_ms(-1).to_string(), "1969-12-31");
+    }
+
+    #[test]
+    fn weekdays_start_on_monday() {
+        // 2026-12-07 is a Monday; 2000-01-01 was a Saturday.
+        assert_eq!(parse_date("2026-12-07").unwrap().weekday(), 0);
+        assert_eq!(parse_date("2026-12-13").unwrap().weekday(), 6);
+        assert_eq!(parse_date("2000-01-01").unwrap().weekday(), 5);
     }
 
     #[test]
