@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+mod appointments;
 pub mod auth;
 mod certificates;
 mod distribution;
@@ -217,7 +218,16 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             get(rollout::upload_report).post(rollout::upload),
         )
         .route("/v1/uploads/{id}/errors.csv", get(rollout::upload_errors))
-        .route("/v1/programmes/{code}/facilities", post(rollout::activate));
+        .route("/v1/programmes/{code}/facilities", post(rollout::activate))
+        .route("/v1/facilities/{code}/slots", get(appointments::slots))
+        .route("/v1/facilities/{code}/day", get(appointments::day))
+        .route("/v1/appointments", post(appointments::book))
+        .route("/v1/appointments/{id}", get(appointments::get))
+        .route("/v1/appointments/{id}/cancel", post(appointments::cancel))
+        .route(
+            "/v1/appointments/{id}/reschedule",
+            post(appointments::reschedule),
+        );
     let router = registry::<divoc_rollout::Vaccine>(router, "/v1/vaccines");
     let router = registry::<divoc_rollout::Programme>(router, "/v1/programmes");
     let router = registry::<divoc_rollout::Facility>(router, "/v1/facilities");

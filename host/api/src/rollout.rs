@@ -61,14 +61,14 @@ impl From<RolloutError> for ApiError {
     }
 }
 
-fn service(state: &AppState) -> Result<RolloutService, ApiError> {
+pub(crate) fn service(state: &AppState) -> Result<RolloutService, ApiError> {
     state
         .rollout
         .clone()
         .ok_or_else(|| ApiError::unavailable("the rollout module is not enabled"))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RolloutError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

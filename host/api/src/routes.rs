@@ -110,8 +110,61 @@ const PROGRAMME_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/programmes", REGI
 const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACILITY_READERS);
 const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
 
+/// Who may book, cancel and move appointments (facility tokens at their
+/// own facilities).
+const BOOKERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Facility,
+    Role::FacilityAdmin,
+];
+/// Who may read appointments and a facility's day (they carry names):
+/// those who book, and the vaccinators who work through the day.
+const APPOINTMENT_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Facility,
+    Role::FacilityAdmin,
+    Role::Vaccinator,
+];
+
+const APPOINTMENT_ROUTES: [RouteSpec; 6] = [
+    // Slots are not personal data: a recipient app shows them too.
+    RouteSpec {
+        method: "GET",
+        path: "/v1/facilities/{code}/slots",
+        access: Access::Roles(REGISTRY_READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/facilities/{code}/day",
+        access: Access::Roles(APPOINTMENT_READERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/appointments",
+        access: Access::Roles(BOOKERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/appointments/{id}",
+        access: Access::Roles(APPOINTMENT_READERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/appointments/{id}/cancel",
+        access: Access::Roles(BOOKERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/appointments/{id}/reschedule",
+        access: Access::Roles(BOOKERS),
+    },
+];
+
 /// The registry's routes.
-const REGISTRY_ROUTES: [&[RouteSpec]; 7] = [
+const REGISTRY_ROUTES: [&[RouteSpec]; 8] = [
+    &APPOINTMENT_ROUTES,
     &ENROLMENT_ROUTES,
     &TOKEN_ROUTES,
     &UPLOAD_ROUTES,

@@ -263,13 +263,16 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
         .iter()
         .map(|(t, p)| (t.as_str(), p.clone()))
         .collect();
+    let appointment = std::sync::Mutex::new(String::new());
     let app = app_with(dir.path(), &extra, |svc| {
         let records = serde_json::json!({
             "vaccine": {"code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1},
             "programme": {"code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]},
             "facility": {"code": "FAC-A", "name": "Secret Clinic", "category": "private", "type": "fixed",
                          "address": {"line1": "Hidden Lane", "district": "D", "state": "S", "country": "IN"},
-                         "programmes": [{"programme": "C19", "dailyRate": 10}]},
+                         "programmes": [{"programme": "C19", "dailyRate": 10, "slots": [{
+                             "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                             "startTime": "00:00", "endTime": "23:00", "minutes": 60, "capacity": 5}]}]},
             "other": {"code": "FAC-B", "name": "Other Clinic", "category": "private", "type": "fixed",
                       "address": {"line1": "Open Road", "district": "D", "state": "S", "country": "IN"}},
             "vaccinator": {"code": "VAC-A", "name": "Hidden Nurse", "facilities": ["FAC-A"]}
@@ -299,13 +302,48 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
             "t",
         )
         .unwrap();
+        // Someone booked at FAC-A tomorrow at noon.
+        let person = svc
+            .enrol(
+                serde_json::from_value(serde_json::json!({
+                    "programme": "C19", "name": "Secret Person", "dob": "1980-01-01",
+                    "gender": "Female", "facility": "FAC-A",
+                    "address": {"line1": "Home", "district": "D", "state": "S"}
+                }))
+                .unwrap(),
+                "t",
+            )
+            .unwrap()
+            .record
+            .code;
+        let tomorrow =
+            divoc_time::Date::from_ms(divoc_time::Clock::now_ms(&divoc_time::SystemClock))
+                .add_days(1)
+                .unwrap()
+                .to_string();
+        let booked = svc
+            .book(
+                &divoc_rollout::Booking {
+                    enrolment: person,
+                    facility: "FAC-A".into(),
+                    date: tomorrow,
+                    time: "12:00".into(),
+                    dose: None,
+                },
+                "t",
+            )
+            .unwrap();
+        *appointment.lock().unwrap() = booked.id;
     });
+    let appointment = appointment.into_inner().unwrap();
     let secrets = [
         "Secret Clinic",
         "Hidden Lane",
         "Hidden Nurse",
+        "Secret Person",
         "FAC-A",
         "VAC-A",
+        appointment.as_str(),
     ];
     let mut checked = 0;
     for route in routes::all() {
@@ -318,10 +356,15 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
         } else {
             "FAC-A"
         };
+        let id = if route.path.starts_with("/v1/appointments") {
+            appointment.as_str()
+        } else {
+            "FAC-A"
+        };
         let path = route
             .path
             .replace("{code}", code)
-            .replace("{id}", "FAC-A")
+            .replace("{id}", id)
             .replace("{type}", "x")
             .replace("{file}", "qr.png")
             .replace("{list}", "revocation-0")
@@ -329,6 +372,7 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
         let queries: &[&str] = match route.path {
             "/v1/facilities" => &["", "?district=D", "?programme=C19"],
             "/v1/vaccinators" => &["", "?facility=FAC-A", "?programme=C19"],
+            "/v1/facilities/{code}/slots" => &["?programme=C19"],
             _ => &[""],
         };
         for (secret, principal) in &foreign {
@@ -349,8 +393,12 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
                 let status = response.status();
                 let body = response.into_body().collect().await.unwrap().to_bytes();
                 let text = String::from_utf8_lossy(&body);
-                let facility_data = route.path.starts_with("/v1/facilities")
-                    || route.path.starts_with("/v1/vaccinators");
+                // Slots are public (any role): the facility's code is in
+                // the path; the slot list names no person.
+                let facility_data = (route.path.starts_with("/v1/facilities")
+                    && !route.path.ends_with("/slots"))
+                    || route.path.starts_with("/v1/vaccinators")
+                    || route.path.starts_with("/v1/appointments");
                 if facility_data {
                     // A code the caller sent may come back in the 404's
                     // message; anything else of the facility may not.

@@ -38,12 +38,34 @@ pub struct RolloutConfig {
     /// Days an upload's refused rows (the cells as sent, personal data for
     /// pre-enrolments) are kept for `errors.csv`; 0 keeps them.
     pub upload_errors_days: u32,
+    /// How many days ahead appointments can be booked.
+    pub booking_days_ahead: u32,
+    /// A recipient cannot cancel or move a booking later than this many
+    /// hours before its slot.
+    pub cancel_cutoff_hours: u32,
+    /// How many times one booking may be moved.
+    pub reschedule_limit: u32,
 }
 
 impl Default for RolloutConfig {
     fn default() -> Self {
+        let booking = divoc_rollout::BookingRules::default();
         RolloutConfig {
             upload_errors_days: 30,
+            booking_days_ahead: booking.days_ahead,
+            cancel_cutoff_hours: booking.cancel_cutoff_hours,
+            reschedule_limit: booking.reschedule_limit,
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// The appointment rules these settings make.
+    pub fn booking(&self) -> divoc_rollout::BookingRules {
+        divoc_rollout::BookingRules {
+            days_ahead: self.booking_days_ahead,
+            cancel_cutoff_hours: self.cancel_cutoff_hours,
+            reschedule_limit: self.reschedule_limit,
         }
     }
 }

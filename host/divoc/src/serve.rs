@@ -287,7 +287,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_time_zone(config.locale.time_zone.clone());
     tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
     let rollout = divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
-        .with_person_key(person_key(&config.storage.data_dir)?);
+        .with_person_key(person_key(&config.storage.data_dir)?)
+        .with_zone(config.locale.time_zone.clone())
+        .with_booking(config.rollout.booking());
     spawn_upload_retention(
         &rollout,
         config.rollout.upload_errors_days,

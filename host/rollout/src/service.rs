@@ -33,7 +33,8 @@ pub trait RecordKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'stat
     fn code(&self) -> &str;
     /// Its own rules ([`crate::model`]).
     fn check(&self) -> Vec<FieldError>;
-    /// Its rules that depend on the date (`today`, `YYYY-MM-DD` in UTC):
+    /// Its rules that depend on the date (`today`, `YYYY-MM-DD` in the
+    /// service's time zone):
     /// none unless a kind says so.
     fn check_on(&self, _today: &str) -> Vec<FieldError> {
         Vec::new()
@@ -310,11 +311,10 @@ impl RolloutService {
         })
     }
 
-    /// Today's date, `YYYY-MM-DD` (UTC), by the service's clock.
+    /// Today's date, `YYYY-MM-DD`, by the service's clock in its time zone
+    /// (a child born today in India is born today before 05:30 too).
     pub(crate) fn today(&self) -> String {
-        let mut now = divoc_time::format_millis(self.clock().now_ms());
-        now.truncate(10);
-        now
+        divoc_time::Date::in_zone(self.clock().now_ms(), self.zone()).to_string()
     }
 
     fn checked<T: RecordKind>(
@@ -322,7 +322,12 @@ impl RolloutService {
         today: &str,
     ) -> Result<(String, RecordIndex), RolloutError> {
         let mut errors = record.check();
-        errors.extend(record.check_on(today));
+        // A field already refused is not refused again for its date.
+        for e in record.check_on(today) {
+            if !errors.iter().any(|have| have.field == e.field) {
+                errors.push(e);
+            }
+        }
         if !errors.is_empty() {
             return Err(RolloutError::Validation(errors));
         }

@@ -19,7 +19,7 @@
 --   current version is the record itself (with the actor who made it).
 
 CREATE TABLE rollout_records_new (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: a cursor stays good
     kind        TEXT    NOT NULL,   -- vaccine | programme | facility | vaccinator | enrolment
     code        TEXT    NOT NULL,
     version     INTEGER NOT NULL,
@@ -65,6 +65,7 @@ ALTER TABLE rollout_links_new RENAME TO rollout_links;
 
 CREATE UNIQUE INDEX rollout_records_code ON rollout_records (kind, code);
 -- Each ends in the rowid: a filtered list is read in id order.
+CREATE INDEX rollout_records_kind     ON rollout_records (kind);
 CREATE INDEX rollout_records_status   ON rollout_records (kind, status);
 CREATE INDEX rollout_records_district ON rollout_records (kind, district);
 CREATE INDEX rollout_records_state    ON rollout_records (kind, state);

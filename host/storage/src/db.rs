@@ -111,7 +111,10 @@ struct Counters {
     commits: AtomicU64,
     failed_groups: AtomicU64,
     largest_group: AtomicU64,
-    /// Writes sent to the writer and not yet taken off its queue.
+    /// Writes sent to the writer and not yet taken off its queue, bulk
+    /// ([`Database::write_alone`]) ones not counted: bulk work yields to
+    /// the small writes behind it, not to other bulk work (two uploads
+    /// would make each other commit after every batch).
     queued: AtomicU64,
 }
 
@@ -141,10 +144,11 @@ impl<'c> Tx<'c> {
         self.conn
     }
 
-    /// Whether other writes are queued behind this one. Bulk work done
-    /// through [`Database::write_alone`] checks it now and then and, when
-    /// true, stops and commits what it has done, so that the writes behind
-    /// it wait for a slice of an upload, not for a whole chunk.
+    /// Whether other writes (not bulk ones) are queued behind this one.
+    /// Bulk work done through [`Database::write_alone`] checks it now and
+    /// then and, when true, stops and commits what it has done, so that the
+    /// writes behind it wait for a slice of an upload, not for a whole
+    /// chunk.
     pub fn others_waiting(&self) -> bool {
         self.queued.load(Ordering::Relaxed) > 0
     }
@@ -296,7 +300,8 @@ impl Database {
         // Counted before it is sent, so the writer never takes an item the
         // count does not hold yet.
         let queued = &self.inner.counters.queued;
-        queued.fetch_add(1, Ordering::Relaxed);
+        let counted = u64::from(!alone);
+        queued.fetch_add(counted, Ordering::Relaxed);
         let state = match &self.inner.queue {
             // From inside a write closure a blocking send on a full queue
             // would wait for the very thread that is sending.
@@ -313,7 +318,7 @@ impl Database {
             _ => PendingState::Failed(StorageError::WriterGone),
         };
         if matches!(state, PendingState::Failed(_)) {
-            queued.fetch_sub(1, Ordering::Relaxed);
+            queued.fetch_sub(counted, Ordering::Relaxed);
         }
         PendingWrite {
             state,
@@ -627,10 +632,14 @@ fn writer_loop(
     let mut carried: Option<Box<dyn WorkItem>> = None;
     // `recv` keeps returning queued items after the last sender is dropped,
     // so shutdown drains the queue before the loop ends.
-    let taken = || counters.queued.fetch_sub(1, Ordering::Relaxed);
+    let taken = |item: &dyn WorkItem| {
+        counters
+            .queued
+            .fetch_sub(u64::from(!item.alone()), Ordering::Relaxed)
+    };
     while let Some(first) = carried.take().or_else(|| {
         let item = rx.recv().ok()?;
-        taken();
+        taken(&*item);
         Some(item)
     }) {
         let alone = first.alone();
@@ -638,12 +647,11 @@ fn writer_loop(
         while !alone && group.len() < max_batch {
             match rx.try_recv() {
                 Ok(item) if item.alone() => {
-                    taken();
                     carried = Some(item);
                     break;
                 }
                 Ok(item) => {
-                    taken();
+                    taken(&*item);
                     group.push(item);
                 }
                 Err(_) => break,
@@ -1149,14 +1157,18 @@ mod tests {
     }
 
     #[test]
-    fn bulk_work_sees_the_writes_queued_behind_it() {
+    fn bulk_work_sees_the_small_writes_queued_behind_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir);
         let (started_tx, started) = std_mpsc::channel::<()>();
-        let (looked_tx, looked) = std_mpsc::channel::<bool>();
+        let (queued_tx, queued) = std_mpsc::channel::<()>();
+        let (looked_tx, looked) = std_mpsc::channel::<(bool, bool)>();
         let bulk = db.write_alone(move |tx| {
-            looked_tx.send(tx.others_waiting()).unwrap();
+            let at_first = tx.others_waiting();
             started_tx.send(()).unwrap();
+            // Another bulk write is queued now: not a reason to yield.
+            queued.recv().unwrap();
+            looked_tx.send((at_first, tx.others_waiting())).unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while !tx.others_waiting() {
                 if std::time::Instant::now() > deadline {
@@ -1166,14 +1178,20 @@ mod tests {
             }
             Ok(true)
         });
-        assert!(!looked.recv().unwrap(), "nothing queued behind it at first");
         started.recv().unwrap();
+        let bulk2 = db.write_alone(|tx| Ok(tx.others_waiting()));
+        queued_tx.send(()).unwrap();
+        assert_eq!(looked.recv().unwrap(), (false, false));
         let behind = db.write(insert_meta("behind", "v"));
-        assert!(bulk.wait().unwrap(), "the bulk write saw the one behind it");
+        assert!(
+            bulk.wait().unwrap(),
+            "the bulk write saw the small one behind it"
+        );
         behind.wait().unwrap();
-        // Once taken, a write no longer counts as waiting.
-        let alone = db.write_alone(|tx| Ok(tx.others_waiting()));
-        assert!(!alone.wait().unwrap());
+        // `behind` was queued after bulk2 and was still waiting when bulk2
+        // ran; once taken, a write no longer counts.
+        assert!(bulk2.wait().unwrap());
+        assert!(!db.write_alone(|tx| Ok(tx.others_waiting())).wait().unwrap());
     }
 
     #[test]

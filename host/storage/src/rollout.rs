@@ -330,12 +330,29 @@ pub fn existing(r: &Reader<'_>, kind: &str, codes: &[String]) -> Result<Vec<Stri
 /// Up to `limit` records of `kind` matching `filter`, in id order.
 ///
 /// The plan is chosen here, not left to SQLite: without statistics its
-/// planner prefers walking the table in id order (no sort) and filtering,
-/// which reads every record to fill a page of one district. A link filter
-/// drives the query from the link table (in id order); otherwise the most
-/// selective indexed column's index is named with `INDEXED BY` (district,
-/// then state, then status; each ends in the id, so no sort either).
+/// planner may pick any index on `kind` and then sort every record of the
+/// kind, or walk the table and filter. A link filter drives the query from
+/// the link table (in id order); a list of codes, the code index (a few
+/// rows, sorted); otherwise the most selective indexed column's index is
+/// named with `INDEXED BY` (district, then state, then status, else kind
+/// alone; each ends in the id, so rows come in order, from the cursor on,
+/// without a sort).
 pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Result<Vec<Record>> {
+    if filter.codes.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+    let (sql, args) = list_query(kind, filter, limit);
+    let mut stmt = r.conn().prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), record)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The SQL of [`list`] and its arguments.
+fn list_query(
+    kind: &str,
+    filter: &ListFilter,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
     let mut args: Vec<rusqlite::types::Value> = vec![kind.to_owned().into()];
     let mut bind = |sql: &mut String, clause: &str, value: rusqlite::types::Value| {
         args.push(value);
@@ -353,14 +370,16 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
         bind(&mut sql, " AND l.target = ?", target.clone().into());
         order = "l.record";
     } else {
-        let index = if filter.district.is_some() {
+        let index = if filter.codes.is_some() {
+            " INDEXED BY rollout_records_code"
+        } else if filter.district.is_some() {
             " INDEXED BY rollout_records_district"
         } else if filter.state.is_some() {
             " INDEXED BY rollout_records_state"
         } else if filter.status.is_some() {
             " INDEXED BY rollout_records_status"
         } else {
-            ""
+            " INDEXED BY rollout_records_kind"
         };
         sql.push_str(&format!(
             "SELECT {COLUMNS} FROM rollout_records rr{index} WHERE rr.kind = ?1"
@@ -383,9 +402,6 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
         bind(&mut sql, &format!(" AND {order} > ?"), v.into());
     }
     if let Some(codes) = &filter.codes {
-        if codes.is_empty() {
-            return Ok(Vec::new());
-        }
         sql.push_str(" AND rr.code IN (");
         for (i, code) in codes.iter().enumerate() {
             if i > 0 {
@@ -396,9 +412,7 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
         sql.push(')');
     }
     sql.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
-    let mut stmt = r.conn().prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), record)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    (sql, args)
 }
 
 /// Every version of a record, oldest first: those it left behind, then
@@ -474,6 +488,35 @@ mod tests {
                 .map(|p| ("programme".to_owned(), (*p).to_owned()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let (_d, db) = db();
+        let put = |code: &'static str| {
+            db.write(move |tx| {
+                insert(
+                    tx,
+                    "facility",
+                    code,
+                    &index("active", "D", &[]),
+                    "{}",
+                    "a",
+                    1,
+                )
+            })
+            .wait()
+            .unwrap();
+            db.read(|r| get(r, "facility", code)).unwrap().unwrap().id
+        };
+        let first = put("F1");
+        let newest = put("F2");
+        db.write(|tx| delete(tx, "facility", "F2", false, "a", 2))
+            .wait()
+            .unwrap();
+        // A client holding `newest` as its cursor must still see F3.
+        assert!(put("F3") > newest);
+        assert!(newest > first);
     }
 
     #[test]
@@ -605,6 +648,55 @@ mod tests {
         let history = db.read(|r| versions(r, "facility", "F1")).unwrap();
         assert_eq!(history.len(), 5);
         assert!(history.iter().all(|v| v.body.is_none()));
+    }
+
+    #[test]
+    fn every_list_reads_in_id_order_without_a_sort() {
+        let (_d, db) = db();
+        let conn = db.raw_connection_for_tests();
+        let link = Some(("programme".to_owned(), "C19".to_owned()));
+        let filters = [
+            ListFilter::default(),
+            ListFilter {
+                after: Some(7),
+                ..ListFilter::default()
+            },
+            ListFilter {
+                kind_of_site: Some("fixed".into()),
+                ..ListFilter::default()
+            },
+            ListFilter {
+                district: Some("North".into()),
+                after: Some(7),
+                ..ListFilter::default()
+            },
+            ListFilter {
+                state: Some("S".into()),
+                ..ListFilter::default()
+            },
+            ListFilter {
+                status: Some("active".into()),
+                ..ListFilter::default()
+            },
+            ListFilter {
+                link,
+                after: Some(7),
+                ..ListFilter::default()
+            },
+        ];
+        for filter in &filters {
+            let (sql, args) = list_query("facility", filter, 100);
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(args.iter()), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
+            assert!(!plan.contains("SCAN rr"), "{filter:?}: {plan}");
+        }
     }
 
     #[test]

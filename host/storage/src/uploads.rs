@@ -153,10 +153,11 @@ pub fn list(
 }
 
 /// Erases up to `limit` refused rows of the oldest upload started before
-/// `before_ms` whose refused rows are not yet erased, and marks it erased
-/// (at `now_ms`) once none are left: `Some(true)` then, `Some(false)` while
-/// rows remain, `None` when there was no such upload (call until then; each
-/// call is one short write).
+/// `before_ms` that has refused rows left, marking it erased (at `now_ms`)
+/// in the first call, so that `errors.csv` is never a part of the rows
+/// (uploads without refused rows are left as they are). `Some(true)` when
+/// its last rows went, `Some(false)` while rows remain, `None` when there
+/// was no such upload (call until then; each call is one short write).
 pub fn erase_errors(
     tx: &Tx<'_>,
     before_ms: i64,
@@ -166,7 +167,10 @@ pub fn erase_errors(
     let conn = tx.conn();
     let Some(id) = conn
         .prepare_cached(
-            "SELECT id FROM uploads WHERE created_ms < ?1 AND errors_erased_ms IS NULL
+            "SELECT id FROM uploads u
+              WHERE created_ms < ?1 AND failed > 0
+                AND (errors_erased_ms IS NULL
+                     OR EXISTS (SELECT 1 FROM upload_errors e WHERE e.upload_id = u.id))
               ORDER BY created_ms LIMIT 1",
         )?
         .query_row(params![before_ms], |r| r.get::<_, String>(0))
@@ -174,19 +178,20 @@ pub fn erase_errors(
     else {
         return Ok(None);
     };
+    conn.prepare_cached(
+        "UPDATE uploads SET errors_erased_ms = ?2 WHERE id = ?1 AND errors_erased_ms IS NULL",
+    )?
+    .execute(params![id, now_ms])?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let erased = conn
-        .prepare_cached(
-            "DELETE FROM upload_errors WHERE upload_id = ?1 AND row_no IN
-               (SELECT row_no FROM upload_errors WHERE upload_id = ?1 ORDER BY row_no LIMIT ?2)",
-        )?
-        .execute(params![id, limit])?;
-    let finished = i64::try_from(erased).unwrap_or(i64::MAX) < limit;
-    if finished {
-        conn.prepare_cached("UPDATE uploads SET errors_erased_ms = ?2 WHERE id = ?1")?
-            .execute(params![id, now_ms])?;
-    }
-    Ok(Some(finished))
+    conn.prepare_cached(
+        "DELETE FROM upload_errors WHERE upload_id = ?1 AND row_no IN
+           (SELECT row_no FROM upload_errors WHERE upload_id = ?1 ORDER BY row_no LIMIT ?2)",
+    )?
+    .execute(params![id, limit])?;
+    let left = conn
+        .prepare_cached("SELECT 1 FROM upload_errors WHERE upload_id = ?1")?
+        .exists(params![id])?;
+    Ok(Some(!left))
 }
 
 /// Refused rows of an upload after row `after`, in row order, up to `limit`.
@@ -225,6 +230,7 @@ mod tests {
             created_ms: 10,
             ..UploadRow::default()
         };
+        let u0 = u.clone();
         db.write(move |tx| {
             start(tx, &u)?;
             add_counts(tx, "up1", 3, 1, 1, 0, 1)?;
@@ -272,19 +278,31 @@ mod tests {
             .is_empty());
         assert!(db.read(|r| list(r, None, Some(10), 10)).unwrap().is_empty());
 
+        // An old upload without refused rows is left as it is.
+        let clean = UploadRow {
+            id: "up0".into(),
+            created_ms: 5,
+            ..u0
+        };
+        db.write(move |tx| start(tx, &clean)).wait().unwrap();
         // Retention: nothing started before 10; then up1 (started at 10),
-        // one row per call.
+        // one row per call, marked erased at the first.
         let erase = |before| db.write(move |tx| erase_errors(tx, before, 99, 1)).wait();
         assert_eq!(erase(10).unwrap(), None);
         assert_eq!(erase(11).unwrap(), Some(false));
         assert_eq!(db.read(|r| errors(r, "up1", 0, 10)).unwrap().len(), 1);
         let got = db.read(|r| get(r, "up1")).unwrap().unwrap();
-        assert_eq!(got.errors_erased_ms, None, "not all erased yet");
-        assert_eq!(erase(11).unwrap(), Some(false));
-        assert_eq!(erase(11).unwrap(), Some(true), "finds none left, marks it");
+        assert_eq!(
+            got.errors_erased_ms,
+            Some(99),
+            "marked before the last row goes"
+        );
+        assert_eq!(erase(11).unwrap(), Some(true), "its last row");
         assert_eq!(erase(11).unwrap(), None);
         let got = db.read(|r| get(r, "up1")).unwrap().unwrap();
         assert_eq!((got.errors_erased_ms, got.failed), (Some(99), 1));
         assert!(db.read(|r| errors(r, "up1", 0, 10)).unwrap().is_empty());
+        let clean = db.read(|r| get(r, "up0")).unwrap().unwrap();
+        assert_eq!(clean.errors_erased_ms, None);
     }
 }

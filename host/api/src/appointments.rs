@@ -1,0 +1,153 @@
+//! Appointment routes: a facility's slots and day, booking, cancelling and
+//! rescheduling. The rules are `divoc_rollout::appointments`'; here the
+//! caller's role and facilities are checked.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use divoc_rollout::{Booking, Reschedule};
+
+use crate::auth::{Caller, Principal};
+use crate::certificates::principal;
+use crate::error::{ApiError, ApiQuery};
+use crate::rollout::{blocking, parse_body, service};
+use crate::AppState;
+
+/// Whether `p` may act for `facility`: every caller the route admits,
+/// except a facility-bound token for another facility.
+fn serves(p: &Principal, facility: &str) -> bool {
+    !p.role.facility_bound() || p.facilities.iter().any(|f| f == facility)
+}
+
+/// `GET /v1/facilities/{code}/slots` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsQuery {
+    programme: Option<String>,
+    from: Option<String>,
+    days: Option<u32>,
+}
+
+/// `GET /v1/facilities/{code}/slots?programme=C19[&from=YYYY-MM-DD][&days=N]`:
+/// the bookable slots with the seats left. Not personal data: any role.
+pub async fn slots(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    ApiQuery(q): ApiQuery<SlotsQuery>,
+) -> Result<Response, ApiError> {
+    let programme = q
+        .programme
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("programme", "name the programme: ?programme="))?;
+    let svc = service(&state)?;
+    let slots = blocking(move || svc.slots(&code, &programme, q.from.as_deref(), q.days)).await?;
+    Ok(Json(json!({ "slots": slots })).into_response())
+}
+
+/// `GET /v1/facilities/{code}/day` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayQuery {
+    date: Option<String>,
+}
+
+/// `GET /v1/facilities/{code}/day[?date=YYYY-MM-DD]`: the facility's
+/// appointments that day (default today), with the people's names.
+pub async fn day(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    ApiQuery(q): ApiQuery<DayQuery>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    if !serves(p, &code) {
+        return Err(ApiError::not_found(format!("no facility {code}")));
+    }
+    let svc = service(&state)?;
+    let day = blocking(move || svc.day(&code, q.date.as_deref())).await?;
+    Ok(Json(json!({ "appointments": day })).into_response())
+}
+
+/// `POST /v1/appointments`: books a seat; 201 with the appointment, 409
+/// `slot_full` or `duplicate` (the open booking's id in `existing`).
+pub async fn book(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let booking: Booking = parse_body(&body)?;
+    if !serves(p, &booking.facility) {
+        return Err(ApiError::forbidden_facility("facility"));
+    }
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let appointment = blocking(move || svc.book(&booking, &actor)).await?;
+    Ok((StatusCode::CREATED, Json(appointment)).into_response())
+}
+
+/// The appointment `id` if `p` may see it (404 otherwise, as if there were
+/// none).
+async fn visible(
+    state: &AppState,
+    p: &Principal,
+    id: String,
+) -> Result<divoc_rollout::Appointment, ApiError> {
+    let svc = service(state)?;
+    let missing = ApiError::not_found(format!("no appointment {id}"));
+    let a = blocking(move || svc.appointment(&id)).await?;
+    if serves(p, &a.facility) {
+        Ok(a)
+    } else {
+        Err(missing)
+    }
+}
+
+/// `GET /v1/appointments/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    Ok(Json(visible(&state, p, id).await?).into_response())
+}
+
+/// `POST /v1/appointments/{id}/cancel`: the seat is given back.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    visible(&state, p, id.clone()).await?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let a = blocking(move || svc.cancel_appointment(&id, &actor, false)).await?;
+    Ok(Json(a).into_response())
+}
+
+/// `POST /v1/appointments/{id}/reschedule` with `{"date", "time",
+/// "facility"?}`: moves the booking, or leaves it where it was (409
+/// `slot_full`).
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let to: Reschedule = parse_body(&body)?;
+    visible(&state, p, id.clone()).await?;
+    if let Some(f) = &to.facility {
+        if !serves(p, f) {
+            return Err(ApiError::forbidden_facility("facility"));
+        }
+    }
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let a = blocking(move || svc.reschedule(&id, &to, &actor, false)).await?;
+    Ok(Json(a).into_response())
+}
