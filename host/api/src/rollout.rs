@@ -47,6 +47,13 @@ impl From<RolloutError> for ApiError {
             RolloutError::NotFound(m) => ApiError::not_found(m),
             RolloutError::Erased(m) => ApiError::new(StatusCode::GONE, "erased", m),
             RolloutError::Full(m) => ApiError::new(StatusCode::CONFLICT, "slot_full", m),
+            RolloutError::Ineligible(reasons) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ineligible",
+                format!("not eligible: {}", reasons.join("; ")),
+            )
+            .with_details(json!({ "reasons": reasons })),
+            RolloutError::Unavailable(m) => ApiError::unavailable(m),
             RolloutError::Input(m) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "input_cut_off",

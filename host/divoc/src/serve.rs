@@ -15,7 +15,7 @@ use divoc_storage::{Database, DbOptions};
 use rand::RngCore;
 
 use crate::config::Config;
-use crate::wiring::{KeyringSigner, StorageKv};
+use crate::wiring::{KeyringSigner, RuntimePolicies, StorageKv};
 use divoc_certificates::capture;
 use divoc_certificates::distribution;
 use divoc_certificates::plugin_hooks::PluginHooks;
@@ -289,7 +289,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let rollout = divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
         .with_person_key(person_key(&config.storage.data_dir)?)
         .with_zone(config.locale.time_zone.clone())
-        .with_booking(config.rollout.booking());
+        .with_booking(config.rollout.booking())
+        .with_policies(Arc::new(RuntimePolicies(runtime.clone())));
     spawn_upload_retention(
         &rollout,
         config.rollout.upload_errors_days,

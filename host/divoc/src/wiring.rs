@@ -76,3 +76,51 @@ impl SignerBackend for KeyringSigner {
             .map_err(|e| e.to_string())
     }
 }
+
+/// Programmes' eligibility policies, asked through the plugin runtime: the
+/// version serving at the time of each request decides (hot swap).
+pub struct RuntimePolicies(pub divoc_runtime::Runtime);
+
+impl divoc_rollout::PolicyPlugins for RuntimePolicies {
+    fn evaluate(
+        &self,
+        name: &str,
+        q: &divoc_rollout::EligibilityQuery,
+    ) -> Result<divoc_rollout::Decision, String> {
+        use divoc_runtime::types::eligibility::{Decision, PreviousDose, Query};
+        use divoc_runtime::types::{Identity, Recipient};
+        let plugin = self.0.rollout_policy(name).map_err(|e| e.to_string())?;
+        let query = Query {
+            recipient: Recipient {
+                name: q.name.clone(),
+                dob: Some(q.dob.clone()),
+                age: None,
+                gender: Some(q.gender.clone()),
+                nationality: q.nationality.clone(),
+                identity: Identity {
+                    id_type: "national-id".into(),
+                    value: q.identity.clone().unwrap_or_default(),
+                },
+                contacts: Vec::new(),
+                address: None,
+            },
+            program: q.programme.clone(),
+            vaccine: q.vaccine.clone(),
+            dose: q.dose,
+            date: q.date.to_string(),
+            previous_doses: q
+                .previous_doses
+                .iter()
+                .map(|(vaccine, dose, date)| PreviousDose {
+                    vaccine: vaccine.clone(),
+                    dose: *dose,
+                    date: date.to_string(),
+                })
+                .collect(),
+        };
+        match plugin.evaluate(&query).map_err(|e| e.to_string())? {
+            Decision::Allow => Ok(divoc_rollout::Decision::Allow),
+            Decision::Deny(reasons) => Ok(divoc_rollout::Decision::Deny(reasons)),
+        }
+    }
+}

@@ -303,6 +303,13 @@ impl RolloutService {
             )]));
         }
         let when = self.when(&booking.date, &booking.time)?;
+        // Eligibility on the slot's date, decided before the write (a
+        // plugin call does not hold the writer); the write re-reads both.
+        if let Ok(enrolment) = self.get::<Enrolment>(&booking.enrolment) {
+            if let Ok(programme) = self.get::<Programme>(&enrolment.record.programme) {
+                self.check_eligible(&programme.record, &enrolment.record, dose, when.date)?;
+            }
+        }
         let now = self.clock().now_ms();
         let id = new_id();
         let (b, actor) = (booking.clone(), actor.to_owned());

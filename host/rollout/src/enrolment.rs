@@ -81,6 +81,10 @@ pub struct Enrolment {
     pub nationality: Option<String>,
     /// Where they live.
     pub address: EnrolmentAddress,
+    /// Conditions the person declares (a programme's built-in rule may
+    /// require one of its own list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
     /// The facility they are enrolled at, when there is one (DIVOC's
     /// `enrollmentScopeId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +288,12 @@ impl RolloutService {
                 "code",
                 "is given by the service; leave it out",
             )]));
+        }
+        // The programme's policy, for a vaccination today (an unknown
+        // programme is named by the create below).
+        if let Ok(programme) = self.get::<crate::model::Programme>(&record.programme) {
+            let today = divoc_time::Date::in_zone(self.clock().now_ms(), self.zone());
+            self.check_eligible(&programme.record, &record, 1, today)?;
         }
         // 10 random digits: a collision is rare; the table refuses one. A
         // code an enrolment had before its deletion is not given again

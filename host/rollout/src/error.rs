@@ -62,6 +62,14 @@ pub enum RolloutError {
     /// No such record.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The programme's eligibility policy refused; the reasons are safe to
+    /// show to the person.
+    #[error("not eligible: {}", .0.join("; "))]
+    Ineligible(Vec<String>),
+    /// Something the decision needs (a plugin) is not there or failed: the
+    /// request is refused, not let through.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The slot has no seat left.
     #[error("full: {0}")]
     Full(String),

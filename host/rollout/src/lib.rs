@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod appointments;
+pub mod eligibility;
 pub mod enrolment;
 pub mod error;
 pub mod model;
@@ -27,6 +28,7 @@ pub mod upload;
 pub use activation::{Activation, ActivationReport, FacilityFilter};
 pub use appointments::{Appointment, Booking, BookingRules, DayEntry, Reschedule, Slot};
 pub use divoc_storage::rollout::ListFilter;
+pub use eligibility::{Decision, EligibilityQuery, PolicyPlugins};
 pub use enrolment::Enrolment;
 pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};

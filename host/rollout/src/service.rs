@@ -236,6 +236,8 @@ pub struct RolloutService {
     zone: Arc<divoc_time::Zone>,
     /// Appointment rules ([`RolloutService::with_booking`]).
     booking: crate::appointments::BookingRules,
+    /// The `rollout-policy` plugins ([`RolloutService::with_policies`]).
+    policies: Option<Arc<dyn crate::eligibility::PolicyPlugins>>,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -264,7 +266,22 @@ impl RolloutService {
             person_key: Arc::new([0; 32]),
             zone: Arc::new(divoc_time::Zone::utc()),
             booking: crate::appointments::BookingRules::default(),
+            policies: None,
         }
+    }
+
+    /// Sets where programmes' `rollout-policy` plugins are found. Without
+    /// it, a programme that names a plugin refuses (fails closed).
+    pub fn with_policies(
+        mut self,
+        policies: Arc<dyn crate::eligibility::PolicyPlugins>,
+    ) -> RolloutService {
+        self.policies = Some(policies);
+        self
+    }
+
+    pub(crate) fn policies(&self) -> Option<&dyn crate::eligibility::PolicyPlugins> {
+        self.policies.as_deref()
     }
 
     /// Sets the time zone facilities keep their schedules in (default UTC).

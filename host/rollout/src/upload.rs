@@ -524,6 +524,7 @@ fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions, today: &str) -> Par
             state: required(cells, "state", &mut errors).to_owned(),
             pincode: cells.get("pincode").map(str::to_owned),
         },
+        conditions: Vec::new(),
         facility: cells.get("enrollmentScopeId").map(str::to_owned),
         status: Status::Active,
         person: String::new(),
@@ -556,6 +557,9 @@ impl FromCsv for Enrolment {
         }
         if self.email.is_none() {
             self.email = stored.email;
+        }
+        if self.conditions.is_empty() {
+            self.conditions = stored.conditions;
         }
     }
     fn natural_key(&self) -> Option<(String, String)> {

@@ -10,6 +10,7 @@ mod crash_issue;
 mod credential_types;
 mod distribution;
 mod divoc_compat;
+mod eligibility;
 mod oidc;
 mod operator_config;
 mod pipeline;
