@@ -151,3 +151,31 @@ pub async fn reschedule(
     let a = blocking(move || svc.reschedule(&id, &to, &actor, false)).await?;
     Ok(Json(a).into_response())
 }
+
+/// `POST /v1/vaccinations`: records a vaccination and issues its
+/// certificate (201; 200 with `created: false` for the same one again);
+/// 422 naming the field or the dose's date, 429 `rate_limited` at the
+/// facility's daily rate, 409 for a dose given already.
+pub async fn vaccinate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let v: divoc_rollout::Vaccinate = parse_body(&body)?;
+    if !serves(p, &v.facility) {
+        return Err(ApiError::forbidden_facility("facility"));
+    }
+    let certificates = state
+        .certificates
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))?;
+    let (svc, actor) = (service(&state)?, p.name.clone());
+    let done = blocking(move || svc.vaccinate(&certificates, &v, &actor)).await?;
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(done)).into_response())
+}

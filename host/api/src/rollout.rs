@@ -54,6 +54,19 @@ impl From<RolloutError> for ApiError {
             )
             .with_details(json!({ "reasons": reasons })),
             RolloutError::Unavailable(m) => ApiError::unavailable(m),
+            RolloutError::RateLimited {
+                limit,
+                value,
+                resets_at,
+            } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "{limit} records at most {value} a day; the count starts again at {resets_at}"
+                ),
+            )
+            .with_details(json!({ "limit": limit, "value": value, "resetsAt": resets_at })),
+            RolloutError::Certificate(e) => ApiError::from(e),
             RolloutError::Input(m) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "input_cut_off",

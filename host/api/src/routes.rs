@@ -128,7 +128,21 @@ const APPOINTMENT_READERS: &[Role] = &[
     Role::Vaccinator,
 ];
 
-const APPOINTMENT_ROUTES: [RouteSpec; 6] = [
+/// Who may record a vaccination (facility-bound ones at their own
+/// facilities).
+const RECORDERS: &[Role] = &[
+    Role::Admin,
+    Role::Facility,
+    Role::FacilityAdmin,
+    Role::Vaccinator,
+];
+
+const APPOINTMENT_ROUTES: [RouteSpec; 7] = [
+    RouteSpec {
+        method: "POST",
+        path: "/v1/vaccinations",
+        access: Access::Roles(RECORDERS),
+    },
     // Slots are not personal data: a recipient app shows them too.
     RouteSpec {
         method: "GET",

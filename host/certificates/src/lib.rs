@@ -58,5 +58,7 @@ pub use certificate::{Certificate, Status};
 pub use error::{CertError, FieldError};
 pub use hooks::{IssueHooks, NoHooks};
 pub use request::IssueRequest;
-pub use service::{CertificateService, IssueStatus, Issued, ServiceConfig, SignedStatusList};
+pub use service::{
+    Alongside, CertificateService, IssueStatus, Issued, ServiceConfig, SignedStatusList,
+};
 pub use verify::{Verdict, VerifyInput};

@@ -170,6 +170,11 @@ struct Prepared {
     payment: Option<PaymentReceipt>,
 }
 
+/// Work a caller does in a certificate's own transaction
+/// ([`CertificateService::issue_alongside`]); given the certificate's id.
+pub type Alongside =
+    Box<dyn FnOnce(&divoc_storage::Tx<'_>, &str) -> divoc_storage::Result<()> + Send>;
+
 enum Step {
     Done(Result<Issued, CertError>),
     Store(Box<Prepared>),
@@ -490,6 +495,41 @@ impl CertificateService {
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();
                 Self::finish(id, self.store(*p).wait())
+            }
+        }
+    }
+
+    /// Issues one certificate, and runs `alongside` in the same
+    /// transaction right after the certificate is stored (a caller's own
+    /// records of the vaccination: a rollout's dose, appointment and daily
+    /// count), so both are on disk or neither is. If `alongside` fails, the
+    /// certificate is not stored and its error is returned as
+    /// [`CertError::Storage`]. An idempotent re-issue (the same request
+    /// again) answers the existing certificate without running it: it ran
+    /// when the certificate was made.
+    pub fn issue_alongside(
+        &self,
+        req: &IssueRequest,
+        actor: &str,
+        alongside: Alongside,
+    ) -> Result<Issued, CertError> {
+        match self.prepare(req, actor, true) {
+            Step::Done(r) => r,
+            Step::Store(p) => {
+                let id = p.new.certificate().id.clone();
+                let stored_id = id.clone();
+                let outcome = self
+                    .inner
+                    .db
+                    .write(move |tx| {
+                        let outcome = store_prepared(tx, &p)?;
+                        if outcome == InsertOutcome::Created {
+                            alongside(tx, &stored_id)?;
+                        }
+                        Ok(outcome)
+                    })
+                    .wait();
+                Self::finish(id, outcome)
             }
         }
     }

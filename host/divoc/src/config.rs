@@ -45,6 +45,11 @@ pub struct RolloutConfig {
     pub cancel_cutoff_hours: u32,
     /// How many times one booking may be moved.
     pub reschedule_limit: u32,
+    /// Daily rates: `enforce` (refuse over the rate, 429) or `warn`
+    /// (record, with an audit entry).
+    pub rate_limits: divoc_rollout::RateMode,
+    /// Days before a next dose's earliest date its reminder goes out.
+    pub reminder_days_before: u32,
 }
 
 impl Default for RolloutConfig {
@@ -55,6 +60,8 @@ impl Default for RolloutConfig {
             booking_days_ahead: booking.days_ahead,
             cancel_cutoff_hours: booking.cancel_cutoff_hours,
             reschedule_limit: booking.reschedule_limit,
+            rate_limits: divoc_rollout::RateMode::Enforce,
+            reminder_days_before: divoc_rollout::RecordingRules::default().reminder_days_before,
         }
     }
 }
@@ -66,6 +73,14 @@ impl RolloutConfig {
             days_ahead: self.booking_days_ahead,
             cancel_cutoff_hours: self.cancel_cutoff_hours,
             reschedule_limit: self.reschedule_limit,
+        }
+    }
+
+    /// The recording rules these settings make.
+    pub fn recording(&self) -> divoc_rollout::RecordingRules {
+        divoc_rollout::RecordingRules {
+            rate_mode: self.rate_limits,
+            reminder_days_before: self.reminder_days_before,
         }
     }
 }

@@ -290,6 +290,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_person_key(person_key(&config.storage.data_dir)?)
         .with_zone(config.locale.time_zone.clone())
         .with_booking(config.rollout.booking())
+        .with_recording(config.rollout.recording())
         .with_policies(Arc::new(RuntimePolicies(runtime.clone())));
     spawn_upload_retention(
         &rollout,

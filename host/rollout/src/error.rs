@@ -70,6 +70,19 @@ pub enum RolloutError {
     /// request is refused, not let through.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A daily rate is reached.
+    #[error("rate reached: {limit} records at most {value} a day (until {resets_at})")]
+    RateLimited {
+        /// Whose rate.
+        limit: String,
+        /// The rate.
+        value: u32,
+        /// When the count starts again (RFC 3339).
+        resets_at: String,
+    },
+    /// The certificate pipeline refused or failed.
+    #[error("certificate: {0}")]
+    Certificate(divoc_certificates::CertError),
     /// The slot has no seat left.
     #[error("full: {0}")]
     Full(String),

@@ -24,6 +24,7 @@ pub mod error;
 pub mod model;
 pub mod service;
 pub mod upload;
+pub mod vaccination;
 
 pub use activation::{Activation, ActivationReport, FacilityFilter};
 pub use appointments::{Appointment, Booking, BookingRules, DayEntry, Reschedule, Slot};
@@ -34,6 +35,7 @@ pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};
 pub use upload::{UploadKind, UploadOptions, UploadReport};
+pub use vaccination::{NextDose, RateMode, RecordingRules, Vaccinate, Vaccinated};
 
 /// What the crate's tests share.
 #[cfg(test)]

@@ -238,6 +238,8 @@ pub struct RolloutService {
     booking: crate::appointments::BookingRules,
     /// The `rollout-policy` plugins ([`RolloutService::with_policies`]).
     policies: Option<Arc<dyn crate::eligibility::PolicyPlugins>>,
+    /// How vaccinations are recorded ([`RolloutService::with_recording`]).
+    recording: crate::vaccination::RecordingRules,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -267,7 +269,18 @@ impl RolloutService {
             zone: Arc::new(divoc_time::Zone::utc()),
             booking: crate::appointments::BookingRules::default(),
             policies: None,
+            recording: crate::vaccination::RecordingRules::default(),
         }
+    }
+
+    /// Sets how vaccinations are recorded (rate mode, reminders).
+    pub fn with_recording(mut self, rules: crate::vaccination::RecordingRules) -> RolloutService {
+        self.recording = rules;
+        self
+    }
+
+    pub(crate) fn recording_rules(&self) -> crate::vaccination::RecordingRules {
+        self.recording
     }
 
     /// Sets where programmes' `rollout-policy` plugins are found. Without

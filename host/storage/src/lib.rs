@@ -63,6 +63,7 @@ pub mod outbox;
 pub mod rollout;
 pub mod tokens;
 pub mod uploads;
+pub mod vaccinations;
 
 pub use audit::{AuditFault, AuditRecord, AuditReport};
 pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteFuture, WriteStats};

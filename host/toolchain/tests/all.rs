@@ -97,7 +97,11 @@ fn builds_the_fixtures_and_the_contract_check_catches_wrong_world() -> Result<()
             .find(|p| p.package == pkg)
             .map(|p| p.info.clone())
     };
-    assert_eq!(built.len(), 12);
+    assert_eq!(built.len(), 13);
+    assert_eq!(
+        by_pkg("policy-paused").map(|i| i.exports),
+        Some(vec!["divoc:plugin/eligibility@1.1.0".to_string()])
+    );
     assert_eq!(
         by_pkg("wrong-world").map(|i| i.exports),
         Some(vec!["divoc:plugin/payment@1.1.0".to_string()])

@@ -1,0 +1,887 @@
+//! The facility's day: recording a vaccination.
+//!
+//! Staff name the person (enrolment code), the vaccine, its batch and the
+//! vaccinator. The service checks what DIVOC left to the facility app: the
+//! person, programme, facility and vaccinator are active and belong
+//! together; the dose is the person's next one and its interval since the
+//! last dose has passed; the programme's policy allows it; and the
+//! facility's daily rate in the programme is not reached. Then it issues
+//! the certificate through the certificate pipeline
+//! ([`CertificateService::issue_alongside`]) and, in the certificate's own
+//! transaction, records the dose, counts it against the rate (exact under
+//! concurrency: one conditional upsert in the writer), marks the person's
+//! appointment for the dose done, and queues the next dose's reminder.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use divoc_certificates::request as cert;
+use divoc_certificates::{CertError, CertificateService, IssueStatus};
+use divoc_storage::appointments as booked;
+use divoc_storage::vaccinations::{self as store, VaccinationRow};
+use divoc_time::Date;
+
+use crate::enrolment::{Enrolment, Gender};
+use crate::error::{FieldError, RolloutError};
+use crate::model::{Facility, Programme, Status, Vaccinator, Vaccine};
+use crate::service::RolloutService;
+
+/// How daily rates are held (`[rollout] rate-limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateMode {
+    /// Over the rate: refused (429).
+    #[default]
+    Enforce,
+    /// Over the rate: recorded, with an audit entry saying so.
+    Warn,
+}
+
+/// Settings of recording (`[rollout]` in the host's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingRules {
+    /// How daily rates are held.
+    pub rate_mode: RateMode,
+    /// Days before the next dose's earliest date its reminder goes out.
+    pub reminder_days_before: u32,
+}
+
+impl Default for RecordingRules {
+    fn default() -> Self {
+        RecordingRules {
+            rate_mode: RateMode::Enforce,
+            reminder_days_before: 2,
+        }
+    }
+}
+
+/// A vaccination to record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Vaccinate {
+    /// The person's enrolment code.
+    pub enrolment: String,
+    /// Where.
+    pub facility: String,
+    /// By whom (vaccinator code).
+    pub vaccinator: String,
+    /// The vaccine's code (one the programme offers).
+    pub vaccine: String,
+    /// The batch (lot) number.
+    pub batch: String,
+    /// Which dose (default: the person's next).
+    #[serde(default)]
+    pub dose: Option<u32>,
+    /// Payment for a paid programme, as the certificate pipeline takes it.
+    #[serde(default)]
+    pub payment: Option<cert::Payment>,
+}
+
+/// The next dose of a series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextDose {
+    /// Which dose.
+    pub dose: u32,
+    /// The first day it may be given.
+    pub earliest: String,
+    /// The last day it should be given, if the vaccine says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
+}
+
+/// A recorded vaccination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vaccinated {
+    /// The certificate issued.
+    pub certificate_id: String,
+    /// `false` when the same vaccination was recorded before (the answer
+    /// then is the first one's certificate).
+    pub created: bool,
+    /// The dose given.
+    pub dose: u32,
+    /// The local date.
+    pub date: String,
+    /// The appointment marked done, if the person had one for the dose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<String>,
+    /// The next dose of the series, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_dose: Option<NextDose>,
+    /// When the next dose's reminder goes out (it waits in the outbox);
+    /// none without a next dose or a contact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminder_at: Option<String>,
+}
+
+/// What the certificate's transaction found, when it refused.
+type Refusal = Arc<Mutex<Option<RolloutError>>>;
+
+impl RolloutService {
+    /// Records a vaccination and issues its certificate (see the module
+    /// docs). Refusals name the field, the rule or the limit; nothing of a
+    /// refused vaccination is stored.
+    pub fn vaccinate(
+        &self,
+        certificates: &CertificateService,
+        v: &Vaccinate,
+        actor: &str,
+    ) -> Result<Vaccinated, RolloutError> {
+        let now = self.clock().now_ms();
+        let today = Date::in_zone(now, self.zone());
+        let enrolment: Enrolment = self.get_as(&v.enrolment, "enrolment")?;
+        if enrolment.status != Status::Active {
+            return Err(invalid("enrolment", "is not active"));
+        }
+        let programme: Programme = self.get_as(&enrolment.programme, "enrolment")?;
+        if programme.status != Status::Active {
+            return Err(invalid("enrolment", "its programme is not active"));
+        }
+        if !programme.vaccines.contains(&v.vaccine) {
+            return Err(invalid(
+                "vaccine",
+                format!("programme {} does not offer it", programme.code),
+            ));
+        }
+        let vaccine: Vaccine = self.get_as(&v.vaccine, "vaccine")?;
+        if vaccine.status != Status::Active {
+            return Err(invalid("vaccine", "is not active"));
+        }
+        let facility: Facility = self.get_as(&v.facility, "facility")?;
+        let rate = match facility
+            .programmes
+            .iter()
+            .find(|p| p.programme == programme.code && p.status == Status::Active)
+        {
+            Some(p) if facility.status == Status::Active => p.daily_rate,
+            _ => {
+                return Err(invalid(
+                    "facility",
+                    format!("does not vaccinate in programme {}", programme.code),
+                ))
+            }
+        };
+        let vaccinator: Vaccinator = self.get_as(&v.vaccinator, "vaccinator")?;
+        if vaccinator.status != Status::Active || !vaccinator.facilities.contains(&v.facility) {
+            return Err(invalid(
+                "vaccinator",
+                format!("is not an active vaccinator of {}", v.facility),
+            ));
+        }
+        if v.batch.trim().is_empty() || v.batch.len() > 64 {
+            return Err(invalid("batch", "must be 1-64 characters"));
+        }
+
+        // The dose: the next of the person's series, after its interval.
+        let previous = self
+            .db()
+            .read(|r| store::of_enrolment(r, &v.enrolment, &programme.code))?;
+        let next = u32::try_from(previous.len()).unwrap_or(u32::MAX) + 1;
+        let dose = v.dose.unwrap_or(next);
+        if dose < next {
+            let done = &previous[(dose as usize).saturating_sub(1)];
+            return Err(RolloutError::Duplicate {
+                message: format!("dose {dose} was given on {}", done.date),
+                existing: done.certificate_id.clone(),
+            });
+        }
+        if dose > next {
+            return Err(invalid(
+                "dose",
+                format!("the person's next dose is dose {next}"),
+            ));
+        }
+        if let Some(last) = previous.last() {
+            let earliest = earliest_after(&vaccine, dose, &last.date);
+            if let Some(earliest) = earliest.filter(|e| today < *e) {
+                return Err(invalid(
+                    "dose",
+                    format!(
+                        "dose {dose} is possible from {earliest} ({} days after dose {})",
+                        interval(&vaccine, dose).map_or(0, |i| i.min_days),
+                        dose - 1
+                    ),
+                ));
+            }
+        }
+        self.check_eligible(&programme, &enrolment, dose, today)?;
+
+        // Before signing: a facility at its rate is refused cheaply here;
+        // the count inside the write decides.
+        let date = today.to_string();
+        let scope = format!("facility:{}:{}", v.facility, programme.code);
+        let mode = self.recording_rules().rate_mode;
+        if let (Some(rate), RateMode::Enforce) = (rate, mode) {
+            let counted = self.db().read(|r| store::count(r, &scope, &date))?;
+            if counted >= i64::from(rate) {
+                return Err(self.rate_limited(&v.facility, &programme.code, rate, today));
+            }
+        }
+
+        let request = issue_request(
+            &enrolment,
+            &programme,
+            &vaccine,
+            &facility,
+            &vaccinator,
+            v,
+            dose,
+            now,
+        );
+        let next_dose = next_dose(&vaccine, dose, today);
+        let reminder = next_dose
+            .as_ref()
+            .and_then(|n| self.reminder(&enrolment, &facility, n, now));
+        let reminder_at = reminder
+            .as_ref()
+            .map(|(_, at)| divoc_time::format_millis(*at));
+        let refusal: Refusal = Arc::new(Mutex::new(None));
+        let marked: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let row = VaccinationRow {
+            enrolment: v.enrolment.clone(),
+            programme: programme.code.clone(),
+            dose: i64::from(dose),
+            certificate_id: String::new(),
+            vaccine: v.vaccine.clone(),
+            batch: v.batch.clone(),
+            facility: v.facility.clone(),
+            vaccinator: v.vaccinator.clone(),
+            date: date.clone(),
+            at_ms: now,
+            actor: actor.to_owned(),
+        };
+        let limited = rate.map(|r| (r, self.rate_limited(&v.facility, &programme.code, r, today)));
+        let alongside = {
+            let (refusal, marked) = (refusal.clone(), marked.clone());
+            Box::new(move |tx: &divoc_storage::Tx<'_>, certificate_id: &str| {
+                let refuse = |e: RolloutError| {
+                    let message = e.to_string();
+                    if let Ok(mut slot) = refusal.lock() {
+                        *slot = Some(e);
+                    }
+                    Err(divoc_storage::StorageError::Rejected(message))
+                };
+                let limit = match (limited.as_ref(), mode) {
+                    (Some((r, _)), RateMode::Enforce) => Some(i64::from(*r)),
+                    _ => None,
+                };
+                let Some(count) = store::count_up(tx, &scope, &row.date, limit)? else {
+                    let Some((_, e)) = limited else {
+                        return refuse(RolloutError::Internal("a rate without a limit".into()));
+                    };
+                    return refuse(e);
+                };
+                if let (Some((r, _)), RateMode::Warn) = (limited.as_ref(), mode) {
+                    if count > i64::from(*r) {
+                        divoc_storage::audit::append_audit(
+                            tx,
+                            &row.actor,
+                            "rate.exceeded",
+                            &row.facility,
+                            &json!({"programme": row.programme, "day": row.date,
+                                    "rate": r, "count": count}),
+                        )?;
+                    }
+                }
+                let mut row = row;
+                row.certificate_id = certificate_id.to_owned();
+                if !store::insert(tx, &row)? {
+                    return refuse(RolloutError::Conflict(format!(
+                        "dose {} of this person is recorded already",
+                        row.dose
+                    )));
+                }
+                if let Some(mut a) =
+                    booked::open_booking(&tx.reader(), &row.enrolment, &row.programme, row.dose)?
+                {
+                    a.status = "done".into();
+                    a.actor = row.actor.clone();
+                    a.updated_ms = row.at_ms;
+                    booked::update(tx, &a)?;
+                    if let Ok(mut m) = marked.lock() {
+                        *m = Some(a.id);
+                    }
+                }
+                let detail = json!({
+                    "enrolment": row.enrolment, "programme": row.programme, "dose": row.dose,
+                    "certificate": certificate_id, "facility": row.facility,
+                    "vaccinator": row.vaccinator, "vaccine": row.vaccine, "date": row.date,
+                });
+                divoc_storage::audit::append_audit(
+                    tx,
+                    &row.actor,
+                    "vaccination.recorded",
+                    certificate_id,
+                    &detail,
+                )?;
+                divoc_storage::events::append_event(
+                    tx,
+                    "rollout.vaccinated",
+                    certificate_id,
+                    &detail,
+                )?;
+                if let Some((payload, at)) = reminder {
+                    divoc_storage::outbox::enqueue(
+                        tx,
+                        divoc_storage::outbox::NOTIFY,
+                        divoc_storage::outbox::NOTIFY_UNROUTED,
+                        &payload,
+                        at,
+                    )?;
+                }
+                Ok(())
+            })
+        };
+        let issued = certificates.issue_alongside(&request, actor, alongside);
+        if let Some(e) = refusal.lock().ok().and_then(|mut r| r.take()) {
+            return Err(e);
+        }
+        let issued = issued.map_err(certificate_error)?;
+        let appointment = marked.lock().ok().and_then(|mut m| m.take());
+        Ok(Vaccinated {
+            certificate_id: issued.id,
+            created: issued.status == IssueStatus::Created,
+            dose,
+            date,
+            appointment,
+            next_dose,
+            // Queued only with a certificate made now.
+            reminder_at: reminder_at.filter(|_| issued.status == IssueStatus::Created),
+        })
+    }
+
+    /// The record `code` of kind `T`, or a refusal naming `field`.
+    fn get_as<T: crate::service::RecordKind>(
+        &self,
+        code: &str,
+        field: &str,
+    ) -> Result<T, RolloutError> {
+        match self.get::<T>(code) {
+            Ok(s) => Ok(s.record),
+            Err(RolloutError::NotFound(_)) => {
+                Err(invalid(field, format!("no {} with this code", T::KIND)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rate_limited(
+        &self,
+        facility: &str,
+        programme: &str,
+        rate: u32,
+        today: Date,
+    ) -> RolloutError {
+        let resets = today
+            .add_days(1)
+            .map(|d| divoc_time::format_millis(self.zone().start_of_day_ms(d)))
+            .unwrap_or_default();
+        RolloutError::RateLimited {
+            limit: format!("facility {facility} in programme {programme}"),
+            value: rate,
+            resets_at: resets,
+        }
+    }
+
+    /// The reminder of the next dose: the outbox payload and when it goes
+    /// out (at 09:00 local, `reminder_days_before` days before the
+    /// earliest date; at once if that has passed). `None` without a
+    /// contact.
+    fn reminder(
+        &self,
+        e: &Enrolment,
+        facility: &Facility,
+        next: &NextDose,
+        now: i64,
+    ) -> Option<(serde_json::Value, i64)> {
+        let mut contacts = Vec::new();
+        if let Some(p) = &e.phone {
+            contacts.push(format!("tel:{p}"));
+        }
+        if let Some(m) = &e.email {
+            contacts.push(format!("mailto:{m}"));
+        }
+        if contacts.is_empty() {
+            return None;
+        }
+        let earliest = divoc_time::parse_date(&next.earliest)?;
+        let send_on = earliest.add_days(-i64::from(self.recording_rules().reminder_days_before))?;
+        let at = self.zone().local_ms(send_on, 9, 0)?.max(now);
+        let payload = json!({
+            "template": "dose-reminder",
+            "recipient_name": e.name,
+            "contacts": contacts,
+            "subject": e.code,
+            "variables": {
+                "enrolment": e.code,
+                "programme": e.programme,
+                "dose": next.dose.to_string(),
+                "earliest": next.earliest,
+                "latest": next.latest.clone().unwrap_or_default(),
+                "facility": facility.name,
+            },
+        });
+        Some((payload, at))
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> RolloutError {
+    RolloutError::Validation(vec![FieldError::new(field, message)])
+}
+
+/// The interval before `dose` (dose 2 is the first interval).
+fn interval(vaccine: &Vaccine, dose: u32) -> Option<&crate::model::DoseInterval> {
+    let i = usize::try_from(dose.checked_sub(2)?).ok()?;
+    vaccine.intervals.get(i).or_else(|| {
+        // A booster after the series: the last interval, if any.
+        (dose > vaccine.doses)
+            .then(|| vaccine.intervals.last())
+            .flatten()
+    })
+}
+
+/// The first day `dose` may be given after the previous dose on `last`.
+fn earliest_after(vaccine: &Vaccine, dose: u32, last: &str) -> Option<Date> {
+    let last = divoc_time::parse_date(last)?;
+    last.add_days(i64::from(interval(vaccine, dose)?.min_days))
+}
+
+/// The dose after `dose` given on `on`, if the series has one.
+fn next_dose(vaccine: &Vaccine, dose: u32, on: Date) -> Option<NextDose> {
+    let next = dose + 1;
+    if next > vaccine.doses {
+        return None;
+    }
+    let i = interval(vaccine, next)?;
+    Some(NextDose {
+        dose: next,
+        earliest: on.add_days(i64::from(i.min_days))?.to_string(),
+        latest: i
+            .max_days
+            .and_then(|m| on.add_days(i64::from(m)))
+            .map(|d| d.to_string()),
+    })
+}
+
+/// The certificate request of a vaccination, from the registry's records.
+#[allow(clippy::too_many_arguments)]
+fn issue_request(
+    e: &Enrolment,
+    programme: &Programme,
+    vaccine: &Vaccine,
+    facility: &Facility,
+    vaccinator: &Vaccinator,
+    v: &Vaccinate,
+    dose: u32,
+    now: i64,
+) -> cert::IssueRequest {
+    // DIVOC's identities are `did:<scheme>:<number>`.
+    let identity = match e.identity.as_deref() {
+        Some(id) => match id
+            .strip_prefix("did:")
+            .and_then(|rest| rest.rsplit_once(':'))
+        {
+            Some((scheme, number)) => cert::Identity {
+                kind: scheme.to_owned(),
+                value: number.to_owned(),
+            },
+            None => cert::Identity {
+                kind: "national-id".into(),
+                value: id.to_owned(),
+            },
+        },
+        None => cert::Identity {
+            kind: "enrolment".into(),
+            value: e.code.clone(),
+        },
+    };
+    let mut contacts = Vec::new();
+    if let Some(p) = &e.phone {
+        contacts.push(format!("tel:{p}"));
+    }
+    if let Some(m) = &e.email {
+        contacts.push(format!("mailto:{m}"));
+    }
+    cert::IssueRequest {
+        recipient: cert::Recipient {
+            name: e.name.clone(),
+            dob: Some(e.dob.clone()),
+            age: None,
+            gender: match e.gender {
+                Gender::Male => "Male",
+                Gender::Female => "Female",
+                Gender::Other => "Other",
+            }
+            .into(),
+            nationality: e.nationality.clone().unwrap_or_default(),
+            identity,
+            contacts,
+            address: cert::Address {
+                line1: e.address.line1.clone(),
+                line2: e.address.line2.clone().unwrap_or_default(),
+                district: e.address.district.clone(),
+                state: e.address.state.clone(),
+                pincode: e.address.pincode.clone().unwrap_or_default(),
+                country: String::new(),
+            },
+        },
+        vaccination: cert::Vaccination {
+            program: programme.code.clone(),
+            vaccine: vaccine.name.clone(),
+            manufacturer: vaccine.manufacturer.clone(),
+            batch: v.batch.clone(),
+            date: divoc_time::format_millis(now),
+            dose,
+            total_doses: vaccine.doses,
+            effective_start: None,
+            effective_until: None,
+        },
+        facility: cert::Facility {
+            id: Some(facility.code.clone()),
+            name: facility.name.clone(),
+            address: cert::Address {
+                line1: facility.address.line1.clone(),
+                line2: facility.address.line2.clone().unwrap_or_default(),
+                district: facility.address.district.clone(),
+                state: facility.address.state.clone(),
+                pincode: facility.address.pincode.clone().unwrap_or_default(),
+                country: facility.address.country.clone(),
+            },
+        },
+        vaccinator: cert::Vaccinator {
+            name: vaccinator.name.clone(),
+        },
+        pre_enrollment_code: e.code.clone(),
+        meta: None,
+        payment: v.payment.clone(),
+    }
+}
+
+/// A certificate pipeline error as the rollout answers it: a field the
+/// certificate needs and the records lack is named where it is kept
+/// (`recipient.nationality` → `enrolment.nationality`).
+fn certificate_error(e: CertError) -> RolloutError {
+    match e {
+        CertError::Validation(fields) => RolloutError::Validation(
+            fields
+                .into_iter()
+                .map(|f| {
+                    let field = match f.field.split_once('.') {
+                        Some(("recipient", rest)) => format!("enrolment.{rest}"),
+                        Some(("vaccination", rest)) => format!("vaccination.{rest}"),
+                        _ => f.field,
+                    };
+                    FieldError::new(field, f.message)
+                })
+                .collect(),
+        ),
+        other => RolloutError::Certificate(other),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use divoc_certificates::ServiceConfig;
+    use divoc_crypto::keys::{IssuerConfig, Keyring};
+    use divoc_storage::{Database, DbOptions};
+    use divoc_time::ManualClock;
+    use serde_json::json;
+
+    /// Monday 2026-12-07, 06:00 UTC.
+    const MONDAY_6AM: i64 = 1_796_623_200_000;
+    const DAY: i64 = 86_400_000;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        svc: RolloutService,
+        certs: CertificateService,
+    }
+
+    fn world(rate: u32, mode: RateMode) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let clock = ManualClock::new(MONDAY_6AM);
+        let svc = RolloutService::new(db.clone(), clock.clone()).with_recording(RecordingRules {
+            rate_mode: mode,
+            reminder_days_before: 2,
+        });
+        let keyring = Keyring::open_or_create(
+            &dir.path().join("keys"),
+            &IssuerConfig::new("did:web:example.org"),
+        )
+        .unwrap();
+        let mut cfg = ServiceConfig::new("https://example.org");
+        cfg.clock = clock.clone();
+        let certs = CertificateService::open(db, keyring, cfg).unwrap();
+        let records = [
+            json!({"code": "COVAX", "name": "CoVax", "manufacturer": "COVPharma",
+                   "mode": "injection", "doses": 2, "intervals": [{"minDays": 28, "maxDays": 84}]}),
+        ];
+        svc.create::<Vaccine>(serde_json::from_value(records[0].clone()).unwrap(), "ctl")
+            .unwrap();
+        svc.create::<Programme>(
+            serde_json::from_value(json!({"code": "C19", "name": "COVID-19",
+                "startDate": "2021-01-16", "vaccines": ["COVAX"],
+                "eligibility": {"rule": {"minAge": 12}}}))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        svc.create::<Facility>(
+            serde_json::from_value(json!({"code": "F1", "name": "PHC One",
+                "category": "government", "type": "fixed",
+                "address": {"line1": "Main Road", "district": "D", "state": "S", "country": "IN"},
+                "programmes": [{"programme": "C19", "dailyRate": rate, "slots": [{
+                    "days": ["mon"], "startTime": "09:00", "endTime": "10:00",
+                    "minutes": 60, "capacity": 10}]}]}))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        svc.create::<Vaccinator>(
+            serde_json::from_value(json!({"code": "V1", "name": "Nurse One",
+                "facilities": ["F1"]}))
+            .unwrap(),
+            "ctl",
+        )
+        .unwrap();
+        World {
+            _dir: dir,
+            clock,
+            svc,
+            certs,
+        }
+    }
+
+    fn enrol(svc: &RolloutService, n: usize) -> String {
+        let e: Enrolment = serde_json::from_value(json!({
+            "programme": "C19", "name": format!("Person {n}"), "dob": "1980-01-01",
+            "gender": "Female", "phone": format!("98{n:08}"), "nationality": "Indian",
+            "identity": format!("did:in.gov.uidai.aadhaar:{n:012}"),
+            "address": {"line1": "Road", "district": "D", "state": "S"}
+        }))
+        .unwrap();
+        svc.enrol(e, "ctl").unwrap().record.code
+    }
+
+    fn jab(enrolment: &str) -> Vaccinate {
+        Vaccinate {
+            enrolment: enrolment.into(),
+            facility: "F1".into(),
+            vaccinator: "V1".into(),
+            vaccine: "COVAX".into(),
+            batch: "B-1".into(),
+            dose: None,
+            payment: None,
+        }
+    }
+
+    #[test]
+    fn a_dose_issues_its_certificate_and_opens_the_next() {
+        let w = world(100, RateMode::Enforce);
+        let a = enrol(&w.svc, 1);
+        let booked = w
+            .svc
+            .book(
+                &crate::Booking {
+                    enrolment: a.clone(),
+                    facility: "F1".into(),
+                    date: "2026-12-07".into(),
+                    time: "09:00".into(),
+                    dose: None,
+                },
+                "staff",
+            )
+            .unwrap();
+        let first = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        assert!(first.created);
+        assert_eq!((first.dose, first.date.as_str()), (1, "2026-12-07"));
+        assert_eq!(first.appointment.as_deref(), Some(booked.id.as_str()));
+        assert_eq!(w.svc.appointment(&booked.id).unwrap().status, "done");
+        let next = first.next_dose.clone().unwrap();
+        assert_eq!(
+            (next.dose, next.earliest.as_str(), next.latest.as_deref()),
+            (2, "2027-01-04", Some("2027-03-01"))
+        );
+        // The certificate is the pipeline's: signed, under the enrolment code.
+        let cert = w.certs.get(&first.certificate_id).unwrap();
+        let subject = &cert.credential["credentialSubject"];
+        assert_eq!(subject["name"], "Person 1", "{subject}");
+        assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 1);
+        // The reminder waits in the outbox until 2027-01-02 09:00 UTC.
+        let notices = w
+            .svc
+            .db()
+            .read(|r| divoc_storage::outbox::list(r, divoc_storage::OutboxStatus::Pending, 50))
+            .unwrap();
+        let reminder = notices
+            .iter()
+            .find(|n| n.payload["template"] == "dose-reminder")
+            .unwrap();
+        assert_eq!(reminder.payload["variables"]["earliest"], "2027-01-04");
+        assert_eq!(first.reminder_at.as_deref(), Some("2027-01-02T09:00:00Z"));
+        assert_eq!(
+            reminder.next_attempt_at_ms,
+            MONDAY_6AM + 26 * DAY + 3 * 3_600_000
+        );
+        // Too early for dose 2: refused with the date it becomes possible.
+        let e = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "dose" && f[0].message.contains("2027-01-04")),
+            "{e}"
+        );
+        // Dose 1 again: the first one's certificate is named.
+        let again = Vaccinate {
+            dose: Some(1),
+            ..jab(&a)
+        };
+        let e = w.svc.vaccinate(&w.certs, &again, "staff").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Duplicate { existing, .. } if *existing == first.certificate_id),
+            "{e}"
+        );
+        // 28 days on, dose 2 goes, and the series is complete.
+        w.clock.set(MONDAY_6AM + 28 * DAY);
+        let second = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        assert_eq!((second.dose, second.next_dose.as_ref()), (2, None));
+        assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_store_nothing() {
+        let w = world(100, RateMode::Enforce);
+        let a = enrol(&w.svc, 1);
+        for (bad, field) in [
+            (
+                Vaccinate {
+                    enrolment: "00000000000".into(),
+                    ..jab(&a)
+                },
+                "enrolment",
+            ),
+            (
+                Vaccinate {
+                    facility: "F9".into(),
+                    ..jab(&a)
+                },
+                "facility",
+            ),
+            (
+                Vaccinate {
+                    vaccinator: "V9".into(),
+                    ..jab(&a)
+                },
+                "vaccinator",
+            ),
+            (
+                Vaccinate {
+                    vaccine: "OTHER".into(),
+                    ..jab(&a)
+                },
+                "vaccine",
+            ),
+            (
+                Vaccinate {
+                    batch: " ".into(),
+                    ..jab(&a)
+                },
+                "batch",
+            ),
+            (
+                Vaccinate {
+                    dose: Some(2),
+                    ..jab(&a)
+                },
+                "dose",
+            ),
+        ] {
+            match w.svc.vaccinate(&w.certs, &bad, "staff") {
+                Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(w.certs.by_pre_enrollment(&a).unwrap().is_empty());
+        // What the certificate needs and the enrolment lacks is named there.
+        let mut stateless: Enrolment = w.svc.get::<Enrolment>(&a).unwrap().record;
+        stateless.nationality = None;
+        stateless.code = String::new();
+        stateless.name = "No Nationality".into();
+        stateless.identity = None;
+        let b = w.svc.enrol(stateless, "ctl").unwrap().record.code;
+        match w.svc.vaccinate(&w.certs, &jab(&b), "staff") {
+            Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "enrolment.nationality"),
+            other => panic!("{other:?}"),
+        }
+        assert!(w.certs.by_pre_enrollment(&b).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sixty_four_recorders_against_a_rate_of_a_hundred_record_a_hundred() {
+        let w = world(100, RateMode::Enforce);
+        let people: Vec<String> = (0..192).map(|n| enrol(&w.svc, n)).collect();
+        let threads: Vec<_> = people
+            .chunks(3)
+            .map(|chunk| {
+                let (svc, certs, chunk) = (w.svc.clone(), w.certs.clone(), chunk.to_vec());
+                std::thread::spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| (p.clone(), svc.vaccinate(&certs, &jab(p), "staff")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        assert_eq!(threads.len(), 64);
+        let results: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let done = results.iter().filter(|(_, r)| r.is_ok()).count();
+        let limited: Vec<&String> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Err(RolloutError::RateLimited { value: 100, .. })))
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!((done, limited.len()), (100, 92));
+        // A refused vaccination left no certificate behind.
+        for p in limited {
+            assert!(w.certs.by_pre_enrollment(p).unwrap().is_empty());
+        }
+        let e = w.svc.vaccinate(&w.certs, &jab(&people[0]), "staff");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn warn_only_records_over_the_rate_and_says_so() {
+        let w = world(1, RateMode::Warn);
+        let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
+        w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap();
+        let audit = w
+            .svc
+            .db()
+            .read(|r| divoc_storage::audit::audit_after(r, 0, 1000))
+            .unwrap();
+        assert_eq!(
+            audit.iter().filter(|a| a.action == "rate.exceeded").count(),
+            1
+        );
+        // Enforced, the second is refused until the next local day.
+        let w = world(1, RateMode::Enforce);
+        let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
+        w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        let e = w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::RateLimited { resets_at, .. } if resets_at == "2026-12-08T00:00:00Z"),
+            "{e}"
+        );
+        w.clock.set(MONDAY_6AM + DAY);
+        w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap();
+    }
+}
