@@ -170,8 +170,8 @@ pub async fn vaccinate(
         .certificates
         .clone()
         .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))?;
-    let (svc, actor) = (service(&state)?, p.name.clone());
-    let done = blocking(move || svc.vaccinate(&certificates, &v, &actor)).await?;
+    let (svc, actor, rates) = (service(&state)?, p.name.clone(), p.daily_rates.clone());
+    let done = blocking(move || svc.vaccinate(&certificates, &v, &actor, &rates)).await?;
     let status = if done.created {
         StatusCode::CREATED
     } else {

@@ -121,6 +121,9 @@ pub struct Principal {
     pub facilities: Vec<String>,
     /// A recipient's own contacts (see [`TokenConfig::contacts`]).
     pub contacts: Vec<String>,
+    /// The most vaccinations a day this token may record, per programme
+    /// (a stored token's `dailyRates`); none: only the facility's rate.
+    pub daily_rates: std::collections::BTreeMap<String, u32>,
 }
 
 /// Put into every request's extensions by the auth middleware.
@@ -198,6 +201,7 @@ impl TokenTable {
                 role: t.role,
                 facilities: t.facilities.clone(),
                 contacts: t.contacts.clone(),
+                daily_rates: Default::default(),
             };
             if let Some(other) = table.by_digest.insert(digest, principal) {
                 return Err(TokenError::Duplicate(other.name, t.name.clone()));

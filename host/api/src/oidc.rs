@@ -192,6 +192,7 @@ impl OidcVerifier {
             role,
             facilities,
             contacts: Vec::new(),
+            daily_rates: Default::default(),
         })
     }
 }

@@ -78,6 +78,7 @@ impl TokenStore {
             role,
             facilities: scope.facilities,
             contacts: scope.contacts,
+            daily_rates: scope.daily_rates,
         })
     }
 }

@@ -49,6 +49,7 @@ fn app_with(
                 role,
                 facilities: vec![],
                 contacts: vec![],
+                daily_rates: Default::default(),
             },
         );
     }
@@ -255,6 +256,7 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
                     role,
                     facilities: vec!["FAC-B".into()],
                     contacts: vec![],
+                    daily_rates: Default::default(),
                 },
             )
         })

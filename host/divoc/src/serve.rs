@@ -129,6 +129,7 @@ fn tokens(config: &Config) -> anyhow::Result<TokenTable> {
         role: Role::Admin,
         facilities: Vec::new(),
         contacts: Vec::new(),
+        daily_rates: Default::default(),
     };
     if let Ok(token) = std::env::var("DIVOC_ADMIN_TOKEN") {
         anyhow::ensure!(

@@ -120,15 +120,39 @@ pub struct Vaccinated {
 /// What the certificate's transaction found, when it refused.
 type Refusal = Arc<Mutex<Option<RolloutError>>>;
 
+/// One daily count a vaccination adds to, and its limit.
+struct Counter {
+    /// `facility:<code>:<programme>` or `token:<name>:<programme>`.
+    scope: String,
+    /// The most a day, if limited.
+    rate: Option<u32>,
+    /// Whose rate, for the refusal.
+    limit: String,
+    /// When the count starts again (RFC 3339).
+    resets_at: String,
+}
+
+impl Counter {
+    fn refusal(&self) -> RolloutError {
+        RolloutError::RateLimited {
+            limit: self.limit.clone(),
+            value: self.rate.unwrap_or(0),
+            resets_at: self.resets_at.clone(),
+        }
+    }
+}
+
 impl RolloutService {
     /// Records a vaccination and issues its certificate (see the module
     /// docs). Refusals name the field, the rule or the limit; nothing of a
-    /// refused vaccination is stored.
+    /// refused vaccination is stored. `staff_rates`: the recording token's
+    /// own daily rates by programme.
     pub fn vaccinate(
         &self,
         certificates: &CertificateService,
         v: &Vaccinate,
         actor: &str,
+        staff_rates: &std::collections::BTreeMap<String, u32>,
     ) -> Result<Vaccinated, RolloutError> {
         let now = self.clock().now_ms();
         let today = Date::in_zone(now, self.zone());
@@ -212,12 +236,34 @@ impl RolloutService {
         // Before signing: a facility at its rate is refused cheaply here;
         // the count inside the write decides.
         let date = today.to_string();
-        let scope = format!("facility:{}:{}", v.facility, programme.code);
         let mode = self.recording_rules().rate_mode;
-        if let (Some(rate), RateMode::Enforce) = (rate, mode) {
-            let counted = self.db().read(|r| store::count(r, &scope, &date))?;
-            if counted >= i64::from(rate) {
-                return Err(self.rate_limited(&v.facility, &programme.code, rate, today));
+        // What is counted: the facility in the programme, always (its
+        // rate, if it has one, limits it), and the staff token's own rate.
+        let resets_at = today
+            .add_days(1)
+            .map(|d| divoc_time::format_millis(self.zone().start_of_day_ms(d)))
+            .unwrap_or_default();
+        let mut counters = vec![Counter {
+            scope: format!("facility:{}:{}", v.facility, programme.code),
+            rate,
+            limit: format!("facility {} in programme {}", v.facility, programme.code),
+            resets_at: resets_at.clone(),
+        }];
+        if let Some(r) = staff_rates.get(&programme.code).copied() {
+            counters.push(Counter {
+                scope: format!("token:{actor}:{}", programme.code),
+                rate: Some(r),
+                limit: format!("this token in programme {}", programme.code),
+                resets_at,
+            });
+        }
+        if mode == RateMode::Enforce {
+            for c in &counters {
+                let Some(rate) = c.rate else { continue };
+                let counted = self.db().read(|r| store::count(r, &c.scope, &date))?;
+                if counted >= i64::from(rate) {
+                    return Err(c.refusal());
+                }
             }
         }
 
@@ -253,7 +299,6 @@ impl RolloutService {
             at_ms: now,
             actor: actor.to_owned(),
         };
-        let limited = rate.map(|r| (r, self.rate_limited(&v.facility, &programme.code, r, today)));
         let alongside = {
             let (refusal, marked) = (refusal.clone(), marked.clone());
             Box::new(move |tx: &divoc_storage::Tx<'_>, certificate_id: &str| {
@@ -264,26 +309,24 @@ impl RolloutService {
                     }
                     Err(divoc_storage::StorageError::Rejected(message))
                 };
-                let limit = match (limited.as_ref(), mode) {
-                    (Some((r, _)), RateMode::Enforce) => Some(i64::from(*r)),
-                    _ => None,
-                };
-                let Some(count) = store::count_up(tx, &scope, &row.date, limit)? else {
-                    let Some((_, e)) = limited else {
-                        return refuse(RolloutError::Internal("a rate without a limit".into()));
+                for c in counters {
+                    let limit = match mode {
+                        RateMode::Enforce => c.rate.map(i64::from),
+                        RateMode::Warn => None,
                     };
-                    return refuse(e);
-                };
-                if let (Some((r, _)), RateMode::Warn) = (limited.as_ref(), mode) {
-                    if count > i64::from(*r) {
-                        divoc_storage::audit::append_audit(
-                            tx,
-                            &row.actor,
-                            "rate.exceeded",
-                            &row.facility,
-                            &json!({"programme": row.programme, "day": row.date,
-                                    "rate": r, "count": count}),
-                        )?;
+                    let Some(count) = store::count_up(tx, &c.scope, &row.date, limit)? else {
+                        return refuse(c.refusal());
+                    };
+                    if let (Some(r), RateMode::Warn) = (c.rate, mode) {
+                        if count > i64::from(r) {
+                            divoc_storage::audit::append_audit(
+                                tx,
+                                &row.actor,
+                                "rate.exceeded",
+                                &c.scope,
+                                &json!({"day": row.date, "rate": r, "count": count}),
+                            )?;
+                        }
                     }
                 }
                 let mut row = row;
@@ -365,24 +408,6 @@ impl RolloutService {
                 Err(invalid(field, format!("no {} with this code", T::KIND)))
             }
             Err(e) => Err(e),
-        }
-    }
-
-    fn rate_limited(
-        &self,
-        facility: &str,
-        programme: &str,
-        rate: u32,
-        today: Date,
-    ) -> RolloutError {
-        let resets = today
-            .add_days(1)
-            .map(|d| divoc_time::format_millis(self.zone().start_of_day_ms(d)))
-            .unwrap_or_default();
-        RolloutError::RateLimited {
-            limit: format!("facility {facility} in programme {programme}"),
-            value: rate,
-            resets_at: resets,
         }
     }
 
@@ -670,6 +695,10 @@ mod tests {
         svc.enrol(e, "ctl").unwrap().record.code
     }
 
+    fn none() -> std::collections::BTreeMap<String, u32> {
+        std::collections::BTreeMap::new()
+    }
+
     fn jab(enrolment: &str) -> Vaccinate {
         Vaccinate {
             enrolment: enrolment.into(),
@@ -699,7 +728,10 @@ mod tests {
                 "staff",
             )
             .unwrap();
-        let first = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        let first = w
+            .svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
         assert!(first.created);
         assert_eq!((first.dose, first.date.as_str()), (1, "2026-12-07"));
         assert_eq!(first.appointment.as_deref(), Some(booked.id.as_str()));
@@ -731,7 +763,10 @@ mod tests {
             MONDAY_6AM + 26 * DAY + 3 * 3_600_000
         );
         // Too early for dose 2: refused with the date it becomes possible.
-        let e = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap_err();
+        let e = w
+            .svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap_err();
         assert!(
             matches!(&e, RolloutError::Validation(f) if f[0].field == "dose" && f[0].message.contains("2027-01-04")),
             "{e}"
@@ -741,14 +776,20 @@ mod tests {
             dose: Some(1),
             ..jab(&a)
         };
-        let e = w.svc.vaccinate(&w.certs, &again, "staff").unwrap_err();
+        let e = w
+            .svc
+            .vaccinate(&w.certs, &again, "staff", &none())
+            .unwrap_err();
         assert!(
             matches!(&e, RolloutError::Duplicate { existing, .. } if *existing == first.certificate_id),
             "{e}"
         );
         // 28 days on, dose 2 goes, and the series is complete.
         w.clock.set(MONDAY_6AM + 28 * DAY);
-        let second = w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
+        let second = w
+            .svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
         assert_eq!((second.dose, second.next_dose.as_ref()), (2, None));
         assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 2);
     }
@@ -801,7 +842,7 @@ mod tests {
                 "dose",
             ),
         ] {
-            match w.svc.vaccinate(&w.certs, &bad, "staff") {
+            match w.svc.vaccinate(&w.certs, &bad, "staff", &none()) {
                 Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, field),
                 other => panic!("{field}: {other:?}"),
             }
@@ -814,7 +855,7 @@ mod tests {
         stateless.name = "No Nationality".into();
         stateless.identity = None;
         let b = w.svc.enrol(stateless, "ctl").unwrap().record.code;
-        match w.svc.vaccinate(&w.certs, &jab(&b), "staff") {
+        match w.svc.vaccinate(&w.certs, &jab(&b), "staff", &none()) {
             Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "enrolment.nationality"),
             other => panic!("{other:?}"),
         }
@@ -832,7 +873,7 @@ mod tests {
                 std::thread::spawn(move || {
                     chunk
                         .iter()
-                        .map(|p| (p.clone(), svc.vaccinate(&certs, &jab(p), "staff")))
+                        .map(|p| (p.clone(), svc.vaccinate(&certs, &jab(p), "staff", &none())))
                         .collect::<Vec<_>>()
                 })
             })
@@ -853,7 +894,9 @@ mod tests {
         for p in limited {
             assert!(w.certs.by_pre_enrollment(p).unwrap().is_empty());
         }
-        let e = w.svc.vaccinate(&w.certs, &jab(&people[0]), "staff");
+        let e = w
+            .svc
+            .vaccinate(&w.certs, &jab(&people[0]), "staff", &none());
         assert!(e.is_err());
     }
 
@@ -861,8 +904,12 @@ mod tests {
     fn warn_only_records_over_the_rate_and_says_so() {
         let w = world(1, RateMode::Warn);
         let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
-        w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
-        w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap();
+        w.svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
+        w.svc
+            .vaccinate(&w.certs, &jab(&b), "staff", &none())
+            .unwrap();
         let audit = w
             .svc
             .db()
@@ -875,13 +922,42 @@ mod tests {
         // Enforced, the second is refused until the next local day.
         let w = world(1, RateMode::Enforce);
         let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
-        w.svc.vaccinate(&w.certs, &jab(&a), "staff").unwrap();
-        let e = w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap_err();
+        w.svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
+        let e = w
+            .svc
+            .vaccinate(&w.certs, &jab(&b), "staff", &none())
+            .unwrap_err();
         assert!(
             matches!(&e, RolloutError::RateLimited { resets_at, .. } if resets_at == "2026-12-08T00:00:00Z"),
             "{e}"
         );
         w.clock.set(MONDAY_6AM + DAY);
-        w.svc.vaccinate(&w.certs, &jab(&b), "staff").unwrap();
+        w.svc
+            .vaccinate(&w.certs, &jab(&b), "staff", &none())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_staff_token_has_its_own_rate() {
+        let w = world(100, RateMode::Enforce);
+        let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
+        let one = std::collections::BTreeMap::from([("C19".to_string(), 1)]);
+        w.svc
+            .vaccinate(&w.certs, &jab(&a), "token:t1", &one)
+            .unwrap();
+        let e = w
+            .svc
+            .vaccinate(&w.certs, &jab(&b), "token:t1", &one)
+            .unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::RateLimited { limit, value: 1, .. } if limit.contains("token")),
+            "{e}"
+        );
+        // Another token at the same facility goes on.
+        w.svc
+            .vaccinate(&w.certs, &jab(&b), "token:t2", &one)
+            .unwrap();
     }
 }
