@@ -179,3 +179,26 @@ pub async fn vaccinate(
     };
     Ok((status, Json(done)).into_response())
 }
+
+/// `POST /v1/facility/sync`: vaccinations a facility app recorded offline,
+/// each with the app's own id; every item answered (done, refused with the
+/// reason, or retry), the same answer again for an item sent again.
+pub async fn sync(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let request: divoc_rollout::SyncRequest = parse_body(&body)?;
+    if !serves(p, &request.facility) {
+        return Err(ApiError::forbidden_facility("facility"));
+    }
+    let certificates = state
+        .certificates
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))?;
+    let (svc, actor, rates) = (service(&state)?, p.name.clone(), p.daily_rates.clone());
+    let items =
+        blocking(move || svc.sync_vaccinations(&certificates, &request, &actor, &rates)).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}

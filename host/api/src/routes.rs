@@ -137,10 +137,15 @@ const RECORDERS: &[Role] = &[
     Role::Vaccinator,
 ];
 
-const APPOINTMENT_ROUTES: [RouteSpec; 7] = [
+const APPOINTMENT_ROUTES: [RouteSpec; 8] = [
     RouteSpec {
         method: "POST",
         path: "/v1/vaccinations",
+        access: Access::Roles(RECORDERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/facility/sync",
         access: Access::Roles(RECORDERS),
     },
     // Slots are not personal data: a recipient app shows them too.

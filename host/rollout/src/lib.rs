@@ -23,6 +23,7 @@ pub mod enrolment;
 pub mod error;
 pub mod model;
 pub mod service;
+pub mod sync;
 pub mod upload;
 pub mod vaccination;
 
@@ -34,6 +35,7 @@ pub use enrolment::Enrolment;
 pub use error::{FieldError, RolloutError};
 pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};
+pub use sync::{SyncAnswer, SyncItem, SyncRequest, SyncResult};
 pub use upload::{UploadKind, UploadOptions, UploadReport};
 pub use vaccination::{NextDose, RateMode, RecordingRules, Vaccinate, Vaccinated};
 

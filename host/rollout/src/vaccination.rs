@@ -27,6 +27,7 @@ use crate::enrolment::{Enrolment, Gender};
 use crate::error::{FieldError, RolloutError};
 use crate::model::{Facility, Programme, Status, Vaccinator, Vaccine};
 use crate::service::RolloutService;
+use crate::sync::SyncAnswer;
 
 /// How daily rates are held (`[rollout] rate-limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -77,10 +78,20 @@ pub struct Vaccinate {
     /// Payment for a paid programme, as the certificate pipeline takes it.
     #[serde(default)]
     pub payment: Option<cert::Payment>,
+    /// When it was given (RFC 3339), for one recorded offline: at most
+    /// [`OFFLINE_DAYS`] days ago and not in the future; default now.
+    #[serde(default)]
+    pub at: Option<String>,
 }
 
+/// How old a vaccination recorded offline may be.
+pub const OFFLINE_DAYS: i64 = 7;
+
+/// Clock skew allowed between a facility's device and the service.
+const SKEW_MS: i64 = 5 * 60_000;
+
 /// The next dose of a series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NextDose {
     /// Which dose.
@@ -93,7 +104,7 @@ pub struct NextDose {
 }
 
 /// A recorded vaccination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Vaccinated {
     /// The certificate issued.
@@ -154,8 +165,36 @@ impl RolloutService {
         actor: &str,
         staff_rates: &std::collections::BTreeMap<String, u32>,
     ) -> Result<Vaccinated, RolloutError> {
+        self.vaccinate_keyed(certificates, v, actor, staff_rates, None)
+    }
+
+    /// [`vaccinate`](Self::vaccinate); with `sync`, its answer is also
+    /// kept under the client's id, in the same transaction.
+    pub(crate) fn vaccinate_keyed(
+        &self,
+        certificates: &CertificateService,
+        v: &Vaccinate,
+        actor: &str,
+        staff_rates: &std::collections::BTreeMap<String, u32>,
+        sync: Option<(String, String)>,
+    ) -> Result<Vaccinated, RolloutError> {
         let now = self.clock().now_ms();
-        let today = Date::in_zone(now, self.zone());
+        let given = match &v.at {
+            None => now,
+            Some(at) => {
+                let given = divoc_time::parse_instant(at, self.zone())
+                    .ok_or_else(|| invalid("at", "must be an RFC 3339 date-time"))?;
+                if given > now + SKEW_MS || given < now - OFFLINE_DAYS * 86_400_000 {
+                    return Err(invalid(
+                        "at",
+                        format!("must be within the last {OFFLINE_DAYS} days, not in the future"),
+                    ));
+                }
+                given
+            }
+        };
+        // The day it was given: its dose interval and its daily count.
+        let today = Date::in_zone(given, self.zone());
         let enrolment: Enrolment = self.get_as(&v.enrolment, "enrolment")?;
         if enrolment.status != Status::Active {
             return Err(invalid("enrolment", "is not active"));
@@ -275,7 +314,7 @@ impl RolloutService {
             &vaccinator,
             v,
             dose,
-            now,
+            given,
         );
         let next_dose = next_dose(&vaccine, dose, today);
         let reminder = next_dose
@@ -286,6 +325,20 @@ impl RolloutService {
             .map(|(_, at)| divoc_time::format_millis(*at));
         let refusal: Refusal = Arc::new(Mutex::new(None));
         let marked: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        // The answer as an offline app is given it, kept with the dose.
+        let answer_of = {
+            let (date, next_dose, reminder_at) =
+                (date.clone(), next_dose.clone(), reminder_at.clone());
+            move |certificate_id: &str, appointment: Option<String>| Vaccinated {
+                certificate_id: certificate_id.to_owned(),
+                created: true,
+                dose,
+                date,
+                appointment,
+                next_dose,
+                reminder_at,
+            }
+        };
         let row = VaccinationRow {
             enrolment: v.enrolment.clone(),
             programme: programme.code.clone(),
@@ -337,6 +390,7 @@ impl RolloutService {
                         row.dose
                     )));
                 }
+                let mut appointment = None;
                 if let Some(mut a) =
                     booked::open_booking(&tx.reader(), &row.enrolment, &row.programme, row.dose)?
                 {
@@ -344,9 +398,18 @@ impl RolloutService {
                     a.actor = row.actor.clone();
                     a.updated_ms = row.at_ms;
                     booked::update(tx, &a)?;
+                    appointment = Some(a.id.clone());
                     if let Ok(mut m) = marked.lock() {
                         *m = Some(a.id);
                     }
+                }
+                if let Some((facility, client_id)) = &sync {
+                    let answer = serde_json::to_string(&SyncAnswer::Done(answer_of(
+                        certificate_id,
+                        appointment,
+                    )))
+                    .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
+                    store::keep_sync_answer(tx, facility, client_id, &answer, row.at_ms)?;
                 }
                 let detail = json!({
                     "enrolment": row.enrolment, "programme": row.programme, "dose": row.dose,
@@ -708,6 +771,7 @@ mod tests {
             batch: "B-1".into(),
             dose: None,
             payment: None,
+            at: None,
         }
     }
 
@@ -937,6 +1001,110 @@ mod tests {
         w.svc
             .vaccinate(&w.certs, &jab(&b), "staff", &none())
             .unwrap();
+    }
+
+    #[test]
+    fn offline_items_are_applied_in_order_once_and_answered_the_same_again() {
+        use crate::sync::{SyncAnswer, SyncItem, SyncRequest};
+        let w = world(2, RateMode::Enforce);
+        let (a, b, c) = (enrol(&w.svc, 1), enrol(&w.svc, 2), enrol(&w.svc, 3));
+        let at =
+            |minutes: i64| divoc_time::format_millis(MONDAY_6AM - 3_600_000 + minutes * 60_000);
+        let item = |id: &str, who: &str, m: i64| SyncItem {
+            client_id: id.into(),
+            vaccination: Vaccinate {
+                at: Some(at(m)),
+                ..jab(who)
+            },
+        };
+        let request = SyncRequest {
+            facility: "F1".into(),
+            items: vec![
+                item("app-1", &a, 0),
+                item("app-2", &a, 5),  // a's dose 2, too early
+                item("app-3", &b, 10), // the rate (2) is reached here
+                item("app-4", &c, 15), // past the rate
+            ],
+        };
+        let first = w
+            .svc
+            .sync_vaccinations(&w.certs, &request, "staff", &none())
+            .unwrap();
+        let statuses: Vec<(&str, &str)> = first
+            .iter()
+            .map(|r| {
+                let s = match &r.answer {
+                    SyncAnswer::Done(_) => "done",
+                    SyncAnswer::Refused { code, .. } => code.as_str(),
+                    SyncAnswer::Retry { .. } => "retry",
+                };
+                (r.client_id.as_str(), s)
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("app-1", "done"),
+                ("app-2", "invalid_input"),
+                ("app-3", "done"),
+                ("app-4", "rate_limited")
+            ]
+        );
+        let SyncAnswer::Done(done) = &first[0].answer else {
+            panic!()
+        };
+        assert_eq!(done.date, "2026-12-07");
+        // Sent again (the app did not hear back): the same answers, nothing
+        // applied twice.
+        let again = w
+            .svc
+            .sync_vaccinations(&w.certs, &request, "staff", &none())
+            .unwrap();
+        assert_eq!(again, first);
+        assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 1);
+        assert_eq!(w.certs.by_pre_enrollment(&b).unwrap().len(), 1);
+        assert!(w.certs.by_pre_enrollment(&c).unwrap().is_empty());
+        // A malformed request is refused whole, naming the item's field.
+        let bad = SyncRequest {
+            facility: "F1".into(),
+            items: vec![
+                SyncItem {
+                    client_id: "x".into(),
+                    vaccination: jab(&c),
+                },
+                item("x", &c, 1),
+                SyncItem {
+                    client_id: "y".into(),
+                    vaccination: Vaccinate {
+                        facility: "F2".into(),
+                        ..item("y", &c, 1).vaccination
+                    },
+                },
+            ],
+        };
+        match w.svc.sync_vaccinations(&w.certs, &bad, "staff", &none()) {
+            Err(RolloutError::Validation(f)) => {
+                let fields: Vec<&str> = f.iter().map(|f| f.field.as_str()).collect();
+                assert_eq!(
+                    fields,
+                    [
+                        "items[0].vaccination.at",
+                        "items[1].clientId",
+                        "items[2].vaccination.facility"
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An `at` in the future or too long ago is named.
+        let late = Vaccinate {
+            at: Some(divoc_time::format_millis(MONDAY_6AM - 8 * DAY)),
+            ..jab(&c)
+        };
+        match w.svc.vaccinate(&w.certs, &late, "staff", &none()) {
+            Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "at"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

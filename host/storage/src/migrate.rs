@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_upload_errors_retention.sql"),
     include_str!("../migrations/0009_appointments.sql"),
     include_str!("../migrations/0010_vaccinations.sql"),
+    include_str!("../migrations/0011_sync_items.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -119,6 +119,33 @@ pub fn count(r: &Reader<'_>, scope: &str, day: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
+/// The answer an offline app's item got, by facility and the app's id.
+pub fn sync_answer(r: &Reader<'_>, facility: &str, client_id: &str) -> Result<Option<String>> {
+    Ok(r.conn()
+        .prepare_cached("SELECT answer FROM sync_items WHERE facility = ?1 AND client_id = ?2")?
+        .query_row(params![facility, client_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Keeps the answer an offline app's item got; `false` if it has one
+/// already (the first answer stands).
+pub fn keep_sync_answer(
+    tx: &Tx<'_>,
+    facility: &str,
+    client_id: &str,
+    answer: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let changed = tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO sync_items (facility, client_id, answer, at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![facility, client_id, answer, now_ms])?;
+    Ok(changed == 1)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

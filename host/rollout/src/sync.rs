@@ -1,0 +1,202 @@
+//! Offline facilities: the vaccinations a facility app recorded without a
+//! connection, sent when it has one.
+//!
+//! Each item carries an id the app made. Items are applied in the order
+//! sent, each in its own transaction (a vaccination is whole or absent),
+//! and each is answered: done, with its certificate, or refused, with the
+//! reason to show (a duplicate dose, the rate reached, not eligible…). The
+//! answer is kept under the app's id — with the dose itself, in the
+//! certificate's transaction — so an item sent again gets the same answer
+//! and is not applied twice. An item that could not be decided (a plugin or
+//! the database unavailable) is answered `retry` and not kept.
+
+use serde::{Deserialize, Serialize};
+
+use divoc_certificates::CertificateService;
+use divoc_storage::vaccinations as store;
+
+use crate::error::{FieldError, RolloutError};
+use crate::service::RolloutService;
+use crate::vaccination::{Vaccinate, Vaccinated};
+
+/// Most items in one request.
+pub const MAX_SYNC_ITEMS: usize = 500;
+
+/// What an offline app sends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// The facility the app serves.
+    pub facility: String,
+    /// Its recorded vaccinations, in the order they happened.
+    pub items: Vec<SyncItem>,
+}
+
+/// One recorded vaccination.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncItem {
+    /// The app's id of the item (1-100 characters), unique per facility.
+    pub client_id: String,
+    /// The vaccination, with `at`, when it was given.
+    pub vaccination: Vaccinate,
+}
+
+/// How an item went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum SyncAnswer {
+    /// Recorded; its certificate issued.
+    Done(Vaccinated),
+    /// Refused, for a reason to show.
+    #[serde(rename_all = "camelCase")]
+    Refused {
+        /// `invalid_input`, `duplicate`, `rate_limited`, `ineligible`,
+        /// `conflict`, `slot_full`.
+        code: String,
+        /// For the person at the facility.
+        message: String,
+        /// The field, when one is to blame.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+    /// Not decided now; send it again later.
+    Retry {
+        /// Why.
+        message: String,
+    },
+}
+
+/// An item's answer, by the app's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    /// The app's id.
+    pub client_id: String,
+    /// How it went.
+    #[serde(flatten)]
+    pub answer: SyncAnswer,
+}
+
+impl RolloutService {
+    /// Applies an offline app's vaccinations in order (see the module
+    /// docs). The request as a whole is refused (422, naming the item's
+    /// field) if it is malformed; otherwise every item is answered.
+    pub fn sync_vaccinations(
+        &self,
+        certificates: &CertificateService,
+        request: &SyncRequest,
+        actor: &str,
+        staff_rates: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<Vec<SyncResult>, RolloutError> {
+        let mut errors = Vec::new();
+        if request.items.len() > MAX_SYNC_ITEMS {
+            errors.push(FieldError::new(
+                "items",
+                format!("at most {MAX_SYNC_ITEMS} in one request"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, item) in request.items.iter().enumerate() {
+            if item.client_id.is_empty() || item.client_id.len() > 100 {
+                errors.push(FieldError::new(
+                    format!("items[{i}].clientId"),
+                    "must be 1-100 characters",
+                ));
+            } else if !seen.insert(item.client_id.as_str()) {
+                errors.push(FieldError::new(
+                    format!("items[{i}].clientId"),
+                    "is sent twice in this request",
+                ));
+            }
+            if item.vaccination.facility != request.facility {
+                errors.push(FieldError::new(
+                    format!("items[{i}].vaccination.facility"),
+                    "must be the facility the request is for",
+                ));
+            }
+            if item.vaccination.at.is_none() {
+                errors.push(FieldError::new(
+                    format!("items[{i}].vaccination.at"),
+                    "is needed for a vaccination recorded offline: when it was given",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RolloutError::Validation(errors));
+        }
+        let mut results = Vec::with_capacity(request.items.len());
+        for item in &request.items {
+            let facility = request.facility.clone();
+            let kept = self
+                .db()
+                .read(|r| store::sync_answer(r, &facility, &item.client_id))?;
+            let answer = match kept.map(|a| serde_json::from_str::<SyncAnswer>(&a)) {
+                Some(Ok(answer)) => answer,
+                Some(Err(e)) => return Err(RolloutError::Internal(e.to_string())),
+                None => self.apply(certificates, &facility, item, actor, staff_rates)?,
+            };
+            results.push(SyncResult {
+                client_id: item.client_id.clone(),
+                answer,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Applies one item not seen before, and keeps a refusal's answer.
+    fn apply(
+        &self,
+        certificates: &CertificateService,
+        facility: &str,
+        item: &SyncItem,
+        actor: &str,
+        staff_rates: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<SyncAnswer, RolloutError> {
+        let key = Some((facility.to_owned(), item.client_id.clone()));
+        let e = match self.vaccinate_keyed(certificates, &item.vaccination, actor, staff_rates, key)
+        {
+            Ok(done) => return Ok(SyncAnswer::Done(done)),
+            Err(e) => e,
+        };
+        let (code, message, field) = match e {
+            RolloutError::Validation(fields) => {
+                let first = fields.first().map(|f| f.field.clone());
+                let message = fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ("invalid_input", message, first)
+            }
+            e @ RolloutError::Duplicate { .. } => ("duplicate", e.to_string(), None),
+            e @ RolloutError::RateLimited { .. } => ("rate_limited", e.to_string(), None),
+            RolloutError::Ineligible(reasons) => ("ineligible", reasons.join("; "), None),
+            e @ RolloutError::Conflict(_) => ("conflict", e.to_string(), None),
+            e @ RolloutError::Full(_) => ("slot_full", e.to_string(), None),
+            // Not decided: the app sends it again; nothing is kept.
+            other => {
+                tracing::warn!(error = %other, "an offline item could not be applied now");
+                return Ok(SyncAnswer::Retry {
+                    message: "not recorded now; send it again later".into(),
+                });
+            }
+        };
+        let answer = SyncAnswer::Refused {
+            code: code.to_owned(),
+            message,
+            field,
+        };
+        let json =
+            serde_json::to_string(&answer).map_err(|e| RolloutError::Internal(e.to_string()))?;
+        let (facility, client_id, now) = (
+            facility.to_owned(),
+            item.client_id.clone(),
+            self.clock().now_ms(),
+        );
+        self.db()
+            .write(move |tx| store::keep_sync_answer(tx, &facility, &client_id, &json, now))
+            .wait()?;
+        Ok(answer)
+    }
+}
