@@ -202,3 +202,47 @@ pub async fn sync(
         blocking(move || svc.sync_vaccinations(&certificates, &request, &actor, &rates)).await?;
     Ok(Json(json!({ "items": items })).into_response())
 }
+
+/// `GET /v1/facility/sync` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    facility: Option<String>,
+    since: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /v1/facility/sync[?facility=F][&since=CURSOR][&after=…]`: what the
+/// facility's app needs offline, changed since its last `cursor`.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
+) -> Result<Response, ApiError> {
+    let p = principal(&caller)?;
+    let facility = match (q.facility, p.facilities.as_slice()) {
+        (Some(f), _) => f,
+        (None, [only]) if p.role.facility_bound() => only.clone(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "facility",
+                "name the facility: ?facility=",
+            ))
+        }
+    };
+    if !serves(p, &facility) {
+        return Err(ApiError::forbidden_facility("facility"));
+    }
+    let number = |field: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
+        v.map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::bad_request(field, "not a cursor this service gave"))
+        })
+        .transpose()
+    };
+    let since = number("since", q.since)?;
+    let after = number("after", q.after)?;
+    let svc = service(&state)?;
+    let snapshot = blocking(move || svc.facility_snapshot(&facility, since, after)).await?;
+    Ok(Json(snapshot).into_response())
+}

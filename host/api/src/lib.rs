@@ -229,7 +229,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             post(appointments::reschedule),
         )
         .route("/v1/vaccinations", post(appointments::vaccinate))
-        .route("/v1/facility/sync", post(appointments::sync));
+        .route(
+            "/v1/facility/sync",
+            get(appointments::snapshot).post(appointments::sync),
+        );
     let router = registry::<divoc_rollout::Vaccine>(router, "/v1/vaccines");
     let router = registry::<divoc_rollout::Programme>(router, "/v1/programmes");
     let router = registry::<divoc_rollout::Facility>(router, "/v1/facilities");

@@ -243,6 +243,7 @@ fn filter_for<T: Scoped>(p: &Principal, q: ListQuery) -> Result<ListFilter, ApiE
         link,
         codes: None,
         after,
+        updated_since: None,
     };
     if facility_bound(p) {
         match T::KIND {

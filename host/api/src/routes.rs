@@ -137,7 +137,12 @@ const RECORDERS: &[Role] = &[
     Role::Vaccinator,
 ];
 
-const APPOINTMENT_ROUTES: [RouteSpec; 8] = [
+const APPOINTMENT_ROUTES: [RouteSpec; 9] = [
+    RouteSpec {
+        method: "GET",
+        path: "/v1/facility/sync",
+        access: Access::Roles(RECORDERS),
+    },
     RouteSpec {
         method: "POST",
         path: "/v1/vaccinations",

@@ -375,6 +375,7 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
             "/v1/facilities" => &["", "?district=D", "?programme=C19"],
             "/v1/vaccinators" => &["", "?facility=FAC-A", "?programme=C19"],
             "/v1/facilities/{code}/slots" => &["?programme=C19"],
+            "/v1/facility/sync" => &["", "?facility=FAC-A"],
             _ => &[""],
         };
         for (secret, principal) in &foreign {
@@ -400,7 +401,8 @@ async fn a_foreign_facility_token_sees_nothing_of_another_facility() {
                 let facility_data = (route.path.starts_with("/v1/facilities")
                     && !route.path.ends_with("/slots"))
                     || route.path.starts_with("/v1/vaccinators")
-                    || route.path.starts_with("/v1/appointments");
+                    || route.path.starts_with("/v1/appointments")
+                    || route.path.starts_with("/v1/facility/");
                 if facility_data {
                     // A code the caller sent may come back in the 404's
                     // message; anything else of the facility may not.

@@ -200,3 +200,112 @@ impl RolloutService {
         Ok(answer)
     }
 }
+
+/// What a facility app needs to work offline, changed since its last
+/// sync.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Send as `since` next time (the time this snapshot was started:
+    /// anything changed while it was read comes again, never lost).
+    pub cursor: String,
+    /// The facility itself, if changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facility: Option<crate::service::Stored<crate::model::Facility>>,
+    /// The programmes it is active in, where changed.
+    pub programmes: Vec<crate::service::Stored<crate::model::Programme>>,
+    /// Their vaccines, where changed.
+    pub vaccines: Vec<crate::service::Stored<crate::model::Vaccine>>,
+    /// Its vaccinators, where changed.
+    pub vaccinators: Vec<crate::service::Stored<crate::model::Vaccinator>>,
+    /// The people pre-enrolled at it, where changed (a page: see
+    /// `enrolmentsNext`).
+    pub enrolments: Vec<crate::service::Stored<crate::enrolment::Enrolment>>,
+    /// Pass as `after` (with the same `since`) for the next page of
+    /// enrolments; none on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrolments_next: Option<String>,
+    /// Today's and tomorrow's appointments, whole.
+    pub appointments: Vec<crate::appointments::DayEntry>,
+}
+
+impl RolloutService {
+    /// What the app of `facility` needs offline (see [`Snapshot`]):
+    /// records changed at or after `since` (ms; none: everything), the
+    /// enrolments after `after` (a page cursor).
+    pub fn facility_snapshot(
+        &self,
+        facility: &str,
+        since: Option<i64>,
+        after: Option<i64>,
+    ) -> Result<Snapshot, RolloutError> {
+        use crate::model::{Facility, Programme, Status, Vaccinator, Vaccine};
+        use crate::ListFilter;
+        let started = self.clock().now_ms();
+        let f = self.get::<Facility>(facility)?;
+        let active: Vec<String> = f
+            .record
+            .programmes
+            .iter()
+            .filter(|p| p.status == Status::Active)
+            .map(|p| p.programme.clone())
+            .collect();
+        let changed = |updated_at: &str| {
+            since.is_none_or(|s| {
+                divoc_time::parse_instant(updated_at, &divoc_time::Zone::utc())
+                    .is_none_or(|u| u >= s)
+            })
+        };
+        let mut programmes = Vec::new();
+        let mut vaccine_codes = std::collections::BTreeSet::new();
+        for code in &active {
+            if let Ok(p) = self.get::<Programme>(code) {
+                vaccine_codes.extend(p.record.vaccines.iter().cloned());
+                if changed(&p.updated_at) {
+                    programmes.push(p);
+                }
+            }
+        }
+        let mut vaccines = Vec::new();
+        for code in &vaccine_codes {
+            if let Ok(v) = self.get::<Vaccine>(code) {
+                if changed(&v.updated_at) {
+                    vaccines.push(v);
+                }
+            }
+        }
+        let of_facility = |after| ListFilter {
+            link: Some(("facility".to_owned(), facility.to_owned())),
+            updated_since: since,
+            after,
+            ..ListFilter::default()
+        };
+        let mut vaccinators = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list::<Vaccinator>(&of_facility(cursor), crate::MAX_PAGE)?;
+            vaccinators.extend(page.items);
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let page =
+            self.list::<crate::enrolment::Enrolment>(&of_facility(after), crate::MAX_PAGE)?;
+        let today = divoc_time::Date::in_zone(started, self.zone());
+        let mut appointments = self.day(facility, Some(&today.to_string()))?;
+        if let Some(tomorrow) = today.add_days(1) {
+            appointments.extend(self.day(facility, Some(&tomorrow.to_string()))?);
+        }
+        Ok(Snapshot {
+            cursor: started.to_string(),
+            facility: changed(&f.updated_at).then_some(f),
+            programmes,
+            vaccines,
+            vaccinators,
+            enrolments: page.items,
+            enrolments_next: page.next_cursor,
+            appointments,
+        })
+    }
+}

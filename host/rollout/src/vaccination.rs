@@ -1108,6 +1108,39 @@ mod tests {
     }
 
     #[test]
+    fn an_offline_app_gets_what_changed_since_its_last_sync() {
+        let w = world(100, RateMode::Enforce);
+        let mut e: Enrolment = serde_json::from_value(json!({
+            "programme": "C19", "name": "At F1", "dob": "1980-01-01", "gender": "Male",
+            "facility": "F1", "address": {"line1": "Road", "district": "D", "state": "S"}
+        }))
+        .unwrap();
+        let code = w.svc.enrol(e.clone(), "ctl").unwrap().record.code;
+        enrol(&w.svc, 9); // enrolled nowhere in particular: not F1's
+        let full = w.svc.facility_snapshot("F1", None, None).unwrap();
+        assert!(full.facility.is_some());
+        assert_eq!(full.programmes.len(), 1);
+        assert_eq!(full.vaccines[0].record.code, "COVAX");
+        assert_eq!(full.vaccinators[0].record.code, "V1");
+        assert_eq!(full.enrolments.len(), 1);
+        assert_eq!(full.enrolments[0].record.code, code);
+        // An hour later only the changed enrolment comes.
+        w.clock.set(MONDAY_6AM + 3_600_000);
+        let cursor: i64 = full.cursor.parse().unwrap();
+        e.code = code.clone();
+        e.name = "At F1, renamed".into();
+        w.svc.replace(&code, e, None, "ctl").unwrap();
+        let since = w
+            .svc
+            .facility_snapshot("F1", Some(cursor + 1), None)
+            .unwrap();
+        assert!(since.facility.is_none() && since.programmes.is_empty());
+        assert!(since.vaccines.is_empty() && since.vaccinators.is_empty());
+        assert_eq!(since.enrolments.len(), 1);
+        assert_eq!(since.enrolments[0].record.name, "At F1, renamed");
+    }
+
+    #[test]
     fn a_staff_token_has_its_own_rate() {
         let w = world(100, RateMode::Enforce);
         let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));

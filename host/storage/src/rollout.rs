@@ -92,6 +92,8 @@ pub struct ListFilter {
     pub codes: Option<Vec<String>>,
     /// Only records after this id ([`Record::id`]).
     pub after: Option<i64>,
+    /// Only records changed at or after this time (ms since the epoch).
+    pub updated_since: Option<i64>,
 }
 
 fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
@@ -400,6 +402,9 @@ fn list_query(
     }
     if let Some(v) = filter.after {
         bind(&mut sql, &format!(" AND {order} > ?"), v.into());
+    }
+    if let Some(v) = filter.updated_since {
+        bind(&mut sql, " AND rr.updated_ms >= ?", v.into());
     }
     if let Some(codes) = &filter.codes {
         sql.push_str(" AND rr.code IN (");
