@@ -246,3 +246,14 @@ pub async fn snapshot(
     let snapshot = blocking(move || svc.facility_snapshot(&facility, since, after)).await?;
     Ok(Json(snapshot).into_response())
 }
+
+/// `GET /v1/programmes/{code}/progress`: enrolled, booked and vaccinated
+/// by dose, each by district.
+pub async fn progress(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let progress = blocking(move || svc.progress(&code)).await?;
+    Ok(Json(progress).into_response())
+}

@@ -219,6 +219,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         )
         .route("/v1/uploads/{id}/errors.csv", get(rollout::upload_errors))
         .route("/v1/programmes/{code}/facilities", post(rollout::activate))
+        .route(
+            "/v1/programmes/{code}/progress",
+            get(appointments::progress),
+        )
         .route("/v1/facilities/{code}/slots", get(appointments::slots))
         .route("/v1/facilities/{code}/day", get(appointments::day))
         .route("/v1/appointments", post(appointments::book))

@@ -137,7 +137,15 @@ const RECORDERS: &[Role] = &[
     Role::Vaccinator,
 ];
 
-const APPOINTMENT_ROUTES: [RouteSpec; 9] = [
+/// Who may read a programme's progress (counts, no personal data).
+const PROGRESS_READERS: &[Role] = &[Role::Admin, Role::Controller, Role::Monitoring];
+
+const APPOINTMENT_ROUTES: [RouteSpec; 10] = [
+    RouteSpec {
+        method: "GET",
+        path: "/v1/programmes/{code}/progress",
+        access: Access::Roles(PROGRESS_READERS),
+    },
     RouteSpec {
         method: "GET",
         path: "/v1/facility/sync",

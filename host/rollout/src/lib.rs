@@ -37,7 +37,9 @@ pub use model::{Facility, Programme, Status, Vaccinator, Vaccine};
 pub use service::{Page, RecordKind, RolloutService, Stored, Version, MAX_PAGE};
 pub use sync::{SyncAnswer, SyncItem, SyncRequest, SyncResult};
 pub use upload::{UploadKind, UploadOptions, UploadReport};
-pub use vaccination::{NextDose, RateMode, RecordingRules, Vaccinate, Vaccinated};
+pub use vaccination::{
+    DistrictProgress, NextDose, Progress, RateMode, RecordingRules, Vaccinate, Vaccinated,
+};
 
 /// What the crate's tests share.
 #[cfg(test)]

@@ -370,6 +370,16 @@ impl RolloutService {
                     let Some(count) = store::count_up(tx, &c.scope, &row.date, limit)? else {
                         return refuse(c.refusal());
                     };
+                    // The count that fills the rate: an event for the
+                    // dashboards (and the facility's day ends here).
+                    if c.rate.is_some_and(|r| count == i64::from(r)) {
+                        divoc_storage::events::append_event(
+                            tx,
+                            "rollout.rate.reached",
+                            &c.scope,
+                            &json!({"day": row.date, "rate": c.rate}),
+                        )?;
+                    }
                     if let (Some(r), RateMode::Warn) = (c.rate, mode) {
                         if count > i64::from(r) {
                             divoc_storage::audit::append_audit(
@@ -513,6 +523,62 @@ impl RolloutService {
             },
         });
         Some((payload, at))
+    }
+}
+
+/// A programme's progress, for controllers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// The programme.
+    pub programme: String,
+    /// People enrolled.
+    pub enrolled: i64,
+    /// Open bookings.
+    pub booked: i64,
+    /// Doses given, by dose (`"1"`, `"2"`, …).
+    pub vaccinated: std::collections::BTreeMap<String, i64>,
+    /// The same by the people's district: `enrolled` and doses by dose.
+    pub districts: std::collections::BTreeMap<String, DistrictProgress>,
+}
+
+/// One district's part of [`Progress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DistrictProgress {
+    /// People enrolled.
+    pub enrolled: i64,
+    /// Doses given, by dose.
+    pub vaccinated: std::collections::BTreeMap<String, i64>,
+}
+
+impl RolloutService {
+    /// How far a programme has got: enrolled, booked, vaccinated by dose,
+    /// each by district (404 if there is no such programme).
+    pub fn progress(&self, programme: &str) -> Result<Progress, RolloutError> {
+        let _ = self.get::<Programme>(programme)?;
+        let counts = self.db().read(|r| store::progress(r, programme))?;
+        let mut out = Progress {
+            programme: programme.to_owned(),
+            enrolled: 0,
+            booked: counts.booked,
+            vaccinated: Default::default(),
+            districts: Default::default(),
+        };
+        for (district, n) in counts.enrolled {
+            out.enrolled += n;
+            out.districts.entry(district).or_default().enrolled += n;
+        }
+        for (district, dose, n) in counts.vaccinated {
+            *out.vaccinated.entry(dose.to_string()).or_default() += n;
+            *out.districts
+                .entry(district)
+                .or_default()
+                .vaccinated
+                .entry(dose.to_string())
+                .or_default() += n;
+        }
+        Ok(out)
     }
 }
 
@@ -679,6 +745,7 @@ mod tests {
     use divoc_storage::{Database, DbOptions};
     use divoc_time::ManualClock;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     /// Monday 2026-12-07, 06:00 UTC.
     const MONDAY_6AM: i64 = 1_796_623_200_000;
@@ -856,6 +923,18 @@ mod tests {
             .unwrap();
         assert_eq!((second.dose, second.next_dose.as_ref()), (2, None));
         assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 2);
+        let p = w.svc.progress("C19").unwrap();
+        assert_eq!((p.enrolled, p.booked), (1, 0));
+        assert_eq!(
+            p.vaccinated,
+            BTreeMap::from([("1".into(), 1), ("2".into(), 1)])
+        );
+        assert_eq!(p.districts["D"].enrolled, 1);
+        assert_eq!(p.districts["D"].vaccinated["2"], 1);
+        assert!(matches!(
+            w.svc.progress("NOPE"),
+            Err(RolloutError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -954,6 +1033,15 @@ mod tests {
             .map(|(p, _)| p)
             .collect();
         assert_eq!((done, limited.len()), (100, 92));
+        let reached = w
+            .svc
+            .db()
+            .read(|r| divoc_storage::events::events_after(r, 0, 10_000))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "rollout.rate.reached")
+            .count();
+        assert_eq!(reached, 1, "the rate is reached once");
         // A refused vaccination left no certificate behind.
         for p in limited {
             assert!(w.certs.by_pre_enrollment(p).unwrap().is_empty());

@@ -146,6 +146,55 @@ pub fn keep_sync_answer(
     Ok(changed == 1)
 }
 
+/// A programme's progress: counts by district and dose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// People enrolled, by the district they live in.
+    pub enrolled: Vec<(String, i64)>,
+    /// Open bookings.
+    pub booked: i64,
+    /// Doses given, by the enrolled person's district and the dose.
+    pub vaccinated: Vec<(String, i64, i64)>,
+}
+
+/// Counts a programme's enrolments, open bookings and doses. A scan of
+/// the programme's rows (its link index, its appointments, its doses):
+/// a report for a controller, not a hot path.
+pub fn progress(r: &Reader<'_>, programme: &str) -> Result<Progress> {
+    let conn = r.conn();
+    let enrolled = conn
+        .prepare_cached(
+            "SELECT COALESCE(rr.district, ''), COUNT(*)
+               FROM rollout_links l JOIN rollout_records rr ON rr.id = l.record
+              WHERE l.rel = 'programme' AND l.target = ?1 AND rr.kind = 'enrolment'
+              GROUP BY 1 ORDER BY 1",
+        )?
+        .query_map(params![programme], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let booked = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM appointments WHERE programme = ?1 AND status = 'booked'",
+        )?
+        .query_row(params![programme], |r| r.get(0))?;
+    let vaccinated = conn
+        .prepare_cached(
+            "SELECT COALESCE(rr.district, ''), v.dose, COUNT(*)
+               FROM vaccinations v
+               LEFT JOIN rollout_records rr ON rr.kind = 'enrolment' AND rr.code = v.enrolment
+              WHERE v.programme = ?1
+              GROUP BY 1, 2 ORDER BY 1, 2",
+        )?
+        .query_map(params![programme], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Progress {
+        enrolled,
+        booked,
+        vaccinated,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
