@@ -50,6 +50,9 @@ pub struct RolloutConfig {
     pub rate_limits: divoc_rollout::RateMode,
     /// Days before a next dose's earliest date its reminder goes out.
     pub reminder_days_before: u32,
+    /// People one phone number may enrol in a programme through the API
+    /// (0: no limit).
+    pub members_per_contact: usize,
 }
 
 impl Default for RolloutConfig {
@@ -62,6 +65,7 @@ impl Default for RolloutConfig {
             reschedule_limit: booking.reschedule_limit,
             rate_limits: divoc_rollout::RateMode::Enforce,
             reminder_days_before: divoc_rollout::RecordingRules::default().reminder_days_before,
+            members_per_contact: 4,
         }
     }
 }

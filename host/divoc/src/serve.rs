@@ -292,6 +292,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_zone(config.locale.time_zone.clone())
         .with_booking(config.rollout.booking())
         .with_recording(config.rollout.recording())
+        .with_members_per_contact(config.rollout.members_per_contact)
         .with_policies(Arc::new(RuntimePolicies(runtime.clone())));
     spawn_upload_retention(
         &rollout,

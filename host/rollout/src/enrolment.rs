@@ -96,6 +96,36 @@ pub struct Enrolment {
     /// ([`RecordKind::prepare`]); never sent or stored in the record.
     #[serde(skip)]
     pub(crate) person: String,
+    /// The key of the phone number in the programme (the members enrolled
+    /// under one number), set like `person`; empty without a phone.
+    #[serde(skip)]
+    pub(crate) contact: String,
+}
+
+/// The last ten digits of a phone number: `+91 98…`, `+9198…` and `98…`
+/// alike.
+pub(crate) fn phone_digits(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    digits[digits.len().saturating_sub(10)..].to_owned()
+}
+
+/// HMAC-SHA256 of `parts` under `key`, 128 bits in hex.
+fn keyed(key: &[u8], parts: &[&str]) -> String {
+    use hmac::Mac as _;
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(parts.join("\u{1f}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// The key linking the enrolments of one phone number in one programme.
+pub(crate) fn contact_key(key: &[u8], programme: &str, phone: &str) -> String {
+    let digits = phone_digits(phone);
+    if digits.is_empty() {
+        return String::new();
+    }
+    keyed(key, &["contact", programme, &digits])
 }
 
 /// Damm's quasigroup of order 10 (H. M. Damm, 2004): the check digit makes
@@ -181,43 +211,36 @@ impl Enrolment {
     }
 
     /// What makes two enrolments the same person in the same programme,
-    /// as HMAC-SHA256 (RFC 2104) under the service's person key: the link
-    /// table holds no personal data, and a copy of the database alone does
-    /// not let one test identity numbers against it (the key is kept
-    /// outside the database, `<data-dir>/keys/person-key`).
+    /// as HMAC-SHA256 (RFC 2104) under the service's person key: the same
+    /// identity number; without one, the same name, year of birth and
+    /// gender under the same phone number (a family enrolling its members
+    /// under one number, as DIVOC's registration did). The link table holds
+    /// no personal data, and a copy of the database alone does not let one
+    /// test identity numbers against it (the key is kept outside the
+    /// database, `<data-dir>/keys/person-key`).
     pub(crate) fn person_key(&self, key: &[u8]) -> String {
-        let who = match &self.identity {
-            Some(id) => format!(
-                "id\u{1f}{}",
-                id.split_whitespace().collect::<String>().to_lowercase()
-            ),
-            None => format!(
-                "npd\u{1f}{}\u{1f}{}\u{1f}{}",
-                self.name
+        match &self.identity {
+            Some(id) => {
+                let id = id.split_whitespace().collect::<String>().to_lowercase();
+                keyed(key, &[&self.programme, "id", &id])
+            }
+            None => {
+                let name = self
+                    .name
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     .join(" ")
-                    .to_lowercase(),
-                self.dob,
-                // `+91 98…`, `+9198…` and `98…` alike: the last ten digits.
-                {
-                    let digits: String = self
-                        .phone
-                        .as_deref()
-                        .unwrap_or("")
-                        .chars()
-                        .filter(char::is_ascii_digit)
-                        .collect();
-                    digits[digits.len().saturating_sub(10)..].to_owned()
-                }
-            ),
-        };
-        use hmac::Mac as _;
-        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
-            return String::new();
-        };
-        mac.update(format!("{}\u{1f}{who}", self.programme).as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+                    .to_lowercase();
+                let year = self.dob.get(..4).unwrap_or_default();
+                let gender = match self.gender {
+                    Gender::Male => "m",
+                    Gender::Female => "f",
+                    Gender::Other => "o",
+                };
+                let phone = phone_digits(self.phone.as_deref().unwrap_or(""));
+                keyed(key, &[&self.programme, "nyg", &name, year, gender, &phone])
+            }
+        }
     }
 }
 
@@ -226,6 +249,11 @@ impl RecordKind for Enrolment {
     const PERSONAL: bool = true;
     fn prepare(&mut self, person_key: &[u8]) {
         self.person = self.person_key(person_key);
+        self.contact = contact_key(
+            person_key,
+            &self.programme,
+            self.phone.as_deref().unwrap_or(""),
+        );
     }
     fn code(&self) -> &str {
         &self.code
@@ -249,6 +277,9 @@ impl RecordKind for Enrolment {
         ];
         if let Some(f) = &self.facility {
             links.push(("facility".to_owned(), f.clone()));
+        }
+        if !self.contact.is_empty() {
+            links.push(("contact".to_owned(), self.contact.clone()));
         }
         RecordIndex {
             status: self.status.as_str().to_owned(),
@@ -307,8 +338,27 @@ impl RolloutService {
             {
                 continue;
             }
-            match self.create(record.clone(), actor) {
-                Err(RolloutError::Conflict(_)) => continue,
+            let most = self.members_per_contact();
+            let caps = match contact_key(
+                &self.person_key()[..],
+                &record.programme,
+                record.phone.as_deref().unwrap_or(""),
+            ) {
+                key if key.is_empty() || most == 0 => Vec::new(),
+                key => vec![(
+                    "contact".to_owned(),
+                    key,
+                    most,
+                    format!(
+                        "{most} people are enrolled in this programme with this phone number: \
+                         the most one number may enrol"
+                    ),
+                )],
+            };
+            match self.create_capped(record.clone(), actor, caps) {
+                // A code taken meanwhile: draw another. The cap's refusal
+                // is a conflict too, and final.
+                Err(RolloutError::Conflict(m)) if m.contains("exists") => continue,
                 other => return other,
             }
         }
@@ -372,6 +422,42 @@ mod tests {
             enrolment("Asha Rao", Some("AADHAAR-1235")).person_key(&[1; 32]),
             a
         );
+        // Without an identity number: name, year of birth and gender under
+        // one phone number.
+        let key = |f: &dyn Fn(&mut Enrolment)| {
+            let mut e = enrolment("Ravi Rao", None);
+            f(&mut e);
+            e.person_key(&[1; 32])
+        };
+        let ravi = key(&|_| {});
+        assert_eq!(key(&|e| e.dob = "1961-12-31".into()), ravi, "same year");
+        assert_eq!(key(&|e| e.phone = Some("98765 43210".into())), ravi);
+        assert_ne!(key(&|e| e.dob = "1962-04-02".into()), ravi);
+        assert_ne!(key(&|e| e.gender = Gender::Male), ravi);
+        assert_ne!(key(&|e| e.phone = Some("+919876543211".into())), ravi);
+        assert_ne!(key(&|e| e.name = "Ravi Raon".into()), ravi);
+    }
+
+    #[test]
+    fn one_phone_number_enrols_at_most_four_people_in_a_programme() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
+        crate::test_support::seed_c19(&svc);
+        for name in ["A", "B", "C", "D"] {
+            svc.enrol(enrolment(name, None), "ctl").unwrap();
+        }
+        let e = svc.enrol(enrolment("E", None), "ctl").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Conflict(m) if m.contains("4 people")),
+            "{e}"
+        );
+        let mut other = enrolment("E", None);
+        other.phone = Some("+919876500000".into());
+        svc.enrol(other, "ctl").unwrap();
+        // Set to 0: no limit.
+        let unlimited = svc.clone().with_members_per_contact(0);
+        unlimited.enrol(enrolment("F", None), "ctl").unwrap();
     }
 
     #[test]

@@ -240,6 +240,9 @@ pub struct RolloutService {
     policies: Option<Arc<dyn crate::eligibility::PolicyPlugins>>,
     /// How vaccinations are recorded ([`RolloutService::with_recording`]).
     recording: crate::vaccination::RecordingRules,
+    /// People one phone number may enrol in a programme through the API
+    /// (0: no limit).
+    members_per_contact: usize,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -270,7 +273,20 @@ impl RolloutService {
             booking: crate::appointments::BookingRules::default(),
             policies: None,
             recording: crate::vaccination::RecordingRules::default(),
+            members_per_contact: 4,
         }
+    }
+
+    /// Sets how many people one phone number may enrol in a programme
+    /// through the API (0: no limit; uploads are the ministry's lists and
+    /// are not limited).
+    pub fn with_members_per_contact(mut self, most: usize) -> RolloutService {
+        self.members_per_contact = most;
+        self
+    }
+
+    pub(crate) fn members_per_contact(&self) -> usize {
+        self.members_per_contact
     }
 
     /// Sets how vaccinations are recorded (rate mode, reminders).
@@ -408,6 +424,19 @@ impl RolloutService {
     /// the code): 409 if the code is taken, 422 naming every bad field or
     /// unknown reference.
     pub fn create<T: RecordKind>(&self, record: T, actor: &str) -> Result<Stored<T>, RolloutError> {
+        self.create_capped(record, actor, Vec::new())
+    }
+
+    /// [`create`](Self::create), refusing (409) when `caps` are reached:
+    /// `(rel, target, most, message)` — at most `most` records of the kind
+    /// share that link (counted inside the write, so concurrent creates
+    /// cannot pass it together).
+    pub(crate) fn create_capped<T: RecordKind>(
+        &self,
+        record: T,
+        actor: &str,
+        caps: Vec<(String, String, usize, String)>,
+    ) -> Result<Stored<T>, RolloutError> {
         let mut record = record;
         record.prepare(&self.person_key[..]);
         let (body, index) = Self::checked(&record, &self.today())?;
@@ -424,6 +453,12 @@ impl RolloutService {
                     }
                     if let Some(e) = Self::duplicate_in(tx, &rec, None)? {
                         return Ok(Err(e));
+                    }
+                    for (rel, target, most, message) in &caps {
+                        let found = store::referrers(&tx.reader(), rel, target, most + 64)?;
+                        if found.iter().filter(|(kind, _)| kind == T::KIND).count() >= *most {
+                            return Ok(Err(RolloutError::Conflict(message.clone())));
+                        }
                     }
                     let Some(version) =
                         store::insert(tx, T::KIND, &code, &index, &body, &actor, now)?

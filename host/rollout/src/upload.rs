@@ -46,13 +46,14 @@ use crate::model::{Address, Category, Facility, Geo, Hours, Person, SiteType, St
 use crate::service::{RecordKind, RolloutService};
 
 /// Rows per write transaction at most. Large, because a pre-enrolment
-/// touches two randomly placed index pages (its code and its person key):
-/// the fewer commits, the more rows share each page written to the WAL
-/// (1,000,000 rows: 41 s in transactions of 5,000, 29 s of 20,000, 24 s of
-/// 50,000; docs/PERFORMANCE.md). Memory does not grow with it (the rows
+/// touches three randomly placed index pages (its code, its person key and
+/// its phone's key): the fewer commits, the more rows share each page
+/// written to the WAL (1,000,000 rows with two such keys: 41 s in
+/// transactions of 5,000, 29 s of 20,000, 24 s of 50,000; with three: 30 s
+/// of 50,000, 28 s of 100,000; docs/PERFORMANCE.md). Memory does not grow with it (the rows
 /// stream through [`FEED`]), and other writes do not wait for a whole
 /// transaction (see [`BATCH`]).
-pub const CHUNK: usize = 50_000;
+pub const CHUNK: usize = 100_000;
 
 /// Rows passed from the parser to the writer at a time, and stored between
 /// two looks at the writer's queue: when another write waits, the
@@ -528,6 +529,7 @@ fn enrolment_row(cells: &Cells<'_>, options: &UploadOptions, today: &str) -> Par
         facility: cells.get("enrollmentScopeId").map(str::to_owned),
         status: Status::Active,
         person: String::new(),
+        contact: String::new(),
     };
     finish_row(enrolment, errors, enrolment_column, today)
 }
