@@ -12,7 +12,7 @@ use serde_json::json;
 
 use divoc_rollout::{Booking, Reschedule};
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, Role};
 use crate::certificates::principal;
 use crate::error::{ApiError, ApiQuery};
 use crate::rollout::{blocking, parse_body, service};
@@ -85,6 +85,12 @@ pub async fn book(
     if !serves(p, &booking.facility) {
         return Err(ApiError::forbidden_facility("facility"));
     }
+    if p.role == Role::Recipient && !recipient_owns(&state, p, booking.enrolment.clone()).await? {
+        return Err(
+            ApiError::forbidden("a recipient books for the people under their number")
+                .with_field("enrolment"),
+        );
+    }
     let (svc, actor) = (service(&state)?, p.name.clone());
     let appointment = blocking(move || svc.book(&booking, &actor)).await?;
     Ok((StatusCode::CREATED, Json(appointment)).into_response())
@@ -100,10 +106,25 @@ async fn visible(
     let svc = service(state)?;
     let missing = ApiError::not_found(format!("no appointment {id}"));
     let a = blocking(move || svc.appointment(&id)).await?;
-    if serves(p, &a.facility) {
+    let theirs = match p.role {
+        Role::Recipient => recipient_owns(state, p, a.enrolment.clone()).await?,
+        _ => serves(p, &a.facility),
+    };
+    if theirs {
         Ok(a)
     } else {
         Err(missing)
+    }
+}
+
+/// Whether a recipient token's number is the enrolment's (`false` if
+/// there is no such enrolment).
+async fn recipient_owns(state: &AppState, p: &Principal, code: String) -> Result<bool, ApiError> {
+    let svc = service(state)?;
+    match blocking(move || svc.get::<divoc_rollout::Enrolment>(&code)).await {
+        Ok(e) => Ok(crate::recipients::owns(p, &e.record)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -126,7 +147,8 @@ pub async fn cancel(
     let p = principal(&caller)?;
     visible(&state, p, id.clone()).await?;
     let (svc, actor) = (service(&state)?, p.name.clone());
-    let a = blocking(move || svc.cancel_appointment(&id, &actor, false)).await?;
+    let by_recipient = p.role == Role::Recipient;
+    let a = blocking(move || svc.cancel_appointment(&id, &actor, by_recipient)).await?;
     Ok(Json(a).into_response())
 }
 
@@ -148,7 +170,8 @@ pub async fn reschedule(
         }
     }
     let (svc, actor) = (service(&state)?, p.name.clone());
-    let a = blocking(move || svc.reschedule(&id, &to, &actor, false)).await?;
+    let by_recipient = p.role == Role::Recipient;
+    let a = blocking(move || svc.reschedule(&id, &to, &actor, by_recipient)).await?;
     Ok(Json(a).into_response())
 }
 

@@ -20,6 +20,7 @@ pub mod error;
 mod keys;
 pub mod oidc;
 mod plugins;
+mod recipients;
 mod rollout;
 pub mod routes;
 pub mod tokens;
@@ -233,6 +234,10 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             post(appointments::reschedule),
         )
         .route("/v1/vaccinations", post(appointments::vaccinate))
+        .route("/v1/recipients/otp", post(recipients::send_otp))
+        .route("/v1/recipients/token", post(recipients::token))
+        .route("/v1/recipients/enrolments", post(recipients::enrol))
+        .route("/v1/recipients/me", get(recipients::me))
         .route(
             "/v1/facility/sync",
             get(appointments::snapshot).post(appointments::sync),

@@ -54,6 +54,7 @@ impl From<RolloutError> for ApiError {
             )
             .with_details(json!({ "reasons": reasons })),
             RolloutError::Unavailable(m) => ApiError::unavailable(m),
+            RolloutError::TooSoon(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_soon", m),
             RolloutError::RateLimited {
                 limit,
                 value,
@@ -665,7 +666,21 @@ pub async fn enrol(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let p = principal(&caller)?;
-    let record: Enrolment = parse_body(&body)?;
+    let mut record: Enrolment = parse_body(&body)?;
+    // Facility staff register walk-ins at their own facility.
+    if facility_bound(p) {
+        match (&record.facility, p.facilities.as_slice()) {
+            (None, [only]) => record.facility = Some(only.clone()),
+            (Some(f), _) if p.facilities.contains(f) => {}
+            (None, _) => {
+                return Err(ApiError::bad_request(
+                    "facility",
+                    "name the facility the walk-in is registered at",
+                ))
+            }
+            (Some(_), _) => return Err(ApiError::forbidden_facility("facility")),
+        }
+    }
     let (svc, actor) = (service(&state)?, p.name.clone());
     let stored = blocking(move || svc.enrol(record, &actor)).await?;
     Ok(with_etag(StatusCode::CREATED, &stored))

@@ -104,23 +104,50 @@ const ENROLMENT_READERS: &[Role] = &[
     Role::FacilityAdmin,
 ];
 
-const ENROLMENT_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/enrolments", ENROLMENT_READERS);
+/// Who may enrol a person through `POST /v1/enrolments`: the registry's
+/// operators, and facility staff registering a walk-in at their facility.
+const ENROLLERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Facility,
+    Role::FacilityAdmin,
+];
+
+const ENROLMENT_ROUTES: [RouteSpec; 6] = {
+    let mut routes = registry_routes!("/v1/enrolments", ENROLMENT_READERS);
+    routes[1] = RouteSpec {
+        method: "POST",
+        path: "/v1/enrolments",
+        access: Access::Roles(ENROLLERS),
+    };
+    routes
+};
 const VACCINE_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccines", REGISTRY_READERS);
 const PROGRAMME_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/programmes", REGISTRY_READERS);
 const FACILITY_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/facilities", FACILITY_READERS);
 const VACCINATOR_ROUTES: [RouteSpec; 6] = registry_routes!("/v1/vaccinators", VACCINATOR_READERS);
 
 /// Who may book, cancel and move appointments (facility tokens at their
-/// own facilities).
+/// own facilities, recipients for the people under their number).
 const BOOKERS: &[Role] = &[
     Role::Admin,
     Role::Controller,
     Role::Facility,
     Role::FacilityAdmin,
+    Role::Recipient,
 ];
-/// Who may read appointments and a facility's day (they carry names):
-/// those who book, and the vaccinators who work through the day.
+const RECIPIENTS: &[Role] = &[Role::Recipient];
+/// Who may read an appointment: those who book it, and the vaccinators.
 const APPOINTMENT_READERS: &[Role] = &[
+    Role::Admin,
+    Role::Controller,
+    Role::Facility,
+    Role::FacilityAdmin,
+    Role::Vaccinator,
+    Role::Recipient,
+];
+/// Who may read a facility's day (names): its staff and the operators.
+const DAY_READERS: &[Role] = &[
     Role::Admin,
     Role::Controller,
     Role::Facility,
@@ -140,7 +167,28 @@ const RECORDERS: &[Role] = &[
 /// Who may read a programme's progress (counts, no personal data).
 const PROGRESS_READERS: &[Role] = &[Role::Admin, Role::Controller, Role::Monitoring];
 
-const APPOINTMENT_ROUTES: [RouteSpec; 10] = [
+const APPOINTMENT_ROUTES: [RouteSpec; 14] = [
+    // Signing in: anyone may ask for a code for a number, and trade it.
+    RouteSpec {
+        method: "POST",
+        path: "/v1/recipients/otp",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/recipients/token",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/recipients/enrolments",
+        access: Access::Roles(RECIPIENTS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/recipients/me",
+        access: Access::Roles(RECIPIENTS),
+    },
     RouteSpec {
         method: "GET",
         path: "/v1/programmes/{code}/progress",
@@ -170,7 +218,7 @@ const APPOINTMENT_ROUTES: [RouteSpec; 10] = [
     RouteSpec {
         method: "GET",
         path: "/v1/facilities/{code}/day",
-        access: Access::Roles(APPOINTMENT_READERS),
+        access: Access::Roles(DAY_READERS),
     },
     RouteSpec {
         method: "POST",

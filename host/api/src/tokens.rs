@@ -412,3 +412,60 @@ pub async fn revoke(
         .map_err(storage_failed)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// How long a recipient's token lasts after signing in with a code.
+pub(crate) const RECIPIENT_TOKEN_MS: i64 = 24 * 3_600_000;
+
+/// Makes a recipient token for a proven `contact` (`tel:…`), stored like
+/// every API token (its digest only), expiring after
+/// [`RECIPIENT_TOKEN_MS`]: the secret and when it expires.
+pub(crate) async fn issue_recipient(
+    state: &AppState,
+    contact: &str,
+) -> Result<(String, i64), ApiError> {
+    let (db, clock) = store_of(state)?;
+    let now = clock.now_ms();
+    let scope = Scope {
+        facilities: Vec::new(),
+        contacts: vec![contact.to_owned()],
+        daily_rates: BTreeMap::new(),
+    };
+    let scope = serde_json::to_string(&scope).map_err(|e| ApiError::internal(e.to_string()))?;
+    let secret = format!(
+        "dvc_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    );
+    let expires = now + RECIPIENT_TOKEN_MS;
+    let row = TokenRow {
+        id: format!("tok_{}", hex::encode(random_bytes::<8>())),
+        digest: token_digest(&secret),
+        name: "recipient".into(),
+        role: Role::Recipient.name().to_owned(),
+        scope,
+        created_ms: now,
+        created_by: "otp".into(),
+        expires_ms: Some(expires),
+        revoked_ms: None,
+    };
+    let inserted = db
+        .write(move |tx| {
+            if !store::insert(tx, &row)? {
+                return Ok(false);
+            }
+            // The token's id only: the number is personal data.
+            let detail = json!({ "id": row.id, "role": row.role });
+            audit::append_audit(tx, "otp", "token.create", &row.id, &detail)?;
+            events::append_event(tx, "auth.token.created", &row.id, &detail)?;
+            Ok(true)
+        })
+        .await
+        .map_err(storage_failed)?;
+    if !inserted {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "token id taken; try again",
+        ));
+    }
+    Ok((secret, expires))
+}

@@ -109,8 +109,14 @@ pub(crate) fn phone_digits(phone: &str) -> String {
     digits[digits.len().saturating_sub(10)..].to_owned()
 }
 
+/// Whether two phone numbers are the same number (their last ten digits).
+pub fn same_phone(a: &str, b: &str) -> bool {
+    let (a, b) = (phone_digits(a), phone_digits(b));
+    !a.is_empty() && a == b
+}
+
 /// HMAC-SHA256 of `parts` under `key`, 128 bits in hex.
-fn keyed(key: &[u8], parts: &[&str]) -> String {
+pub(crate) fn keyed(key: &[u8], parts: &[&str]) -> String {
     use hmac::Mac as _;
     let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
         return String::new();
@@ -306,6 +312,31 @@ impl RecordKind for Enrolment {
 }
 
 impl RolloutService {
+    /// The enrolments, in every programme, under a phone number.
+    pub fn enrolments_of_phone(&self, phone: &str) -> Result<Vec<Stored<Enrolment>>, RolloutError> {
+        let mut out = Vec::new();
+        let mut programmes = crate::ListFilter::default();
+        loop {
+            let page = self.list::<crate::model::Programme>(&programmes, crate::MAX_PAGE)?;
+            for p in &page.items {
+                let key = contact_key(&self.person_key()[..], &p.record.code, phone);
+                if key.is_empty() {
+                    continue;
+                }
+                let filter = crate::ListFilter {
+                    link: Some(("contact".to_owned(), key)),
+                    ..crate::ListFilter::default()
+                };
+                out.extend(self.list::<Enrolment>(&filter, crate::MAX_PAGE)?.items);
+            }
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(after) => programmes.after = Some(after),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Enrols a person: gives the record a fresh code and stores it;
     /// [`RolloutError::Duplicate`] with the existing code if the person is
     /// enrolled in the programme (checked inside the write).

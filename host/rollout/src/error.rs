@@ -83,6 +83,9 @@ pub enum RolloutError {
     /// The certificate pipeline refused or failed.
     #[error("certificate: {0}")]
     Certificate(divoc_certificates::CertError),
+    /// Asked again too soon (a sign-in code).
+    #[error("too soon: {0}")]
+    TooSoon(String),
     /// The slot has no seat left.
     #[error("full: {0}")]
     Full(String),

@@ -59,6 +59,7 @@ pub mod events;
 pub mod kv;
 pub mod meta;
 mod migrate;
+pub mod otp;
 pub mod outbox;
 pub mod rollout;
 pub mod tokens;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_appointments.sql"),
     include_str!("../migrations/0010_vaccinations.sql"),
     include_str!("../migrations/0011_sync_items.sql"),
+    include_str!("../migrations/0012_otp.sql"),
 ];
 
 /// The schema version this build creates and understands.

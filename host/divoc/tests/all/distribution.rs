@@ -464,3 +464,169 @@ fn a_facility_is_told_of_its_activation() {
     );
     server.stop();
 }
+
+/// A recipient signs in by phone: the code reaches them through the
+/// channel plugin (the webhook here), the code buys a recipient token, and
+/// with it they enrol themself and their family (the programme's rule
+/// refuses a child), book a slot for one of them, and see it; a wrong code
+/// and someone else's enrolment are refused.
+#[test]
+fn a_recipient_signs_in_with_a_code_and_books_for_the_family() {
+    let webhook = Webhook::default();
+    let hook_port = webhook.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path(), hook_port);
+    let base = server.base.as_str();
+    let tomorrow = {
+        let now = divoc_time::Clock::now_ms(&divoc_time::SystemClock);
+        divoc_time::Date::from_ms(now)
+            .add_days(1)
+            .unwrap()
+            .to_string()
+    };
+    for (path, body) in [
+        (
+            "/v1/vaccines",
+            json!({"code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1}),
+        ),
+        (
+            "/v1/programmes",
+            json!({"code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"],
+                   "eligibility": {"rule": {"minAge": 12}}}),
+        ),
+        (
+            "/v1/facilities",
+            json!({"code": "FAC-0042", "name": "PHC Forty-Two", "category": "government",
+            "type": "fixed", "address": {"line1": "42 Main Rd", "district": "North", "state": "KA", "country": "IN"},
+            "programmes": [{"programme": "C19", "slots": [{
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "startTime": "08:00", "endTime": "18:00", "minutes": 60, "capacity": 5}]}]}),
+        ),
+    ] {
+        let (s, answer) = send("POST", &format!("{base}{path}"), Some(ADMIN), Some(&body));
+        assert_eq!(s, 201, "{path}: {answer}");
+    }
+    // Someone else, pre-enrolled under another number.
+    let (s, other) = send(
+        "POST",
+        &format!("{base}/v1/enrolments"),
+        Some(ADMIN),
+        Some(
+            &json!({"programme": "C19", "name": "Someone Else", "dob": "1970-01-01",
+                     "gender": "Male", "phone": "9000000000",
+                     "address": {"line1": "1 Road", "district": "North", "state": "KA"}}),
+        ),
+    );
+    assert_eq!(s, 201, "{other}");
+
+    let phone = "+91 98450 12345";
+    let (s, sent) = send(
+        "POST",
+        &format!("{base}/v1/recipients/otp"),
+        None,
+        Some(&json!({"phone": phone})),
+    );
+    assert_eq!(s, 202, "{sent}");
+    let (s, again) = send(
+        "POST",
+        &format!("{base}/v1/recipients/otp"),
+        None,
+        Some(&json!({"phone": phone})),
+    );
+    assert_eq!(
+        (s, again["error"]["code"].as_str()),
+        (429, Some("too_soon"))
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        let found = webhook
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h.body["template"] == "otp")
+            .map(|h| h.body.clone());
+        if let Some(body) = found {
+            assert!(
+                body["contacts"].to_string().contains("9845012345"),
+                "{body}"
+            );
+            break body["variables"]["code"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no code reached the webhook");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, refused) = send(
+        "POST",
+        &format!("{base}/v1/recipients/token"),
+        None,
+        Some(&json!({"phone": phone, "code": wrong})),
+    );
+    assert_eq!((s, refused["error"]["field"].as_str()), (422, Some("code")));
+    let (s, signed_in) = send(
+        "POST",
+        &format!("{base}/v1/recipients/token"),
+        None,
+        Some(&json!({"phone": phone, "code": code})),
+    );
+    assert_eq!(s, 201, "{signed_in}");
+    let token = signed_in["token"].as_str().unwrap().to_owned();
+
+    let person = |name: &str, dob: &str| {
+        json!({"programme": "C19", "name": name, "dob": dob, "gender": "Female",
+               "address": {"line1": "12 Lake Rd", "district": "North", "state": "KA"}})
+    };
+    let enrol = |body: &Value| {
+        send(
+            "POST",
+            &format!("{base}/v1/recipients/enrolments"),
+            Some(&token),
+            Some(body),
+        )
+    };
+    let (s, me) = enrol(&person("Asha", "1985-03-01"));
+    assert_eq!(s, 201, "{me}");
+    let (s, child) = enrol(&person("Tara", "2020-06-01"));
+    assert_eq!(
+        (s, child["error"]["code"].as_str()),
+        (422, Some("ineligible")),
+        "{child}"
+    );
+    let mut foreign = person("Other", "1990-01-01");
+    foreign["phone"] = json!("9111111111");
+    let (s, _) = enrol(&foreign);
+    assert_eq!(s, 403, "only under the number signed in with");
+
+    let book = |enrolment: &str| {
+        send(
+            "POST",
+            &format!("{base}/v1/appointments"),
+            Some(&token),
+            Some(&json!({"enrolment": enrolment, "facility": "FAC-0042",
+                         "date": tomorrow, "time": "10:00"})),
+        )
+    };
+    let (s, booked) = book(me["code"].as_str().unwrap());
+    assert_eq!(s, 201, "{booked}");
+    let (s, _) = book(other["code"].as_str().unwrap());
+    assert_eq!(s, 403, "not someone else's enrolment");
+    let (s, mine) = send(
+        "GET",
+        &format!("{base}/v1/recipients/me"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(mine["enrolments"].as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine["appointments"][0]["id"], booked["id"]);
+    // The code is spent: it buys nothing twice.
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/recipients/token"),
+        None,
+        Some(&json!({"phone": phone, "code": code})),
+    );
+    assert_eq!(s, 422);
+    server.stop();
+}

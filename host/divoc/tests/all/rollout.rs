@@ -756,5 +756,29 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
         None,
     );
     assert_eq!(s, 404);
+    // Staff register a walk-in: at their own facility, not another.
+    let walk_in = json!({"programme": "C19", "name": "Walk In", "dob": "1975-05-05", "gender": "Male",
+                         "address": {"line1": "5 Lane", "district": "Bengaluru Urban", "state": "Karnataka"}});
+    let (s, walked) = send(
+        "POST",
+        &format!("{base}/v1/enrolments"),
+        staff,
+        Some(&walk_in),
+    );
+    assert_eq!(
+        (s, walked["facility"].as_str()),
+        (201, Some("BLR311")),
+        "{walked}"
+    );
+    let mut elsewhere = walk_in.clone();
+    elsewhere["name"] = json!("Walk In Elsewhere");
+    elsewhere["facility"] = json!("DEL010");
+    let (s, _) = send(
+        "POST",
+        &format!("{base}/v1/enrolments"),
+        staff,
+        Some(&elsewhere),
+    );
+    assert_eq!(s, 403);
     server.stop();
 }
