@@ -308,6 +308,7 @@ impl RolloutService {
         if let Ok(enrolment) = self.get::<Enrolment>(&booking.enrolment) {
             if let Ok(programme) = self.get::<Programme>(&enrolment.record.programme) {
                 self.check_eligible(&programme.record, &enrolment.record, dose, when.date)?;
+                self.check_interval(&programme.record, &booking.enrolment, dose, when.date)?;
             }
         }
         let now = self.clock().now_ms();

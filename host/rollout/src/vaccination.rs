@@ -526,6 +526,41 @@ impl RolloutService {
     }
 }
 
+impl RolloutService {
+    /// Whether `dose` may be booked on `date`: the person's doses so far
+    /// leave it next, and its interval since the last one has passed (the
+    /// vaccine is the one of the last dose, else the programme's only one).
+    pub(crate) fn check_interval(
+        &self,
+        programme: &Programme,
+        enrolment: &str,
+        dose: u32,
+        date: Date,
+    ) -> Result<(), RolloutError> {
+        let previous = self
+            .db()
+            .read(|r| store::of_enrolment(r, enrolment, &programme.code))?;
+        let next = u32::try_from(previous.len()).unwrap_or(u32::MAX) + 1;
+        if dose != next {
+            return Err(invalid(
+                "dose",
+                format!("the person's next dose is dose {next}"),
+            ));
+        }
+        let Some(last) = previous.last() else {
+            return Ok(());
+        };
+        let vaccine: Vaccine = self.get_as(&last.vaccine, "dose")?;
+        match earliest_after(&vaccine, dose, &last.date) {
+            Some(earliest) if date < earliest => Err(invalid(
+                "date",
+                format!("dose {dose} is possible from {earliest}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A programme's progress, for controllers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -893,6 +928,21 @@ mod tests {
             reminder.next_attempt_at_ms,
             MONDAY_6AM + 26 * DAY + 3 * 3_600_000
         );
+        // Dose 2 cannot be booked before its interval; on its first day it can.
+        let mut early = crate::Booking {
+            enrolment: a.clone(),
+            facility: "F1".into(),
+            date: "2026-12-14".into(),
+            time: "09:00".into(),
+            dose: Some(2),
+        };
+        let e = w.svc.book(&early, "staff").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "date" && f[0].message.contains("2027-01-04")),
+            "{e}"
+        );
+        early.dose = Some(3);
+        assert!(w.svc.book(&early, "staff").is_err(), "not the next dose");
         // Too early for dose 2: refused with the date it becomes possible.
         let e = w
             .svc
