@@ -317,13 +317,13 @@ mod tests {
             facility: "F1".into(),
             date: "2026-12-08".into(),
             time: "09:00".into(),
-            dose: Some(2),
+            dose: None,
         };
         svc.book(&booking, "staff").unwrap();
         let last = fake.asked.lock().unwrap().last().cloned().unwrap();
         assert_eq!(
             (last.dose, last.date.to_string()),
-            (2, "2026-12-08".to_owned())
+            (1, "2026-12-08".to_owned())
         );
     }
 }
