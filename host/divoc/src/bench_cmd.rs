@@ -72,8 +72,42 @@ const TEMPLATE: &str = r#"{
   "pre_enrollment_code": ""
 }"#;
 
+mod rollout;
+
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Book appointments, one per request (`POST /v1/appointments`), for
+    /// `--count` people over slots that seat 80 % of them: bookings/s,
+    /// latency, and seats booked over any slot's capacity (must be 0).
+    Book {
+        #[command(flatten)]
+        target: Target,
+        /// People to book for.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seats per slot.
+        #[arg(long, default_value_t = 50)]
+        seats: u32,
+        /// Let the example `policy-age-interval` plugin decide eligibility
+        /// (default: the built-in rule), to see what a plugin decision costs.
+        #[arg(long)]
+        policy_plugin: bool,
+    },
+    /// Record vaccinations, one per request (`POST /v1/vaccinations`: the
+    /// checks, the certificate, the dose and the daily count).
+    Vaccinate {
+        #[command(flatten)]
+        target: Target,
+        /// Vaccinations to record (one per person).
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Connections.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
     /// Issue certificates in batches (`POST /v1/certificates/batch`) and
     /// one per request (`POST /v1/certificates`).
     Issue {
@@ -149,6 +183,10 @@ pub struct Target {
     /// The server's data dir (to read its admin token, or to start a server on).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Plugins for the server the bench starts (default: none, so that
+    /// only the host is measured).
+    #[arg(long)]
+    plugins: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -193,6 +231,75 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
         .enable_all()
         .build()?;
     match command {
+        BenchCommand::Book {
+            target,
+            count,
+            concurrency,
+            seats,
+            policy_plugin,
+        } => {
+            ensure!(
+                count > 0 && concurrency > 0 && seats > 0,
+                "--count, --concurrency and --seats must be at least 1"
+            );
+            let server = Server::connect(&target, config_file, &rt)?;
+            let policy = policy_plugin.then_some("policy-age-interval");
+            let registry = rt.block_on(rollout::set_up(&server.endpoint, count, seats, policy))?;
+            let before = cpu_now(server.pid());
+            let (out, refused, over) =
+                rt.block_on(rollout::book(&server.endpoint, &registry, concurrency, 0.8))?;
+            let missed = out.report(
+                &format!("bookings ({concurrency} connections)"),
+                "bookings",
+                rollout::TARGET_BOOK,
+            );
+            report_cpu(
+                before,
+                cpu_now(server.pid()),
+                out.ok + refused,
+                "booking request",
+            );
+            println!("refused as full: {refused}; seats booked over capacity: {over} (must be 0)");
+            server.stop();
+            Ok(if missed || over > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        BenchCommand::Vaccinate {
+            target,
+            count,
+            concurrency,
+        } => {
+            ensure!(
+                count > 0 && concurrency > 0,
+                "--count and --concurrency must be at least 1"
+            );
+            let server = Server::connect(&target, config_file, &rt)?;
+            let registry = rt.block_on(rollout::set_up(&server.endpoint, count, 1, None))?;
+            let id = registry.programme.trim_start_matches("BP").to_owned();
+            let before = cpu_now(server.pid());
+            let out = rt.block_on(rollout::vaccinate(
+                &server.endpoint,
+                &registry,
+                &format!("BN{id}"),
+                &format!("BV{id}"),
+                concurrency,
+            ))?;
+            let missed = out.report(
+                &format!("vaccinations with certificates ({concurrency} connections)"),
+                "vaccinations",
+                rollout::TARGET_VACCINATE,
+            );
+            report_cpu(before, cpu_now(server.pid()), out.ok, "vaccination");
+            server.stop();
+            Ok(if missed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         BenchCommand::Issue {
             target,
             count,
@@ -550,9 +657,14 @@ impl Server {
         let root = std::env::temp_dir().join(format!("divoc-bench-{}", run_id()));
         let temp = Some(root.clone());
         let data = target.data_dir.clone().unwrap_or_else(|| root.join("data"));
-        let plugins = root.join("plugins");
+        let plugins = target
+            .plugins
+            .clone()
+            .unwrap_or_else(|| root.join("plugins"));
         std::fs::create_dir_all(&plugins)
             .with_context(|| format!("cannot create {}", plugins.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let token = target.token.clone().unwrap_or_else(|| {
