@@ -25,7 +25,7 @@ use divoc_time::Date;
 
 use crate::enrolment::{Enrolment, Gender};
 use crate::error::{FieldError, RolloutError};
-use crate::model::{Facility, Programme, Status, Vaccinator, Vaccine};
+use crate::model::{minutes_of, Facility, Programme, Status, Vaccinator, Vaccine};
 use crate::service::RolloutService;
 use crate::sync::SyncAnswer;
 
@@ -214,12 +214,12 @@ impl RolloutService {
             return Err(invalid("vaccine", "is not active"));
         }
         let facility: Facility = self.get_as(&v.facility, "facility")?;
-        let rate = match facility
+        let part = match facility
             .programmes
             .iter()
             .find(|p| p.programme == programme.code && p.status == Status::Active)
         {
-            Some(p) if facility.status == Status::Active => p.daily_rate,
+            Some(p) if facility.status == Status::Active => p.clone(),
             _ => {
                 return Err(invalid(
                     "facility",
@@ -271,6 +271,32 @@ impl RolloutService {
             }
         }
         self.check_eligible(&programme, &enrolment, dose, today)?;
+        let rate = part.daily_rate;
+        // Without an appointment for the dose, a person comes in the
+        // facility's walk-in hours, when it keeps any.
+        if !part.walk_in.is_empty() {
+            let programme_code = programme.code.clone();
+            let booked = self.db().read(|r| {
+                booked::open_booking(r, &v.enrolment, &programme_code, i64::from(dose))
+            })?;
+            let minute = u32::try_from((given - self.zone().start_of_day_ms(today)) / 60_000)
+                .unwrap_or(u32::MAX);
+            let weekday = today.weekday();
+            let open = part.walk_in.iter().any(|w| {
+                w.days.iter().any(|d| d.index() == weekday)
+                    && minutes_of(&w.start_time).is_some_and(|s| s <= minute)
+                    && minutes_of(&w.end_time).is_some_and(|e| minute < e)
+            });
+            if booked.is_none() && !open {
+                return Err(invalid(
+                    "appointment",
+                    format!(
+                        "{} takes people without an appointment only in its walk-in hours",
+                        facility.code
+                    ),
+                ));
+            }
+        }
 
         // Before signing: a facility at its rate is refused cheaply here;
         // the count inside the write decides.
@@ -1276,6 +1302,44 @@ mod tests {
         assert!(since.vaccines.is_empty() && since.vaccinators.is_empty());
         assert_eq!(since.enrolments.len(), 1);
         assert_eq!(since.enrolments[0].record.name, "At F1, renamed");
+    }
+
+    #[test]
+    fn without_an_appointment_people_come_in_walk_in_hours() {
+        let w = world(100, RateMode::Enforce);
+        let mut f: Facility = w.svc.get::<Facility>("F1").unwrap().record;
+        // Walk-ins on Mondays 10:00-12:00; it is Monday 06:00.
+        f.programmes[0].walk_in = vec![crate::model::Schedule {
+            days: vec![crate::model::Weekday::Mon],
+            start_time: "10:00".into(),
+            end_time: "12:00".into(),
+        }];
+        w.svc.replace("F1", f, None, "ctl").unwrap();
+        let (a, b) = (enrol(&w.svc, 1), enrol(&w.svc, 2));
+        match w.svc.vaccinate(&w.certs, &jab(&a), "staff", &none()) {
+            Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "appointment"),
+            other => panic!("{other:?}"),
+        }
+        // With an appointment it goes; and at 10:30 anyone does.
+        w.svc
+            .book(
+                &crate::Booking {
+                    enrolment: a.clone(),
+                    facility: "F1".into(),
+                    date: "2026-12-07".into(),
+                    time: "09:00".into(),
+                    dose: None,
+                },
+                "staff",
+            )
+            .unwrap();
+        w.svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
+        w.clock.set(MONDAY_6AM + 4 * 3_600_000 + 30 * 60_000);
+        w.svc
+            .vaccinate(&w.certs, &jab(&b), "staff", &none())
+            .unwrap();
     }
 
     #[test]
