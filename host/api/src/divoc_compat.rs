@@ -212,6 +212,7 @@ pub async fn certify(
     let codes: Vec<Option<String>> = items.iter().map(code_of).collect();
     let svc = service(&state)?;
     let requests = validate_all(items, &svc, &facility, &p, false)?;
+    rollout_checks(&state, &svc, &requests).await?;
     let mut out = issue_items(
         &state,
         p.name.clone(),
@@ -228,6 +229,44 @@ pub async fn certify(
         }
     }
     Ok(divoc_results(out))
+}
+
+/// The registry's rules for items whose programme it knows (the policy,
+/// the interval since the previous dose), all checked before any item is
+/// issued: the first refusal answers for the request, naming the item.
+async fn rollout_checks(
+    state: &AppState,
+    certificates: &divoc_certificates::CertificateService,
+    requests: &[IssueRequest],
+) -> Result<(), ApiError> {
+    let Some(rollout) = state.rollout.clone() else {
+        return Ok(());
+    };
+    for (index, req) in requests.iter().enumerate() {
+        let (rollout, certificates, req) = (rollout.clone(), certificates.clone(), req.clone());
+        let checked =
+            tokio::task::spawn_blocking(move || rollout.check_certify(&certificates, &req))
+                .await
+                .map_err(|e| ApiError::internal(format!("the rollout check failed: {e}")))?;
+        match checked {
+            Ok(()) => {}
+            Err(divoc_rollout::RolloutError::Validation(fields)) => {
+                let named: Vec<(String, String)> = fields
+                    .into_iter()
+                    .map(|f| (format!("[{index}].{}", f.field), f.message))
+                    .collect();
+                return Err(ApiError::invalid_fields(
+                    named.iter().map(|(f, m)| (f.as_str(), m.as_str())),
+                ));
+            }
+            Err(e) => {
+                let mut e = ApiError::from(e);
+                e.message = format!("item {index}: {}", e.message);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `PUT /divoc/api/v1/certificate`: corrections. Every item is validated

@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod appointments;
+pub mod compat;
 pub mod eligibility;
 pub mod enrolment;
 pub mod error;

@@ -659,7 +659,7 @@ fn interval(vaccine: &Vaccine, dose: u32) -> Option<&crate::model::DoseInterval>
 }
 
 /// The first day `dose` may be given after the previous dose on `last`.
-fn earliest_after(vaccine: &Vaccine, dose: u32, last: &str) -> Option<Date> {
+pub(crate) fn earliest_after(vaccine: &Vaccine, dose: u32, last: &str) -> Option<Date> {
     let last = divoc_time::parse_date(last)?;
     last.add_days(i64::from(interval(vaccine, dose)?.min_days))
 }

@@ -659,3 +659,70 @@ fn csv_import_over_http_and_cli() {
     assert!(lines[2].starts_with("3,failed,,recipientDOB"), "{report}");
     assert!(lines[4].starts_with("5,created,"), "{report}");
 }
+
+/// DIVOC's certify route, for a programme the registry knows: its policy
+/// decides and a second dose waits for its interval, as for a vaccination
+/// recorded through the rollout; a programme it does not know is as before.
+#[test]
+fn certify_keeps_the_registry_rules_for_its_programmes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let base = server.base.as_str();
+    for (path, body) in [
+        (
+            "/v1/vaccines",
+            json!({"code": "COVAX", "name": "CoVax", "manufacturer": "COVPharma",
+                   "mode": "injection", "doses": 2, "intervals": [{"minDays": 28}]}),
+        ),
+        (
+            "/v1/programmes",
+            json!({"code": "C19C", "name": "COVID-19", "startDate": "2020-01-01",
+                   "vaccines": ["COVAX"], "eligibility": {"rule": {"minAge": 18}}}),
+        ),
+    ] {
+        let (s, answer) = send("POST", &format!("{base}{path}"), Some(ADMIN), Some(&body));
+        assert_eq!(s, 201, "{answer}");
+    }
+    let certify = |item: Value| {
+        send(
+            "POST",
+            &format!("{base}/divoc/api/v1/certify"),
+            Some(ADMIN),
+            Some(&json!([item])),
+        )
+    };
+    let item = |code: &str, dose: u32, date: &str| {
+        let mut i = divoc_item(code, dose, "B-1");
+        i["programId"] = json!("C19C");
+        i["vaccination"]["date"] = json!(date);
+        i
+    };
+    let (s, body) = certify(item("CC-1", 1, "2020-12-02T10:00:00Z"));
+    assert_eq!(s, 200, "{body}");
+    let mut child = item("CC-2", 1, "2020-12-02T10:00:00Z");
+    child["recipient"]["dob"] = json!("2010-01-01");
+    let (s, body) = certify(child);
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (422, Some("ineligible")),
+        "{body}"
+    );
+    let (s, body) = certify(item("CC-1", 2, "2020-12-10T10:00:00Z"));
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["field"], "[0].vaccination.date", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2020-12-30"),
+        "{body}"
+    );
+    let (s, body) = certify(item("CC-1", 2, "2021-01-05T10:00:00Z"));
+    assert_eq!(s, 200, "{body}");
+    // Not the registry's programme: as before (the child is certified).
+    let mut other = divoc_item("CC-3", 1, "B-1");
+    other["recipient"]["dob"] = json!("2010-01-01");
+    let (s, body) = certify(other);
+    assert_eq!(s, 200, "{body}");
+    server.stop();
+}
