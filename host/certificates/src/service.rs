@@ -534,6 +534,14 @@ impl CertificateService {
         }
     }
 
+    /// Checks an identity document through the issue hooks (the identity
+    /// provider plugin for its type), as issuance does: `Ok(Some(number))`
+    /// verified (as the provider writes it), `Ok(None)` when no check is
+    /// configured for the type, a refusal otherwise.
+    pub fn check_identity(&self, claim: &IdentityClaim<'_>) -> Result<Option<String>, CertError> {
+        hooks::identity_outcome(self.inner.hooks.check_identity(claim), claim.id_type)
+    }
+
     /// Whether [`issue_async`](Self::issue_async) may issue `req` on an
     /// async runtime's thread: no issue hook can block for its identity
     /// type and program (see [`IssueHooks::may_block`]).

@@ -293,6 +293,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_booking(config.rollout.booking())
         .with_recording(config.rollout.recording())
         .with_members_per_contact(config.rollout.members_per_contact)
+        .with_identity_checks(certificates.clone())
         .with_policies(Arc::new(RuntimePolicies(runtime.clone())));
     spawn_upload_retention(
         &rollout,

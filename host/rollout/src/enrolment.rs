@@ -312,6 +312,53 @@ impl RecordKind for Enrolment {
 }
 
 impl RolloutService {
+    /// The identity document of an enrolment, checked by the identity
+    /// provider for its type (DIVOC's `did:<type>:<number>`; a bare number
+    /// is a `national-id`).
+    fn check_identity_of(&self, e: &Enrolment) -> Result<(), RolloutError> {
+        let invalid = |m: String| RolloutError::Validation(vec![FieldError::new("identity", m)]);
+        let Some(identity) = e.identity.as_deref() else {
+            return Err(invalid(
+                "this programme checks the identity document: give it".into(),
+            ));
+        };
+        let (id_type, value) = match identity
+            .strip_prefix("did:")
+            .and_then(|r| r.rsplit_once(':'))
+        {
+            Some((t, v)) => (t, v),
+            None => ("national-id", identity),
+        };
+        let Some(certificates) = self.identity_checks() else {
+            return Err(RolloutError::Unavailable(
+                "this programme checks identity documents, and no identity provider is wired"
+                    .into(),
+            ));
+        };
+        let claim = divoc_certificates::hooks::IdentityClaim {
+            id_type,
+            value,
+            name: &e.name,
+            dob: Some(&e.dob),
+        };
+        match certificates.check_identity(&claim) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(invalid(format!(
+                "this programme checks identity documents, and no identity provider handles \
+                 the type {id_type}"
+            ))),
+            Err(divoc_certificates::CertError::Validation(fields)) => {
+                Err(RolloutError::Validation(
+                    fields
+                        .into_iter()
+                        .map(|f| FieldError::new("identity", f.message))
+                        .collect(),
+                ))
+            }
+            Err(e) => Err(RolloutError::Certificate(e)),
+        }
+    }
+
     /// The enrolments, in every programme, under a phone number.
     pub fn enrolments_of_phone(&self, phone: &str) -> Result<Vec<Stored<Enrolment>>, RolloutError> {
         let mut out = Vec::new();
@@ -356,6 +403,9 @@ impl RolloutService {
         if let Ok(programme) = self.get::<crate::model::Programme>(&record.programme) {
             let today = divoc_time::Date::in_zone(self.clock().now_ms(), self.zone());
             self.check_eligible(&programme.record, &record, 1, today)?;
+            if programme.record.identity_check {
+                self.check_identity_of(&record)?;
+            }
         }
         // 10 random digits: a collision is rare; the table refuses one. A
         // code an enrolment had before its deletion is not given again

@@ -179,6 +179,10 @@ pub struct Programme {
     /// Who may take part.
     #[serde(default)]
     pub eligibility: Eligibility,
+    /// Whether an enrolment's identity document is checked, at enrolment,
+    /// by the identity-provider plugin for its type (and required).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity_check: bool,
     /// Whether it is paid.
     #[serde(default)]
     pub payment: Payment,

@@ -243,6 +243,8 @@ pub struct RolloutService {
     /// People one phone number may enrol in a programme through the API
     /// (0: no limit).
     members_per_contact: usize,
+    /// Where identity documents are checked ([`RolloutService::with_identity_checks`]).
+    identity: Option<divoc_certificates::CertificateService>,
 }
 
 impl std::fmt::Debug for RolloutService {
@@ -274,7 +276,24 @@ impl RolloutService {
             policies: None,
             recording: crate::vaccination::RecordingRules::default(),
             members_per_contact: 4,
+            identity: None,
         }
+    }
+
+    /// Checks the identity documents of programmes that ask for it through
+    /// the certificate service's identity providers (the same plugins as
+    /// issuance). Without it, such a programme refuses enrolments (fails
+    /// closed).
+    pub fn with_identity_checks(
+        mut self,
+        certificates: divoc_certificates::CertificateService,
+    ) -> RolloutService {
+        self.identity = Some(certificates);
+        self
+    }
+
+    pub(crate) fn identity_checks(&self) -> Option<&divoc_certificates::CertificateService> {
+        self.identity.as_ref()
     }
 
     /// Sets how many people one phone number may enrol in a programme

@@ -2,7 +2,8 @@
 //! plugin: a programme names it, the plugin's refusal reaches the person
 //! with its reasons, and swapping the plugin (a new version dropped into
 //! the plugins directory while the service runs) changes the next decision
-//! without a restart.
+//! without a restart; a programme that checks identity documents has the
+//! identity-provider plugin check them at enrolment.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -150,5 +151,67 @@ fn the_programme_policy_decides_and_a_swapped_plugin_decides_the_next_request() 
         json!(["vaccination is paused"]),
         "{body}"
     );
+    server.stop();
+}
+
+/// A programme that checks identity documents has the enrolment's number
+/// checked by the identity-provider plugin for its type (the example
+/// `id-verhoeff` for `national-id`), as issuance does.
+#[test]
+fn a_programme_that_checks_identities_asks_the_identity_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    deploy(
+        &repo().join("target/plugins/id-verhoeff"),
+        &plugins,
+        "id-verhoeff",
+    );
+    let server = support::start(&config(tmp.path()), tmp.path(), ADMIN);
+    let base = server.base.clone();
+    for (path, body) in [
+        (
+            "/v1/vaccines",
+            json!({"code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1}),
+        ),
+        (
+            "/v1/programmes",
+            json!({"code": "C19", "name": "COVID-19", "startDate": "2021-01-16",
+                   "vaccines": ["COVAX"], "identityCheck": true}),
+        ),
+    ] {
+        let (s, answer) = send("POST", &format!("{base}{path}"), Some(&body));
+        assert_eq!(s, 201, "{answer}");
+    }
+    let enrolments = format!("{base}/v1/enrolments");
+    let with_id = |name: &str, id: Option<&str>| {
+        let mut p = person(name, "1980-01-01");
+        if let Some(id) = id {
+            p["identity"] = json!(id);
+        }
+        p
+    };
+    // 12 digits with a Verhoeff check digit: 234567890124.
+    let (s, body) = send(
+        "POST",
+        &enrolments,
+        Some(&with_id("A", Some("234567890125"))),
+    );
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (422, Some("identity")),
+        "{body}"
+    );
+    let (s, body) = send("POST", &enrolments, Some(&with_id("B", None)));
+    assert_eq!(
+        (s, body["error"]["field"].as_str()),
+        (422, Some("identity")),
+        "{body}"
+    );
+    let (s, body) = send(
+        "POST",
+        &enrolments,
+        Some(&with_id("C", Some("did:national-id:234567890124"))),
+    );
+    assert_eq!(s, 201, "{body}");
     server.stop();
 }
