@@ -43,7 +43,8 @@ impl RolloutService {
                 .by_pre_enrollment(code)
                 .map_err(RolloutError::Certificate)?
         };
-        let last = previous
+        // The doses certified before this one: (vaccine, dose, date).
+        let earlier: Vec<(String, u32, Date)> = previous
             .iter()
             .filter(|c| {
                 c.program == programme.code
@@ -51,11 +52,13 @@ impl RolloutService {
                     && c.status != CertificateStatus::Revoked
             })
             .filter_map(|c| {
-                let at = c.credential["credentialSubject"]["vaccination"]["date"].as_str()?;
-                let ms = divoc_time::parse_instant(at, &divoc_time::Zone::utc())?;
-                Some((c.dose, Date::in_zone(ms, self.zone())))
+                let v = &c.credential["credentialSubject"]["vaccination"];
+                let ms = divoc_time::parse_instant(v["date"].as_str()?, &divoc_time::Zone::utc())?;
+                let vaccine = v["vaccine"].as_str().unwrap_or_default().to_owned();
+                Some((vaccine, c.dose, Date::in_zone(ms, self.zone())))
             })
-            .max();
+            .collect();
+        let last = earlier.iter().map(|(_, d, on)| (*d, *on)).max();
         if let Some((_, last_date)) = last {
             let vaccine = programme
                 .vaccines
@@ -78,7 +81,7 @@ impl RolloutService {
             Ok(e) if e.record.programme == programme.code => e.record,
             _ => as_enrolment(req, &programme.code),
         };
-        self.check_eligible(&programme, &person, dose, date)
+        self.check_eligible_with(&programme, &person, dose, date, earlier)
     }
 }
 

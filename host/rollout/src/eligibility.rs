@@ -69,6 +69,34 @@ impl RolloutService {
         dose: u32,
         date: Date,
     ) -> Result<(), RolloutError> {
+        // The doses recorded here (a plugin decides on the series).
+        let previous = if enrolment.code.is_empty() {
+            Vec::new()
+        } else {
+            self.db()
+                .read(|r| {
+                    divoc_storage::vaccinations::of_enrolment(r, &enrolment.code, &programme.code)
+                })?
+                .into_iter()
+                .filter_map(|v| {
+                    let date = divoc_time::parse_date(&v.date)?;
+                    Some((v.vaccine, u32::try_from(v.dose).ok()?, date))
+                })
+                .collect()
+        };
+        self.check_eligible_with(programme, enrolment, dose, date, previous)
+    }
+
+    /// [`check_eligible`](Self::check_eligible) with the person's doses so
+    /// far given: `(vaccine, dose, date)`.
+    pub(crate) fn check_eligible_with(
+        &self,
+        programme: &Programme,
+        enrolment: &Enrolment,
+        dose: u32,
+        date: Date,
+        previous_doses: Vec<(String, u32, Date)>,
+    ) -> Result<(), RolloutError> {
         let decision = match &programme.eligibility {
             Eligibility::Rule(rule) => built_in(rule, enrolment, date),
             Eligibility::Plugin(name) => {
@@ -94,7 +122,7 @@ impl RolloutService {
                     nationality: enrolment.nationality.clone(),
                     name: enrolment.name.clone(),
                     identity: enrolment.identity.clone(),
-                    previous_doses: Vec::new(),
+                    previous_doses,
                 };
                 plugins.evaluate(name, &query).map_err(|e| {
                     RolloutError::Unavailable(format!(

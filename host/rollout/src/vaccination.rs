@@ -243,13 +243,34 @@ impl RolloutService {
             .db()
             .read(|r| store::of_enrolment(r, &v.enrolment, &programme.code))?;
         let next = u32::try_from(previous.len()).unwrap_or(u32::MAX) + 1;
+        let most = max_dose(&vaccine);
+        if v.dose.is_some_and(|d| !(1..=most).contains(&d)) {
+            return Err(invalid(
+                "dose",
+                format!("must be 1-{most} for {}", vaccine.code),
+            ));
+        }
+        // A series given whole: the same vaccination sent again (a retry)
+        // is answered with the last dose, not recorded as another.
+        if v.dose.is_none() && next > most {
+            if let Some(last) = previous.last() {
+                return Err(RolloutError::Duplicate {
+                    message: format!(
+                        "the person's {most} doses of {} are given (the last on {})",
+                        vaccine.code, last.date
+                    ),
+                    existing: last.certificate_id.clone(),
+                });
+            }
+        }
         let dose = v.dose.unwrap_or(next);
         if dose < next {
-            let done = &previous[(dose as usize).saturating_sub(1)];
-            return Err(RolloutError::Duplicate {
-                message: format!("dose {dose} was given on {}", done.date),
-                existing: done.certificate_id.clone(),
-            });
+            if let Some(done) = previous.get(dose as usize - 1) {
+                return Err(RolloutError::Duplicate {
+                    message: format!("dose {dose} was given on {}", done.date),
+                    existing: done.certificate_id.clone(),
+                });
+            }
         }
         if dose > next {
             return Err(invalid(
@@ -647,6 +668,14 @@ fn invalid(field: &str, message: impl Into<String>) -> RolloutError {
     RolloutError::Validation(vec![FieldError::new(field, message)])
 }
 
+/// The most doses of a vaccine: its series and its boosters.
+fn max_dose(vaccine: &Vaccine) -> u32 {
+    vaccine
+        .doses
+        .saturating_add(vaccine.booster.as_ref().map_or(0, |b| b.max_boosters))
+        .max(1)
+}
+
 /// The interval before `dose` (dose 2 is the first interval).
 fn interval(vaccine: &Vaccine, dose: u32) -> Option<&crate::model::DoseInterval> {
     let i = usize::try_from(dose.checked_sub(2)?).ok()?;
@@ -658,10 +687,15 @@ fn interval(vaccine: &Vaccine, dose: u32) -> Option<&crate::model::DoseInterval>
     })
 }
 
-/// The first day `dose` may be given after the previous dose on `last`.
+/// The first day `dose` may be given after the previous dose on `last`
+/// (a booster: the vaccine's days after the last dose).
 pub(crate) fn earliest_after(vaccine: &Vaccine, dose: u32, last: &str) -> Option<Date> {
     let last = divoc_time::parse_date(last)?;
-    last.add_days(i64::from(interval(vaccine, dose)?.min_days))
+    let days = match (&vaccine.booster, dose > vaccine.doses) {
+        (Some(b), true) => b.min_days_after_last,
+        _ => interval(vaccine, dose)?.min_days,
+    };
+    last.add_days(i64::from(days))
 }
 
 /// The dose after `dose` given on `on`, if the series has one.
@@ -1340,6 +1374,73 @@ mod tests {
         w.svc
             .vaccinate(&w.certs, &jab(&b), "staff", &none())
             .unwrap();
+    }
+
+    #[test]
+    fn a_retry_is_not_another_dose_and_doses_are_bounded() {
+        let w = world(100, RateMode::Enforce);
+        let a = enrol(&w.svc, 1);
+        for bad in [0, 3, 99] {
+            let v = Vaccinate {
+                dose: Some(bad),
+                ..jab(&a)
+            };
+            match w.svc.vaccinate(&w.certs, &v, "staff", &none()) {
+                Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "dose", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        w.svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
+        w.clock.set(MONDAY_6AM + 28 * DAY);
+        let second = w
+            .svc
+            .vaccinate(&w.certs, &jab(&a), "staff", &none())
+            .unwrap();
+        // The series (2 doses, no boosters) is given: the same request
+        // again names the last certificate.
+        match w.svc.vaccinate(&w.certs, &jab(&a), "staff", &none()) {
+            Err(RolloutError::Duplicate { existing, .. }) => {
+                assert_eq!(existing, second.certificate_id)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_policy_plugin_is_told_the_doses_given() {
+        #[derive(Default)]
+        struct Recorder(Mutex<Vec<crate::EligibilityQuery>>);
+        impl crate::PolicyPlugins for Recorder {
+            fn evaluate(
+                &self,
+                _: &str,
+                q: &crate::EligibilityQuery,
+            ) -> Result<crate::Decision, String> {
+                self.0.lock().unwrap().push(q.clone());
+                Ok(crate::Decision::Allow)
+            }
+        }
+        let w = world(100, RateMode::Enforce);
+        let recorder = Arc::new(Recorder::default());
+        let svc = w.svc.clone().with_policies(recorder.clone());
+        let mut c19 = svc.get::<Programme>("C19").unwrap().record;
+        c19.eligibility = crate::model::Eligibility::Plugin("recorder".into());
+        svc.replace("C19", c19, None, "ctl").unwrap();
+        let a = enrol(&svc, 1);
+        svc.vaccinate(&w.certs, &jab(&a), "staff", &none()).unwrap();
+        w.clock.set(MONDAY_6AM + 30 * DAY);
+        svc.vaccinate(&w.certs, &jab(&a), "staff", &none()).unwrap();
+        let last = recorder.0.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.dose, 2);
+        let given: Vec<(String, u32, String)> = last
+            .previous_doses
+            .iter()
+            .map(|(v, d, on)| (v.clone(), *d, on.to_string()))
+            .collect();
+        assert_eq!(given, [("COVAX".to_string(), 1, "2026-12-07".to_string())]);
     }
 
     #[test]
