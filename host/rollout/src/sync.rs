@@ -156,9 +156,27 @@ impl RolloutService {
         let key = Some((facility.to_owned(), item.client_id.clone()));
         let e = match self.vaccinate_keyed(certificates, &item.vaccination, actor, staff_rates, key)
         {
-            Ok(done) => return Ok(SyncAnswer::Done(done)),
+            // Made now: its answer was kept with it.
+            Ok(done) if done.created => return Ok(SyncAnswer::Done(done)),
+            // The certificate existed: the item was applied by a request
+            // sent at the same time, whose answer (kept in the same
+            // transaction) is this one's too.
+            Ok(done) => {
+                let (f, id) = (facility.to_owned(), item.client_id.clone());
+                return match self.db().read(|r| store::sync_answer(r, &f, &id))? {
+                    Some(kept) => serde_json::from_str(&kept)
+                        .map_err(|e| RolloutError::Internal(e.to_string())),
+                    None => Ok(SyncAnswer::Done(done)),
+                };
+            }
             Err(e) => e,
         };
+        // Sent twice at once: the request that stored its answer first
+        // decided; this one answers the same.
+        let (f, id) = (facility.to_owned(), item.client_id.clone());
+        if let Some(kept) = self.db().read(|r| store::sync_answer(r, &f, &id))? {
+            return serde_json::from_str(&kept).map_err(|e| RolloutError::Internal(e.to_string()));
+        }
         let (code, message, field) = match e {
             RolloutError::Validation(fields) => {
                 let first = fields.first().map(|f| f.field.clone());
@@ -194,9 +212,17 @@ impl RolloutService {
             item.client_id.clone(),
             self.clock().now_ms(),
         );
-        self.db()
+        let (f, id) = (facility.clone(), client_id.clone());
+        let kept = self
+            .db()
             .write(move |tx| store::keep_sync_answer(tx, &facility, &client_id, &json, now))
             .wait()?;
+        if !kept {
+            if let Some(first) = self.db().read(|r| store::sync_answer(r, &f, &id))? {
+                return serde_json::from_str(&first)
+                    .map_err(|e| RolloutError::Internal(e.to_string()));
+            }
+        }
         Ok(answer)
     }
 }

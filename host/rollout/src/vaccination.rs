@@ -466,7 +466,13 @@ impl RolloutService {
                         appointment,
                     )))
                     .map_err(|e| divoc_storage::StorageError::InvalidArgument(e.to_string()))?;
-                    store::keep_sync_answer(tx, facility, client_id, &answer, row.at_ms)?;
+                    // The same item applied meanwhile by another request:
+                    // its answer stands, and this one is undone.
+                    if !store::keep_sync_answer(tx, facility, client_id, &answer, row.at_ms)? {
+                        return refuse(RolloutError::Conflict(
+                            "this item was answered meanwhile".into(),
+                        ));
+                    }
                 }
                 let detail = json!({
                     "enrolment": row.enrolment, "programme": row.programme, "dose": row.dose,
@@ -1441,6 +1447,36 @@ mod tests {
             .map(|(v, d, on)| (v.clone(), *d, on.to_string()))
             .collect();
         assert_eq!(given, [("COVAX".to_string(), 1, "2026-12-07".to_string())]);
+    }
+
+    #[test]
+    fn the_same_offline_item_sent_at_once_is_applied_once() {
+        use crate::sync::{SyncItem, SyncRequest};
+        let w = world(100, RateMode::Enforce);
+        let a = enrol(&w.svc, 1);
+        let request = SyncRequest {
+            facility: "F1".into(),
+            items: vec![SyncItem {
+                client_id: "app-1".into(),
+                vaccination: Vaccinate {
+                    at: Some(divoc_time::format_millis(MONDAY_6AM - 3_600_000)),
+                    ..jab(&a)
+                },
+            }],
+        };
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (svc, certs, request) = (w.svc.clone(), w.certs.clone(), request.clone());
+                std::thread::spawn(move || {
+                    svc.sync_vaccinations(&certs, &request, "staff", &BTreeMap::new())
+                        .unwrap()
+                })
+            })
+            .collect();
+        let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert!(matches!(answers[0][0].answer, crate::SyncAnswer::Done(_)));
+        assert_eq!(w.certs.by_pre_enrollment(&a).unwrap().len(), 1);
     }
 
     #[test]
