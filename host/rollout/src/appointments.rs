@@ -303,8 +303,8 @@ impl RolloutService {
             )]));
         }
         let when = self.when(&booking.date, &booking.time)?;
-        // Eligibility on the slot's date, decided before the write (a
-        // plugin call does not hold the writer); the write re-reads both.
+        // Eligibility and the dose's interval on the slot's date, decided
+        // before the write (a plugin call does not hold the writer).
         if let Ok(enrolment) = self.get::<Enrolment>(&booking.enrolment) {
             if let Ok(programme) = self.get::<Programme>(&enrolment.record.programme) {
                 self.check_eligible(&programme.record, &enrolment.record, dose, when.date)?;
@@ -432,6 +432,17 @@ impl RolloutService {
         by_recipient: bool,
     ) -> Result<Appointment, RolloutError> {
         let when = self.when(&to.date, &to.time)?;
+        // The new date is asked about as a booking is: the person's policy
+        // and the dose's interval.
+        let current = self.appointment(id)?;
+        let enrolment = self.get::<Enrolment>(&current.enrolment)?.record;
+        if enrolment.status != Status::Active {
+            return Err(invalid("enrolment", "is not active"));
+        }
+        let programme = self.get::<Programme>(&current.programme)?.record;
+        let dose = u32::try_from(current.dose).unwrap_or(u32::MAX);
+        self.check_eligible(&programme, &enrolment, dose, when.date)?;
+        self.check_interval(&programme, &current.enrolment, dose, when.date)?;
         let now = self.clock().now_ms();
         let cutoff = self.cutoff_ms(by_recipient);
         let limit = i64::from(self.booking_rules().reschedule_limit);

@@ -1009,6 +1009,28 @@ mod tests {
         );
         early.dose = Some(3);
         assert!(w.svc.book(&early, "staff").is_err(), "not the next dose");
+        // Booked on its first day, it cannot be moved into the interval.
+        early.dose = Some(2);
+        early.date = "2027-01-04".into();
+        w.clock.set(MONDAY_6AM + 14 * DAY);
+        let booked = w.svc.book(&early, "staff").unwrap();
+        let into = crate::Reschedule {
+            facility: None,
+            date: "2026-12-28".into(),
+            time: "09:00".into(),
+        };
+        let e = w
+            .svc
+            .reschedule(&booked.id, &into, "staff", false)
+            .unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::Validation(f) if f[0].field == "date" && f[0].message.contains("2027-01-04")),
+            "{e}"
+        );
+        w.svc
+            .cancel_appointment(&booked.id, "staff", false)
+            .unwrap();
+        w.clock.set(MONDAY_6AM);
         // Too early for dose 2: refused with the date it becomes possible.
         let e = w
             .svc
