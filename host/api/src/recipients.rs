@@ -15,7 +15,7 @@ use divoc_rollout::Enrolment;
 use crate::auth::{Caller, Principal};
 use crate::certificates::principal;
 use crate::error::ApiError;
-use crate::rollout::{blocking, parse_body, service};
+use crate::rollout::{blocking, blocking_unnamed, parse_body, service};
 use crate::AppState;
 
 /// `POST /v1/recipients/otp` body.
@@ -107,7 +107,7 @@ pub async fn enrol(
     // Where they are enrolled is the registry's to say.
     record.facility = None;
     let (svc, actor) = (service(&state)?, p.name.clone());
-    let stored = blocking(move || svc.enrol(record, &actor)).await?;
+    let stored = blocking_unnamed(move || svc.enrol(record, &actor)).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 

@@ -82,6 +82,23 @@ impl From<RolloutError> for ApiError {
     }
 }
 
+/// [`blocking`] for callers who may not read every enrolment: a duplicate
+/// is refused without naming the existing record (its code would tell who
+/// is enrolled, and let them read it).
+pub(crate) async fn blocking_unnamed<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RolloutError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let unnamed = |r: Result<T, RolloutError>| {
+        r.map_err(|e| match e {
+            RolloutError::Duplicate { .. } => {
+                RolloutError::Conflict("this person is enrolled in the programme already".into())
+            }
+            other => other,
+        })
+    };
+    blocking(move || unnamed(f())).await
+}
+
 pub(crate) fn service(state: &AppState) -> Result<RolloutService, ApiError> {
     state
         .rollout
@@ -682,6 +699,11 @@ pub async fn enrol(
         }
     }
     let (svc, actor) = (service(&state)?, p.name.clone());
-    let stored = blocking(move || svc.enrol(record, &actor)).await?;
+    let stored = if facility_bound(p) {
+        // The existing enrolment may be another facility's: not named.
+        blocking_unnamed(move || svc.enrol(record, &actor)).await?
+    } else {
+        blocking(move || svc.enrol(record, &actor)).await?
+    };
     Ok(with_etag(StatusCode::CREATED, &stored))
 }

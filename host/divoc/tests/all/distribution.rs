@@ -513,7 +513,7 @@ fn a_recipient_signs_in_with_a_code_and_books_for_the_family() {
         Some(ADMIN),
         Some(
             &json!({"programme": "C19", "name": "Someone Else", "dob": "1970-01-01",
-                     "gender": "Male", "phone": "9000000000",
+                     "gender": "Male", "phone": "9000000000", "identity": "ID-SOMEONE-ELSE",
                      "address": {"line1": "1 Road", "district": "North", "state": "KA"}}),
         ),
     );
@@ -597,6 +597,15 @@ fn a_recipient_signs_in_with_a_code_and_books_for_the_family() {
     foreign["phone"] = json!("9111111111");
     let (s, _) = enrol(&foreign);
     assert_eq!(s, 403, "only under the number signed in with");
+    // Someone else's identity number: refused, without naming their code.
+    let mut theirs = person("Someone Else", "1970-01-01");
+    theirs["identity"] = json!("ID-SOMEONE-ELSE");
+    let (s, dup) = enrol(&theirs);
+    assert_eq!(s, 409, "{dup}");
+    assert!(
+        !dup.to_string().contains(other["code"].as_str().unwrap()),
+        "{dup}"
+    );
 
     let book = |enrolment: &str| {
         send(
