@@ -1,12 +1,14 @@
 //! A recipient signs in with a one-time code sent to their phone.
 //!
 //! The code (6 digits from the OS's CSPRNG) goes out through the
-//! distribution channels (the outbox, as every notice); the service keeps
-//! only HMACs of the number and the code under the person key, for
-//! [`CODE_TTL_MS`], answers at most one request per number every
-//! [`RESEND_MS`], and forgets the code after [`MAX_TRIES`] wrong tries. A
-//! right code proves the number: the API then gives a recipient token for
-//! it.
+//! distribution channels: it waits in the outbox with the number until it is
+//! delivered, as every notice does. What checks it is kept apart: HMACs of
+//! the number and the code under the person key, for [`CODE_TTL_MS`]. The
+//! service answers at most one request per number every [`RESEND_MS`] and
+//! [`CODES_A_DAY`] a day, and a code is spent after [`MAX_TRIES`] wrong
+//! tries (a new one still waits [`RESEND_MS`]). A right code proves the
+//! number: the API then gives a recipient token for it. (A cap across
+//! numbers, against a flood of the public route, is admission control's.)
 
 use serde::Serialize;
 use serde_json::json;
@@ -21,8 +23,13 @@ use crate::service::RolloutService;
 pub const CODE_TTL_MS: i64 = 5 * 60_000;
 /// The least time between two codes for one number.
 pub const RESEND_MS: i64 = 30_000;
-/// Wrong tries before a code is forgotten.
+/// Wrong tries before a code is spent.
 pub const MAX_TRIES: i64 = 5;
+/// Codes one number may be sent in a day.
+pub const CODES_A_DAY: i64 = 10;
+
+/// The write's refusal when the day's codes are used up.
+const DAY_USED_UP: &str = "the day's codes are used up";
 
 /// A code sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,11 +60,19 @@ impl RolloutService {
             "subject": "otp",
             "variables": {"code": code, "minutes": (CODE_TTL_MS / 60_000).to_string()},
         });
+        let day = divoc_time::Date::in_zone(now, self.zone()).to_string();
         let sent = self
             .db()
             .write(move |tx| {
                 if !store::put(tx, &contact, &hashed, now, CODE_TTL_MS, RESEND_MS)? {
                     return Ok(false);
+                }
+                let scope = format!("otp:{contact}");
+                if divoc_storage::vaccinations::count_up(tx, &scope, &day, Some(CODES_A_DAY))?
+                    .is_none()
+                {
+                    // Undoes the code just kept: none goes out today.
+                    return Err(divoc_storage::StorageError::Rejected(DAY_USED_UP.into()));
                 }
                 divoc_storage::outbox::enqueue(
                     tx,
@@ -68,7 +83,15 @@ impl RolloutService {
                 )?;
                 Ok(true)
             })
-            .wait()?;
+            .wait();
+        let sent = match sent {
+            Err(divoc_storage::StorageError::Rejected(m)) if m == DAY_USED_UP => {
+                return Err(RolloutError::TooSoon(format!(
+                    "this number was sent {CODES_A_DAY} codes today, the most a day"
+                )))
+            }
+            other => other?,
+        };
         if !sent {
             return Err(RolloutError::TooSoon(format!(
                 "a code was sent to this number less than {} seconds ago",
@@ -178,6 +201,17 @@ mod tests {
             .unwrap()
             .to_owned();
         assert!(svc.verify_otp("9876543210", &code).is_err());
+        // Ten codes a day, however the tries go.
+        for _ in 2..10 {
+            clock.advance(RESEND_MS);
+            svc.send_otp("9876543210").unwrap();
+        }
+        clock.advance(RESEND_MS);
+        let e = svc.send_otp("9876543210").unwrap_err();
+        assert!(
+            matches!(&e, RolloutError::TooSoon(m) if m.contains("10 codes")),
+            "{e}"
+        );
         assert!(matches!(
             svc.send_otp("12345"),
             Err(RolloutError::Validation(f)) if f[0].field == "phone"

@@ -74,8 +74,10 @@ pub fn check(
     let Some((kept, expires_ms, attempts)) = found else {
         return Ok(Check::Missing);
     };
-    if expires_ms <= now_ms {
-        delete()?;
+    // An expired or spent code stays (as nothing that can match) until the
+    // next is sent: its send time keeps the wait between codes, so wrong
+    // tries cannot be turned into fresh codes at once.
+    if expires_ms <= now_ms || kept.is_empty() {
         return Ok(Check::Missing);
     }
     // Both are hashes of equal length: comparing them leaks nothing of
@@ -86,7 +88,8 @@ pub fn check(
     }
     let attempts = attempts + 1;
     if attempts >= max_attempts {
-        delete()?;
+        conn.prepare_cached("UPDATE otp_codes SET code = '', attempts = ?2 WHERE contact = ?1")?
+            .execute(params![contact, attempts])?;
         return Ok(Check::Spent);
     }
     conn.prepare_cached("UPDATE otp_codes SET attempts = ?2 WHERE contact = ?1")?
@@ -132,5 +135,7 @@ mod tests {
             Check::Missing,
             "gone after the last try"
         );
+        assert!(!put("h5", 510_000), "spent: still the wait for a new one");
+        assert!(put("h5", 530_000));
     }
 }
