@@ -232,8 +232,10 @@ impl RolloutService {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
-    /// Send as `since` next time (the time this snapshot was started:
-    /// anything changed while it was read comes again, never lost).
+    /// Send as `since` next time: [`SYNC_OVERLAP_MS`] before this
+    /// snapshot was started, so that a record stamped before a write that
+    /// committed after the snapshot read comes next time (records may come
+    /// twice; the app keeps the latest version).
     pub cursor: String,
     /// The facility itself, if changed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +256,11 @@ pub struct Snapshot {
     /// Today's and tomorrow's appointments, whole.
     pub appointments: Vec<crate::appointments::DayEntry>,
 }
+
+/// How far back a snapshot's cursor reaches before its start: longer than
+/// any write takes to commit after it stamped its records (an upload's
+/// transaction of 100,000 rows takes seconds).
+pub const SYNC_OVERLAP_MS: i64 = 10 * 60_000;
 
 impl RolloutService {
     /// What the app of `facility` needs offline (see [`Snapshot`]):
@@ -324,7 +331,7 @@ impl RolloutService {
             appointments.extend(self.day(facility, Some(&tomorrow.to_string()))?);
         }
         Ok(Snapshot {
-            cursor: started.to_string(),
+            cursor: (started - SYNC_OVERLAP_MS).to_string(),
             facility: changed(&f.updated_at).then_some(f),
             programmes,
             vaccines,

@@ -308,7 +308,12 @@ impl RolloutService {
                     && minutes_of(&w.start_time).is_some_and(|s| s <= minute)
                     && minutes_of(&w.end_time).is_some_and(|e| minute < e)
             });
-            if booked.is_none() && !open {
+            // An appointment here today; one elsewhere or on another day
+            // does not let a person in outside the walk-in hours.
+            let here = booked
+                .as_ref()
+                .is_some_and(|a| a.facility == v.facility && a.date == today.to_string());
+            if !here && !open {
                 return Err(invalid(
                     "appointment",
                     format!(
@@ -451,13 +456,40 @@ impl RolloutService {
                 if let Some(mut a) =
                     booked::open_booking(&tx.reader(), &row.enrolment, &row.programme, row.dose)?
                 {
-                    a.status = "done".into();
                     a.actor = row.actor.clone();
                     a.updated_ms = row.at_ms;
-                    booked::update(tx, &a)?;
-                    appointment = Some(a.id.clone());
-                    if let Ok(mut m) = marked.lock() {
-                        *m = Some(a.id);
+                    if a.facility == row.facility && a.date == row.date {
+                        a.status = "done".into();
+                        booked::update(tx, &a)?;
+                        appointment = Some(a.id.clone());
+                        if let Ok(mut m) = marked.lock() {
+                            *m = Some(a.id);
+                        }
+                    } else {
+                        // The dose was given elsewhere or on another day:
+                        // that booking's seat goes back to its slot.
+                        booked::free_seat(
+                            tx,
+                            booked::SlotKey {
+                                facility: &a.facility,
+                                programme: &a.programme,
+                                date: &a.date,
+                                start: &a.start,
+                            },
+                        )?;
+                        a.status = "cancelled".into();
+                        booked::update(tx, &a)?;
+                        let detail = json!({
+                            "enrolment": a.enrolment, "programme": a.programme,
+                            "facility": a.facility, "dose": a.dose, "date": a.date,
+                            "time": a.start, "reason": "dose given elsewhere",
+                        });
+                        divoc_storage::events::append_event(
+                            tx,
+                            "rollout.appointment.cancelled",
+                            &a.id,
+                            &detail,
+                        )?;
                     }
                 }
                 if let Some((facility, client_id)) = &sync {
@@ -1353,12 +1385,13 @@ mod tests {
         // An hour later only the changed enrolment comes.
         w.clock.set(MONDAY_6AM + 3_600_000);
         let cursor: i64 = full.cursor.parse().unwrap();
+        assert_eq!(cursor, MONDAY_6AM - crate::sync::SYNC_OVERLAP_MS);
         e.code = code.clone();
         e.name = "At F1, renamed".into();
         w.svc.replace(&code, e, None, "ctl").unwrap();
         let since = w
             .svc
-            .facility_snapshot("F1", Some(cursor + 1), None)
+            .facility_snapshot("F1", Some(MONDAY_6AM + 1), None)
             .unwrap();
         assert!(since.facility.is_none() && since.programmes.is_empty());
         assert!(since.vaccines.is_empty() && since.vaccinators.is_empty());
@@ -1399,9 +1432,32 @@ mod tests {
             .vaccinate(&w.certs, &jab(&a), "staff", &none())
             .unwrap();
         w.clock.set(MONDAY_6AM + 4 * 3_600_000 + 30 * 60_000);
-        w.svc
+        // b is booked for next Monday; given today in walk-in hours, that
+        // booking gives its seat back.
+        let later = w
+            .svc
+            .book(
+                &crate::Booking {
+                    enrolment: b.clone(),
+                    facility: "F1".into(),
+                    date: "2026-12-14".into(),
+                    time: "09:00".into(),
+                    dose: None,
+                },
+                "staff",
+            )
+            .unwrap();
+        let done = w
+            .svc
             .vaccinate(&w.certs, &jab(&b), "staff", &none())
             .unwrap();
+        assert_eq!(done.appointment, None);
+        assert_eq!(w.svc.appointment(&later.id).unwrap().status, "cancelled");
+        let slot = &w
+            .svc
+            .slots("F1", "C19", Some("2026-12-14"), Some(1))
+            .unwrap()[0];
+        assert_eq!(slot.booked, 0);
     }
 
     #[test]
