@@ -237,11 +237,9 @@ impl RolloutService {
             Some(d) => from.add_days(i64::from(d) - 1).unwrap_or(last).min(last),
             None => last,
         };
-        let Some(p) = f
-            .programmes
-            .iter()
-            .find(|p| p.programme == programme && p.status == Status::Active)
-        else {
+        let Some(p) = f.programmes.iter().find(|p| {
+            p.programme == programme && p.status == Status::Active && f.status == Status::Active
+        }) else {
             return Ok(Vec::new());
         };
         let taken = self
