@@ -299,10 +299,18 @@ impl Config {
             }
             None => {}
         }
-        // `DIVOC_ADMIN_TOKEN` is handled by `serve`, not as a config key.
+        // `DIVOC_ADMIN_TOKEN` is handled by `serve`, not as a config key;
+        // the others are the project's scripts' (the CI's build cache, the
+        // guest toolchain's dirs), inherited by a server a script starts.
         figment = figment.merge(
             Env::prefixed("DIVOC_")
-                .ignore(&["admin_token", "log", "guest_target_dir", "sdk_path"])
+                .ignore(&[
+                    "admin_token",
+                    "log",
+                    "guest_target_dir",
+                    "sdk_path",
+                    "ci_cache",
+                ])
                 .split("__")
                 .map(|k| k.as_str().replace('_', "-").into()),
         );

@@ -68,6 +68,11 @@ pub fn serve_command(
         .arg("--plugins")
         .arg(plugins)
         .env("DIVOC_ADMIN_TOKEN", admin)
+        // What the project's scripts export (CI's build cache, the guest
+        // toolchain's dirs) reaches a server they start: not config keys.
+        .env("DIVOC_CI_CACHE", "/nonexistent/ci-cache")
+        .env("DIVOC_GUEST_TARGET_DIR", "/nonexistent/guest")
+        .env("DIVOC_SDK_PATH", "/nonexistent/sdk")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
