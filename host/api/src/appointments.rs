@@ -175,6 +175,14 @@ pub async fn reschedule(
     Ok(Json(a).into_response())
 }
 
+/// The certificate service a vaccination issues through.
+fn certificates(state: &AppState) -> Result<divoc_certificates::CertificateService, ApiError> {
+    state
+        .certificates
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))
+}
+
 /// `POST /v1/vaccinations`: records a vaccination and issues its
 /// certificate (201; 200 with `created: false` for the same one again);
 /// 422 naming the field or the dose's date, 429 `rate_limited` at the
@@ -189,10 +197,7 @@ pub async fn vaccinate(
     if !serves(p, &v.facility) {
         return Err(ApiError::forbidden_facility("facility"));
     }
-    let certificates = state
-        .certificates
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))?;
+    let certificates = certificates(&state)?;
     let (svc, actor, rates) = (service(&state)?, p.name.clone(), p.daily_rates.clone());
     let done = blocking(move || svc.vaccinate(&certificates, &v, &actor, &rates)).await?;
     let status = if done.created {
@@ -216,10 +221,7 @@ pub async fn sync(
     if !serves(p, &request.facility) {
         return Err(ApiError::forbidden_facility("facility"));
     }
-    let certificates = state
-        .certificates
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the certificate module is not enabled"))?;
+    let certificates = certificates(&state)?;
     let (svc, actor, rates) = (service(&state)?, p.name.clone(), p.daily_rates.clone());
     let items =
         blocking(move || svc.sync_vaccinations(&certificates, &request, &actor, &rates)).await?;

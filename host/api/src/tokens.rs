@@ -272,44 +272,7 @@ pub async fn create(
         contacts: t.contacts,
         daily_rates: t.daily_rates,
     };
-    let scope = serde_json::to_string(&scope).map_err(|e| ApiError::internal(e.to_string()))?;
-    // 256 random bits: a guess is hopeless, and two tokens never collide in
-    // practice; a taken id or digest would be refused by the table anyway.
-    let secret = format!(
-        "dvc_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-    );
-    let row = TokenRow {
-        id: format!("tok_{}", hex::encode(random_bytes::<8>())),
-        digest: token_digest(&secret),
-        name: t.name,
-        role: role.name().to_owned(),
-        scope,
-        created_ms: now,
-        created_by: p.name.clone(),
-        expires_ms,
-        revoked_ms: None,
-    };
-    let stored = row.clone();
-    let inserted = db
-        .write(move |tx| {
-            if !store::insert(tx, &stored)? {
-                return Ok(false);
-            }
-            let detail = json!({ "id": stored.id, "role": stored.role });
-            audit::append_audit(tx, &stored.created_by, "token.create", &stored.id, &detail)?;
-            events::append_event(tx, "auth.token.created", &stored.id, &detail)?;
-            Ok(true)
-        })
-        .await
-        .map_err(storage_failed)?;
-    if !inserted {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "token id taken; try again",
-        ));
-    }
+    let (secret, row) = mint(&db, t.name, role, &scope, &p.name, now, expires_ms).await?;
     let mut answer = describe(&row, now);
     answer["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
@@ -413,6 +376,58 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Makes and stores a token: its secret (shown once) and its row. The
+/// audit record and event carry its id and role only.
+async fn mint(
+    db: &Database,
+    name: String,
+    role: Role,
+    scope: &Scope,
+    created_by: &str,
+    now: i64,
+    expires_ms: Option<i64>,
+) -> Result<(String, TokenRow), ApiError> {
+    let scope = serde_json::to_string(scope).map_err(|e| ApiError::internal(e.to_string()))?;
+    // 256 random bits: a guess is hopeless, and two tokens never collide in
+    // practice; a taken id or digest would be refused by the table anyway.
+    let secret = format!(
+        "dvc_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    );
+    let row = TokenRow {
+        id: format!("tok_{}", hex::encode(random_bytes::<8>())),
+        digest: token_digest(&secret),
+        name,
+        role: role.name().to_owned(),
+        scope,
+        created_ms: now,
+        created_by: created_by.to_owned(),
+        expires_ms,
+        revoked_ms: None,
+    };
+    let stored = row.clone();
+    let inserted = db
+        .write(move |tx| {
+            if !store::insert(tx, &stored)? {
+                return Ok(false);
+            }
+            let detail = json!({ "id": stored.id, "role": stored.role });
+            audit::append_audit(tx, &stored.created_by, "token.create", &stored.id, &detail)?;
+            events::append_event(tx, "auth.token.created", &stored.id, &detail)?;
+            Ok(true)
+        })
+        .await
+        .map_err(storage_failed)?;
+    if !inserted {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "token id taken; try again",
+        ));
+    }
+    Ok((secret, row))
+}
+
 /// How long a recipient's token lasts after signing in with a code.
 pub(crate) const RECIPIENT_TOKEN_MS: i64 = 24 * 3_600_000;
 
@@ -430,42 +445,16 @@ pub(crate) async fn issue_recipient(
         contacts: vec![contact.to_owned()],
         daily_rates: BTreeMap::new(),
     };
-    let scope = serde_json::to_string(&scope).map_err(|e| ApiError::internal(e.to_string()))?;
-    let secret = format!(
-        "dvc_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-    );
     let expires = now + RECIPIENT_TOKEN_MS;
-    let row = TokenRow {
-        id: format!("tok_{}", hex::encode(random_bytes::<8>())),
-        digest: token_digest(&secret),
-        name: "recipient".into(),
-        role: Role::Recipient.name().to_owned(),
-        scope,
-        created_ms: now,
-        created_by: "otp".into(),
-        expires_ms: Some(expires),
-        revoked_ms: None,
-    };
-    let inserted = db
-        .write(move |tx| {
-            if !store::insert(tx, &row)? {
-                return Ok(false);
-            }
-            // The token's id only: the number is personal data.
-            let detail = json!({ "id": row.id, "role": row.role });
-            audit::append_audit(tx, "otp", "token.create", &row.id, &detail)?;
-            events::append_event(tx, "auth.token.created", &row.id, &detail)?;
-            Ok(true)
-        })
-        .await
-        .map_err(storage_failed)?;
-    if !inserted {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "token id taken; try again",
-        ));
-    }
+    let (secret, _) = mint(
+        &db,
+        "recipient".into(),
+        Role::Recipient,
+        &scope,
+        "otp",
+        now,
+        Some(expires),
+    )
+    .await?;
     Ok((secret, expires))
 }

@@ -29,10 +29,28 @@ impl RolloutService {
             Err(RolloutError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        // Validated already: a date the certificate pipeline took.
+        // Validated already by the pipeline; a date it cannot read here is
+        // refused, not let through unchecked.
         let Some(given) = divoc_time::parse_instant(&req.vaccination.date, self.zone()) else {
-            return Ok(());
+            return Err(RolloutError::Validation(vec![FieldError::new(
+                "vaccination.date",
+                "must be a date-time",
+            )]));
         };
+        // The vaccine, by the name (or code) the payload gives: one the
+        // programme offers, whose intervals the dose must keep.
+        let vaccine = programme
+            .vaccines
+            .iter()
+            .filter_map(|v| self.get::<Vaccine>(v).ok())
+            .map(|v| v.record)
+            .find(|v| v.name == req.vaccination.vaccine || v.code == req.vaccination.vaccine)
+            .ok_or_else(|| {
+                RolloutError::Validation(vec![FieldError::new(
+                    "vaccination.name",
+                    format!("programme {} does not offer this vaccine", programme.code),
+                )])
+            })?;
         let date = Date::in_zone(given, self.zone());
         let dose = req.vaccination.dose;
         let code = &req.pre_enrollment_code;
@@ -51,23 +69,22 @@ impl RolloutService {
                     && c.dose < dose
                     && c.status != CertificateStatus::Revoked
             })
-            .filter_map(|c| {
+            .map(|c| {
                 let v = &c.credential["credentialSubject"]["vaccination"];
-                let ms = divoc_time::parse_instant(v["date"].as_str()?, &divoc_time::Zone::utc())?;
+                // Our own credentials carry the date; the issue time stands
+                // in if one did not, so no earlier dose is left out.
+                let ms = v["date"]
+                    .as_str()
+                    .and_then(|d| divoc_time::parse_instant(d, &divoc_time::Zone::utc()))
+                    .unwrap_or(c.issued_at_ms);
                 let vaccine = v["vaccine"].as_str().unwrap_or_default().to_owned();
-                Some((vaccine, c.dose, Date::in_zone(ms, self.zone())))
+                (vaccine, c.dose, Date::in_zone(ms, self.zone()))
             })
             .collect();
         let last = earlier.iter().map(|(_, d, on)| (*d, *on)).max();
         if let Some((_, last_date)) = last {
-            let vaccine = programme
-                .vaccines
-                .iter()
-                .filter_map(|v| self.get::<Vaccine>(v).ok())
-                .map(|v| v.record)
-                .find(|v| v.name == req.vaccination.vaccine || v.code == req.vaccination.vaccine);
-            if let Some(earliest) = vaccine
-                .and_then(|v| crate::vaccination::earliest_after(&v, dose, &last_date.to_string()))
+            if let Some(earliest) =
+                crate::vaccination::earliest_after(&vaccine, dose, &last_date.to_string())
             {
                 if date < earliest {
                     return Err(RolloutError::Validation(vec![FieldError::new(

@@ -717,6 +717,11 @@ fn certify_keeps_the_registry_rules_for_its_programmes() {
             .contains("2020-12-30"),
         "{body}"
     );
+    let mut unknown = item("CC-4", 1, "2020-12-02T10:00:00Z");
+    unknown["vaccination"]["name"] = json!("Other Vax");
+    let (s, body) = certify(unknown);
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["field"], "[0].vaccination.name", "{body}");
     let (s, body) = certify(item("CC-1", 2, "2021-01-05T10:00:00Z"));
     assert_eq!(s, 200, "{body}");
     // Not the registry's programme: as before (the child is certified).
