@@ -93,6 +93,11 @@ fn notify_webhook_conforms() {
 }
 
 #[test]
+fn notify_log_conforms() {
+    assert_conformant("notify-log", "distribution-channel");
+}
+
+#[test]
 fn policy_age_interval_conforms() {
     assert_conformant("policy-age-interval", "rollout-policy");
 }

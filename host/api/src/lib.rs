@@ -184,6 +184,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             "/v1/certificates/{id}/reinstate",
             post(certificates::reinstate),
         )
+        .route("/v1/outbox", get(distribution::outbox))
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/contexts", get(certificates::contexts))
         .route("/v1/contexts/{name}", get(certificates::context))

@@ -28,6 +28,8 @@ const ISSUERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility];
 /// Who may revoke, suspend and reinstate.
 const STATUS_CHANGERS: &[Role] = &[Role::Admin, Role::Issuer];
 const ANY_ROLE: &[Role] = &Role::ALL;
+/// Who may see the outbox (masked contacts, no names).
+const OPERATORS: &[Role] = &[Role::Admin, Role::Monitoring];
 /// Who may read certificates: issuers, facilities (their own), and
 /// recipients (their own).
 const READERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility, Role::Recipient];
@@ -415,6 +417,11 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/certificates/{id}/distribution",
         access: Access::Roles(ISSUERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/outbox",
+        access: Access::Roles(OPERATORS),
     },
     RouteSpec {
         method: "GET",

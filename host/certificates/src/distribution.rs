@@ -145,6 +145,113 @@ fn contact(text: &str) -> Contact {
     }
 }
 
+/// A contact as an operator may see it: its kind and last characters
+/// (`tel:******3210`, `mailto:r…@example.org`).
+pub fn masked(text: &str) -> String {
+    let c = contact(text);
+    match c.kind {
+        ContactKind::Email => match c.value.split_once('@') {
+            Some((local, domain)) => {
+                let first: String = local.chars().take(1).collect();
+                format!("mailto:{first}…@{domain}")
+            }
+            None => "mailto:…".to_owned(),
+        },
+        kind => {
+            let chars: Vec<char> = c.value.chars().collect();
+            let keep = if chars.len() > 6 { 4 } else { 0 };
+            let hidden = "*".repeat(chars.len() - keep);
+            let tail: String = chars[chars.len() - keep..].iter().collect();
+            let scheme = if kind == ContactKind::Phone {
+                "tel:"
+            } else {
+                ""
+            };
+            format!("{scheme}{hidden}{tail}")
+        }
+    }
+}
+
+/// One outbox row as `GET /v1/outbox` shows it: what it is about, where it
+/// goes and how far it got; contacts masked, names left out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    /// The row's id (also the paging cursor).
+    pub id: i64,
+    /// `certificate` (a certificate's delivery) or `notice` (a sign-in
+    /// code, a reminder, an alert).
+    pub kind: &'static str,
+    /// The message's template (`otp`, `dose-reminder`, …).
+    pub template: String,
+    /// The channel, once routed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The certificate, enrolment, facility or report it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Where it goes, masked.
+    pub contacts: Vec<String>,
+    /// `pending`, `done` or `failed`.
+    pub status: &'static str,
+    /// Delivery attempts so far.
+    pub attempts: u64,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it is next tried (pending rows): a reminder waits here for its
+    /// day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+}
+
+impl From<&OutboxItem> for OutboxEntry {
+    fn from(item: &OutboxItem) -> Self {
+        let p = &item.payload;
+        let certificate = item.kind == DISTRIBUTE;
+        let routed = item.target != UNROUTED && item.target != NOTIFY_UNROUTED;
+        OutboxEntry {
+            id: item.id,
+            kind: if certificate { "certificate" } else { "notice" },
+            template: p["template"]
+                .as_str()
+                .unwrap_or(if certificate {
+                    "certificate-issued"
+                } else {
+                    "notice"
+                })
+                .to_owned(),
+            channel: routed.then(|| item.target.clone()),
+            subject: p["certificate_id"]
+                .as_str()
+                .or_else(|| p["subject"].as_str())
+                .map(str::to_owned),
+            contacts: p["contacts"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).map(masked).collect())
+                .unwrap_or_default(),
+            status: item.status.as_str(),
+            attempts: item.attempts,
+            last_error: item.last_error.clone(),
+            due_at: (item.status == divoc_storage::OutboxStatus::Pending)
+                .then(|| divoc_time::format_millis(item.next_attempt_at_ms)),
+            created_at: divoc_time::format_millis(item.created_at_ms),
+        }
+    }
+}
+
+/// Outbox rows newest first (see [`divoc_storage::outbox::page`]).
+pub fn outbox_page(
+    db: &Database,
+    query: &divoc_storage::outbox::OutboxQuery,
+    limit: usize,
+) -> Result<Vec<OutboxEntry>, StorageError> {
+    let items = db.read(|r| divoc_storage::outbox::page(r, query, limit))?;
+    Ok(items.iter().map(OutboxEntry::from).collect())
+}
+
 /// What happened to one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
@@ -420,27 +527,28 @@ impl Worker {
 
     /// Writes the outcome and logs it (ids and channel only).
     fn report(&self, item: &OutboxItem, outcome: Outcome) {
-        // What the row is about: a certificate, or a notice's subject.
+        // What the row is about: a certificate, or a notice's template (its
+        // subject may be a phone number).
         let cert = item.payload["certificate_id"]
             .as_str()
-            .or_else(|| item.payload["subject"].as_str())
+            .or_else(|| item.payload["template"].as_str())
             .unwrap_or("-");
         let (channel, attempt) = (item.target.as_str(), item.attempts);
         let written = match &outcome {
             Outcome::Routed => {
-                tracing::debug!(outbox = item.id, certificate = %cert, "routed to the channels");
+                tracing::debug!(outbox = item.id, about = %cert, "routed to the channels");
                 return;
             }
             Outcome::Delivered => {
-                tracing::info!(outbox = item.id, certificate = %cert, channel, attempt, "certificate delivered");
+                tracing::info!(outbox = item.id, about = %cert, channel, attempt, "delivered");
                 self.db.outbox_mark_done(item.id).wait()
             }
             Outcome::Fail(why) => {
-                tracing::warn!(outbox = item.id, certificate = %cert, channel, attempt, error = %cut(why), "delivery failed permanently");
+                tracing::warn!(outbox = item.id, about = %cert, channel, attempt, error = %cut(why), "delivery failed permanently");
                 self.db.outbox_mark_failed(item.id, &cut(why)).wait()
             }
             Outcome::Retry(why) if attempt >= u64::from(self.config.max_attempts) => {
-                tracing::warn!(outbox = item.id, certificate = %cert, channel, attempt, error = %cut(why), "delivery failed; out of attempts");
+                tracing::warn!(outbox = item.id, about = %cert, channel, attempt, error = %cut(why), "delivery failed; out of attempts");
                 let why = cut(&format!("gave up after {attempt} attempts: {why}"));
                 self.db.outbox_mark_failed(item.id, &why).wait()
             }
@@ -455,7 +563,7 @@ impl Worker {
                     .clock
                     .now_ms()
                     .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
-                tracing::info!(outbox = item.id, certificate = %cert, channel, attempt, retry_in_ms = delay, error = %cut(why), "delivery failed; will retry");
+                tracing::info!(outbox = item.id, about = %cert, channel, attempt, retry_in_ms = delay, error = %cut(why), "delivery failed; will retry");
                 self.db.outbox_mark_retry(item.id, next, &cut(why)).wait()
             }
         };
@@ -541,5 +649,13 @@ mod tests {
             ..DistributionConfig::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn contacts_are_masked() {
+        assert_eq!(masked("tel:+919876543210"), "tel:*********3210");
+        assert_eq!(masked("tel:12345"), "tel:*****");
+        assert_eq!(masked("mailto:ravi@example.org"), "mailto:r…@example.org");
+        assert_eq!(masked("ravi"), "****");
     }
 }

@@ -163,7 +163,18 @@ struct When {
 }
 
 impl RolloutService {
-    fn when(&self, date: &str, time: &str) -> Result<When, RolloutError> {
+    /// A slot's date and time at `facility`, read in its time zone.
+    fn when(&self, facility: &str, date: &str, time: &str) -> Result<When, RolloutError> {
+        let zone = match self.get::<Facility>(facility) {
+            Ok(f) => self.zone_of(&f.record).clone(),
+            Err(RolloutError::NotFound(_)) => {
+                return Err(RolloutError::Validation(vec![FieldError::new(
+                    "facility",
+                    "no facility with this code",
+                )]))
+            }
+            Err(e) => return Err(e),
+        };
         let mut errors = Vec::new();
         let parsed_date = divoc_time::parse_date(date);
         if parsed_date.is_none() {
@@ -177,7 +188,7 @@ impl RolloutService {
             return Err(RolloutError::Validation(errors));
         };
         let now = self.clock().now_ms();
-        let today = Date::in_zone(now, self.zone());
+        let today = Date::in_zone(now, &zone);
         let ahead = self.booking_rules().days_ahead;
         if date < today || today.days_until(date) > i64::from(ahead) {
             return Err(RolloutError::Validation(vec![FieldError::new(
@@ -185,8 +196,7 @@ impl RolloutService {
                 format!("must be from today ({today}) to {ahead} days ahead"),
             )]));
         }
-        let starts_ms = self
-            .zone()
+        let starts_ms = zone
             .local_ms(date, minutes / 60, minutes % 60)
             .ok_or_else(|| {
                 RolloutError::Validation(vec![FieldError::new("time", "no such time")])
@@ -215,8 +225,9 @@ impl RolloutService {
         days: Option<u32>,
     ) -> Result<Vec<Slot>, RolloutError> {
         let f: Facility = self.get(facility)?.record;
+        let zone = self.zone_of(&f);
         let now = self.clock().now_ms();
-        let today = Date::in_zone(now, self.zone());
+        let today = Date::in_zone(now, zone);
         let from = match from {
             None => today,
             Some(s) => divoc_time::parse_date(s).ok_or_else(|| {
@@ -257,7 +268,7 @@ impl RolloutService {
                 .filter(|w| w.days.iter().any(|d| d.index() == date.weekday()))
             {
                 for start in w.starts() {
-                    let starts_ms = self.zone().local_ms(date, start / 60, start % 60);
+                    let starts_ms = zone.local_ms(date, start / 60, start % 60);
                     if starts_ms.is_none_or(|ms| ms <= now) {
                         continue;
                     }
@@ -300,7 +311,7 @@ impl RolloutService {
                 "must be 1-20",
             )]));
         }
-        let when = self.when(&booking.date, &booking.time)?;
+        let when = self.when(&booking.facility, &booking.date, &booking.time)?;
         // Eligibility and the dose's interval on the slot's date, decided
         // before the write (a plugin call does not hold the writer).
         if let Ok(enrolment) = self.get::<Enrolment>(&booking.enrolment) {
@@ -429,10 +440,11 @@ impl RolloutService {
         actor: &str,
         by_recipient: bool,
     ) -> Result<Appointment, RolloutError> {
-        let when = self.when(&to.date, &to.time)?;
         // The new date is asked about as a booking is: the person's policy
         // and the dose's interval.
         let current = self.appointment(id)?;
+        let facility = to.facility.as_deref().unwrap_or(&current.facility);
+        let when = self.when(facility, &to.date, &to.time)?;
         let enrolment = self.get::<Enrolment>(&current.enrolment)?.record;
         if enrolment.status != Status::Active {
             return Err(invalid("enrolment", "is not active"));
@@ -514,14 +526,14 @@ impl RolloutService {
     /// A facility's appointments on a local date (`None`: today), in time
     /// order, with the names of the people booked.
     pub fn day(&self, facility: &str, date: Option<&str>) -> Result<Vec<DayEntry>, RolloutError> {
+        let f: Facility = self.get(facility)?.record;
         let date = match date {
-            None => Date::in_zone(self.clock().now_ms(), self.zone()),
+            None => Date::in_zone(self.clock().now_ms(), self.zone_of(&f)),
             Some(d) => divoc_time::parse_date(d).ok_or_else(|| {
                 RolloutError::Validation(vec![FieldError::new("date", "must be a date YYYY-MM-DD")])
             })?,
         }
         .to_string();
-        let _ = self.get::<Facility>(facility)?;
         self.db()
             .read(|r| {
                 let rows = store::day(r, facility, &date, None, MAX_LIST)?;
@@ -758,6 +770,44 @@ mod tests {
             svc.slots("F9", "C19", None, None),
             Err(RolloutError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_facility_in_its_own_time_zone_books_in_its_local_time() {
+        // The deployment is in UTC; F2 is in Kolkata (UTC+05:30), where
+        // 06:00 UTC is 11:30: its morning slots have started.
+        let (_d, _clock, svc) = service();
+        let f: Facility = serde_json::from_value(json!({
+            "code": "F2", "name": "PHC", "category": "government", "type": "fixed",
+            "timeZone": "Asia/Kolkata",
+            "address": {"line1": "Main Road", "district": "D", "state": "S", "country": "IN"},
+            "programmes": [{"programme": "C19", "slots": [{
+                "days": ["mon"], "startTime": "09:00", "endTime": "13:00",
+                "minutes": 60, "capacity": 1
+            }]}]
+        }))
+        .unwrap();
+        svc.create(f, "ctl").unwrap();
+        let slots = svc.slots("F2", "C19", None, Some(1)).unwrap();
+        let times: Vec<&str> = slots.iter().map(|s| s.time.as_str()).collect();
+        assert_eq!(times, ["12:00"], "in Kolkata it is 11:30");
+        let code = enrol(&svc, 1);
+        let refused = svc
+            .book(&booking(&code, "F2", "2026-12-07", "11:00"), "ctl")
+            .unwrap_err();
+        assert!(format!("{refused:?}").contains("started"), "{refused:?}");
+        let a = svc
+            .book(&booking(&code, "F2", "2026-12-07", "12:00"), "ctl")
+            .unwrap();
+        assert_eq!(a.starts_at, "2026-12-07T06:30:00Z");
+        // An unknown zone is refused naming the field.
+        let bad = serde_json::from_value::<Facility>(json!({
+            "code": "F3", "name": "PHC", "category": "government", "type": "fixed",
+            "timeZone": "Mars/Olympus",
+            "address": {"line1": "Main Road", "district": "D", "state": "S", "country": "IN"}
+        }))
+        .unwrap_err();
+        assert!(bad.to_string().contains("Mars/Olympus"), "{bad}");
     }
 
     #[test]

@@ -434,6 +434,11 @@ pub struct Facility {
     /// When it is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operating_hours: Option<Hours>,
+    /// The IANA time zone its slots, days, daily rates and walk-in hours
+    /// are in, where it differs from the deployment's (`[locale]`): e.g.
+    /// a country spanning zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<divoc_time::Zone>,
     /// Its state.
     #[serde(default)]
     pub status: Status,

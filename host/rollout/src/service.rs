@@ -348,6 +348,11 @@ impl RolloutService {
         &self.zone
     }
 
+    /// A facility's own time zone, or the deployment's.
+    pub(crate) fn zone_of<'a>(&'a self, facility: &'a Facility) -> &'a divoc_time::Zone {
+        facility.time_zone.as_ref().unwrap_or(&self.zone)
+    }
+
     pub(crate) fn booking_rules(&self) -> crate::appointments::BookingRules {
         self.booking
     }

@@ -325,7 +325,7 @@ impl RolloutService {
         }
         let page =
             self.list::<crate::enrolment::Enrolment>(&of_facility(after), crate::MAX_PAGE)?;
-        let today = divoc_time::Date::in_zone(started, self.zone());
+        let today = divoc_time::Date::in_zone(started, self.zone_of(&f.record));
         let mut appointments = self.day(facility, Some(&today.to_string()))?;
         if let Some(tomorrow) = today.add_days(1) {
             appointments.extend(self.day(facility, Some(&tomorrow.to_string()))?);

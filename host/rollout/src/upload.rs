@@ -426,6 +426,7 @@ fn facility_row(cells: &Cells<'_>, options: &UploadOptions, today: &str) -> Pars
         category,
         site_type,
         operating_hours,
+        time_zone: None,
         status,
         programmes: Vec::new(),
         admins,
@@ -590,6 +591,8 @@ impl FromCsv for Facility {
         if self.operating_hours.is_none() {
             self.operating_hours = stored.operating_hours;
         }
+        // DIVOC's file has no time zone column.
+        self.time_zone = stored.time_zone;
         let mut stored_admins = stored.admins.into_iter();
         if let (Some(first), Some(was)) = (self.admins.first_mut(), stored_admins.next()) {
             if first.email.is_none() {

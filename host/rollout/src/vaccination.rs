@@ -179,10 +179,14 @@ impl RolloutService {
         sync: Option<(String, String)>,
     ) -> Result<Vaccinated, RolloutError> {
         let now = self.clock().now_ms();
+        // Its day, walk-in hours and daily rate are the facility's, in its
+        // time zone; so is a time sent without an offset.
+        let facility: Facility = self.get_as(&v.facility, "facility")?;
+        let zone = self.zone_of(&facility).clone();
         let given = match &v.at {
             None => now,
             Some(at) => {
-                let given = divoc_time::parse_instant(at, self.zone())
+                let given = divoc_time::parse_instant(at, &zone)
                     .ok_or_else(|| invalid("at", "must be an RFC 3339 date-time"))?;
                 if given > now + SKEW_MS || given < now - OFFLINE_DAYS * 86_400_000 {
                     return Err(invalid(
@@ -194,7 +198,7 @@ impl RolloutService {
             }
         };
         // The day it was given: its dose interval and its daily count.
-        let today = Date::in_zone(given, self.zone());
+        let today = Date::in_zone(given, &zone);
         let enrolment: Enrolment = self.get_as(&v.enrolment, "enrolment")?;
         if enrolment.status != Status::Active {
             return Err(invalid("enrolment", "is not active"));
@@ -213,7 +217,6 @@ impl RolloutService {
         if vaccine.status != Status::Active {
             return Err(invalid("vaccine", "is not active"));
         }
-        let facility: Facility = self.get_as(&v.facility, "facility")?;
         let part = match facility
             .programmes
             .iter()
@@ -300,8 +303,8 @@ impl RolloutService {
             let booked = self.db().read(|r| {
                 booked::open_booking(r, &v.enrolment, &programme_code, i64::from(dose))
             })?;
-            let minute = u32::try_from((given - self.zone().start_of_day_ms(today)) / 60_000)
-                .unwrap_or(u32::MAX);
+            let minute =
+                u32::try_from((given - zone.start_of_day_ms(today)) / 60_000).unwrap_or(u32::MAX);
             let weekday = today.weekday();
             let open = part.walk_in.iter().any(|w| {
                 w.days.iter().any(|d| d.index() == weekday)
@@ -332,7 +335,7 @@ impl RolloutService {
         // rate, if it has one, limits it), and the staff token's own rate.
         let resets_at = today
             .add_days(1)
-            .map(|d| divoc_time::format_millis(self.zone().start_of_day_ms(d)))
+            .map(|d| divoc_time::format_millis(zone.start_of_day_ms(d)))
             .unwrap_or_default();
         let mut counters = vec![Counter {
             scope: format!("facility:{}:{}", v.facility, programme.code),
@@ -592,7 +595,7 @@ impl RolloutService {
         }
         let earliest = divoc_time::parse_date(&next.earliest)?;
         let send_on = earliest.add_days(-i64::from(self.recording_rules().reminder_days_before))?;
-        let at = self.zone().local_ms(send_on, 9, 0)?.max(now);
+        let at = self.zone_of(facility).local_ms(send_on, 9, 0)?.max(now);
         let payload = json!({
             "template": "dose-reminder",
             "recipient_name": e.name,

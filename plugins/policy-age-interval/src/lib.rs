@@ -91,8 +91,9 @@ pub fn age_on(dob: Date, on: Date) -> i64 {
 }
 
 pub fn evaluate(cfg: &Config, q: &Query) -> Result<Decision, Error> {
-    let on = parse_date(&q.date)
-        .ok_or_else(|| Error::invalid_input(format!("invalid date {}", divoc_sdk::quote(&q.date))))?;
+    let on = parse_date(&q.date).ok_or_else(|| {
+        Error::invalid_input(format!("invalid date {}", divoc_sdk::quote(&q.date)))
+    })?;
     if q.dose == 0 {
         return Err(Error::invalid_input("doses are numbered from 1"));
     }
@@ -132,8 +133,9 @@ pub fn evaluate(cfg: &Config, q: &Query) -> Result<Decision, Error> {
     }
     let mut last: Option<Date> = None;
     for d in &q.previous_doses {
-        let date = parse_date(&d.date)
-            .ok_or_else(|| Error::invalid_input(format!("invalid dose date {}", divoc_sdk::quote(&d.date))))?;
+        let date = parse_date(&d.date).ok_or_else(|| {
+            Error::invalid_input(format!("invalid dose date {}", divoc_sdk::quote(&d.date)))
+        })?;
         last = last.max(Some(date));
     }
     if let Some(last) = last {

@@ -190,6 +190,6 @@ fn admin_token_from_the_environment_and_reload_from_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["report"]["unchanged"].as_array().unwrap().len(), 6);
+    assert_eq!(report["report"]["unchanged"].as_array().unwrap().len(), 7);
     let _ = std::io::stderr().flush();
 }

@@ -62,6 +62,7 @@ fn load_all() -> Loaded {
         "id-verhoeff",
         "format-jws",
         "notify-webhook",
+        "notify-log",
         "pay-voucher",
         "policy-age-interval",
         "events-counter",
@@ -81,6 +82,7 @@ fn load_all() -> Loaded {
         grant(&["https://notify.example.org"]),
     );
     g.insert("pay-voucher".into(), grant(&[]));
+    g.insert("notify-log".into(), grant(&[]));
     g.insert("policy-age-interval".into(), grant(&[]));
     g.insert("events-counter".into(), grant(&[]));
     settings.config.insert(
@@ -96,7 +98,7 @@ fn load_all() -> Loaded {
     let runtime = Runtime::new(settings, services).unwrap();
     let report = runtime.reload_dir(&root);
     assert!(report.rejected.is_empty(), "{:#?}", report.rejected);
-    assert_eq!(report.loaded.len(), 6, "{report:?}");
+    assert_eq!(report.loaded.len(), 7, "{report:?}");
     Loaded {
         runtime,
         kv,
@@ -110,7 +112,7 @@ fn every_example_plugin_loads_and_reports_ready() {
     let _load = support::shared();
     let l = load_all();
     let status = l.runtime.status();
-    assert_eq!(status.len(), 6);
+    assert_eq!(status.len(), 7);
     for row in &status {
         assert_eq!(row.state, PluginState::Ready, "{row:?}");
         let info = row.info.as_ref().unwrap();
