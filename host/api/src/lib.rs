@@ -17,6 +17,7 @@ mod certificates;
 mod distribution;
 mod divoc_compat;
 pub mod error;
+mod events;
 mod keys;
 pub mod oidc;
 mod plugins;
@@ -63,6 +64,11 @@ pub struct AppState {
     pub pdf: Option<Arc<divoc_pdf::PdfRenderer>>,
     /// The rollout registry, when enabled.
     pub rollout: Option<divoc_rollout::RolloutService>,
+    /// Where each event-subscriber plugin stands, when they are fed.
+    pub feeds: Option<divoc_insight::Feeds>,
+    /// Turns true when the server begins to shut down (open event streams
+    /// end then).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// HTTP-level limits.
@@ -185,6 +191,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             post(certificates::reinstate),
         )
         .route("/v1/outbox", get(distribution::outbox))
+        .route("/v1/events/stream", get(events::stream))
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/contexts", get(certificates::contexts))
         .route("/v1/contexts/{name}", get(certificates::context))

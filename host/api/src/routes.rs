@@ -425,6 +425,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/v1/events/stream",
+        access: Access::Roles(OPERATORS),
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/certificates/{id}/{file}",
         access: Access::Roles(READERS),
     },

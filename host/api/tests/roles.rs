@@ -73,6 +73,8 @@ fn app_with(
             plugins_dir,
             certificates: Some(certificates),
             rollout: Some(rollout),
+            feeds: None,
+            stopping: tokio::sync::watch::channel(false).1,
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

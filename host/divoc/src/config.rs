@@ -29,6 +29,16 @@ pub struct Config {
     pub certificates: CertificatesConfig,
     /// The programme registry.
     pub rollout: RolloutConfig,
+    /// The event log going out.
+    pub events: EventsConfig,
+}
+
+/// `[events]`: the event log going out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EventsConfig {
+    /// How event-subscriber plugins are fed.
+    pub subscribers: divoc_insight::FeedConfig,
 }
 
 /// `[rollout]`: the programme registry.
@@ -471,6 +481,9 @@ mod tests {
         assert_eq!(config.plugins.dir, cwd.join("target/plugins"));
         assert_eq!(config.storage.data_dir, cwd.join("data"));
         assert!(config.plugins.grants.contains_key("format-jws"));
+        // The documented defaults are the built-in ones.
+        assert_eq!(config.events, EventsConfig::default());
+        assert_eq!(config.certificates.distribution.channels, ["notify-log"]);
     }
 
     #[test]

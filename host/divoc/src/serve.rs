@@ -170,6 +170,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .certificates
         .validate()
         .context("invalid [certificates] configuration")?;
+    config
+        .events
+        .subscribers
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [events] configuration")?;
     // Held until `serve` returns.
     let _lock = lock_data_dir(&config.storage.data_dir)?;
     tracing::info!(
@@ -300,7 +306,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.rollout.upload_errors_days,
         stop.subscribe(),
     );
+    // Event-subscriber plugins get the log from their own cursors.
+    let feeder = divoc_insight::Feeder::new(
+        host.db.clone(),
+        runtime.clone(),
+        config.events.subscribers.clone(),
+        clock.clone(),
+    );
+    let feeds = feeder.feeds();
+    let feeding = feeder.spawn(stop.subscribe());
     let state = AppState {
+        feeds: Some(feeds),
+        stopping: stop.subscribe(),
         runtime,
         db: host.db.clone(),
         keyring: host.keyring.clone(),
@@ -321,8 +338,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "divoc is serving");
+    // On a signal the workers and the open event streams are told at once
+    // (a stream never ends by itself, and graceful shutdown waits for it).
+    let stop = Arc::new(stop);
+    let on_signal = stop.clone();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = on_signal.send(true);
+        })
         .await;
     // Stop the worker however serving ended; it finishes the delivery in
     // progress and leaves the rest of its claim to the lease.
@@ -334,6 +358,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Err(e) = capture.await {
         tracing::error!(error = %e, "payment capture worker failed");
+    }
+    if let Err(e) = feeding.await {
+        tracing::error!(error = %e, "event feed failed");
     }
     served.context("server failed")?;
     tracing::info!("shut down");

@@ -86,6 +86,14 @@ pub fn events_after(r: &Reader<'_>, after: i64, limit: usize) -> Result<Vec<Even
     Ok(events)
 }
 
+/// The last event's sequence number; `0` for an empty log.
+pub fn head(r: &Reader<'_>) -> Result<i64> {
+    Ok(r.conn()
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+            row.get(0)
+        })?)
+}
+
 /// The last sequence number the named subscriber has processed; `0` if it
 /// has never stored one.
 pub fn subscriber_cursor(r: &Reader<'_>, name: &str) -> Result<i64> {

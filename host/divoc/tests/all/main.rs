@@ -11,6 +11,7 @@ mod credential_types;
 mod distribution;
 mod divoc_compat;
 mod eligibility;
+mod events;
 mod oidc;
 mod operator_config;
 mod pipeline;
