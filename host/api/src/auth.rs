@@ -342,7 +342,8 @@ pub async fn authorize(
     };
     let caller = match rule.access {
         Access::Public => Caller(None),
-        Access::Roles(roles) => {
+        Access::RolesOrProof(_) if bearer(&request)?.is_none() => Caller(None),
+        Access::Roles(roles) | Access::RolesOrProof(roles) => {
             let token = bearer(&request)?.ok_or_else(ApiError::unauthorized)?;
             let principal = match tokens.configured(token) {
                 Some(p) => Some(p),

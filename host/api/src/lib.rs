@@ -18,6 +18,7 @@ mod distribution;
 mod divoc_compat;
 pub mod error;
 mod events;
+mod feedback;
 mod keys;
 pub mod oidc;
 mod plugins;
@@ -69,6 +70,10 @@ pub struct AppState {
     /// Turns true when the server begins to shut down (open event streams
     /// end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// How statistics are published.
+    pub stats: divoc_insight::stats::StatsConfig,
+    /// The feedback module, when enabled.
+    pub feedback: Option<divoc_feedback::FeedbackService>,
 }
 
 /// HTTP-level limits.
@@ -192,6 +197,14 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         )
         .route("/v1/outbox", get(distribution::outbox))
         .route("/v1/events/stream", get(events::stream))
+        .route("/v1/stats", get(events::stats))
+        .route("/v1/stats/public", get(events::public_stats))
+        .route("/v1/feedback/form", get(feedback::form))
+        .route("/v1/feedback/reports", get(feedback::list))
+        .route("/v1/feedback/reports.csv", get(feedback::csv))
+        .route("/v1/feedback/reports/{id}", get(feedback::get))
+        .route("/v1/certificates/{id}/feedback", post(feedback::file))
+        .route("/v1/certificates/{id}/rating", post(feedback::rate))
         .route("/v1/status/{list}", get(certificates::status_list))
         .route("/v1/contexts", get(certificates::contexts))
         .route("/v1/contexts/{name}", get(certificates::context))

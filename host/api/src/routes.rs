@@ -9,6 +9,10 @@ pub enum Access {
     Public,
     /// A valid token of one of these roles.
     Roles(&'static [Role]),
+    /// A valid token of one of these roles, or no token at all: the
+    /// handler then asks for another proof (the certificate's QR, for a
+    /// holder reporting a side effect).
+    RolesOrProof(&'static [Role]),
 }
 
 /// One entry of the route table.
@@ -28,6 +32,12 @@ const ISSUERS: &[Role] = &[Role::Admin, Role::Issuer, Role::Facility];
 /// Who may revoke, suspend and reinstate.
 const STATUS_CHANGERS: &[Role] = &[Role::Admin, Role::Issuer];
 const ANY_ROLE: &[Role] = &Role::ALL;
+/// Who may read the full statistics (small cells included).
+const STATS_READERS: &[Role] = &[Role::Admin, Role::Controller, Role::Monitoring];
+/// Who may file side effects and ratings with a token.
+const FEEDBACK_FILERS: &[Role] = &[Role::Admin, Role::Facility, Role::Recipient];
+/// Who may read side-effect reports (pharmacovigilance).
+const FEEDBACK_READERS: &[Role] = &[Role::Admin, Role::Monitoring];
 /// Who may see the outbox (masked contacts, no names).
 const OPERATORS: &[Role] = &[Role::Admin, Role::Monitoring];
 /// Who may read certificates: issuers, facilities (their own), and
@@ -427,6 +437,48 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/events/stream",
         access: Access::Roles(OPERATORS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/stats",
+        access: Access::Roles(STATS_READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/stats/public",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/feedback/form",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/feedback/reports",
+        access: Access::Roles(FEEDBACK_READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/feedback/reports.csv",
+        access: Access::Roles(FEEDBACK_READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/feedback/reports/{id}",
+        access: Access::Roles(FEEDBACK_READERS),
+    },
+    // A recipient's or facility's token, an admin's, or no token with the
+    // certificate's QR as proof of holding it (checked by the handler).
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/{id}/feedback",
+        access: Access::RolesOrProof(FEEDBACK_FILERS),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/v1/certificates/{id}/rating",
+        access: Access::RolesOrProof(FEEDBACK_FILERS),
     },
     RouteSpec {
         method: "GET",

@@ -64,6 +64,21 @@ fn app_with(
         divoc_certificates::ServiceConfig::new("http://localhost:8080"),
     )
     .unwrap();
+    let feedback = divoc_feedback::FeedbackService::new(
+        db.clone(),
+        certificates.clone(),
+        divoc_feedback::FeedbackSettings {
+            form: divoc_feedback::Form::load(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../config/feedback/aefi-form.json"),
+            )
+            .unwrap(),
+            rules: divoc_feedback::severity::default_rules(),
+            alert_contacts: vec![],
+            zone: Default::default(),
+        },
+        divoc_time::SystemClock::shared(),
+    );
     divoc_api::router(
         AppState {
             runtime,
@@ -75,6 +90,8 @@ fn app_with(
             rollout: Some(rollout),
             feeds: None,
             stopping: tokio::sync::watch::channel(false).1,
+            stats: Default::default(),
+            feedback: Some(feedback),
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -139,13 +156,23 @@ async fn every_route_enforces_its_roles() {
                         method
                     );
                 }
-                Access::Roles(allowed) => {
-                    assert_eq!(
-                        call(&app, method, &path, None).await,
-                        StatusCode::UNAUTHORIZED,
-                        "{} {path} without a token",
-                        method
-                    );
+                Access::Roles(allowed) | Access::RolesOrProof(allowed) => {
+                    let anonymous = call(&app, method, &path, None).await;
+                    if matches!(route.access, Access::Roles(_)) {
+                        assert_eq!(
+                            anonymous,
+                            StatusCode::UNAUTHORIZED,
+                            "{} {path} without a token",
+                            method
+                        );
+                    } else {
+                        // The handler asks for its other proof.
+                        assert!(
+                            anonymous != StatusCode::FORBIDDEN && anonymous.as_u16() < 500,
+                            "{} {path} without a token answered {anonymous}",
+                            method
+                        );
+                    }
                     assert_eq!(
                         call(&app, method, &path, Some("not-a-real-token-at-all")).await,
                         StatusCode::UNAUTHORIZED,

@@ -50,6 +50,7 @@ pub mod plugin_hooks;
 pub mod qr;
 pub mod request;
 pub mod service;
+pub mod stats;
 pub mod status_list;
 pub mod types;
 pub mod verify;

@@ -442,6 +442,7 @@ impl CertificateService {
             channels: inner.cfg.distribution_channels.clone(),
             actor: actor.to_owned(),
             issued_at_ms: now,
+            counts: crate::stats::issue_counts(req, now, &inner.cfg.zone),
         });
         match new {
             Ok(new) => Step::Store(Box::new(Prepared { new, payment })),
@@ -681,6 +682,7 @@ impl CertificateService {
         };
         let new = NewCertificate {
             id: id.clone(),
+            counts: crate::stats::typed_counts(&program, now, &inner.cfg.zone),
             program,
             recipient_ref: code,
             dose: 1,
@@ -810,6 +812,7 @@ impl CertificateService {
     ) -> Result<Certificate, CertError> {
         let (id_owned, actor) = (id.to_owned(), actor.to_owned());
         let clock = self.inner.cfg.clock.clone();
+        let zone = self.inner.cfg.zone.clone();
         let outcome = self
             .inner
             .db
@@ -818,6 +821,7 @@ impl CertificateService {
                 let Some(row) = store::get(&tx.reader(), &id_owned)? else {
                     return Ok(Err(None));
                 };
+                let counts = crate::stats::status_counts(&row.program, now, &zone);
                 let current = Certificate::from_record(row, now);
                 match rules::decide(&id_owned, current.status, &change) {
                     Decision::Unchanged => Ok(Ok(())),
@@ -840,6 +844,7 @@ impl CertificateService {
                                 actor: &actor,
                                 action,
                                 detail: &detail,
+                                counts: &counts,
                             },
                         )?;
                         Ok(Ok(()))

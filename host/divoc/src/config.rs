@@ -31,6 +31,34 @@ pub struct Config {
     pub rollout: RolloutConfig,
     /// The event log going out.
     pub events: EventsConfig,
+    /// How statistics are published.
+    pub stats: divoc_insight::stats::StatsConfig,
+    /// Side-effect reports and ratings.
+    pub feedback: FeedbackConfig,
+}
+
+/// `[feedback]`: side-effect (AEFI) reports and ratings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FeedbackConfig {
+    /// The report form: a JSON Schema and its labels per language; absent,
+    /// the shipped form (`config/feedback/aefi-form.json`, built in).
+    pub form: Option<figment::value::magic::RelativePathBuf>,
+    /// Who is alerted (through the distribution channels) of a serious
+    /// report: `mailto:` and `tel:` contacts.
+    pub alert_contacts: Vec<String>,
+    /// Severity rules; a report takes the highest grade it meets.
+    pub severity: Vec<divoc_feedback::SeverityRule>,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        FeedbackConfig {
+            form: None,
+            alert_contacts: Vec::new(),
+            severity: divoc_feedback::severity::default_rules(),
+        }
+    }
 }
 
 /// `[events]`: the event log going out.
@@ -366,6 +394,9 @@ impl Config {
         }
         let templates = abs(&self.certificates.pdf.templates.relative());
         self.certificates.pdf.templates = templates.into();
+        if let Some(form) = &self.feedback.form {
+            self.feedback.form = Some(abs(&form.relative()).into());
+        }
     }
 }
 
@@ -483,6 +514,9 @@ mod tests {
         assert!(config.plugins.grants.contains_key("format-jws"));
         // The documented defaults are the built-in ones.
         assert_eq!(config.events, EventsConfig::default());
+        assert_eq!(config.stats, Default::default());
+        assert_eq!(config.feedback.severity, FeedbackConfig::default().severity);
+        assert!(config.feedback.form.is_none());
         assert_eq!(config.certificates.distribution.channels, ["notify-log"]);
     }
 

@@ -315,9 +315,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let feeds = feeder.feeds();
     let feeding = feeder.spawn(stop.subscribe());
+    let form = match &config.feedback.form {
+        Some(path) => {
+            let path = path.relative();
+            divoc_feedback::Form::load(&path)
+                .with_context(|| format!("loading the feedback form {}", path.display()))?
+        }
+        None => divoc_feedback::Form::shipped().context("the built-in feedback form")?,
+    };
+    let feedback = divoc_feedback::FeedbackService::new(
+        host.db.clone(),
+        certificates.clone(),
+        divoc_feedback::FeedbackSettings {
+            form,
+            rules: config.feedback.severity.clone(),
+            alert_contacts: config.feedback.alert_contacts.clone(),
+            zone: config.locale.time_zone.clone(),
+        },
+        clock.clone(),
+    );
     let state = AppState {
+        feedback: Some(feedback),
         feeds: Some(feeds),
         stopping: stop.subscribe(),
+        stats: config.stats.clone(),
         runtime,
         db: host.db.clone(),
         keyring: host.keyring.clone(),

@@ -141,6 +141,7 @@ fn new_certificate(n: u64) -> NewCertificate {
         channels: Vec::new(),
         actor: "bench".into(),
         issued_at_ms: 1_700_000_000_000,
+        counts: Vec::new(),
     }
 }
 

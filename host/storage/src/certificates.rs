@@ -124,6 +124,10 @@ pub struct NewCertificate {
     pub actor: String,
     /// When it is issued (the certificate module's clock), ms.
     pub issued_at_ms: i64,
+    /// The live counters it moves, as `(dimension, key)`: counted under
+    /// `certificates.issued` (or `certificates.corrected` for a new
+    /// version) in the same transaction ([`crate::stats`]).
+    pub counts: Vec<(String, String)>,
 }
 
 /// Outbox `kind` of certificate deliveries.
@@ -398,6 +402,14 @@ fn insert_row_texts(
     };
     audit::append_audit_json(tx, &c.actor, action, &c.id, &texts.summary)?;
     events::append_event_json(tx, action, &c.id, &texts.summary)?;
+    let metric = if previous_id.is_some() {
+        crate::stats::CERTIFICATES_CORRECTED
+    } else {
+        crate::stats::CERTIFICATES_ISSUED
+    };
+    for (dimension, key) in &c.counts {
+        crate::stats::add(tx, metric, dimension, key, 1);
+    }
     if c.channels.is_empty() {
         outbox::enqueue_json(tx, DISTRIBUTE, UNROUTED, &texts.delivery, now)?;
     }
@@ -595,6 +607,9 @@ pub struct StatusWrite<'a> {
     pub action: &'a str,
     /// The audit record's and event's detail.
     pub detail: &'a Value,
+    /// The live counters it moves, as `(dimension, key)`, counted under
+    /// the action's metric (`certificate.revoked` → `certificates.revoked`).
+    pub counts: &'a [(String, String)],
 }
 
 /// Writes a certificate's status columns with the audit record and event,
@@ -618,6 +633,10 @@ pub fn write_status(tx: &Tx<'_>, id: &str, w: &StatusWrite<'_>) -> Result<bool> 
     }
     audit::append_audit(tx, w.actor, w.action, id, w.detail)?;
     events::append_event(tx, w.action, id, w.detail)?;
+    let metric = w.action.replacen("certificate.", "certificates.", 1);
+    for (dimension, key) in w.counts {
+        crate::stats::add(tx, &metric, dimension, key, 1);
+    }
     Ok(true)
 }
 
@@ -734,6 +753,7 @@ mod tests {
             channels: vec![],
             actor: "t".into(),
             issued_at_ms: 1_000,
+            counts: Vec::new(),
         }
     }
 
@@ -891,6 +911,7 @@ mod tests {
                     actor: "t",
                     action: "certificate.suspended",
                     detail: &detail,
+                    counts: &[],
                 },
             )
         }

@@ -131,6 +131,12 @@ struct Counters {
 pub struct Tx<'c> {
     conn: &'c Connection,
     queued: &'c AtomicU64,
+    /// Counter deltas of the closure running now ([`crate::stats::add`]):
+    /// kept if it succeeds, dropped with its savepoint if it fails.
+    item_counts: std::cell::RefCell<crate::stats::Deltas>,
+    /// Counter deltas of the group's successful closures, written once
+    /// just before the group commits.
+    group_counts: std::cell::RefCell<crate::stats::Deltas>,
 }
 
 impl<'c> Tx<'c> {
@@ -142,6 +148,24 @@ impl<'c> Tx<'c> {
 
     pub(crate) fn conn(&self) -> &'c Connection {
         self.conn
+    }
+
+    pub(crate) fn count(&self, key: crate::stats::CountKey, delta: i64) {
+        *self.item_counts.borrow_mut().entry(key).or_default() += delta;
+    }
+
+    /// The closure that ran last ended: its counts join the group's, or
+    /// go with its rolled-back savepoint.
+    fn item_done(&self, ok: bool) {
+        let mut item = self.item_counts.borrow_mut();
+        if ok {
+            let mut group = self.group_counts.borrow_mut();
+            for (k, d) in item.drain() {
+                *group.entry(k).or_default() += d;
+            }
+        } else {
+            item.clear();
+        }
     }
 
     /// Whether other writes (not bulk ones) are queued behind this one.
@@ -580,6 +604,7 @@ where
             ));
         }
         let ok = outcome.is_ok();
+        tx.item_done(ok);
         // Without a savepoint a failed item is the group's only one: the
         // group rolls back (nothing succeeded).
         if savepoint {
@@ -710,6 +735,8 @@ fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &C
         let tx = Tx {
             conn,
             queued: &counters.queued,
+            item_counts: Default::default(),
+            group_counts: Default::default(),
         };
         for item in group.iter_mut() {
             match item.run(&tx, savepoints) {
@@ -731,6 +758,12 @@ fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &C
             // Nothing to make durable; skip the fsync.
             rollback(conn);
             return Ok(());
+        }
+        // The group's counter deltas, one upsert per counter: counting
+        // costs a group, not each closure.
+        if let Err(e) = crate::stats::flush(conn, &tx.group_counts.borrow()) {
+            rollback(conn);
+            return Err(e);
         }
         if let Err(e) = exec_cached(conn, "COMMIT") {
             rollback(conn);

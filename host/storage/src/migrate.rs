@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_vaccinations.sql"),
     include_str!("../migrations/0011_sync_items.sql"),
     include_str!("../migrations/0012_otp.sql"),
+    include_str!("../migrations/0013_stats.sql"),
+    include_str!("../migrations/0014_feedback.sql"),
 ];
 
 /// The schema version this build creates and understands.

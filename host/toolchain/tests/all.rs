@@ -41,6 +41,7 @@ fn builds_every_example_plugin_into_a_component_of_its_world() -> Result<(), Too
         ("events-counter", World::EventSubscriber),
         ("format-jws", World::CertificateFormat),
         ("id-verhoeff", World::IdentityProvider),
+        ("notify-log", World::DistributionChannel),
         ("notify-webhook", World::DistributionChannel),
         ("pay-voucher", World::PaymentProvider),
         ("policy-age-interval", World::RolloutPolicy),

@@ -206,3 +206,66 @@ fn subscribers_get_the_log_in_order_once_counted_across_a_crash_and_the_stream_r
     assert_eq!(counts, total, "{state}");
     assert_eq!(state["counts"]["certificate.issued"], 45, "{state}");
 }
+
+#[test]
+fn live_statistics_count_issuance_and_revocation_and_hide_small_cells_in_public() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    for i in 0..12 {
+        issue(&server, &format!("ST-{i:03}"));
+    }
+    // One in another district: a cell of one.
+    let path = repo().join("host/certificates/tests/cases/valid-one-dose/request.json");
+    let mut req: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    req["pre_enrollment_code"] = json!("ST-999");
+    req["facility"]["address"]["district"] = json!("Mysuru");
+    let (status, body) = support::send_json(
+        "POST",
+        &format!("{}/v1/certificates", server.base),
+        Some(ADMIN),
+        Some(&req),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, _) = support::send_json(
+        "POST",
+        &format!("{}/v1/certificates/{id}/revoke", server.base),
+        Some(ADMIN),
+        Some(&json!({"reason": "issued in error"})),
+    );
+    assert_eq!(status, 200);
+
+    let (status, stats) = support::send_json(
+        "GET",
+        &format!("{}/v1/stats", server.base),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200, "{stats}");
+    let issued = &stats["metrics"]["certificates.issued"];
+    assert_eq!(issued["total"], 13, "{stats}");
+    assert_eq!(issued["vaccine"]["CoVax"], 13);
+    assert_eq!(issued["batch"]["MB3428BX"], 13);
+    assert_eq!(issued["district"]["Mysuru"], 1);
+    assert_eq!(issued["age"]["20-29"], 13);
+    assert_eq!(issued["dose"]["1"], 13);
+    assert_eq!(stats["metrics"]["certificates.revoked"]["total"], 1);
+    assert_eq!(stats["aefiByBatch"]["MB3428BX"]["doses"], 13);
+
+    // The public view needs no token and leaves out the cell of one.
+    let (status, public) = support::send_json(
+        "GET",
+        &format!("{}/v1/stats/public", server.base),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{public}");
+    let issued = &public["metrics"]["certificates.issued"];
+    assert_eq!(issued["total"], 13);
+    assert!(issued["district"].get("Mysuru").is_none(), "{public}");
+    assert_eq!(public["suppressedBelow"], 10);
+    assert!(public["suppressedCells"].as_u64().unwrap() >= 1);
+    // The full view is for operators.
+    let (status, _) = support::send_json("GET", &format!("{}/v1/stats", server.base), None, None);
+    assert_eq!(status, 401);
+}

@@ -12,6 +12,7 @@ mod distribution;
 mod divoc_compat;
 mod eligibility;
 mod events;
+mod feedback;
 mod oidc;
 mod operator_config;
 mod pipeline;

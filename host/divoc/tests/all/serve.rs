@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "events-counter",
     "format-jws",
     "id-verhoeff",
+    "notify-log",
     "notify-webhook",
     "pay-voucher",
     "policy-age-interval",
@@ -163,7 +164,7 @@ fn serve_lists_example_plugins_as_ready_and_checks_roles() {
 
     let (status, body) = get(&server.base, "/readyz", None);
     assert_eq!(status, 200);
-    assert_eq!(body["plugins"]["ready"], 6);
+    assert_eq!(body["plugins"]["ready"], EXAMPLES.len());
     let (status, body) = get(&server.base, "/.well-known/did.json", None);
     assert_eq!(status, 200);
     assert!(body["verificationMethod"]
