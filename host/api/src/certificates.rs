@@ -603,7 +603,25 @@ pub async fn verify(
     // Inline: a verification is ~100 µs of CPU and one indexed status
     // read, less than the hand-off to a blocking thread and back.
     let verdict = svc.verify(input)?;
+    crate::metrics::verified(verdict_label(&verdict));
     Ok(Json(verdict).into_response())
+}
+
+/// A verdict's one-word label for the metrics: `invalid` when the
+/// signature fails, else the status.
+pub(crate) fn verdict_label(v: &divoc_certificates::Verdict) -> &'static str {
+    use divoc_certificates::verify::StatusVerdict as S;
+    if !v.checks.signature.ok {
+        return "invalid";
+    }
+    match v.checks.status {
+        S::Valid => "valid",
+        S::Revoked => "revoked",
+        S::Suspended => "suspended",
+        S::Expired => "expired",
+        S::NotYetValid => "not-yet-valid",
+        S::Unknown => "unknown",
+    }
 }
 
 /// Most credentials in one `POST /v1/verify/batch` (a public route: the
@@ -665,7 +683,10 @@ pub async fn verify_batch(
         .map(|r| match r {
             Some(err) => BatchItem::Error(err),
             None => match verdicts.next() {
-                Some(Ok(v)) => BatchItem::Verdict(Box::new(v)),
+                Some(Ok(v)) => {
+                    crate::metrics::verified(verdict_label(&v));
+                    BatchItem::Verdict(Box::new(v))
+                }
                 Some(Err(e)) => BatchItem::Error(error_json(&ApiError::from(e))),
                 None => BatchItem::Error(error_json(&ApiError::internal("missing verdict"))),
             },

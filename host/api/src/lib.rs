@@ -20,6 +20,7 @@ pub mod error;
 mod events;
 mod feedback;
 mod keys;
+pub mod metrics;
 pub mod oidc;
 mod plugins;
 mod recipients;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub stats: divoc_insight::stats::StatsConfig,
     /// The feedback module, when enabled.
     pub feedback: Option<divoc_feedback::FeedbackService>,
+    /// What `/metrics` renders, when a recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// HTTP-level limits.
@@ -164,6 +167,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
         .route("/readyz", get(readyz))
         .route("/.well-known/did.json", get(did_json))
         .route("/.well-known/jwks.json", get(jwks_json))
@@ -288,6 +292,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             tokens,
             auth::authorize,
         ))
+        // Outside the role check: refusals are counted too.
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::not_found("no such route") })
         // `limits` bounds bodies per route; axum's own 2 MB default would
         // cap uploads and a raised `server.body-limit-kib`.

@@ -440,6 +440,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/metrics",
+        access: Access::Roles(OPERATORS),
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/stats",
         access: Access::Roles(STATS_READERS),
     },

@@ -92,6 +92,7 @@ fn app_with(
             stopping: tokio::sync::watch::channel(false).1,
             stats: Default::default(),
             feedback: Some(feedback),
+            metrics: None,
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -334,7 +334,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         clock.clone(),
     );
+    let metrics = divoc_api::metrics::install()
+        .map_err(anyhow::Error::msg)
+        .context("installing the metrics recorder")?;
     let state = AppState {
+        metrics: Some(metrics),
         feedback: Some(feedback),
         feeds: Some(feeds),
         stopping: stop.subscribe(),

@@ -582,7 +582,17 @@ impl LoadedPlugin {
                 Err(e) => return Err(self.fault(e)),
             },
         };
-        match f(&mut warm.store, &warm.instance) {
+        let started = std::time::Instant::now();
+        let outcome = f(&mut warm.store, &warm.instance);
+        // Recorded where a metrics recorder is installed (`/metrics`); a
+        // no-op otherwise.
+        metrics::histogram!(
+            "divoc_plugin_call_duration_seconds",
+            "plugin" => self.info.name.clone(),
+            "world" => self.info.world.to_string(),
+        )
+        .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(result) => {
                 let size = output_size(&result);
                 if size > self.info.limits.output_bytes {

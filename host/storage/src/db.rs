@@ -102,6 +102,8 @@ pub struct WriteStats {
     pub failed_groups: u64,
     /// The largest number of work items seen in one group.
     pub largest_group: u64,
+    /// Writes (not bulk ones) waiting for the writer now.
+    pub queued: u64,
 }
 
 #[derive(Default)]
@@ -385,6 +387,7 @@ impl Database {
             commits: c.commits.load(Ordering::Relaxed),
             failed_groups: c.failed_groups.load(Ordering::Relaxed),
             largest_group: c.largest_group.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
         }
     }
 

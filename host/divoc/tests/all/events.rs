@@ -191,6 +191,24 @@ fn subscribers_get_the_log_in_order_once_counted_across_a_crash_and_the_stream_r
         issue(&server, &format!("EV-{i:03}"));
     }
     let feed = caught_up(&server);
+    let text = ureq::get(&format!("{}/metrics", server.base))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        text.contains("divoc_plugin_call_duration_seconds_count{plugin=\"events-counter\",world=\"event-subscriber\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("divoc_plugin_disabled{plugin=\"events-counter\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("divoc_event_subscriber_lag{plugin=\"events-counter\"}"),
+        "{text}"
+    );
     server.stop();
     let (state, head, total) = counted(&tmp.path().join("data"));
     assert_eq!(feed["head"], head);
@@ -267,5 +285,42 @@ fn live_statistics_count_issuance_and_revocation_and_hide_small_cells_in_public(
     assert!(public["suppressedCells"].as_u64().unwrap() >= 1);
     // The full view is for operators.
     let (status, _) = support::send_json("GET", &format!("{}/v1/stats", server.base), None, None);
+    assert_eq!(status, 401);
+
+    // Prometheus: requests by route template, certificates, verifications,
+    // the writer, the outbox.
+    let qr = ureq::get(&format!("{}/v1/certificates/{id}/qr.txt", server.base))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let (status, verdict) = support::send_json(
+        "POST",
+        &format!("{}/v1/verify", server.base),
+        None,
+        Some(&json!({"qr": qr})),
+    );
+    assert_eq!(status, 200, "{verdict}");
+    let text = ureq::get(&format!("{}/metrics", server.base))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for line in [
+        "divoc_http_requests_total{method=\"POST\",route=\"/v1/certificates\",status=\"201\"} 13",
+        "divoc_certificates{event=\"issued\"} 13",
+        "divoc_certificates{event=\"revoked\"} 1",
+        "divoc_certificates_verified_total{verdict=\"revoked\"} 1",
+        "divoc_outbox_pending ",
+        "divoc_storage_commits_total ",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    assert!(text.contains("divoc_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/certificates\",le=\"0.0005\"}"), "{text}");
+    // Route templates, never ids.
+    assert!(!text.contains(&id), "a certificate id in the metrics");
+    let (status, _) = support::send_json("GET", &format!("{}/metrics", server.base), None, None);
     assert_eq!(status, 401);
 }
