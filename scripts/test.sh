@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: host crates, the plugin runtime against real
-# components (examples and hostile fixtures), conformance, and the example
+# components (examples and hostile fixtures), conformance, the pages in
+# headless Chromium (screenshots kept in target/screenshots), and the example
 # plugins' own unit tests. Installs and builds what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh debug
+# The page tests drive Debian's Chromium (headless) through ChromeDriver.
+sh scripts/install-browser.sh
 
 echo "== host workspace tests"
 cargo test --workspace

@@ -22,6 +22,7 @@ mod feedback;
 mod keys;
 pub mod metrics;
 pub mod oidc;
+mod pages;
 mod plugins;
 mod recipients;
 mod rollout;
@@ -168,6 +169,11 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .route("/verify", get(pages::verify))
+        .route("/feedback/{id}", get(pages::feedback))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/sw.js", get(pages::service_worker))
+        .route("/pages/{file}", get(pages::asset))
         .route("/readyz", get(readyz))
         .route("/.well-known/did.json", get(did_json))
         .route("/.well-known/jwks.json", get(jwks_json))

@@ -440,6 +440,31 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/verify",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/feedback/{id}",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/dashboard",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/sw.js",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/pages/{file}",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/metrics",
         access: Access::Roles(OPERATORS),
     },

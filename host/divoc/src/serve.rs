@@ -243,7 +243,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         cfg.clock = clock.clone();
         cfg.zone = config.locale.time_zone.clone();
         cfg.max_corrections = config.certificates.max_corrections;
-        cfg.credential.feedback_url = config.certificates.feedback_url.clone();
+        // Every credential links to where its holder reports side effects:
+        // this host's /feedback page unless another is configured.
+        cfg.credential.feedback_url =
+            Some(config.certificates.feedback_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/feedback/{{id}}",
+                    config.server.public_url.trim_end_matches('/')
+                )
+            }));
         cfg.credential.info_url = config.certificates.info_url.clone();
         cfg.distribution_channels = config.certificates.distribution.channels.clone();
         cfg.types = config.certificates.types.clone();

@@ -15,6 +15,7 @@ mod events;
 mod feedback;
 mod oidc;
 mod operator_config;
+mod pages;
 mod pipeline;
 mod rollout;
 mod route_cases;
