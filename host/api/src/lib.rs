@@ -22,6 +22,7 @@ mod feedback;
 mod keys;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 mod pages;
 mod plugins;
 mod recipients;
@@ -169,6 +170,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::serve))
         .route("/verify", get(pages::verify))
         .route("/feedback/{id}", get(pages::feedback))
         .route("/dashboard", get(pages::dashboard))

@@ -440,6 +440,11 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/openapi.json",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/verify",
         access: Access::Public,
     },

@@ -174,7 +174,7 @@ pub fn masked(text: &str) -> String {
 
 /// One outbox row as `GET /v1/outbox` shows it: what it is about, where it
 /// goes and how far it got; contacts masked, names left out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
     /// The row's id (also the paging cursor).

@@ -23,7 +23,7 @@ const MAX_AGE: u32 = 150;
 const FUTURE_SKEW_MS: i64 = 86_400_000;
 
 /// A request to issue one vaccination certificate.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct IssueRequest {
     /// Who was vaccinated.
@@ -50,7 +50,7 @@ pub struct IssueRequest {
 /// A payment: the mode a payment plugin handles and the mode's own
 /// reference (a voucher code, a card token...). Never put into the
 /// credential, the audit log or the events.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Payment {
     /// Payment mode, e.g. `voucher`.
@@ -60,7 +60,7 @@ pub struct Payment {
 }
 
 /// The vaccinated person.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Recipient {
     /// Full name as on the identity document.
@@ -84,7 +84,7 @@ pub struct Recipient {
 }
 
 /// An identity document: scheme and number.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Identity {
     /// Scheme, e.g. `passport`, `in.gov.uidai.aadhaar`.
@@ -95,7 +95,7 @@ pub struct Identity {
 }
 
 /// A postal address; every part optional, as programs record different parts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Address {
     /// First address line.
@@ -125,7 +125,7 @@ impl Address {
 }
 
 /// The vaccination event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Vaccination {
     /// Program id (slug), e.g. `covid-19`.
@@ -161,7 +161,7 @@ impl Vaccination {
 }
 
 /// The vaccination facility.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Facility {
     /// The facility's id in the registry, when known.
@@ -174,7 +174,7 @@ pub struct Facility {
 }
 
 /// The vaccinator.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Vaccinator {
     /// Vaccinator's name.

@@ -33,7 +33,7 @@ pub enum VerifyInput {
 }
 
 /// The status part of a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StatusVerdict {
     /// Neither revoked nor suspended, and inside its validity period.
@@ -52,7 +52,7 @@ pub enum StatusVerdict {
 }
 
 /// The signature check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SignatureCheck {
     /// Whether the proof verified with a trusted key of the issuer.
     pub ok: bool,
@@ -66,7 +66,7 @@ pub struct SignatureCheck {
 }
 
 /// All checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     /// Signature.
     pub signature: SignatureCheck,
@@ -76,7 +76,7 @@ pub struct Checks {
 
 /// What the credential claims, for display. Personal data, so only for the
 /// verifier's screen, never for logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClaimsSummary {
     /// Certificate id.
     pub certificate_id: Option<String>,
@@ -103,7 +103,7 @@ pub struct ClaimsSummary {
 }
 
 /// The answer to "is this certificate genuine and in force?".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verdict {
     /// Signature ok, status known to be good, inside the validity period.
     pub valid: bool,

@@ -41,7 +41,7 @@ pub struct FeedbackSettings {
 }
 
 /// A stored report, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// `rpt_…`.
@@ -96,7 +96,7 @@ impl From<ReportRow> for Report {
 }
 
 /// A rating as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewRating {
     /// The facility, 1-5.
@@ -110,7 +110,7 @@ pub struct NewRating {
 }
 
 /// A stored rating, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rating {
     /// The certificate rated.
@@ -146,7 +146,7 @@ impl From<RatingRow> for Rating {
 }
 
 /// A page of reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportPage {
     /// Oldest first.

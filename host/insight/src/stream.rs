@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One event as the stream shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamEvent {
     /// Its sequence number: the stream's event id, to resume after.

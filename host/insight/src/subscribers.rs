@@ -75,7 +75,7 @@ impl FeedConfig {
 }
 
 /// Where one subscriber stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedStatus {
     /// The highest sequence it has acknowledged (or skipped past).

@@ -45,7 +45,7 @@ impl Default for BookingRules {
 }
 
 /// One bookable slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Slot {
     /// Local date, `YYYY-MM-DD`.
@@ -63,7 +63,7 @@ pub struct Slot {
 }
 
 /// A booking request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Booking {
     /// The person's enrolment code (their programme is the booking's).
@@ -80,7 +80,7 @@ pub struct Booking {
 }
 
 /// Where to move a booking.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Reschedule {
     /// Another facility (default: the same).
@@ -93,7 +93,7 @@ pub struct Reschedule {
 }
 
 /// An appointment, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Appointment {
     /// `apt_…`.
