@@ -92,7 +92,12 @@ fn app_with(
             stopping: tokio::sync::watch::channel(false).1,
             stats: Default::default(),
             feedback: Some(feedback),
-            metrics: None,
+            // A recorder of its own (not the process-wide one).
+            metrics: Some(
+                metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .build_recorder()
+                    .handle(),
+            ),
             pdf: Some(Arc::new(
                 divoc_pdf::PdfRenderer::load(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
