@@ -638,4 +638,9 @@ fn a_recipient_signs_in_with_a_code_and_books_for_the_family() {
     );
     assert_eq!(s, 422);
     server.stop();
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(
+        &tmp.path().join("data"),
+        &["Asha", "1985-03-01", "Tara", "2020-06-01", "Someone Else"],
+    );
 }

@@ -152,6 +152,11 @@ fn the_programme_policy_decides_and_a_swapped_plugin_decides_the_next_request() 
         "{body}"
     );
     server.stop();
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(
+        &tmp.path().join("data"),
+        &["Second Adult", "1981-01-01", "1980-01-01"],
+    );
 }
 
 /// A programme that checks identity documents has the enrolment's number

@@ -323,4 +323,6 @@ fn live_statistics_count_issuance_and_revocation_and_hide_small_cells_in_public(
     assert!(!text.contains(&id), "a certificate id in the metrics");
     let (status, _) = support::send_json("GET", &format!("{}/metrics", server.base), None, None);
     assert_eq!(status, 401);
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(&tmp.path().join("data"), &[]);
 }

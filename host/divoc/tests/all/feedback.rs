@@ -295,4 +295,9 @@ fn reports_ratings_alerts_and_the_monitoring_view() {
         Some(&json!({"answers": mild})),
     );
     assert_eq!(status, 403);
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(
+        &tmp.path().join("data"),
+        &["admitted for two days", "quick and kind"],
+    );
 }

@@ -390,6 +390,8 @@ fn the_pages_work_in_a_phone_sized_browser() {
         c.close().await.unwrap();
     });
     drop(driver);
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(&tmp.path().join("data"), &[]);
 }
 
 /// The QR text of the same credential with the name changed (re-encoded,

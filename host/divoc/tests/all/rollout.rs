@@ -377,6 +377,16 @@ fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
         String::from_utf8_lossy(&out.stderr)
     );
     server.stop();
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(
+        &tmp.path().join("data"),
+        &[
+            "Someone Else",
+            "1970-01-01",
+            "9000000000",
+            "ID-SOMEONE-ELSE",
+        ],
+    );
 }
 
 /// A controller makes a facility-staff token over the API: its secret is
@@ -781,4 +791,15 @@ fn divoc_csvs_go_in_and_a_district_is_activated() {
     );
     assert_eq!(s, 403);
     server.stop();
+    // No personal data in any event this test produced.
+    crate::support::assert_no_personal_data(
+        &tmp.path().join("data"),
+        &[
+            "Meena K",
+            "1958-11-30",
+            "9812300000",
+            "Walk In",
+            "1975-05-05",
+        ],
+    );
 }

@@ -130,3 +130,69 @@ pub fn send_json(
     let text = response.into_string().unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// The personal data the test fixtures put into the service: the people of
+/// the sample issue request and of DIVOC's pre-enrolment CSV (names, dates
+/// of birth, phone numbers, identity numbers, e-mail addresses).
+pub fn fixture_personal_data() -> Vec<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut out = Vec::new();
+    let req: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo.join("host/certificates/tests/cases/valid-one-dose/request.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let r = &req["recipient"];
+    for v in [&r["name"], &r["dob"], &r["identity"]["value"]] {
+        out.push(v.as_str().unwrap().to_owned());
+    }
+    for c in r["contacts"].as_array().unwrap() {
+        let c = c.as_str().unwrap();
+        out.push(c.split_once(':').map_or(c, |(_, v)| v).to_owned());
+    }
+    let csv =
+        std::fs::read_to_string(repo.join("host/rollout/testdata/divoc-enrolments.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for line in lines {
+        for (h, v) in header.iter().zip(line.split(',')) {
+            let personal = matches!(*h, "phone" | "identity" | "dob" | "name" | "email");
+            if personal && v.len() > 3 {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Scans every event in a (stopped or running) server's database for
+/// `needles` and the fixtures' personal data; returns the event kinds seen.
+/// Event payloads carry ids and counts, never personal data.
+pub fn assert_no_personal_data(data_dir: &Path, needles: &[&str]) -> Vec<String> {
+    let db = rusqlite::Connection::open(data_dir.join("divoc.sqlite")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT seq, kind, subject, payload FROM events ORDER BY seq")
+        .unwrap();
+    let rows: Vec<(i64, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut all: Vec<String> = fixture_personal_data();
+    all.extend(needles.iter().map(|s| (*s).to_owned()));
+    let mut kinds = std::collections::BTreeSet::new();
+    for (seq, kind, subject, payload) in &rows {
+        let text = format!("{subject} {payload}").to_lowercase();
+        for n in &all {
+            assert!(
+                !text.contains(&n.to_lowercase()),
+                "event {seq} ({kind}) carries personal data `{n}`: {subject} {payload}"
+            );
+        }
+        kinds.insert(kind.clone());
+    }
+    assert!(!rows.is_empty(), "no events to scan");
+    kinds.into_iter().collect()
+}
