@@ -97,7 +97,7 @@ function soon() {
   pending = setTimeout(() => {
     pending = null;
     draw().catch((e) => ($("live").textContent = e.message));
-  }, 300);
+  }, 1200);
 }
 
 // Reads the event stream; reconnects after the last event seen.

@@ -147,16 +147,19 @@ fn live(
 }
 
 async fn stats_doc(state: &AppState, public: bool) -> Result<Response, ApiError> {
-    let (db, config) = (state.db.clone(), state.stats.clone());
-    let doc =
-        tokio::task::spawn_blocking(move || divoc_insight::stats::snapshot(&db, &config, public))
-            .await
-            .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "reading the statistics failed");
-                ApiError::internal("reading the statistics failed; see the server log")
-            })?;
-    Ok(axum::Json(doc).into_response())
+    let cache = state.stats.clone();
+    let bytes = tokio::task::spawn_blocking(move || cache.get(public))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading the statistics failed");
+            ApiError::internal("reading the statistics failed; see the server log")
+        })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes.as_ref().clone(),
+    )
+        .into_response())
 }
 
 /// `GET /v1/stats`: every counter, small cells included.

@@ -73,8 +73,8 @@ pub struct AppState {
     /// Turns true when the server begins to shut down (open event streams
     /// end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
-    /// How statistics are published.
-    pub stats: divoc_insight::stats::StatsConfig,
+    /// The published statistics (rebuilt in the background).
+    pub stats: divoc_insight::stats::StatsCache,
     /// The feedback module, when enabled.
     pub feedback: Option<divoc_feedback::FeedbackService>,
     /// What `/metrics` renders, when a recorder is installed.

@@ -90,7 +90,7 @@ fn app_with(
             rollout: Some(rollout),
             feeds: None,
             stopping: tokio::sync::watch::channel(false).1,
-            stats: Default::default(),
+            stats: divoc_insight::stats::StatsCache::new(db.clone(), Default::default()),
             feedback: Some(feedback),
             // A recorder of its own (not the process-wide one).
             metrics: Some(

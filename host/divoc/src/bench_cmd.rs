@@ -124,6 +124,10 @@ pub enum BenchCommand {
         batch_size: usize,
         #[arg(long, value_enum, default_value_t = IssueMode::Both)]
         mode: IssueMode,
+        /// Clients reading `GET /v1/events/stream` (certificate events)
+        /// while the load runs; reports whether they kept up.
+        #[arg(long, default_value_t = 0)]
+        stream_clients: usize,
     },
     /// Verify certificates one per request (`POST /v1/verify`) and in
     /// batches (`POST /v1/verify/batch`), after issuing `--certs` of them
@@ -306,6 +310,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             concurrency,
             batch_size,
             mode,
+            stream_clients,
         } => {
             ensure!(count > 0, "--count must be at least 1");
             ensure!(
@@ -316,6 +321,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             let rates = raw_rates();
             let run_id = run_id();
             let mut missed = false;
+            let streams = StreamClients::start(&server.endpoint, stream_clients)?;
             if mode != IssueMode::Single {
                 let c = concurrency.unwrap_or(4);
                 let before = cpu_now(server.pid());
@@ -343,6 +349,10 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                     TARGET_SINGLE,
                 );
                 report_cpu(before, cpu_now(server.pid()), r.ok, "certificate");
+            }
+            if let Some(streams) = streams {
+                let issued = count * usize::from(mode == IssueMode::Both) + count;
+                missed |= !streams.report(issued);
             }
             rates.print();
             server.stop();
@@ -1419,5 +1429,75 @@ mod tests {
             let now = divoc_time::Clock::now_ms(&divoc_time::SystemClock);
             assert!(req.validate_at(now, &divoc_time::Zone::utc()).is_ok());
         }
+    }
+}
+
+/// Clients of the live event stream, each on its own thread and
+/// connection, counting the certificate events they receive.
+struct StreamClients {
+    received: Vec<Arc<AtomicUsize>>,
+    started: Instant,
+}
+
+impl StreamClients {
+    fn start(endpoint: &Endpoint, n: usize) -> anyhow::Result<Option<StreamClients>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut received = Vec::new();
+        for _ in 0..n {
+            let count = Arc::new(AtomicUsize::new(0));
+            let url = format!(
+                "http://{}/v1/events/stream?kinds=certificate.issued",
+                endpoint.addr
+            );
+            let response = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {}", endpoint.token))
+                .call()
+                .context("cannot open the event stream")?;
+            let c = count.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                let lines = std::io::BufReader::new(response.into_reader()).lines();
+                for line in lines.map_while(Result::ok) {
+                    if line.starts_with("id:") {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            received.push(count);
+        }
+        Ok(Some(StreamClients {
+            received,
+            started: Instant::now(),
+        }))
+    }
+
+    /// Waits (up to 30 s) for every client to have `expected` events;
+    /// prints how long after the load the slowest had them all. Whether
+    /// they all did.
+    fn report(&self, expected: usize) -> bool {
+        let load_done = Instant::now();
+        let deadline = load_done + Duration::from_secs(30);
+        let slowest = || {
+            self.received
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(0)
+        };
+        while slowest() < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let behind = load_done.elapsed();
+        let got = slowest();
+        let rate = got as f64 / self.started.elapsed().as_secs_f64();
+        println!(
+            "event stream: {} clients; the slowest received {got} of {expected} certificate events \
+             ({rate:.0}/s over the run), all of them {:.0?} after the load ended",
+            self.received.len(),
+            behind
+        );
+        got >= expected
     }
 }

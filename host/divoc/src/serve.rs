@@ -342,6 +342,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         clock.clone(),
     );
+    let stats_cache = divoc_insight::stats::StatsCache::new(host.db.clone(), config.stats.clone());
+    let _stats_refresh = stats_cache.clone().spawn(stop.subscribe());
     let metrics = divoc_api::metrics::install()
         .map_err(anyhow::Error::msg)
         .context("installing the metrics recorder")?;
@@ -350,7 +352,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         feedback: Some(feedback),
         feeds: Some(feeds),
         stopping: stop.subscribe(),
-        stats: config.stats.clone(),
+        stats: stats_cache,
         runtime,
         db: host.db.clone(),
         keyring: host.keyring.clone(),

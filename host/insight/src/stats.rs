@@ -2,11 +2,17 @@
 //! (`divoc_storage::stats`), shaped for people, with rates derived from
 //! them. Reading costs a scan of the counters, never of the counted rows.
 //!
+//! The documents are rebuilt in the background when the counters move
+//! ([`StatsCache`], at most `refresh-ms` old) and answered from memory.
+//!
 //! The public variant suppresses every cell under the configured minimum
 //! count (small cells can single out people: "the one 80+ woman vaccinated
 //! in that district on that day"), and says so.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use divoc_storage::stats::{self, Count};
 use divoc_storage::{Database, StorageError};
@@ -19,13 +25,125 @@ use serde_json::{json, Map, Value};
 pub struct StatsConfig {
     /// Cells with fewer than this many go unpublished in `/v1/stats/public`.
     pub public_min_count: i64,
+    /// How often the published documents are rebuilt when something
+    /// changed: the statistics are at most this old.
+    pub refresh_ms: u64,
 }
 
 impl Default for StatsConfig {
     fn default() -> Self {
         StatsConfig {
             public_min_count: 10,
+            refresh_ms: 1000,
         }
+    }
+}
+
+/// The two documents, built together from one read of the counters.
+#[derive(Debug, Default)]
+struct Built {
+    /// The event log's head when they were built (every counted change
+    /// appends an event, so an unchanged head means unchanged counters).
+    head: i64,
+    full: Arc<Vec<u8>>,
+    public: Arc<Vec<u8>>,
+    ready: bool,
+}
+
+/// The statistics documents, rebuilt in the background when the counters
+/// have moved, so that a request is answered from memory: building them
+/// reads every counter (tens of thousands in a national rollout, tens of
+/// milliseconds), which is work for once a second, not once a request.
+#[derive(Clone)]
+pub struct StatsCache {
+    db: Database,
+    config: StatsConfig,
+    built: Arc<RwLock<Built>>,
+}
+
+impl std::fmt::Debug for StatsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsCache")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl StatsCache {
+    /// A cache over `db`'s counters; empty until first asked or refreshed.
+    pub fn new(db: Database, config: StatsConfig) -> StatsCache {
+        StatsCache {
+            db,
+            config,
+            built: Arc::default(),
+        }
+    }
+
+    /// The settings it publishes with.
+    pub fn config(&self) -> &StatsConfig {
+        &self.config
+    }
+
+    /// Rebuilds the documents if the counters moved; whether it did.
+    pub fn refresh(&self) -> Result<bool, StorageError> {
+        let head = self.db.read(divoc_storage::events::head)?;
+        {
+            let b = self.built.read();
+            if b.ready && b.head == head {
+                return Ok(false);
+            }
+        }
+        // One read of the counters for both documents.
+        let counts = self.db.read(|r| stats::counts(r, ""))?;
+        let to_json = |v: &Value| Arc::new(serde_json::to_vec(v).unwrap_or_default());
+        let full = to_json(&document(&counts, &self.config, false));
+        let public = to_json(&document(&counts, &self.config, true));
+        *self.built.write() = Built {
+            head,
+            full,
+            public,
+            ready: true,
+        };
+        Ok(true)
+    }
+
+    /// The document as JSON bytes: from memory, built now only if it never
+    /// was.
+    pub fn get(&self, public: bool) -> Result<Arc<Vec<u8>>, StorageError> {
+        if !self.built.read().ready {
+            self.refresh()?;
+        }
+        let b = self.built.read();
+        Ok(if public {
+            b.public.clone()
+        } else {
+            b.full.clone()
+        })
+    }
+
+    /// Refreshes every `refresh-ms` until `stop` turns true.
+    pub fn spawn(
+        self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_millis(self.config.refresh_ms.max(10));
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let cache = self.clone();
+                match tokio::task::spawn_blocking(move || cache.refresh()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "statistics: cannot refresh"),
+                    Err(e) => tracing::warn!(error = %e, "statistics: refresh task failed"),
+                }
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        })
     }
 }
 
@@ -33,7 +151,8 @@ impl Default for StatsConfig {
 fn shape(counts: &[Count], min: Option<i64>) -> (Value, u64) {
     let mut metrics: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     let mut suppressed = 0u64;
-    for c in counts {
+    // Ratings are shown as averages (`ratings`), not as sums.
+    for c in counts.iter().filter(|c| !c.metric.starts_with("ratings.")) {
         let m = metrics.entry(c.metric.as_str()).or_default();
         if c.dimension == "total" {
             m.insert("total".into(), json!(c.n));
@@ -124,25 +243,23 @@ fn round2(x: f64) -> f64 {
 /// The statistics document; `public` suppresses small cells.
 pub fn snapshot(db: &Database, config: &StatsConfig, public: bool) -> Result<Value, StorageError> {
     let counts = db.read(|r| stats::counts(r, ""))?;
+    Ok(document(&counts, config, public))
+}
+
+/// The statistics document from the counters.
+pub fn document(counts: &[Count], config: &StatsConfig, public: bool) -> Value {
     let min = public.then_some(config.public_min_count);
-    let (metrics, suppressed) = shape(
-        &counts
-            .iter()
-            .filter(|c| !c.metric.starts_with("ratings."))
-            .cloned()
-            .collect::<Vec<_>>(),
-        min,
-    );
+    let (metrics, suppressed) = shape(counts, min);
     let mut doc = json!({
         "metrics": metrics,
-        "aefiByBatch": batch_rates(&counts, min),
-        "ratings": ratings(&counts, min),
+        "aefiByBatch": batch_rates(counts, min),
+        "ratings": ratings(counts, min),
     });
     if public {
         doc["suppressedBelow"] = json!(config.public_min_count);
         doc["suppressedCells"] = json!(suppressed);
     }
-    Ok(doc)
+    doc
 }
 
 #[cfg(test)]

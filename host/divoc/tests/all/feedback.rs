@@ -254,8 +254,9 @@ fn reports_ratings_alerts_and_the_monitoring_view() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("id,filedAt,certificateId"));
     assert!(lines[2].contains("hospitalised") && lines[2].contains("breathing"));
-    let (status, stats) = send(&server, "GET", "/v1/stats", Some(monitor), None);
-    assert_eq!(status, 200);
+    let stats = support::stats_until(&server.base, "/v1/stats", Some(monitor), |s| {
+        s["ratings"]["facility"]["FAC-0042"].is_object()
+    });
     let batch = &stats["aefiByBatch"]["MB3428BX"];
     assert_eq!(
         (

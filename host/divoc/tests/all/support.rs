@@ -196,3 +196,26 @@ pub fn assert_no_personal_data(data_dir: &Path, needles: &[&str]) -> Vec<String>
     assert!(!rows.is_empty(), "no events to scan");
     kinds.into_iter().collect()
 }
+
+/// `GET {base}{path}` (the statistics, rebuilt in the background at most
+/// `[stats] refresh-ms` after a change) until `ready` holds of it.
+pub fn stats_until(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = send_json("GET", &format!("{base}{path}"), token, None);
+        assert_eq!(status, 200, "{body}");
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "statistics never caught up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
