@@ -1344,6 +1344,76 @@ async fn verify_load(
     Ok((out, before, after))
 }
 
+/// Clients of the live event stream, each on its own thread and
+/// connection, counting the certificate events they receive.
+struct StreamClients {
+    received: Vec<Arc<AtomicUsize>>,
+    started: Instant,
+}
+
+impl StreamClients {
+    fn start(endpoint: &Endpoint, n: usize) -> anyhow::Result<Option<StreamClients>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut received = Vec::new();
+        for _ in 0..n {
+            let count = Arc::new(AtomicUsize::new(0));
+            let url = format!(
+                "http://{}/v1/events/stream?kinds=certificate.issued",
+                endpoint.addr
+            );
+            let response = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {}", endpoint.token))
+                .call()
+                .context("cannot open the event stream")?;
+            let c = count.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                let lines = std::io::BufReader::new(response.into_reader()).lines();
+                for line in lines.map_while(Result::ok) {
+                    if line.starts_with("id:") {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            received.push(count);
+        }
+        Ok(Some(StreamClients {
+            received,
+            started: Instant::now(),
+        }))
+    }
+
+    /// Waits (up to 30 s) for every client to have `expected` events;
+    /// prints how long after the load the slowest had them all. Whether
+    /// they all did.
+    fn report(&self, expected: usize) -> bool {
+        let load_done = Instant::now();
+        let deadline = load_done + Duration::from_secs(30);
+        let slowest = || {
+            self.received
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(0)
+        };
+        while slowest() < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let behind = load_done.elapsed();
+        let got = slowest();
+        let rate = got as f64 / self.started.elapsed().as_secs_f64();
+        println!(
+            "event stream: {} clients; the slowest received {got} of {expected} certificate events \
+             ({rate:.0}/s over the run), all of them {:.0?} after the load ended",
+            self.received.len(),
+            behind
+        );
+        got >= expected
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1429,75 +1499,5 @@ mod tests {
             let now = divoc_time::Clock::now_ms(&divoc_time::SystemClock);
             assert!(req.validate_at(now, &divoc_time::Zone::utc()).is_ok());
         }
-    }
-}
-
-/// Clients of the live event stream, each on its own thread and
-/// connection, counting the certificate events they receive.
-struct StreamClients {
-    received: Vec<Arc<AtomicUsize>>,
-    started: Instant,
-}
-
-impl StreamClients {
-    fn start(endpoint: &Endpoint, n: usize) -> anyhow::Result<Option<StreamClients>> {
-        if n == 0 {
-            return Ok(None);
-        }
-        let mut received = Vec::new();
-        for _ in 0..n {
-            let count = Arc::new(AtomicUsize::new(0));
-            let url = format!(
-                "http://{}/v1/events/stream?kinds=certificate.issued",
-                endpoint.addr
-            );
-            let response = ureq::get(&url)
-                .set("Authorization", &format!("Bearer {}", endpoint.token))
-                .call()
-                .context("cannot open the event stream")?;
-            let c = count.clone();
-            std::thread::spawn(move || {
-                use std::io::BufRead as _;
-                let lines = std::io::BufReader::new(response.into_reader()).lines();
-                for line in lines.map_while(Result::ok) {
-                    if line.starts_with("id:") {
-                        c.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-            received.push(count);
-        }
-        Ok(Some(StreamClients {
-            received,
-            started: Instant::now(),
-        }))
-    }
-
-    /// Waits (up to 30 s) for every client to have `expected` events;
-    /// prints how long after the load the slowest had them all. Whether
-    /// they all did.
-    fn report(&self, expected: usize) -> bool {
-        let load_done = Instant::now();
-        let deadline = load_done + Duration::from_secs(30);
-        let slowest = || {
-            self.received
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .min()
-                .unwrap_or(0)
-        };
-        while slowest() < expected && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let behind = load_done.elapsed();
-        let got = slowest();
-        let rate = got as f64 / self.started.elapsed().as_secs_f64();
-        println!(
-            "event stream: {} clients; the slowest received {got} of {expected} certificate events \
-             ({rate:.0}/s over the run), all of them {:.0?} after the load ended",
-            self.received.len(),
-            behind
-        );
-        got >= expected
     }
 }
