@@ -128,6 +128,13 @@ pub trait IssueHooks: Send + Sync {
     fn may_block(&self, _id_type: &str, _program: &str) -> bool {
         true
     }
+
+    /// Whether `program`'s certificates are charged for (a price is
+    /// configured): a registry programme that says it is paid is refused
+    /// when nothing would charge.
+    fn charges(&self, _program: &str) -> bool {
+        false
+    }
 }
 
 /// Checks nothing: every identity is unchecked, no program charges.

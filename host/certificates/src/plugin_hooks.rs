@@ -225,6 +225,13 @@ impl IssueHooks for PluginHooks {
                 .is_some_and(|p| p.payment.is_some())
     }
 
+    fn charges(&self, program: &str) -> bool {
+        self.config
+            .programs
+            .get(program)
+            .is_some_and(|p| p.payment.is_some())
+    }
+
     fn check_identity(&self, claim: &IdentityClaim<'_>) -> Result<IdentityCheck, HookError> {
         let Some(name) = self.identity_plugin(claim.id_type)? else {
             return Ok(IdentityCheck::NotConfigured);

@@ -535,6 +535,12 @@ impl CertificateService {
         }
     }
 
+    /// Whether certificates of `program` are charged for (a price is
+    /// configured in `[certificates.programs.<program>.payment]`).
+    pub fn charges(&self, program: &str) -> bool {
+        self.inner.hooks.charges(program)
+    }
+
     /// Checks an identity document through the issue hooks (the identity
     /// provider plugin for its type), as issuance does: `Ok(Some(number))`
     /// verified (as the provider writes it), `Ok(None)` when no check is

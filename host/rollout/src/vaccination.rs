@@ -25,7 +25,7 @@ use divoc_time::Date;
 
 use crate::enrolment::{Enrolment, Gender};
 use crate::error::{FieldError, RolloutError};
-use crate::model::{minutes_of, Facility, Programme, Status, Vaccinator, Vaccine};
+use crate::model::{minutes_of, Facility, Payment, Programme, Status, Vaccinator, Vaccine};
 use crate::service::RolloutService;
 use crate::sync::SyncAnswer;
 
@@ -212,6 +212,29 @@ impl RolloutService {
                 "vaccine",
                 format!("programme {} does not offer it", programme.code),
             ));
+        }
+        // A paid programme: the price is the certificate pipeline's
+        // (`[certificates.programs.<code>.payment]`), which authorises the
+        // payment through the payment-provider plugin before signing and
+        // captures it once stored. Without a price nothing would charge:
+        // refused, not given free.
+        if let Payment::Plugin(plugin) = &programme.payment {
+            if !certificates.charges(&programme.code) {
+                return Err(RolloutError::Unavailable(format!(
+                    "programme {} is paid through {plugin}, but no price is configured \
+                     ([certificates.programs.{}.payment])",
+                    programme.code, programme.code
+                )));
+            }
+            if v.payment.is_none() {
+                return Err(invalid(
+                    "payment",
+                    format!(
+                        "programme {} is paid (through {plugin}): give {{\"mode\", \"reference\"}}",
+                        programme.code
+                    ),
+                ));
+            }
         }
         let vaccine: Vaccine = self.get_as(&v.vaccine, "vaccine")?;
         if vaccine.status != Status::Active {
@@ -959,6 +982,94 @@ mod tests {
         }))
         .unwrap();
         svc.enrol(e, "ctl").unwrap().record.code
+    }
+
+    /// Payment checks as a payment-provider plugin makes them: programme
+    /// C19 costs 100.00 INR; a voucher `GOOD` pays.
+    struct Charging;
+
+    impl divoc_certificates::IssueHooks for Charging {
+        fn check_identity(
+            &self,
+            _: &divoc_certificates::hooks::IdentityClaim<'_>,
+        ) -> Result<divoc_certificates::hooks::IdentityCheck, divoc_certificates::hooks::HookError>
+        {
+            Ok(divoc_certificates::hooks::IdentityCheck::NotConfigured)
+        }
+
+        fn check_payment(
+            &self,
+            claim: &divoc_certificates::hooks::PaymentClaim<'_>,
+        ) -> Result<divoc_certificates::hooks::PaymentCheck, divoc_certificates::hooks::HookError>
+        {
+            use divoc_certificates::hooks::{PaymentCheck, PaymentReceipt};
+            Ok(match claim.payment {
+                Some(p) if p.reference == "GOOD" => PaymentCheck::Authorized(PaymentReceipt {
+                    provider: "pay-test".into(),
+                    provider_reference: "r-1".into(),
+                    status: "authorized".into(),
+                    mode: p.mode.clone(),
+                    currency: "INR".into(),
+                    amount_minor_units: 10_000,
+                }),
+                _ => PaymentCheck::Rejected {
+                    field: "payment.reference".into(),
+                    reason: "not a valid voucher".into(),
+                },
+            })
+        }
+
+        fn charges(&self, program: &str) -> bool {
+            program == "C19"
+        }
+    }
+
+    #[test]
+    fn a_paid_programme_takes_payment_through_the_pipeline() {
+        let w = world(100, RateMode::Enforce);
+        let mut programme = w.svc.get::<Programme>("C19").unwrap().record;
+        programme.payment = Payment::Plugin("pay-test".into());
+        w.svc.replace("C19", programme, None, "ctl").unwrap();
+        let a = enrol(&w.svc, 1);
+        // No price configured: refused, never given free.
+        match w.svc.vaccinate(&w.certs, &jab(&a), "staff", &none()) {
+            Err(RolloutError::Unavailable(m)) => assert!(m.contains("no price"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Keyring::open_or_create(
+            &dir.path().join("keys"),
+            &IssuerConfig::new("did:web:example.org"),
+        )
+        .unwrap();
+        let certs = CertificateService::open_with_hooks(
+            w.svc.db().clone(),
+            keyring,
+            ServiceConfig::new("https://example.org"),
+            Arc::new(Charging),
+        )
+        .unwrap();
+        match w.svc.vaccinate(&certs, &jab(&a), "staff", &none()) {
+            Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "payment"),
+            other => panic!("{other:?}"),
+        }
+        let pay = |reference: &str| Vaccinate {
+            payment: Some(cert::Payment {
+                mode: "voucher".into(),
+                reference: reference.into(),
+            }),
+            ..jab(&a)
+        };
+        match w.svc.vaccinate(&certs, &pay("BAD"), "staff", &none()) {
+            Err(RolloutError::Validation(f)) => assert_eq!(f[0].field, "payment.reference"),
+            other => panic!("{other:?}"),
+        }
+        assert!(certs.by_pre_enrollment(&a).unwrap().is_empty());
+        let done = w
+            .svc
+            .vaccinate(&certs, &pay("GOOD"), "staff", &none())
+            .unwrap();
+        assert_eq!(done.dose, 1);
     }
 
     fn none() -> std::collections::BTreeMap<String, u32> {
