@@ -81,7 +81,7 @@ function stars(name, legend) {
   const set = el("fieldset", { id: `r-${name}` }, el("legend", {}, legend));
   const row = el("div", { class: "stars" });
   for (let i = 1; i <= 5; i++) {
-    row.append(el("label", {}, el("input", { type: "radio", name, value: String(i) }), "★".repeat(i)));
+    row.append(el("label", {}, el("input", { type: "radio", name, value: String(i), "aria-label": `${i} / 5` }), "★".repeat(i)));
   }
   set.append(row);
   return set;
@@ -101,7 +101,11 @@ async function main() {
   $("proof").hidden = Boolean(fragment.get("qr"));
   const required = new Set(schema.required || []);
   const report = $("report");
-  for (const [name, prop] of Object.entries(schema.properties || {})) report.append(field(name, prop, required.has(name)));
+  // The questions in the form's order (`x-order`: JSON objects have none).
+  const props = schema.properties || {};
+  const order = (schema["x-order"] || []).filter((n) => n in props);
+  for (const n of Object.keys(props)) if (!order.includes(n)) order.push(n);
+  for (const name of order) report.append(field(name, props[name], required.has(name)));
   report.append(el("button", { type: "submit", id: "send-report" }, ui.send));
   report.addEventListener("submit", async (e) => {
     e.preventDefault();

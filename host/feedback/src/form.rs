@@ -211,6 +211,8 @@ mod tests {
         assert_eq!(symptoms.len(), 14);
         assert_eq!(symptoms["fever"], "बुखार");
         assert_eq!(hi["properties"]["onsetDate"]["title"], "यह कब शुरू हुआ?");
+        // The questions' order travels with the schema (objects have none).
+        assert_eq!(hi["x-order"][0], "symptoms");
         assert_eq!(f.language(["fr", "hi-IN"]), "hi");
         assert_eq!(f.language(["fr"]), "en");
     }

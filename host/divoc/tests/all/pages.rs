@@ -236,6 +236,37 @@ fn the_pages_work_in_a_phone_sized_browser() {
             .await
             .unwrap();
         assert_eq!(outcome, json!("stored"), "{answer}");
+        // The questions come in the form's order, symptoms first.
+        let first = c
+            .execute(
+                "return document.querySelector('#report fieldset, #report label').id || \
+                 document.querySelector('#report fieldset, #report label').getAttribute('for');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, json!("f-symptoms"));
+        // The rating, once.
+        c.execute(
+            r#"document.querySelector('input[name="facility"][value="4"]').click();
+               document.querySelector('input[name="vaccinator"][value="5"]').click();"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+        c.find(Locator::Id("send-rating"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let rated = until(
+            &c,
+            "the rating's answer",
+            "return document.getElementById('rating-result').textContent;",
+        )
+        .await;
+        assert_eq!(rated, json!("Thank you for rating"));
         check_and_photograph(&c, "feedback").await;
         // … and in Hindi.
         c.goto(&format!(
