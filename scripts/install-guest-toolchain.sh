@@ -17,33 +17,7 @@ if command -v rustc >/dev/null 2>&1; then
     fi
 fi
 
-missing=""
-for p in $PACKAGES; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
-    fi
-done
-if [ -z "$missing" ]; then
-    echo "Debian guest toolchain already installed ($PACKAGES)."
-    exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "error: installing$missing needs root (run with sudo)" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# Refresh the package lists only when a package is unknown to apt.
-need_update=0
-for p in $missing; do
-    if ! apt-cache show "$p" >/dev/null 2>&1; then
-        need_update=1
-    fi
-done
-if [ "$need_update" -eq 1 ]; then
-    apt-get update
-fi
+. "$(dirname "$0")/lib/apt.sh"
 # shellcheck disable=SC2086
-apt-get install -y --no-install-recommends $PACKAGES
-echo "Installed:$missing. divoc-toolchain will use /usr/bin/rustc with -Zbuild-std and wasm-ld-22."
+apt_install "Debian guest toolchain" $PACKAGES
+echo "divoc-toolchain will use /usr/bin/rustc with -Zbuild-std and wasm-ld-22."

@@ -89,15 +89,25 @@ async function draw() {
   }
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.issued = String(issued.total || 0);
+  return stats.through || 0;
 }
 
+// The statistics are rebuilt in the background; `through` says which
+// event they reflect. After an event, ask until they reflect it.
 let pending = null;
-function soon() {
+let wanted = 0;
+function soon(seq) {
+  wanted = Math.max(wanted, seq);
   if (pending) return;
-  pending = setTimeout(() => {
+  pending = setTimeout(async () => {
     pending = null;
-    draw().catch((e) => ($("live").textContent = e.message));
-  }, 1200);
+    try {
+      const through = await draw();
+      if (through < wanted) soon(wanted);
+    } catch (e) {
+      $("live").textContent = e.message;
+    }
+  }, 300);
 }
 
 // Reads the event stream; reconnects after the last event seen.
@@ -123,7 +133,7 @@ async function listen(after) {
           const id = /^id: ?(\d+)$/m.exec(block);
           if (id) {
             last = Number(id[1]);
-            soon();
+            soon(last);
           }
         }
       }

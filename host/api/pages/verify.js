@@ -64,7 +64,12 @@ async function online(body, type) {
       body,
     });
     const v = await r.json();
-    if (!r.ok) return { kind: "error", message: v.error ? v.error.message : `HTTP ${r.status}` };
+    if (!r.ok) {
+      const message = v.error ? v.error.message : `HTTP ${r.status}`;
+      // The issuer could not establish a verdict (e.g. status unreadable):
+      // unknown, not an unreadable code.
+      return { kind: r.status >= 500 ? "unknown" : "error", message };
+    }
     return { kind: verdictKind(v), message: v.message, claims: v.claims };
   } catch (_) {
     return null;

@@ -28,6 +28,7 @@ mod plugins;
 mod recipients;
 mod rollout;
 pub mod routes;
+mod stats;
 pub mod tokens;
 
 use std::path::PathBuf;
@@ -209,8 +210,8 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         )
         .route("/v1/outbox", get(distribution::outbox))
         .route("/v1/events/stream", get(events::stream))
-        .route("/v1/stats", get(events::stats))
-        .route("/v1/stats/public", get(events::public_stats))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/stats/public", get(stats::public_stats))
         .route("/v1/feedback/form", get(feedback::form))
         .route("/v1/feedback/reports", get(feedback::list))
         .route("/v1/feedback/reports.csv", get(feedback::csv))

@@ -178,6 +178,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid [events] configuration")?;
     // Held until `serve` returns.
     let _lock = lock_data_dir(&config.storage.data_dir)?;
+    // Before anything records (plugins resolve their metric handles when
+    // they load).
+    let metrics = divoc_api::metrics::install()
+        .map_err(anyhow::Error::msg)
+        .context("installing the metrics recorder")?;
     tracing::info!(
         data_dir = %config.storage.data_dir.display(),
         plugins_dir = %config.plugins.dir.display(),
@@ -344,9 +349,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let stats_cache = divoc_insight::stats::StatsCache::new(host.db.clone(), config.stats.clone());
     let _stats_refresh = stats_cache.clone().spawn(stop.subscribe());
-    let metrics = divoc_api::metrics::install()
-        .map_err(anyhow::Error::msg)
-        .context("installing the metrics recorder")?;
     let state = AppState {
         metrics: Some(metrics),
         feedback: Some(feedback),

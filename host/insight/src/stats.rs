@@ -95,9 +95,14 @@ impl StatsCache {
         }
         // One read of the counters for both documents.
         let counts = self.db.read(|r| stats::counts(r, ""))?;
-        let to_json = |v: &Value| Arc::new(serde_json::to_vec(v).unwrap_or_default());
-        let full = to_json(&document(&counts, &self.config, false));
-        let public = to_json(&document(&counts, &self.config, true));
+        // `through`: the last event the counters reflect, so that a reader
+        // that saw a later one in the stream knows to ask again.
+        let to_json = |mut v: Value| {
+            v["through"] = json!(head);
+            Arc::new(serde_json::to_vec(&v).unwrap_or_default())
+        };
+        let full = to_json(document(&counts, &self.config, false));
+        let public = to_json(document(&counts, &self.config, true));
         *self.built.write() = Built {
             head,
             full,

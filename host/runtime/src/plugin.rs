@@ -165,6 +165,9 @@ pub(crate) struct LoadedPlugin {
     warm_max: usize,
     max_consecutive_faults: u32,
     pub health: Health,
+    /// `divoc_plugin_call_duration_seconds{plugin, world}`, resolved once
+    /// at load: a call records into it without building labels.
+    call_seconds: metrics::Histogram,
 }
 
 /// The digest that identifies a manifest + component pair.
@@ -297,7 +300,15 @@ impl LoadedPlugin {
             services: env.services.clone(),
             max_http_body: (env.limits.max_http_body_kib as usize).saturating_mul(1024),
         });
+        // A no-op unless a recorder is installed (`divoc serve` installs
+        // one before it loads plugins).
+        let call_seconds = metrics::histogram!(
+            "divoc_plugin_call_duration_seconds",
+            "plugin" => name.clone(),
+            "world" => world.to_string(),
+        );
         let plugin = LoadedPlugin {
+            call_seconds,
             info: PluginInfo {
                 name: name.clone(),
                 version: version.clone(),
@@ -584,14 +595,7 @@ impl LoadedPlugin {
         };
         let started = std::time::Instant::now();
         let outcome = f(&mut warm.store, &warm.instance);
-        // Recorded where a metrics recorder is installed (`/metrics`); a
-        // no-op otherwise.
-        metrics::histogram!(
-            "divoc_plugin_call_duration_seconds",
-            "plugin" => self.info.name.clone(),
-            "world" => self.info.world.to_string(),
-        )
-        .record(started.elapsed().as_secs_f64());
+        self.call_seconds.record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(result) => {
                 let size = output_size(&result);

@@ -19,15 +19,7 @@ fn repo() -> PathBuf {
 }
 
 fn config(tmp: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("config/divoc.toml")).unwrap();
-    let templates = repo().join("config/templates/pdf");
-    let text = text.replace(
-        "templates = \"templates/pdf\"",
-        &format!("templates = {:?}", templates.display().to_string()),
-    );
-    let path = tmp.join("divoc.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::shipped_config(tmp, |text| text)
 }
 
 fn start(tmp: &Path) -> Server {

@@ -17,31 +17,19 @@ fn repo() -> PathBuf {
 }
 
 fn start(tmp: &Path) -> Server {
-    let text = std::fs::read_to_string(repo().join("config/divoc.toml")).unwrap();
-    let text = text
-        .replace(
-            "templates = \"templates/pdf\"",
-            &format!(
-                "templates = {:?}",
-                repo().join("config/templates/pdf").display().to_string()
-            ),
-        )
-        .replace(
+    let form = repo().join("config/feedback/aefi-form.json");
+    let config = support::shipped_config(tmp, |text| {
+        // The form named in the configuration, not the built-in one.
+        let text = text.replace(
             "# form = \"feedback/aefi-form.json\"",
-            &format!(
-                "form = {:?}",
-                repo()
-                    .join("config/feedback/aefi-form.json")
-                    .display()
-                    .to_string()
-            ),
+            &format!("form = {:?}", form.display().to_string()),
         );
-    assert!(
-        text.contains("\nform = "),
-        "the form is named in the config"
-    );
-    let config = tmp.join("divoc.toml");
-    std::fs::write(&config, text).unwrap();
+        assert!(
+            text.contains("\nform = "),
+            "the form is named in the config"
+        );
+        text
+    });
     let port = support::free_port();
     let mut cmd = support::serve_command(
         &config,

@@ -334,25 +334,8 @@ fn the_pages_work_in_a_phone_sized_browser() {
             "return document.body.dataset.offlineReady;",
         )
         .await;
-        c.find(Locator::Id("qr-text"))
-            .await
-            .unwrap()
-            .send_keys(&qr)
-            .await
-            .unwrap();
-        c.find(Locator::Id("verify"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let verdict = until(
-            &c,
-            "a verdict",
-            "return document.getElementById('result').dataset.verdict;",
-        )
-        .await;
-        assert_eq!(verdict, json!("valid"));
+        let (verdict, _) = verify(&c, &qr).await;
+        assert_eq!(verdict, "valid");
         let name = c
             .find(Locator::Id("claims"))
             .await
@@ -363,66 +346,50 @@ fn the_pages_work_in_a_phone_sized_browser() {
         assert!(name.contains("Bhaya Mitra"), "{name}");
         check_and_photograph(&c, "verify").await;
         server.stop();
-        c.execute(
-            "document.getElementById('result').removeAttribute('data-verdict');",
-            vec![],
-        )
-        .await
-        .unwrap();
-        c.find(Locator::Id("verify"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let verdict = until(
-            &c,
-            "an offline verdict",
-            "return document.getElementById('result').dataset.verdict;",
-        )
-        .await;
-        let message = c
-            .find(Locator::Id("verdict-message"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(verdict, json!("valid"), "{message}");
+        let (verdict, message) = verify(&c, &qr).await;
+        assert_eq!(verdict, "valid", "{message}");
         assert!(message.contains("offline"), "{message}");
         check_and_photograph(&c, "verify-offline").await;
         // A tampered code is not genuine, offline too.
-        let tampered = tamper(&qr);
-        c.execute(
-            "document.getElementById('qr-text').value = arguments[0];",
-            vec![json!(tampered)],
-        )
-        .await
-        .unwrap();
-        c.execute(
-            "document.getElementById('result').removeAttribute('data-verdict');",
-            vec![],
-        )
-        .await
-        .unwrap();
-        c.find(Locator::Id("verify"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let verdict = until(
-            &c,
-            "a verdict on a forgery",
-            "return document.getElementById('result').dataset.verdict;",
-        )
-        .await;
-        assert_ne!(verdict, json!("valid"));
+        let (verdict, message) = verify(&c, &tamper(&qr)).await;
+        assert_ne!(verdict, "valid", "{message}");
         c.close().await.unwrap();
     });
     drop(driver);
     // No personal data in any event this test produced.
     crate::support::assert_no_personal_data(&tmp.path().join("data"), &[]);
+}
+
+/// Puts `text` in the verifier's box, presses Verify and waits for the
+/// verdict; the verdict and its message.
+async fn verify(c: &Client, text: &str) -> (String, String) {
+    c.execute(
+        "document.getElementById('qr-text').value = arguments[0];
+         document.getElementById('result').removeAttribute('data-verdict');",
+        vec![json!(text)],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Id("verify"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = until(
+        c,
+        "a verdict",
+        "return document.getElementById('result').dataset.verdict;",
+    )
+    .await;
+    let message = c
+        .find(Locator::Id("verdict-message"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (verdict.as_str().unwrap_or_default().to_owned(), message)
 }
 
 /// The QR text of the same credential with the name changed (re-encoded,

@@ -219,3 +219,21 @@ pub fn stats_until(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The shipped `config/divoc.toml`, written to `dir/divoc.toml` with its
+/// relative paths made absolute (they are relative to the file), after
+/// `edit`; its path.
+pub fn shipped_config(dir: &Path, edit: impl FnOnce(String) -> String) -> std::path::PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(repo.join("config/divoc.toml")).unwrap();
+    let text = text.replace(
+        "templates = \"templates/pdf\"",
+        &format!(
+            "templates = {:?}",
+            repo.join("config/templates/pdf").display().to_string()
+        ),
+    );
+    let path = dir.join("divoc.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
