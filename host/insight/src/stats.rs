@@ -202,11 +202,22 @@ fn batch_rates(counts: &[Count], min: Option<i64>) -> Value {
         let r = reports.get(batch).copied().unwrap_or(0);
         let s = serious.get(batch).copied().unwrap_or(0);
         let per = |n: i64| (n as f64) * 1000.0 / (d as f64);
+        // A few reports are small cells too: in public they are withheld
+        // (null), not shown; none is not identifying.
+        let shown = |n: i64| !min.is_some_and(|min| n > 0 && n < min);
+        let cell = |n: i64| if shown(n) { json!(n) } else { Value::Null };
+        let rate = |n: i64| {
+            if shown(n) {
+                json!(round2(per(n)))
+            } else {
+                Value::Null
+            }
+        };
         out.insert(
             (*batch).to_owned(),
             json!({
-                "doses": d, "reports": r, "serious": s,
-                "per1000": round2(per(r)), "seriousPer1000": round2(per(s)),
+                "doses": d, "reports": cell(r), "serious": cell(s),
+                "per1000": rate(r), "seriousPer1000": rate(s),
             }),
         );
     }
@@ -307,6 +318,10 @@ mod tests {
         ];
         let r = batch_rates(&counts, None);
         assert_eq!(r["L1"]["per1000"], 1.5);
+        // In public, three reports (under 10) are withheld.
+        let p = batch_rates(&counts, Some(10));
+        assert_eq!(p["L1"]["doses"], 2000);
+        assert!(p["L1"]["reports"].is_null() && p["L1"]["per1000"].is_null());
         assert_eq!(r["L1"]["seriousPer1000"], 0.5);
         let s = ratings(&counts, None);
         assert_eq!(s["facility"]["F"]["average"], 4.5);
