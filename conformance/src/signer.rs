@@ -1,19 +1,27 @@
-//! A throw-away Ed25519 signer for conformance runs.
+//! A throw-away signer for conformance runs.
 //!
 //! `HostServices::isolated()` has no keys, so a certificate-format plugin
 //! could never show that what it encodes decodes with a valid signature. The
-//! suite instead holds one fresh key per requested purpose, generated for the
-//! run and never written anywhere: the run stays isolated from production
-//! keys, and the encode/decode round trip can be checked.
+//! suite instead holds fresh keys per requested purpose — one Ed25519 key and
+//! one ES256 key with a self-signed certificate — generated for the run and
+//! never written anywhere: the run stays isolated from production keys, and
+//! the encode/decode round trip can be checked in either algorithm.
 
 use std::collections::BTreeMap;
 
-use divoc_runtime::{HostKey, SignerBackend};
+use divoc_crypto::keys::es256::{verify_es256, EphemeralEs256Key, Es256Config};
+use divoc_runtime::{HostKey, KeyAlgorithm, SignerBackend};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 
-/// One active key per purpose, alive for one run.
+enum Key {
+    Ed25519(SigningKey),
+    Es256(EphemeralEs256Key),
+}
+
+/// Active keys per purpose, alive for one run.
 pub struct EphemeralSigner {
-    keys: BTreeMap<String, (String, SigningKey)>,
+    /// key id → (purpose, key)
+    keys: BTreeMap<String, (String, Key)>,
 }
 
 impl std::fmt::Debug for EphemeralSigner {
@@ -27,13 +35,27 @@ impl std::fmt::Debug for EphemeralSigner {
 impl EphemeralSigner {
     pub fn new<'a>(purposes: impl IntoIterator<Item = &'a String>) -> EphemeralSigner {
         let mut rng = rand::rngs::OsRng;
-        let keys = purposes
-            .into_iter()
-            .map(|purpose| {
-                let key_id = format!("did:example:divoc-conformance#{purpose}");
-                (key_id, (purpose.clone(), SigningKey::generate(&mut rng)))
-            })
-            .collect();
+        let config = Es256Config {
+            common_name: "DIVOC-rs conformance".into(),
+            ..Es256Config::default()
+        };
+        let mut keys = BTreeMap::new();
+        for purpose in purposes {
+            let key_id = format!("did:example:divoc-conformance#{purpose}");
+            keys.insert(
+                key_id,
+                (
+                    purpose.clone(),
+                    Key::Ed25519(SigningKey::generate(&mut rng)),
+                ),
+            );
+            // Generating a P-256 key and certificate in memory cannot fail
+            // for a valid configuration; a run without it would only lack
+            // the ES256 key, which the format cases then report.
+            if let Ok(key) = EphemeralEs256Key::generate(purpose, &config) {
+                keys.insert(key.info().kid.clone(), (purpose.clone(), Key::Es256(key)));
+            }
+        }
         EphemeralSigner { keys }
     }
 }
@@ -42,11 +64,23 @@ impl SignerBackend for EphemeralSigner {
     fn keys(&self) -> Vec<HostKey> {
         self.keys
             .iter()
-            .map(|(key_id, (purpose, key))| HostKey {
-                key_id: key_id.clone(),
-                purpose: purpose.clone(),
-                public_key: key.verifying_key().to_bytes().to_vec(),
-                active: true,
+            .map(|(key_id, (purpose, key))| match key {
+                Key::Ed25519(key) => HostKey {
+                    key_id: key_id.clone(),
+                    purpose: purpose.clone(),
+                    algorithm: KeyAlgorithm::Ed25519,
+                    public_key: key.verifying_key().to_bytes().to_vec(),
+                    active: true,
+                    certificate: None,
+                },
+                Key::Es256(key) => HostKey {
+                    key_id: key_id.clone(),
+                    purpose: purpose.clone(),
+                    algorithm: KeyAlgorithm::Es256,
+                    public_key: key.info().public_key.clone(),
+                    active: true,
+                    certificate: Some(key.info().certificate.clone()),
+                },
             })
             .collect()
     }
@@ -56,7 +90,10 @@ impl SignerBackend for EphemeralSigner {
             .keys
             .get(key_id)
             .ok_or_else(|| format!("no key `{key_id}`"))?;
-        Ok(key.sign(data).to_bytes().to_vec())
+        Ok(match key {
+            Key::Ed25519(key) => key.sign(data).to_bytes().to_vec(),
+            Key::Es256(key) => key.sign(data).to_vec(),
+        })
     }
 
     fn verify(&self, key_id: &str, data: &[u8], signature: &[u8]) -> Result<bool, String> {
@@ -64,10 +101,11 @@ impl SignerBackend for EphemeralSigner {
             .keys
             .get(key_id)
             .ok_or_else(|| format!("no key `{key_id}`"))?;
-        // A signature of the wrong length is simply not valid, not an error.
-        let Ok(signature) = Signature::from_slice(signature) else {
-            return Ok(false);
-        };
-        Ok(key.verifying_key().verify(data, &signature).is_ok())
+        Ok(match key {
+            // A signature of the wrong length is simply not valid, not an error.
+            Key::Ed25519(key) => Signature::from_slice(signature)
+                .is_ok_and(|s| key.verifying_key().verify(data, &s).is_ok()),
+            Key::Es256(key) => verify_es256(&key.info().public_key, data, signature),
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! Guest-side SDK for DIVOC-rs plugins (`divoc:plugin@1.1.0`).
+//! Guest-side SDK for DIVOC-rs plugins (`divoc:plugin@1.2.0`).
 //!
 //! A plugin crate depends on this crate with exactly the feature of the world
 //! it implements, implements that world's `Guest` trait and exports it:
@@ -45,7 +45,7 @@ pub mod __private {
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "divoc:plugin/host@1.1.0",
+        world: "divoc:plugin/host@1.2.0",
         generate_unused_types: true,
         runtime_path: "divoc_sdk::__private::wit_bindgen::rt",
     });
@@ -57,6 +57,7 @@ mod error;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod mail;
 pub mod random;
 pub mod signer;
 mod worlds;
@@ -70,7 +71,7 @@ pub use types::{
 pub use worlds::*;
 
 /// The WIT contract this SDK implements.
-pub const WIT_PACKAGE: &str = "divoc:plugin@1.1.0";
+pub const WIT_PACKAGE: &str = "divoc:plugin@1.2.0";
 
 /// Quotes untrusted input for an error message, cut to 64 characters, so a
 /// huge input cannot make the plugin's answer exceed its output limit.

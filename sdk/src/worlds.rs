@@ -22,14 +22,15 @@ macro_rules! world {
                 export_macro_name: $macro_name,
                 default_bindings_module: $bindings,
                 with: {
-                    "divoc:plugin/types@1.1.0": crate::bindings::divoc::plugin::types,
-                    "divoc:plugin/log@1.1.0": crate::bindings::divoc::plugin::log,
-                    "divoc:plugin/clock@1.1.0": crate::bindings::divoc::plugin::clock,
-                    "divoc:plugin/random@1.1.0": crate::bindings::divoc::plugin::random,
-                    "divoc:plugin/kv@1.1.0": crate::bindings::divoc::plugin::kv,
-                    "divoc:plugin/http@1.1.0": crate::bindings::divoc::plugin::http,
-                    "divoc:plugin/signer@1.1.0": crate::bindings::divoc::plugin::signer,
-                    "divoc:plugin/config@1.1.0": crate::bindings::divoc::plugin::config,
+                    "divoc:plugin/types@1.2.0": crate::bindings::divoc::plugin::types,
+                    "divoc:plugin/log@1.2.0": crate::bindings::divoc::plugin::log,
+                    "divoc:plugin/clock@1.2.0": crate::bindings::divoc::plugin::clock,
+                    "divoc:plugin/random@1.2.0": crate::bindings::divoc::plugin::random,
+                    "divoc:plugin/kv@1.2.0": crate::bindings::divoc::plugin::kv,
+                    "divoc:plugin/http@1.2.0": crate::bindings::divoc::plugin::http,
+                    "divoc:plugin/signer@1.2.0": crate::bindings::divoc::plugin::signer,
+                    "divoc:plugin/config@1.2.0": crate::bindings::divoc::plugin::config,
+                    "divoc:plugin/mail@1.2.0": crate::bindings::divoc::plugin::mail,
                 },
             });
         }
@@ -39,7 +40,7 @@ macro_rules! world {
 world!(
     "identity-provider",
     identity_provider,
-    "divoc:plugin/identity-provider@1.1.0",
+    "divoc:plugin/identity-provider@1.2.0",
     export_identity_provider,
     "export_identity_provider",
     "divoc_sdk::identity_provider"
@@ -47,7 +48,7 @@ world!(
 world!(
     "payment-provider",
     payment_provider,
-    "divoc:plugin/payment-provider@1.1.0",
+    "divoc:plugin/payment-provider@1.2.0",
     export_payment_provider,
     "export_payment_provider",
     "divoc_sdk::payment_provider"
@@ -55,7 +56,7 @@ world!(
 world!(
     "certificate-format",
     certificate_format,
-    "divoc:plugin/certificate-format@1.1.0",
+    "divoc:plugin/certificate-format@1.2.0",
     export_certificate_format,
     "export_certificate_format",
     "divoc_sdk::certificate_format"
@@ -63,7 +64,7 @@ world!(
 world!(
     "distribution-channel",
     distribution_channel,
-    "divoc:plugin/distribution-channel@1.1.0",
+    "divoc:plugin/distribution-channel@1.2.0",
     export_distribution_channel,
     "export_distribution_channel",
     "divoc_sdk::distribution_channel"
@@ -71,7 +72,7 @@ world!(
 world!(
     "rollout-policy",
     rollout_policy,
-    "divoc:plugin/rollout-policy@1.1.0",
+    "divoc:plugin/rollout-policy@1.2.0",
     export_rollout_policy,
     "export_rollout_policy",
     "divoc_sdk::rollout_policy"
@@ -79,7 +80,7 @@ world!(
 world!(
     "event-subscriber",
     event_subscriber,
-    "divoc:plugin/event-subscriber@1.1.0",
+    "divoc:plugin/event-subscriber@1.2.0",
     export_event_subscriber,
     "export_event_subscriber",
     "divoc_sdk::event_subscriber"

@@ -17,10 +17,10 @@ pub const PACKAGE: &str = "divoc:plugin";
 
 /// The contract version this host implements. Plugins built against any
 /// 1.x up to this one load (semver: minor versions only add).
-pub const VERSION: semver::Version = semver::Version::new(1, 1, 0);
+pub const VERSION: semver::Version = semver::Version::new(1, 2, 0);
 
 /// `PACKAGE@VERSION`, as a manifest's `plugin.wit` names it.
-pub const PACKAGE_AT_VERSION: &str = "divoc:plugin@1.1.0";
+pub const PACKAGE_AT_VERSION: &str = "divoc:plugin@1.2.0";
 
 /// The six plugin worlds of `divoc:plugin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

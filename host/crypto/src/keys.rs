@@ -29,6 +29,7 @@
 //!
 //! [multikey]: https://www.w3.org/TR/cid-1.0/#Multikey
 
+pub mod es256;
 mod publish;
 
 use std::fmt;

@@ -12,7 +12,7 @@
 //! | [`data_integrity`] | `eddsa-jcs-2022` proofs: create and verify | W3C Data Integrity EdDSA Cryptosuites v1.0 §3.3 |
 //! | [`ids`] | certificate ids (Crockford base32 + mod-37 check) and EU UVCIs (Luhn mod N) | Crockford base32; eHealth Network Annex 2 |
 //! | [`multibase`] | base58btc multibase and Ed25519 Multikey encoding | Multibase; CID v1.0 §2.2.2 |
-//! | [`speed`] | the raw Ed25519 sign/verify rate of this machine, for benchmarks | — |
+//! | [`speed`] | the raw Ed25519 and ES256 (P-256) sign/verify rates of this machine, for benchmarks | — |
 //!
 //! ## Signing a certificate
 //!

@@ -14,10 +14,10 @@ use wasmtime::component::Linker;
 use wasmtime::{ResourceLimiter, StoreLimits};
 
 use crate::bindings::host::divoc::plugin::{
-    clock, config, http as http_wit, kv, log, random, signer, types,
+    clock, config, http as http_wit, kv, log, mail, random, signer, types,
 };
 use crate::grants::EffectiveCapabilities;
-use crate::services::{HostServices, KvError};
+use crate::services::{HostServices, KeyAlgorithm, KvError, MailError, OutgoingMail};
 
 /// The largest single `random.get-random-bytes` request.
 const MAX_RANDOM_BYTES: u32 = 65_536;
@@ -145,6 +145,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
     http_wit::add_to_linker::<StoreState, Me>(linker, get)?;
     signer::add_to_linker::<StoreState, Me>(linker, get)?;
     config::add_to_linker::<StoreState, Me>(linker, get)?;
+    mail::add_to_linker::<StoreState, Me>(linker, get)?;
     Ok(())
 }
 
@@ -282,8 +283,15 @@ impl http_wit::Host for StoreState {
 }
 
 impl StoreState {
-    fn granted_key(&self, key_id: &str) -> Result<crate::services::HostKey, types::Error> {
-        self.ctx
+    /// The key `key_id` if its purpose is granted and its algorithm is
+    /// `algorithm`.
+    fn granted_key(
+        &self,
+        key_id: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<crate::services::HostKey, types::Error> {
+        let key = self
+            .ctx
             .services
             .signer
             .keys()
@@ -294,10 +302,72 @@ impl StoreState {
                 types::Error::Rejected(format!(
                     "key `{key_id}` is unknown or its purpose is not granted"
                 ))
-            })
+            })?;
+        if key.algorithm != algorithm {
+            return Err(types::Error::Rejected(format!(
+                "key `{key_id}` is not an {algorithm:?} key"
+            )));
+        }
+        Ok(key)
+    }
+
+    fn check_purpose(&self, purpose: &str) -> Result<(), types::Error> {
+        if self.ctx.caps.signer_purposes.iter().any(|p| p == purpose) {
+            Ok(())
+        } else {
+            Err(types::Error::Rejected(format!(
+                "signing purpose `{purpose}` is not granted to plugin `{}`",
+                self.ctx.name
+            )))
+        }
+    }
+
+    fn granted_keys(&self) -> impl Iterator<Item = crate::services::HostKey> + '_ {
+        let purposes = &self.ctx.caps.signer_purposes;
+        self.ctx
+            .services
+            .signer
+            .keys()
+            .into_iter()
+            .filter(move |k| purposes.contains(&k.purpose))
+    }
+
+    fn sign_as(
+        &self,
+        key_id: &str,
+        algorithm: KeyAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, types::Error> {
+        let key = self.granted_key(key_id, algorithm)?;
+        if !key.active {
+            return Err(types::Error::Rejected(format!(
+                "key `{key_id}` is rotated out: it verifies but no longer signs"
+            )));
+        }
+        self.ctx
+            .services
+            .signer
+            .sign(&key.key_id, data)
+            .map_err(types::Error::Internal)
+    }
+
+    fn verify_as(
+        &self,
+        key_id: &str,
+        algorithm: KeyAlgorithm,
+        data: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, types::Error> {
+        let key = self.granted_key(key_id, algorithm)?;
+        self.ctx
+            .services
+            .signer
+            .verify(&key.key_id, data, signature)
+            .map_err(types::Error::Internal)
     }
 }
 
+/// The 1.0 view of a key: only Ed25519 keys are shown through it.
 fn to_wit_key(k: crate::services::HostKey) -> signer::PublicKey {
     signer::PublicKey {
         key_id: k.key_id,
@@ -308,32 +378,43 @@ fn to_wit_key(k: crate::services::HostKey) -> signer::PublicKey {
     }
 }
 
+fn to_key_info(k: crate::services::HostKey) -> signer::KeyInfo {
+    signer::KeyInfo {
+        key_id: k.key_id,
+        algorithm: wit_algorithm(k.algorithm),
+        public_key: k.public_key,
+        purpose: k.purpose,
+        active: k.active,
+        certificate: k.certificate,
+    }
+}
+
+fn wit_algorithm(a: KeyAlgorithm) -> signer::KeyAlgorithm {
+    match a {
+        KeyAlgorithm::Ed25519 => signer::KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Es256 => signer::KeyAlgorithm::Es256,
+    }
+}
+
+fn host_algorithm(a: signer::KeyAlgorithm) -> KeyAlgorithm {
+    match a {
+        signer::KeyAlgorithm::Ed25519 => KeyAlgorithm::Ed25519,
+        signer::KeyAlgorithm::Es256 => KeyAlgorithm::Es256,
+    }
+}
+
 impl signer::Host for StoreState {
     fn active_key(&mut self, purpose: String) -> Result<signer::PublicKey, types::Error> {
-        if !self.ctx.caps.signer_purposes.contains(&purpose) {
-            return Err(types::Error::Rejected(format!(
-                "signing purpose `{purpose}` is not granted to plugin `{}`",
-                self.ctx.name
-            )));
-        }
-        self.ctx
-            .services
-            .signer
-            .keys()
-            .into_iter()
-            .find(|k| k.active && k.purpose == purpose)
+        self.check_purpose(&purpose)?;
+        self.granted_keys()
+            .find(|k| k.active && k.purpose == purpose && k.algorithm == KeyAlgorithm::Ed25519)
             .map(to_wit_key)
             .ok_or_else(|| types::Error::Unavailable(format!("no active key for `{purpose}`")))
     }
 
     fn public_keys(&mut self) -> Vec<signer::PublicKey> {
-        let purposes = &self.ctx.caps.signer_purposes;
-        self.ctx
-            .services
-            .signer
-            .keys()
-            .into_iter()
-            .filter(|k| purposes.contains(&k.purpose))
+        self.granted_keys()
+            .filter(|k| k.algorithm == KeyAlgorithm::Ed25519)
             .map(to_wit_key)
             .collect()
     }
@@ -344,17 +425,7 @@ impl signer::Host for StoreState {
         _algorithm: signer::Algorithm,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, types::Error> {
-        let key = self.granted_key(&key_id)?;
-        if !key.active {
-            return Err(types::Error::Rejected(format!(
-                "key `{key_id}` is rotated out: it verifies but no longer signs"
-            )));
-        }
-        self.ctx
-            .services
-            .signer
-            .sign(&key.key_id, &data)
-            .map_err(types::Error::Internal)
+        self.sign_as(&key_id, KeyAlgorithm::Ed25519, &data)
     }
 
     fn verify(
@@ -364,12 +435,100 @@ impl signer::Host for StoreState {
         data: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, types::Error> {
-        let key = self.granted_key(&key_id)?;
-        self.ctx
-            .services
-            .signer
-            .verify(&key.key_id, &data, &signature)
-            .map_err(types::Error::Internal)
+        self.verify_as(&key_id, KeyAlgorithm::Ed25519, &data, &signature)
+    }
+
+    fn active_key_for(
+        &mut self,
+        purpose: String,
+        algorithm: signer::KeyAlgorithm,
+    ) -> Result<signer::KeyInfo, types::Error> {
+        self.check_purpose(&purpose)?;
+        let algorithm = host_algorithm(algorithm);
+        self.granted_keys()
+            .find(|k| k.active && k.purpose == purpose && k.algorithm == algorithm)
+            .map(to_key_info)
+            .ok_or_else(|| {
+                types::Error::Unavailable(format!("no active {algorithm:?} key for `{purpose}`"))
+            })
+    }
+
+    fn key_infos(&mut self) -> Vec<signer::KeyInfo> {
+        self.granted_keys().map(to_key_info).collect()
+    }
+
+    fn sign_with(
+        &mut self,
+        key_id: String,
+        algorithm: signer::KeyAlgorithm,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, types::Error> {
+        self.sign_as(&key_id, host_algorithm(algorithm), &data)
+    }
+
+    fn verify_with(
+        &mut self,
+        key_id: String,
+        algorithm: signer::KeyAlgorithm,
+        data: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<bool, types::Error> {
+        self.verify_as(&key_id, host_algorithm(algorithm), &data, &signature)
+    }
+}
+
+/// At most this many recipients per message, as the contract says.
+const MAX_MAIL_RECIPIENTS: usize = 50;
+
+impl mail::Host for StoreState {
+    fn send(&mut self, message: mail::Email) -> Result<String, types::Error> {
+        let Some(from) = self.ctx.caps.mail_sender.clone() else {
+            return Err(self.denied("mail"));
+        };
+        if message.to.is_empty() || message.to.len() > MAX_MAIL_RECIPIENTS {
+            return Err(types::Error::InvalidInput(format!(
+                "a message goes to 1 to {MAX_MAIL_RECIPIENTS} addresses"
+            )));
+        }
+        let key = message.idempotency_key.trim();
+        if key.is_empty() || key.len() > 200 {
+            return Err(types::Error::InvalidInput(
+                "idempotency-key must be 1 to 200 characters".into(),
+            ));
+        }
+        // The same key from the same plugin gives the same Message-ID, so a
+        // retried send is recognisably the same message.
+        let digest = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(self.ctx.name.as_bytes());
+            h.update([0]);
+            h.update(key.as_bytes());
+            hex::encode(&h.finalize()[..16])
+        };
+        let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+        let message_id = format!("<{digest}.{}@{domain}>", self.ctx.name);
+        let mail = OutgoingMail {
+            from,
+            to: message.to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            attachments: message
+                .attachments
+                .into_iter()
+                .map(|a| (a.name, a.media_type, a.data))
+                .collect(),
+            message_id: message_id.clone(),
+        };
+        let services = self.ctx.services.clone();
+        let sent = self.timed(move |_| services.mail.send(&mail));
+        match sent {
+            Ok(()) => Ok(message_id),
+            Err(MailError::Invalid(m)) => Err(types::Error::InvalidInput(m)),
+            Err(MailError::Refused(m)) => Err(types::Error::Rejected(m)),
+            Err(MailError::Unavailable(m)) => Err(types::Error::Unavailable(m)),
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Grant {
     /// Signing purposes whose keys the plugin may use.
     #[serde(default)]
     pub signer_purposes: Vec<String>,
+    /// The address the plugin's e-mail goes out from; absent: no mail.
+    pub mail_sender: Option<String>,
 }
 
 impl Grant {
@@ -59,6 +61,7 @@ impl Grant {
                 .as_ref()
                 .map(|s| s.purposes.clone())
                 .unwrap_or_default(),
+            mail_sender: c.mail.then(|| "plugin@localhost".to_string()),
             ..Grant::default()
         }
     }
@@ -85,6 +88,8 @@ pub struct EffectiveCapabilities {
     /// Key purposes whose keys the plugin may list, sign and verify with.
     /// Empty: no signer.
     pub signer_purposes: Vec<String>,
+    /// The sender address the plugin's e-mail goes out from. `None`: no mail.
+    pub mail_sender: Option<String>,
 }
 
 impl EffectiveCapabilities {
@@ -98,6 +103,7 @@ impl EffectiveCapabilities {
             "kv" => self.kv_quota_bytes.is_some(),
             "http" => !self.http_origins.is_empty(),
             "signer" => !self.signer_purposes.is_empty(),
+            "mail" => self.mail_sender.is_some(),
             _ => false,
         }
     }
@@ -186,6 +192,18 @@ pub fn effective(
                 ));
             }
             caps.signer_purposes.push(purpose.clone());
+        }
+    }
+
+    if requested.mail {
+        match &grant.mail_sender {
+            Some(sender) => caps.mail_sender = Some(sender.clone()),
+            None => {
+                return Err(refuse(
+                    "mail",
+                    " (grant a sender address with `mail-sender`)".into(),
+                ))
+            }
         }
     }
     Ok(caps)

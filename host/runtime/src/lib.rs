@@ -36,7 +36,10 @@ pub use grants::{EffectiveCapabilities, Grant, Grants, Origin};
 pub use manifest::{Manifest, World, WIT_PACKAGE};
 pub use plugin::{EffectiveLimits, LimitSettings, PluginInfo, HOST_WIT_VERSION};
 pub use registry::{PluginState, PluginStatus, Rejection, ReloadReport, Runtime, RuntimeSettings};
-pub use services::{HostKey, HostServices, KvBackend, KvError, MemoryKv, NoKeys, SignerBackend};
+pub use services::{
+    HostKey, HostServices, KeyAlgorithm, KvBackend, KvError, MailBackend, MailError, MemoryKv,
+    NoKeys, NoMail, OutgoingMail, SignerBackend,
+};
 pub use watcher::Watcher;
 pub use worlds::{
     types, CertificateFormat, Delivery, DistributionChannel, EventSubscriber, IdentityProvider,

@@ -25,6 +25,23 @@ pub struct Manifest {
     /// `[limits]`: what the plugin asks to run under; host defaults when absent.
     #[serde(default)]
     pub limits: RequestedLimits,
+    /// `[format]`: for `certificate-format` plugins, how the host recognises
+    /// the format's artifacts when they are presented for verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FormatSection>,
+}
+
+/// `[format]` of a certificate-format plugin's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FormatSection {
+    /// Text prefixes that mark this format's artifacts (`HC1:`, `shc:/`,
+    /// `eyJ` for a compact JWS). `/v1/verify` hands text starting with one of
+    /// them to this plugin; when several plugins declare the same prefix
+    /// (EU DCC and WHO DDCC are both `HC1:`), each is asked in name order
+    /// until one recognises the artifact.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +74,9 @@ pub struct RequestedCapabilities {
     pub kv: Option<KvRequest>,
     pub http: Option<HttpRequest>,
     pub signer: Option<SignerRequest>,
+    /// Sending e-mail through the host's SMTP relay (since 1.2).
+    #[serde(default)]
+    pub mail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +197,7 @@ impl Manifest {
             (c.kv.is_some(), "kv"),
             (c.http.is_some(), "http"),
             (c.signer.is_some(), "signer"),
+            (c.mail, "mail"),
         ] {
             if on {
                 names.push(name);

@@ -28,7 +28,9 @@ use crate::services::HostServices;
 pub const HOST_WIT_VERSION: semver::Version = divoc_contract::VERSION;
 
 /// Capability interfaces a component may import.
-const CAPABILITIES: [&str; 7] = ["log", "clock", "random", "kv", "http", "signer", "config"];
+const CAPABILITIES: [&str; 8] = [
+    "log", "clock", "random", "kv", "http", "signer", "config", "mail",
+];
 
 /// Operator defaults and ceilings for plugin limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +122,10 @@ pub struct PluginInfo {
     pub capabilities: EffectiveCapabilities,
     /// The limits its calls run under.
     pub limits: EffectiveLimits,
+    /// For a certificate-format plugin: the text prefixes of its artifacts
+    /// (manifest `[format] prefixes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub format_prefixes: Vec<String>,
 }
 
 enum WorldPre {
@@ -319,6 +325,11 @@ impl LoadedPlugin {
                 loaded_at: SystemTime::now(),
                 capabilities: caps,
                 limits,
+                format_prefixes: manifest
+                    .format
+                    .as_ref()
+                    .map(|f| f.prefixes.clone())
+                    .unwrap_or_default(),
             },
             ctx,
             engine: env.engine.clone(),
@@ -655,7 +666,8 @@ mod tests {
     fn contract_compatibility_follows_semver() {
         assert!(compatible(&semver::Version::new(1, 0, 0)));
         assert!(compatible(&semver::Version::new(1, 1, 0)));
-        assert!(!compatible(&semver::Version::new(1, 2, 0)));
+        assert!(compatible(&semver::Version::new(1, 2, 0)));
+        assert!(!compatible(&semver::Version::new(1, 3, 0)));
         assert!(!compatible(&semver::Version::new(2, 0, 0)));
         assert!(!compatible(&semver::Version::new(0, 9, 0)));
     }

@@ -42,31 +42,86 @@ pub enum KvError {
     Backend(String),
 }
 
+/// The signature algorithm of a host key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// Ed25519 (RFC 8032).
+    Ed25519,
+    /// ECDSA P-256 with SHA-256 (RFC 7518 §3.4).
+    Es256,
+}
+
 /// A public key held by the host, as shown to plugins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostKey {
-    /// The verification method id, e.g. `did:web:example.org#key-1`.
+    /// Ed25519: the verification method id (`did:web:example.org#z6Mk…`);
+    /// ES256: the JWK thumbprint (RFC 7638).
     pub key_id: String,
     /// What the key signs for, e.g. `certificate`; plugins are granted purposes.
     pub purpose: String,
-    /// Raw Ed25519 public key.
+    /// The key's algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// Ed25519: 32 raw bytes; ES256: the uncompressed SEC1 point.
     pub public_key: Vec<u8>,
     /// Whether this is the key that currently signs for its purpose; rotated-out
     /// keys stay listed so that old signatures verify.
     pub active: bool,
+    /// The key's X.509 certificate (DER), if the host holds one.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// Signing with host-held keys. Private key bytes never leave the
 /// implementation; the runtime checks the plugin's granted purposes first.
 pub trait SignerBackend: Send + Sync + 'static {
-    /// Every key, active and rotated-out.
+    /// Every key, active and rotated-out, of every algorithm.
     fn keys(&self) -> Vec<HostKey>;
-    /// Ed25519 signature of `data` with `key_id` (must be an active key).
+    /// Signature of `data` with `key_id` (must be an active key), in the
+    /// key's algorithm: Ed25519 64 bytes, ES256 64-byte `r || s`.
     fn sign(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>, String>;
-    /// Whether `signature` is a valid Ed25519 signature of `data` by `key_id`
+    /// Whether `signature` is a valid signature of `data` by `key_id`
     /// (active or rotated-out); `Ok(false)` for a bad signature, `Err` for an
     /// unknown key or a backend failure.
     fn verify(&self, key_id: &str, data: &[u8], signature: &[u8]) -> Result<bool, String>;
+}
+
+/// An e-mail a plugin asked the host to send (the `mail` capability).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    /// The sender address granted to the plugin.
+    pub from: String,
+    /// Recipients' addresses.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// Optional HTML alternative.
+    pub html: Option<String>,
+    /// `(file name, media type, bytes)`.
+    pub attachments: Vec<(String, String, Vec<u8>)>,
+    /// The `Message-ID` to use (derived from the plugin's idempotency key).
+    pub message_id: String,
+}
+
+/// Why a mail could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The message or an address is malformed.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The relay refused it for good (5xx).
+    #[error("refused by the mail relay: {0}")]
+    Refused(String),
+    /// The relay could not be reached or refused for now (4xx).
+    #[error("mail relay unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Delivery of plugins' e-mail to an SMTP relay.
+pub trait MailBackend: Send + Sync + 'static {
+    /// Sends `mail`; `Ok` once the relay accepted it.
+    fn send(&self, mail: &OutgoingMail) -> Result<(), MailError>;
 }
 
 /// The services plugin capabilities are backed by.
@@ -76,6 +131,8 @@ pub struct HostServices {
     pub kv: Arc<dyn KvBackend>,
     /// Backs the `signer` capability.
     pub signer: Arc<dyn SignerBackend>,
+    /// Backs the `mail` capability.
+    pub mail: Arc<dyn MailBackend>,
 }
 
 impl std::fmt::Debug for HostServices {
@@ -90,6 +147,7 @@ impl HostServices {
         HostServices {
             kv: Arc::new(MemoryKv::default()),
             signer: Arc::new(NoKeys),
+            mail: Arc::new(NoMail),
         }
     }
 }
@@ -143,6 +201,18 @@ impl KvBackend for MemoryKv {
             .map(|(_, k)| k.clone())
             .take(limit as usize)
             .collect())
+    }
+}
+
+/// No mail relay configured: every send is `unavailable`.
+#[derive(Debug)]
+pub struct NoMail;
+
+impl MailBackend for NoMail {
+    fn send(&self, _mail: &OutgoingMail) -> Result<(), MailError> {
+        Err(MailError::Unavailable(
+            "no mail relay is configured ([mail] smtp-url)".into(),
+        ))
     }
 }
 

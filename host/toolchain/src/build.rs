@@ -202,16 +202,60 @@ struct PluginPackage {
     manifest_path: PathBuf,
 }
 
+/// Turns a core module built by another compiler (C with `wit-bindgen c`,
+/// say: see `plugins/c/`) into a plugin component, the same way
+/// [`Toolchain::build`] does for a Rust crate: the module must carry
+/// wit-bindgen's component-type section; the component is validated,
+/// checked against the manifest's world and version (unless
+/// `options.check_contract` is off), and written with a copy of the
+/// manifest as `<out_dir>/<name>/<name>.wasm` and
+/// `<out_dir>/<name>/plugin.toml`, `<name>` being the manifest's plugin name.
+pub fn componentize_module(
+    module_path: &Path,
+    manifest_path: &Path,
+    out_dir: &Path,
+    options: &BuildOptions,
+) -> Result<BuiltPlugin, ToolchainError> {
+    if let Err(source) = std::fs::metadata(module_path) {
+        return Err(ToolchainError::Io {
+            what: "cannot read",
+            path: module_path.to_path_buf(),
+            source,
+        });
+    }
+    let manifest = PluginManifest::load(manifest_path)?;
+    let p = PluginPackage {
+        package: manifest.plugin.name.clone(),
+        lib: String::new(),
+        manifest,
+        manifest_path: manifest_path.to_path_buf(),
+    };
+    componentize_file(&p, module_path, out_dir, options)
+}
+
 fn componentize(
     p: &PluginPackage,
     release: &Path,
     out_dir: &Path,
     options: &BuildOptions,
 ) -> Result<BuiltPlugin, ToolchainError> {
-    let module_path = release.join(format!("{}.wasm", p.lib));
-    let module = std::fs::read(&module_path).map_err(|_| ToolchainError::MissingModule {
+    componentize_file(
+        p,
+        &release.join(format!("{}.wasm", p.lib)),
+        out_dir,
+        options,
+    )
+}
+
+fn componentize_file(
+    p: &PluginPackage,
+    module_path: &Path,
+    out_dir: &Path,
+    options: &BuildOptions,
+) -> Result<BuiltPlugin, ToolchainError> {
+    let module = std::fs::read(module_path).map_err(|_| ToolchainError::MissingModule {
         package: p.package.clone(),
-        path: module_path.clone(),
+        path: module_path.to_path_buf(),
     })?;
     let component = encode(&module).map_err(|message| ToolchainError::Componentize {
         package: p.package.clone(),

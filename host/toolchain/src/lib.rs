@@ -8,6 +8,8 @@
 //! - [`Toolchain::build`] runs one `cargo build --release` for a plugin crate or
 //!   a guest workspace, then turns every crate that has a `plugin.toml` into a
 //!   validated component under `<out_dir>/<package>/`.
+//! - [`componentize_module`] does the second half of that for a core module
+//!   another compiler built (the C guests in `plugins/c/`).
 //! - [`scaffold`] writes a new plugin crate for a world that builds right away.
 //!
 //! All guests share one target dir (`<repo>/target/guest`, or
@@ -23,7 +25,7 @@ mod scaffold;
 
 use std::path::PathBuf;
 
-pub use build::{BuildOptions, BuiltPlugin};
+pub use build::{componentize_module, BuildOptions, BuiltPlugin};
 pub use detect::{Toolchain, ToolchainKind};
 pub use inspect::{inspect, ComponentInfo};
 pub use manifest::{PluginManifest, PluginSection, World};

@@ -270,6 +270,7 @@ fn time_inside_host_calls_is_not_charged_to_the_deadline() {
             delay: std::time::Duration::from_millis(150),
         }),
         signer: std::sync::Arc::new(divoc_runtime::NoKeys),
+        mail: std::sync::Arc::new(divoc_runtime::NoMail),
     };
     let runtime = Runtime::new(settings, services).unwrap();
     let (manifest, component) = support::read_plugin(&dir);

@@ -2,95 +2,14 @@
 //! loopback grant reaches it, a granted name that resolves to a loopback
 //! address does not.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use divoc_runtime::types::distribution::Message;
 use divoc_runtime::types::{Contact, ContactKind};
-use divoc_runtime::{Delivery, Grant, GuestErrorKind, Runtime};
+use divoc_runtime::{Delivery, GuestErrorKind, Runtime};
 
+use crate::loopback::{self, Server};
 use crate::support;
-
-/// One request as the server saw it.
-#[derive(Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-/// A minimal HTTP/1.1 server on 127.0.0.1 answering with queued statuses
-/// (200 once the queue is empty) and reporting each request it read.
-struct Server {
-    addr: SocketAddr,
-    seen: mpsc::Receiver<Seen>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, seen) = mpsc::channel();
-        let statuses = Arc::new(Mutex::new(VecDeque::new()));
-        let queued = statuses.clone();
-        // The thread ends with the test process; the listener outlives the test.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let mut words = line.split_whitespace();
-                let method = words.next().unwrap_or_default().to_string();
-                let path = words.next().unwrap_or_default().to_string();
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim_end();
-                    if h.is_empty() {
-                        break;
-                    }
-                    if let Some((n, v)) = h.split_once(':') {
-                        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-                    }
-                }
-                let len: usize = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                let status = queued.lock().unwrap().pop_front().unwrap_or(200);
-                let response = format!(
-                    "HTTP/1.1 {status} Test\r\nx-message-id: msg-{status}\r\n\
-                     content-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(response.as_bytes());
-                let _ = tx.send(Seen {
-                    method,
-                    path,
-                    headers,
-                    body,
-                });
-            }
-        });
-        Server {
-            addr,
-            seen,
-            statuses,
-        }
-    }
-}
 
 fn message(id: &str) -> Message {
     Message {
@@ -110,27 +29,17 @@ fn message(id: &str) -> Message {
 /// notify-webhook, with its manifest listing `origin` instead of the
 /// public example origin, granted `origin`, configured to POST to `url`.
 fn webhook_runtime(tmp: &std::path::Path, origin: &str, url: &str) -> Runtime {
-    support::copy_plugin(
-        &support::plugin_dir("notify-webhook"),
-        &tmp.join("notify-webhook"),
-        |m| support::replace(m, "https://notify.example.org", origin),
-    );
-    let mut settings = support::settings();
-    settings.grants.insert(
-        "notify-webhook".into(),
-        Grant {
-            http_origins: vec![origin.to_string()],
-            ..Grant::default()
-        },
-    );
-    settings.config.insert(
-        "notify-webhook".into(),
-        serde_json::json!({ "url": url, "timeout_ms": 2000 }),
-    );
-    let runtime = support::runtime(settings);
-    let report = runtime.reload_dir(tmp);
-    assert_eq!(report.loaded, vec!["notify-webhook@0.1.0"], "{report:?}");
-    runtime
+    loopback::http_plugin_runtime(
+        tmp,
+        "notify-webhook",
+        "https://notify.example.org",
+        origin,
+        serde_json::json!({
+            "url": url,
+            "timeout_ms": 2000,
+            "secret": "http-test-secret-0123456789abcdef",
+        }),
+    )
 }
 
 #[test]
@@ -162,7 +71,7 @@ fn an_explicit_loopback_grant_reaches_a_loopback_server() {
     assert_eq!(body["certificate-ids"][0], "c-1");
 
     // The server's answers map onto the delivery outcome.
-    server.statuses.lock().unwrap().extend([503, 400]);
+    server.answer([503, 400]);
     assert!(matches!(
         channel.deliver(&message("m-2")).unwrap(),
         Delivery::Retryable(_)

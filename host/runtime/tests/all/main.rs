@@ -6,8 +6,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod cases;
+mod dhis2;
+mod distribution_adapters;
 mod faults;
 mod hot_swap;
 mod http;
+mod identity_adapters;
+mod loopback;
+mod payment_adapters;
 mod plugins;
+mod priority_groups;
 mod support;

@@ -37,17 +37,25 @@ pub fn plugin_dir(krate: &str) -> PathBuf {
     built_dir("plugins", krate)
 }
 
+/// `target/c-plugins/<name>`: a C plugin from `plugins/c/<name>`, built by
+/// its `build.sh` (scripts/setup.sh runs it).
+pub fn c_plugin_dir(name: &str) -> PathBuf {
+    built_dir("c-plugins", name)
+}
+
 fn built_dir(kind: &str, krate: &str) -> PathBuf {
     let dir = repo_root().join("target").join(kind).join(krate);
+    let build = match kind {
+        "fixtures" => {
+            "cargo run -p divoc-toolchain --example build -- --fixtures conformance/fixtures target/fixtures".to_string()
+        }
+        "c-plugins" => format!("bash plugins/c/{krate}/build.sh (after scripts/install-c-guest.sh)"),
+        _ => "cargo run -p divoc-toolchain --example build -- plugins target/plugins".to_string(),
+    };
     assert!(
         dir.join("plugin.toml").is_file(),
-        "{} is missing; build it with `cargo run -p divoc-toolchain --example build -- {}`",
+        "{} is missing; build it with `{build}`",
         dir.display(),
-        if kind == "fixtures" {
-            "--fixtures conformance/fixtures target/fixtures"
-        } else {
-            "plugins target/plugins"
-        }
     );
     dir
 }
@@ -171,9 +179,11 @@ impl KvBackend for SqliteKv {
     }
 }
 
-/// Host signing over the real issuer keyring of `divoc-crypto`.
+/// Host signing over the real issuer keyrings of `divoc-crypto`: Ed25519
+/// and ES256 (with its document-signer certificate), as `divoc serve` has.
 pub struct KeyringSigner {
     pub keyring: divoc_crypto::keys::Keyring,
+    pub es256: divoc_crypto::keys::es256::Es256Keyring,
 }
 
 impl KeyringSigner {
@@ -181,25 +191,44 @@ impl KeyringSigner {
         let issuer = divoc_crypto::keys::IssuerConfig::new("did:web:example.org");
         let keyring =
             divoc_crypto::keys::Keyring::open_or_create(&dir.join("keys"), &issuer).unwrap();
-        KeyringSigner { keyring }
+        let es256 = divoc_crypto::keys::es256::Es256Keyring::open_or_create(
+            &dir.join("keys"),
+            &Default::default(),
+        )
+        .unwrap();
+        KeyringSigner { keyring, es256 }
     }
 }
 
 impl SignerBackend for KeyringSigner {
     fn keys(&self) -> Vec<HostKey> {
-        self.keyring
-            .public_keys()
-            .into_iter()
-            .map(|k| HostKey {
-                key_id: k.key_id,
-                purpose: k.purpose,
-                public_key: k.public_key.to_vec(),
-                active: k.active,
-            })
-            .collect()
+        let ed = self.keyring.public_keys().into_iter().map(|k| HostKey {
+            key_id: k.key_id,
+            purpose: k.purpose,
+            algorithm: divoc_runtime::KeyAlgorithm::Ed25519,
+            public_key: k.public_key.to_vec(),
+            active: k.active,
+            certificate: None,
+        });
+        let ec = self.es256.keys().into_iter().map(|k| HostKey {
+            key_id: k.kid,
+            purpose: k.purpose,
+            algorithm: divoc_runtime::KeyAlgorithm::Es256,
+            public_key: k.public_key,
+            active: k.active,
+            certificate: Some(k.certificate),
+        });
+        ed.chain(ec).collect()
     }
 
     fn sign(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+        if self.es256.find(key_id).is_some() {
+            return self
+                .es256
+                .sign(key_id, data)
+                .map(|s| s.to_vec())
+                .map_err(|e| e.to_string());
+        }
         self.keyring
             .sign(key_id, data)
             .map(|s| s.to_vec())
@@ -207,6 +236,12 @@ impl SignerBackend for KeyringSigner {
     }
 
     fn verify(&self, key_id: &str, data: &[u8], signature: &[u8]) -> Result<bool, String> {
+        if self.es256.find(key_id).is_some() {
+            return self
+                .es256
+                .verify(key_id, data, signature)
+                .map_err(|e| e.to_string());
+        }
         self.keyring
             .verify(key_id, data, signature)
             .map_err(|e| e.to_string())
@@ -220,6 +255,7 @@ pub fn real_services(dir: &Path) -> (HostServices, Arc<SqliteKv>, Arc<KeyringSig
     let services = HostServices {
         kv: kv.clone(),
         signer: signer.clone(),
+        mail: Arc::new(divoc_runtime::NoMail),
     };
     (services, kv, signer)
 }
