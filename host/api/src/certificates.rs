@@ -572,9 +572,12 @@ pub async fn verify(
         None
     };
     let input = match image {
-        Some(image) => VerifyInput::Json(qr_image_credential(image).await?),
+        Some(image) => qr_image_input(image).await?,
         None => {
             let body = parse_json(&body)?;
+            if let Some(format) = body.get("format") {
+                return verify_named_format(&state, format, body.get("artifact")).await;
+            }
             match (body.get("qr"), body.get("credential"), body.get("qr_image")) {
                 (Some(Value::String(text)), None, None) => VerifyInput::QrText(text.clone()),
                 (None, Some(credential @ Value::Object(_)), None) => {
@@ -587,7 +590,7 @@ pub async fn verify(
                         .map_err(|_| {
                             ApiError::bad_request("qr_image", "`qr_image` is not base64")
                         })?;
-                    VerifyInput::Json(qr_image_credential(image).await?)
+                    qr_image_input(image).await?
                 }
                 _ => {
                     return Err(ApiError::bad_request(
@@ -599,6 +602,14 @@ pub async fn verify(
             }
         }
     };
+    // Another format's artifact (EU DCC, SMART Health Card, ...) goes to the
+    // plugin that declares its prefix.
+    if let VerifyInput::QrText(text) = &input {
+        if let Some(verdict) = foreign_verdict(&state, text).await? {
+            crate::metrics::verified(verdict_label(&verdict));
+            return Ok(Json(verdict).into_response());
+        }
+    }
     let svc = service(&state)?;
     // Inline: a verification is ~100 µs of CPU and one indexed status
     // read, less than the hand-off to a blocking thread and back.
@@ -664,6 +675,23 @@ pub async fn verify_batch(
             }
             _ => None,
         };
+        if let Some(VerifyInput::QrText(text)) = &input {
+            match foreign_verdict(&state, text).await {
+                Ok(Some(v)) => {
+                    crate::metrics::verified(verdict_label(&v));
+                    results
+                        .push(Some(serde_json::to_value(&v).unwrap_or_else(|e| {
+                            error_json(&ApiError::internal(e.to_string()))
+                        })));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    results.push(Some(error_json(&e)));
+                    continue;
+                }
+            }
+        }
         match input {
             Some(input) => {
                 inputs.push(input);
@@ -711,16 +739,67 @@ enum BatchItem {
     Error(Value),
 }
 
-/// Reads the QR code in an image and decodes its content (our text form
-/// or DIVOC's zip) into the credential.
-async fn qr_image_credential(image: Vec<u8>) -> Result<Value, ApiError> {
+/// Reads the QR code in an image: text (ours or another format's) is
+/// verified as QR text, DIVOC's zip as the credential inside it.
+async fn qr_image_input(image: Vec<u8>) -> Result<VerifyInput, ApiError> {
     if image.len() > MAX_QR_IMAGE {
         return Err(ApiError::bad_request(
             "qr_image",
             "the image is larger than 4 MiB",
         ));
     }
-    blocking(move || qr::decode_content(&qr::read_image(&image)?)).await
+    blocking(move || {
+        let content = qr::read_image(&image)?;
+        match String::from_utf8(content) {
+            Ok(text) => Ok(VerifyInput::QrText(text)),
+            Err(e) => qr::decode_content(e.as_bytes()).map(VerifyInput::Json),
+        }
+    })
+    .await
+}
+
+/// `{"format": "who-ddcc-fhir", "artifact": …}`: an artifact of a named
+/// format (text, or a JSON document such as a FHIR bundle).
+async fn verify_named_format(
+    state: &AppState,
+    format: &Value,
+    artifact: Option<&Value>,
+) -> Result<Response, ApiError> {
+    use divoc_certificates::formats::Artifact;
+    let Value::String(format) = format else {
+        return Err(ApiError::bad_request("format", "`format` is a format id"));
+    };
+    let artifact = match artifact {
+        Some(Value::String(text)) => Artifact::Text(text.clone()),
+        Some(doc @ Value::Object(_)) => Artifact::Text(doc.to_string()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "artifact",
+                "`artifact` is the artifact's text or its JSON document",
+            ))
+        }
+    };
+    let formats = crate::formats::formats(state)?;
+    let format = format.clone();
+    let verdict = blocking(move || formats.verify_artifact(&format, artifact)).await?;
+    crate::metrics::verified(verdict_label(&verdict));
+    Ok(Json(verdict).into_response())
+}
+
+/// The verdict on another format's artifact, or `None` when no loaded
+/// format claims the text.
+pub(crate) async fn foreign_verdict(
+    state: &AppState,
+    text: &str,
+) -> Result<Option<Verdict>, ApiError> {
+    let Some(formats) = state.formats.clone() else {
+        return Ok(None);
+    };
+    if formats.claimants(text).is_empty() {
+        return Ok(None);
+    }
+    let text = text.to_owned();
+    blocking(move || formats.verify_text(&text)).await
 }
 
 /// `POST /v1/certificates/lookup`: `{"preEnrollmentCode": "..."}` or
@@ -992,7 +1071,8 @@ fn pdf_language(
 }
 
 /// Renders the printable certificate: every dose in `doses` (one credential
-/// each) and the QR code of `qr_of`.
+/// each), the QR code of `qr_of` and, when the template asks for one
+/// (`[second_qr]`), its QR in another format (see [`second_qr`]).
 pub(crate) async fn render_pdf(
     state: &AppState,
     doses: Vec<Certificate>,
@@ -1005,13 +1085,27 @@ pub(crate) async fn render_pdf(
         .clone()
         .ok_or_else(|| ApiError::unavailable("PDF rendering is not configured"))?;
     let lang = pdf_language(&renderer, lang, headers);
+    let second = second_qr(state, &renderer, &lang, &qr_of.id).await;
     let rendered = tokio::task::spawn_blocking(move || {
         let qr_text = qr::encode(&qr_of.credential).map_err(ApiError::from)?;
         let credentials: Vec<Value> = doses.into_iter().map(|r| r.credential).collect();
         let mut doc = divoc_pdf::CertificateDocument::from_credentials(&credentials, qr_text)
             .map_err(pdf_error)?;
         doc.certificate_id = qr_of.id.clone();
-        renderer.render(&doc, &lang).map_err(pdf_error)
+        doc.second_qr = second;
+        match renderer.render(&doc, &lang) {
+            // The second code is an extra: one too long for a QR code
+            // never costs the holder their certificate.
+            Err(divoc_pdf::PdfError::SecondQr(_)) => {
+                tracing::warn!(
+                    certificate = %qr_of.id,
+                    "the PDF's second QR code does not fit in a QR code; printing without it"
+                );
+                doc.second_qr = None;
+                renderer.render(&doc, &lang).map_err(pdf_error)
+            }
+            other => other.map_err(pdf_error),
+        }
     })
     .await
     .map_err(|e| ApiError::internal(format!("task failed: {e}")))??;
@@ -1026,6 +1120,66 @@ pub(crate) async fn render_pdf(
         rendered,
     )
         .into_response())
+}
+
+/// The second QR code the PDF template for `lang` asks for (`[second_qr]`):
+/// certificate `id` in that format, made by its plugin, under the
+/// template's label. `None` when the template asks for none, and — with a
+/// warning — when the format is not loaded, cannot express this
+/// certificate, fails, or is not QR text: the PDF is then printed with our
+/// QR alone, never refused for the extra one. The warning names the
+/// certificate and the format and says why in general terms only: a
+/// plugin's message may quote the credential, i.e. personal data.
+async fn second_qr(
+    state: &AppState,
+    renderer: &divoc_pdf::PdfRenderer,
+    lang: &str,
+    id: &str,
+) -> Option<divoc_pdf::SecondQr> {
+    use divoc_certificates::formats::{Artifact, ArtifactKind};
+    let spec = renderer.second_qr(lang)?;
+    let format = spec.format.to_owned();
+    let Some(formats) = state.formats.clone() else {
+        // A fixed wiring (the binary always enables formats): said once,
+        // not on every certificate printed.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                format = %format,
+                "the PDF template asks for a second QR code, but no certificate formats are \
+                 enabled; printing PDFs without it"
+            );
+        }
+        return None;
+    };
+    let (certificate, wanted) = (id.to_owned(), format.clone());
+    // Plugin calls are synchronous, like the service's. Not `blocking`:
+    // that turns the error into an API error and logs its message; here
+    // only its kind is wanted.
+    let made = tokio::task::spawn_blocking(move || formats.artifact(&certificate, &wanted)).await;
+    let why = match made {
+        Ok(Ok((descriptor, Artifact::Text(text)))) if descriptor.kind == ArtifactKind::QrText => {
+            // A chunked artifact (an old-style SMART Health Card) is one
+            // QR per line; the page has room for one, the first.
+            match text.lines().next().map(str::trim) {
+                Some(first) if !first.is_empty() => return Some(spec.with_text(first)),
+                _ => "the format plugin made an empty artifact",
+            }
+        }
+        Ok(Ok(_)) => "the format does not make QR text",
+        Ok(Err(CertError::NotFound(_))) => "the format is not loaded",
+        Ok(Err(CertError::Validation(_))) => "the format cannot express this certificate",
+        Ok(Err(CertError::Unavailable(_))) => "the format plugin is unavailable",
+        Ok(Err(_)) => "making the artifact failed",
+        Err(_) => "the task making the artifact failed",
+    };
+    tracing::warn!(
+        certificate = %id,
+        format = %format,
+        reason = why,
+        "the PDF's second QR code was not made; printing without it"
+    );
+    None
 }
 
 fn pdf_error(e: divoc_pdf::PdfError) -> ApiError {

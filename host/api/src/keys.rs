@@ -20,6 +20,9 @@ use crate::AppState;
 #[serde(default, deny_unknown_fields)]
 struct RotateRequest {
     purpose: Option<String>,
+    /// `ed25519` (default) or `es256` (the EU DCC / SMART Health Card key,
+    /// with a new document-signer certificate).
+    algorithm: Option<String>,
 }
 
 /// `POST /v1/keys/rotate` (admin): a fresh key signs for the purpose from
@@ -41,6 +44,16 @@ pub async fn rotate(
     let purpose = request
         .purpose
         .unwrap_or_else(|| DEFAULT_PURPOSE.to_owned());
+    match request.algorithm.as_deref() {
+        None | Some("ed25519") => {}
+        Some("es256") => return rotate_es256(&state, actor, purpose).await,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "algorithm",
+                format!("`algorithm` is `ed25519` or `es256`, not {other:?}"),
+            ))
+        }
+    }
     let keyring = state.keyring.clone();
     let rotation = {
         let for_task = purpose.clone();
@@ -79,6 +92,58 @@ pub async fn rotate(
         "key_id": rotated.key_id,
         "purpose": purpose,
         "retired_key_id": retired.key_id,
+    }))
+    .into_response())
+}
+
+/// Rotates the ES256 key of `purpose` (new key, new self-signed
+/// document-signer certificate); the old one keeps verifying.
+async fn rotate_es256(
+    state: &AppState,
+    actor: String,
+    purpose: String,
+) -> Result<Response, ApiError> {
+    let Some(ring) = state.es256.clone() else {
+        return Err(ApiError::not_found("this service keeps no ES256 keys"));
+    };
+    let old = ring.active(&purpose).ok().map(|k| k.kid);
+    let for_task = purpose.clone();
+    let rotated = tokio::task::spawn_blocking(move || ring.rotate(&for_task))
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+        .map_err(|e| match e {
+            KeyError::NoActiveKey(_) => ApiError::bad_request(
+                "purpose",
+                format!("this issuer has no ES256 key for purpose {purpose:?}"),
+            ),
+            e => ApiError::internal(format!("key rotation failed: {e}")),
+        })?;
+    let detail = json!({
+        "purpose": purpose,
+        "algorithm": "es256",
+        "key_id": rotated.kid,
+        "retired_key_id": old,
+    });
+    let subject = rotated.kid.clone();
+    state
+        .db
+        .write(move |tx| {
+            divoc_storage::audit::append_audit(tx, &actor, "keys.rotated", &subject, &detail)
+        })
+        .await
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "the key WAS rotated ({} signs now); only recording it in the audit log failed: {e}",
+                rotated.kid
+            ))
+        })?;
+    use base64::Engine as _;
+    Ok(Json(json!({
+        "key_id": rotated.kid,
+        "algorithm": "es256",
+        "eu_dcc_kid": base64::engine::general_purpose::STANDARD.encode(rotated.dcc_kid()),
+        "purpose": purpose,
+        "retired_key_id": old,
     }))
     .into_response())
 }

@@ -19,6 +19,7 @@ mod divoc_compat;
 pub mod error;
 mod events;
 mod feedback;
+mod formats;
 mod keys;
 pub mod metrics;
 pub mod oidc;
@@ -80,6 +81,11 @@ pub struct AppState {
     pub feedback: Option<divoc_feedback::FeedbackService>,
     /// What `/metrics` renders, when a recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The issuer's ES256 keys (EU DCC, SMART Health Cards), published in
+    /// `jwks.json` beside the Ed25519 keys.
+    pub es256: Option<divoc_crypto::keys::es256::Es256Keyring>,
+    /// Other certificate formats, made by certificate-format plugins.
+    pub formats: Option<divoc_certificates::formats::Formats>,
 }
 
 /// HTTP-level limits.
@@ -180,6 +186,12 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/readyz", get(readyz))
         .route("/.well-known/did.json", get(did_json))
         .route("/.well-known/jwks.json", get(jwks_json))
+        .route("/.well-known/crl/{file}", get(formats::shc_revocations))
+        .route("/v1/formats", get(formats::list))
+        .route(
+            "/v1/formats/eu-dcc/revocations",
+            get(formats::eu_dcc_revocations),
+        )
         .route("/v1/whoami", get(whoami))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/plugins/reload", post(plugins::reload))
@@ -202,6 +214,15 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
             get(distribution::status),
         )
         .route("/v1/certificates/{id}/{file}", get(certificates::qr))
+        .route(
+            "/v1/certificates/{id}/formats",
+            get(formats::of_certificate),
+        )
+        .route("/v1/certificates/{id}/formats/{format}", get(formats::get))
+        .route(
+            "/v1/certificates/{id}/formats/{format}/{file}",
+            get(formats::render),
+        )
         .route("/v1/certificates/{id}/revoke", post(certificates::revoke))
         .route("/v1/certificates/{id}/suspend", post(certificates::suspend))
         .route(
@@ -365,10 +386,35 @@ async fn did_json(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// The Ed25519 keys (RFC 8037 OKP) and the ES256 keys (kid = RFC 7638
+/// thumbprint, as SMART Health Card verifiers fetch them from
+/// `<iss>/.well-known/jwks.json`), active and retired.
 async fn jwks_json(State(state): State<AppState>) -> impl IntoResponse {
+    let mut document = divoc_crypto::keys::jwks(&state.keyring);
+    // SMART Health Cards: an issuer revoking by `rid` names its revocation
+    // list's version on each key (`crlVersion`, the list's `ctr`), so a
+    // verifier knows when its cached list is stale.
+    let crl_version = state
+        .certificates
+        .as_ref()
+        .and_then(|c| c.event_head().ok());
+    if let (Some(ring), Some(keys)) = (
+        &state.es256,
+        document
+            .get_mut("keys")
+            .and_then(serde_json::Value::as_array_mut),
+    ) {
+        keys.extend(ring.keys().iter().map(|k| {
+            let mut jwk = k.jwk();
+            if let Some(ctr) = crl_version {
+                jwk["crlVersion"] = ctr.into();
+            }
+            jwk
+        }));
+    }
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
-        Json(divoc_crypto::keys::jwks(&state.keyring)),
+        Json(document),
     )
 }
 

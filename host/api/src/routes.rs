@@ -360,6 +360,21 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/.well-known/crl/{file}",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/formats",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/formats/eu-dcc/revocations",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/v1/whoami",
         access: Access::Roles(ANY_ROLE),
     },
@@ -421,6 +436,21 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "GET",
         path: "/v1/certificates/{id}/history",
+        access: Access::Roles(READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}/formats",
+        access: Access::Roles(READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}/formats/{format}",
+        access: Access::Roles(READERS),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/v1/certificates/{id}/formats/{format}/{file}",
         access: Access::Roles(READERS),
     },
     RouteSpec {

@@ -92,6 +92,8 @@ fn app_with(
             stopping: tokio::sync::watch::channel(false).1,
             stats: divoc_insight::stats::StatsCache::new(db.clone(), Default::default()),
             feedback: Some(feedback),
+            es256: None,
+            formats: None,
             // A recorder of its own (not the process-wide one).
             metrics: Some(
                 metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -7,7 +7,8 @@
 //! mid-delivery makes them due again when the lease ends: at-least-once,
 //! and the message id lets a channel drop duplicates), builds the message
 //! (recipient name and contacts, certificate id, links, the QR as text and
-//! PNG) and calls the row's channel plugin:
+//! PNG, and the printable PDF when a [`CertificatePdf`] renderer is set) and
+//! calls the row's channel plugin:
 //!
 //! - delivered → `done`;
 //! - a retryable failure (the plugin's `retryable`, a fault, a time-out, a
@@ -24,6 +25,7 @@
 //! outbox ids, certificate ids, channel names and attempt numbers; never
 //! names, contacts or the message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use divoc_runtime::types::distribution::{Attachment, Message};
@@ -252,6 +254,30 @@ pub fn outbox_page(
     Ok(items.iter().map(OutboxEntry::from).collect())
 }
 
+/// The certificate's PDF as an attachment, when a renderer is set and the
+/// certificate has a printable form. A failed rendering is logged and the
+/// message goes without it: the QR code and the link still carry the
+/// certificate, and retrying would not render it either.
+fn pdf_attachment(
+    pdf: Option<&dyn CertificatePdf>,
+    outbox: i64,
+    record: &store::CertificateRecord,
+    qr_text: &str,
+) -> Option<Attachment> {
+    match pdf?.render(record, qr_text) {
+        Ok(Some(data)) => Some(Attachment {
+            name: "certificate.pdf".into(),
+            media_type: "application/pdf".into(),
+            data,
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(outbox, certificate = %record.id, error = %cut(&e), "certificate PDF not rendered; delivering without it");
+            None
+        }
+    }
+}
+
 /// What happened to one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
@@ -262,6 +288,21 @@ enum Outcome {
     Fail(String),
     /// An unrouted row was split into one row per channel.
     Routed,
+}
+
+/// Renders a certificate's printable PDF for its message (attached as
+/// `certificate.pdf`). `serve` sets one over the host's PDF templates; the
+/// certificate module itself does not depend on them.
+pub trait CertificatePdf: Send + Sync {
+    /// The PDF of `record`, whose QR code carries `qr_text`; `Ok(None)` when
+    /// the certificate has no printable form (a credential type without a
+    /// PDF template). The error is logged, so it must not quote the
+    /// credential.
+    fn render(
+        &self,
+        record: &store::CertificateRecord,
+        qr_text: &str,
+    ) -> Result<Option<Vec<u8>>, String>;
 }
 
 /// The worker. Cheap to clone.
@@ -277,12 +318,16 @@ pub struct Worker {
     pub public_url: String,
     /// Leases and back-off run on it.
     pub clock: divoc_time::SharedClock,
+    /// Renders the PDF attached to certificate messages; `None`: the QR
+    /// code only.
+    pub pdf: Option<Arc<dyn CertificatePdf>>,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("config", &self.config)
+            .field("pdf", &self.pdf.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -486,7 +531,8 @@ impl Worker {
     }
 
     /// The message for one row: the certificate id (and a stable message
-    /// id, the same on every retry), the recipient, links and the QR.
+    /// id, the same on every retry), the recipient, links, the QR and, with
+    /// a renderer, the PDF.
     fn message(
         &self,
         item: &OutboxItem,
@@ -504,17 +550,19 @@ impl Worker {
             .pointer("/credentialSubject/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let mut attachments = vec![Attachment {
+            name: "certificate-qr.png".into(),
+            media_type: "image/png".into(),
+            data: png,
+        }];
+        attachments.extend(pdf_attachment(self.pdf.as_deref(), item.id, record, &text));
         Ok(Message {
             id: format!("divoc-outbox-{}", item.id),
             template: "certificate-issued".into(),
             recipient_name: name.to_owned(),
             contacts,
             certificate_ids: vec![record.id.clone()],
-            attachments: vec![Attachment {
-                name: "certificate-qr.png".into(),
-                media_type: "image/png".into(),
-                data: png,
-            }],
+            attachments,
             variables: vec![
                 ("certificate-url".into(), url.clone()),
                 ("qr-url".into(), format!("{url}/qr.png")),
@@ -649,6 +697,57 @@ mod tests {
             ..DistributionConfig::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    /// Answers what it was made with, and checks it is given the QR text.
+    struct FakePdf(Result<Option<Vec<u8>>, String>);
+
+    impl CertificatePdf for FakePdf {
+        fn render(
+            &self,
+            record: &store::CertificateRecord,
+            qr_text: &str,
+        ) -> Result<Option<Vec<u8>>, String> {
+            assert_eq!((record.id.as_str(), qr_text), ("cert-1", "QR"));
+            self.0.clone()
+        }
+    }
+
+    fn record() -> store::CertificateRecord {
+        store::CertificateRecord {
+            id: "cert-1".into(),
+            program: "covid-19".into(),
+            recipient_ref: "PEC-1".into(),
+            dose: 1,
+            version: 1,
+            previous_id: None,
+            status: store::CertStatus::Valid,
+            suspended_until_ms: None,
+            revoked_reason: None,
+            status_index: 0,
+            issued_at_ms: 0,
+            updated_at_ms: 0,
+            facility_id: None,
+            payload_hash: String::new(),
+            credential: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn the_pdf_is_attached_when_a_renderer_makes_one() {
+        let r = record();
+        let made = FakePdf(Ok(Some(b"%PDF-1.7".to_vec())));
+        let a = pdf_attachment(Some(&made), 1, &r, "QR").unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.media_type.as_str(), a.data.as_slice()),
+            ("certificate.pdf", "application/pdf", &b"%PDF-1.7"[..])
+        );
+        // No renderer, no printable form, or a failed rendering: the
+        // message goes without it.
+        assert!(pdf_attachment(None, 1, &r, "QR").is_none());
+        assert!(pdf_attachment(Some(&FakePdf(Ok(None))), 1, &r, "QR").is_none());
+        let failed = FakePdf(Err("font missing".into()));
+        assert!(pdf_attachment(Some(&failed), 1, &r, "QR").is_none());
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod contexts;
 pub mod credential;
 pub mod distribution;
 pub mod error;
+pub mod formats;
 pub mod hooks;
 pub mod import;
 pub mod legacy;

@@ -1159,6 +1159,21 @@ impl CertificateService {
         .map_err(|e| CertError::Unavailable(e.to_string()))
     }
 
+    /// The issuer DID.
+    pub fn issuer(&self) -> &str {
+        self.inner.keyring.did()
+    }
+
+    /// Every certificate not in force (revoked, superseded, suspended).
+    pub fn withdrawn(&self) -> Result<Vec<divoc_storage::certificates::WithdrawnRow>, CertError> {
+        Ok(self.inner.db.read(divoc_storage::certificates::withdrawn)?)
+    }
+
+    /// The sequence number of the newest event in the log (0 when empty).
+    pub fn event_head(&self) -> Result<i64, CertError> {
+        Ok(self.inner.db.read(divoc_storage::events::head)?)
+    }
+
     /// QR text of a stored certificate.
     pub fn qr_text(&self, id: &str) -> Result<String, CertError> {
         qr::encode(&self.get(id)?.credential)

@@ -113,6 +113,10 @@ pub struct Verdict {
     pub checks: Checks,
     /// The claims (absent when the input could not be parsed).
     pub claims: Option<ClaimsSummary>,
+    /// The format the artifact was in, when it was not our own credential
+    /// (`eu-dcc`, `shc`, …); absent for our W3C credential and its QR forms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// One `credentialStatus` entry of a credential.
@@ -391,6 +395,7 @@ pub fn verify_credential(
                 status: StatusVerdict::Unknown,
             },
             claims,
+            format: None,
         });
     }
 
@@ -419,6 +424,7 @@ pub fn verify_credential(
         message,
         checks: Checks { signature, status },
         claims,
+        format: None,
     })
 }
 
@@ -446,7 +452,8 @@ fn status_verdict(
     }
 }
 
-fn summary(c: &Value) -> ClaimsSummary {
+/// What a credential claims, for display.
+pub fn summary(c: &Value) -> ClaimsSummary {
     // Plain lookups rather than JSON pointers: `Value::pointer` allocates
     // a string per path segment, and this runs once per verification.
     let subject = c.get("credentialSubject");

@@ -1,6 +1,7 @@
 //! `divoc bench issue|verify|qr`: load a running server over loopback HTTP and
 //! print certificates per second next to the raw Ed25519 rate of the same
-//! machine, measured in the same run.
+//! machine, measured in the same run. (`divoc bench formats`, in
+//! [`formats`], calls the certificate-format plugins in process instead.)
 //!
 //! Without `--url` the bench starts its own `divoc serve` (this binary) on a
 //! temporary data dir and stops it at the end, so `divoc bench issue` alone
@@ -72,6 +73,7 @@ const TEMPLATE: &str = r#"{
   "pre_enrollment_code": ""
 }"#;
 
+mod formats;
 mod rollout;
 
 #[derive(Subcommand)]
@@ -171,6 +173,11 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = QrFormat::Png)]
         format: QrFormat,
     },
+    /// Certificate-format plugins in process (no HTTP): each loaded
+    /// format's encode/s and decode-and-verify/s of a real signed
+    /// credential on `--threads` threads, p50/p99 per call, beside the raw
+    /// ES256 (P-256) and Ed25519 sign/verify rates of the same run.
+    Formats(formats::FormatsArgs),
 }
 
 #[derive(Args)]
@@ -480,6 +487,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 ExitCode::SUCCESS
             })
         }
+        BenchCommand::Formats(args) => formats::run(args, config_file),
     }
 }
 

@@ -35,6 +35,21 @@ pub struct Config {
     pub stats: divoc_insight::stats::StatsConfig,
     /// Side-effect reports and ratings.
     pub feedback: FeedbackConfig,
+    /// The SMTP relay behind the plugins' `mail` capability.
+    pub mail: MailConfig,
+}
+
+/// `[mail]`: where plugins' e-mail goes (the `mail` capability; each plugin
+/// is granted its sender address under `[plugins.grants.<name>] mail-sender`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MailConfig {
+    /// `smtp://host:port` (plain; `?tls=required` for STARTTLS),
+    /// `smtps://host:port` (TLS), with optional `user:password@`. Absent:
+    /// no relay, and every send is `unavailable` (retried later).
+    pub smtp_url: Option<String>,
+    /// How long one SMTP exchange may take.
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[feedback]`: side-effect (AEFI) reports and ratings.
@@ -182,6 +197,9 @@ pub struct IssuerConfig {
     /// and becomes the active key of its purpose, retiring the generated
     /// one (which keeps verifying).
     pub key_files: Vec<KeyFile>,
+    /// `[issuer.es256]`: ECDSA P-256 keys for the formats whose standards
+    /// require them (EU DCC, SMART Health Cards), kept in `<data-dir>/keys/es256`.
+    pub es256: divoc_crypto::keys::es256::Es256Config,
 }
 
 impl Default for IssuerConfig {
@@ -190,6 +208,7 @@ impl Default for IssuerConfig {
             did: "did:web:localhost%3A8080".into(),
             purposes: vec!["certificate".into()],
             key_files: Vec::new(),
+            es256: divoc_crypto::keys::es256::Es256Config::default(),
         }
     }
 }

@@ -69,13 +69,18 @@ enum Command {
     /// (bad signature, revoked, suspended, expired) or error, 3 signature
     /// valid but status unknown (no status lists for it).
     Verify {
-        /// A file (credential JSON or QR text) or the QR text itself.
+        /// A file (credential JSON or QR text) or the QR text itself; an
+        /// EU DCC (`HC1:`), SMART Health Card (`shc:/`) or other format's
+        /// artifact goes to the certificate-format plugin declaring it.
         input: String,
         #[arg(long)]
         trust_file: PathBuf,
         /// A directory of downloaded status list credentials (`*.json`).
         #[arg(long)]
         status_cache: Option<PathBuf>,
+        /// Where the certificate-format plugins are (default: `[plugins] dir`).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
     },
     /// Check the hash-chained audit log.
     Audit {
@@ -117,12 +122,26 @@ enum KeysCommand {
     Rotate {
         #[arg(long, default_value = "certificate")]
         purpose: String,
+        /// `ed25519` (our credentials) or `es256` (EU DCC, SMART Health
+        /// Cards, WHO DDCC: a new key and document-signer certificate).
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
     },
     /// Export what verifiers need (public keys only).
     Export {
-        /// Write the offline verifier's trust file here.
+        /// Write the offline verifier's trust file here (Ed25519 keys and
+        /// the ES256 keys as JWKs with their certificates).
         #[arg(long)]
         trust_file: Option<PathBuf>,
+        /// Write each ES256 key's document-signer certificate here as
+        /// `<EU DCC kid, hex>.pem`, with `dsc.json` listing kid (base64),
+        /// file, purpose and status: what an EU DCC national backend takes.
+        #[arg(long)]
+        dsc_dir: Option<PathBuf>,
+        /// Write the ES256 keys' JWKS here (kid = RFC 7638 thumbprint), as
+        /// SMART Health Card verifiers import it.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
     },
 }
 
@@ -188,7 +207,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
             trust_file,
             status_cache,
-        } => offline::verify_offline(&input, &trust_file, status_cache.as_deref()),
+            plugins,
+        } => {
+            init_logging(LogFormat::Human, "warn");
+            let overrides = Overrides {
+                plugins,
+                ..Overrides::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            offline::verify_offline(&input, &trust_file, status_cache.as_deref(), &config)
+        }
         Command::Audit { command, data_dir } => {
             let overrides = Overrides {
                 data_dir,
@@ -236,14 +264,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 KeysCommand::List => {
                     for k in host.keyring.public_keys() {
                         println!(
-                            "{}\t{}\t{}",
+                            "{}\t{}\t{}\ted25519",
                             k.key_id,
                             k.purpose,
                             if k.active { "active" } else { "retired" }
                         );
                     }
+                    for k in host.es256.keys() {
+                        println!(
+                            "{}\t{}\t{}\tes256\tdcc-kid={}",
+                            k.kid,
+                            k.purpose,
+                            if k.active { "active" } else { "retired" },
+                            base64_std(&k.dcc_kid()),
+                        );
+                    }
                 }
-                KeysCommand::Rotate { purpose } => {
+                KeysCommand::Rotate { purpose, algorithm } if algorithm == "es256" => {
+                    let old = host.es256.active(&purpose).ok().map(|k| k.kid);
+                    let k = host.es256.rotate(&purpose)?;
+                    let detail = serde_json::json!({
+                        "purpose": purpose,
+                        "algorithm": "es256",
+                        "key_id": k.kid,
+                        "retired_key_id": old,
+                    });
+                    let subject = k.kid.clone();
+                    host.db
+                        .write(move |tx| {
+                            divoc_storage::audit::append_audit(
+                                tx,
+                                "cli",
+                                "keys.rotated",
+                                &subject,
+                                &detail,
+                            )
+                        })
+                        .wait()
+                        .context("the key was rotated; recording it in the audit log failed")?;
+                    println!(
+                        "{} (EU DCC kid {}) now signs for `{purpose}`",
+                        k.kid,
+                        base64_std(&k.dcc_kid())
+                    );
+                }
+                KeysCommand::Rotate { algorithm, .. } if algorithm != "ed25519" => {
+                    anyhow::bail!("--algorithm is `ed25519` or `es256`, not {algorithm:?}")
+                }
+                KeysCommand::Rotate { purpose, .. } => {
                     let rotation = host.keyring.rotate_reporting(&purpose)?;
                     let (k, retired) = (rotation.new, rotation.retired);
                     let detail = serde_json::json!({
@@ -266,19 +334,71 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .context("the key was rotated; recording it in the audit log failed")?;
                     println!("{} now signs for `{purpose}`", k.key_id);
                 }
-                KeysCommand::Export { trust_file } => {
-                    let trust = divoc_crypto::keys::trust_file(&host.keyring);
+                KeysCommand::Export {
+                    trust_file,
+                    dsc_dir,
+                    jwks,
+                } => {
+                    let es256 = host.es256.keys();
+                    let mut trust = divoc_crypto::keys::trust_file(&host.keyring);
+                    trust["es256Keys"] = es256
+                        .iter()
+                        .map(|k| {
+                            let mut jwk = k.jwk();
+                            jwk["purpose"] = k.purpose.clone().into();
+                            jwk["status"] = if k.active { "active" } else { "retired" }.into();
+                            jwk
+                        })
+                        .collect();
                     let text = serde_json::to_string_pretty(&trust)?;
+                    if let Some(dir) = &dsc_dir {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create {}", dir.display()))?;
+                        let mut index = Vec::new();
+                        for k in &es256 {
+                            let file = format!("{}.pem", hex::encode(k.dcc_kid()));
+                            std::fs::write(dir.join(&file), k.certificate_pem())?;
+                            index.push(serde_json::json!({
+                                "kid": base64_std(&k.dcc_kid()),
+                                "file": file,
+                                "purpose": k.purpose,
+                                "status": if k.active { "active" } else { "retired" },
+                            }));
+                        }
+                        std::fs::write(
+                            dir.join("dsc.json"),
+                            serde_json::to_string_pretty(&index)?,
+                        )?;
+                        println!(
+                            "wrote {} document-signer certificates to {}",
+                            es256.len(),
+                            dir.display()
+                        );
+                    }
+                    if let Some(path) = &jwks {
+                        let doc = serde_json::json!({
+                            "keys": es256.iter().map(|k| k.jwk()).collect::<Vec<_>>()
+                        });
+                        std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
+                        println!("wrote {}", path.display());
+                    }
                     match trust_file {
                         Some(path) => {
                             std::fs::write(&path, text)?;
                             println!("wrote {}", path.display());
                         }
-                        None => println!("{text}"),
+                        None if dsc_dir.is_none() && jwks.is_none() => println!("{text}"),
+                        None => {}
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Standard base64 (the EU DCC `kid` is written this way).
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

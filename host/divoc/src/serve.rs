@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use divoc_api::{AppState, HttpSettings, Principal, Role, TokenTable};
+use divoc_crypto::keys::es256::Es256Keyring;
 use divoc_crypto::keys::Keyring;
 use divoc_runtime::{HostServices, Runtime, Watcher};
 use divoc_storage::{Database, DbOptions};
 use rand::RngCore;
 
 use crate::config::Config;
-use crate::wiring::{KeyringSigner, RuntimePolicies, StorageKv};
+use crate::wiring::{KeyringSigner, RuntimeFormats, RuntimePolicies, SmtpMail, StorageKv};
 use divoc_certificates::capture;
 use divoc_certificates::distribution;
 use divoc_certificates::plugin_hooks::PluginHooks;
@@ -24,6 +25,7 @@ use divoc_certificates::plugin_hooks::PluginHooks;
 pub struct Host {
     pub db: Database,
     pub keyring: Keyring,
+    pub es256: Es256Keyring,
 }
 
 /// Creates the data dir (0700) and opens the database in it.
@@ -43,7 +45,9 @@ pub fn open_host(config: &Config) -> anyhow::Result<Host> {
     let db = open_database(config)?;
     let keyring = Keyring::open_or_create(&data.join("keys"), &config.issuer.keyring_config())
         .context("cannot open the keyring")?;
-    Ok(Host { db, keyring })
+    let es256 = Es256Keyring::open_or_create(&data.join("keys"), &config.issuer.es256)
+        .context("cannot open the ES256 keyring")?;
+    Ok(Host { db, keyring, es256 })
 }
 
 /// Why a data dir's lock could not be taken.
@@ -210,7 +214,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tokens = Arc::new(table);
     let services = HostServices {
         kv: Arc::new(StorageKv(host.db.clone())),
-        signer: Arc::new(KeyringSigner(host.keyring.clone())),
+        signer: Arc::new(KeyringSigner {
+            ed25519: host.keyring.clone(),
+            es256: host.es256.clone(),
+        }),
+        mail: match SmtpMail::from_config(&config.mail)? {
+            Some(relay) => Arc::new(relay),
+            None => Arc::new(divoc_runtime::NoMail),
+        },
     };
     let settings = config.plugins.runtime_settings(&config.storage.data_dir);
     let plugins_dir = config.plugins.dir.clone();
@@ -270,6 +281,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?
         .context("cannot open the certificate module")?
     };
+    let templates = config.certificates.pdf.templates.relative();
+    let pdf = divoc_pdf::PdfRenderer::load(&templates)
+        .with_context(|| format!("loading PDF templates from {}", templates.display()))?
+        .with_time_zone(config.locale.time_zone.clone());
+    tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
+    // Shared by the API and the distribution worker (certificate e-mail).
+    let pdf = Arc::new(pdf);
     // The distribution worker runs while the server does; `stop` ends it.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivery = &config.certificates.distribution;
@@ -289,6 +307,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config: delivery.clone(),
             public_url: config.server.public_url.clone(),
             clock: clock.clone(),
+            pdf: Some(crate::wiring::DistributionPdf::shared(pdf.clone())),
         };
         Some(worker.spawn(stopped))
     };
@@ -301,11 +320,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clock: clock.clone(),
     }
     .spawn(stop.subscribe());
-    let templates = config.certificates.pdf.templates.relative();
-    let pdf = divoc_pdf::PdfRenderer::load(&templates)
-        .with_context(|| format!("loading PDF templates from {}", templates.display()))?
-        .with_time_zone(config.locale.time_zone.clone());
-    tracing::info!(languages = ?pdf.languages(), "PDF templates loaded");
     let rollout = divoc_rollout::RolloutService::new(host.db.clone(), clock.clone())
         .with_person_key(person_key(&config.storage.data_dir)?)
         .with_zone(config.locale.time_zone.clone())
@@ -349,7 +363,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let stats_cache = divoc_insight::stats::StatsCache::new(host.db.clone(), config.stats.clone());
     let _stats_refresh = stats_cache.clone().spawn(stop.subscribe());
+    let formats = divoc_certificates::formats::Formats::new(
+        certificates.clone(),
+        Arc::new(RuntimeFormats::new(runtime.clone())),
+        divoc_certificates::formats::FormatSettings {
+            eu_dcc_country: config
+                .plugins
+                .config
+                .get("format-eu-dcc")
+                .and_then(|c| c.get("country"))
+                .and_then(|c| c.as_str())
+                .map(str::to_owned),
+            signing_purpose: divoc_crypto::keys::DEFAULT_PURPOSE.to_owned(),
+        },
+    );
     let state = AppState {
+        es256: Some(host.es256.clone()),
+        formats: Some(formats),
         metrics: Some(metrics),
         feedback: Some(feedback),
         feeds: Some(feeds),
@@ -361,7 +391,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokens,
         plugins_dir,
         certificates: Some(certificates),
-        pdf: Some(Arc::new(pdf)),
+        pdf: Some(pdf),
         rollout: Some(rollout),
     };
     let http = HttpSettings {

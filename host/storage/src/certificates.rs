@@ -952,3 +952,44 @@ mod tests {
         assert_eq!(entries, vec![(0, CertStatus::Suspended, Some(5_000))]);
     }
 }
+
+/// A certificate that is not in force, for other formats' revocation lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawnRow {
+    /// Certificate id.
+    pub id: String,
+    /// `Revoked` or `Suspended`.
+    pub status: CertStatus,
+    /// For a suspension: until when (ms); `None` until reinstated.
+    pub suspended_until_ms: Option<i64>,
+    /// When the status last changed (ms).
+    pub updated_at_ms: i64,
+}
+
+/// Every certificate that is revoked (including superseded by a correction)
+/// or suspended, in id order (partial index `certificates_withdrawn`).
+pub fn withdrawn(r: &Reader<'_>) -> Result<Vec<WithdrawnRow>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT id, status, suspended_until, updated_at FROM certificates \
+         WHERE status != 'valid' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, Option<i64>>(2)?,
+            row.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, status, suspended_until_ms, updated_at_ms) = row?;
+        out.push(WithdrawnRow {
+            id,
+            status: CertStatus::parse(&status)?,
+            suspended_until_ms,
+            updated_at_ms,
+        });
+    }
+    Ok(out)
+}

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_otp.sql"),
     include_str!("../migrations/0013_stats.sql"),
     include_str!("../migrations/0014_feedback.sql"),
+    include_str!("../migrations/0015_withdrawn.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -217,7 +217,17 @@ templates = {templates:?}
         String::from_utf8_lossy(&out.stderr)
     );
     let listed = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(listed, format!("{key_id}\tcertificate\tactive\n"));
+    let mut lines = listed.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{key_id}\tcertificate\tactive\ted25519").as_str())
+    );
+    // Then the generated ES256 key (EU DCC, SMART Health Cards), with the
+    // EU DCC kid of its document-signer certificate.
+    let es256: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    assert_eq!(es256[1..4], ["certificate", "active", "es256"], "{listed}");
+    assert!(es256[4].starts_with("dcc-kid="), "{listed}");
+    assert_eq!(lines.next(), None, "{listed}");
 
     // Rotation through the server: the new key signs at once and is
     // published; the operator's key is retired and still verifies.
@@ -280,7 +290,11 @@ templates = {templates:?}
     let out = divoc(&["keys", "list"]);
     assert!(out.status.success());
     let listed = String::from_utf8(out.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split('\t').collect())
+        .filter(|r: &Vec<&str>| r[3] == "ed25519")
+        .collect();
     assert_eq!(rows.len(), 3, "{listed}");
     let statuses: Vec<&str> = rows.iter().map(|r| r[2]).collect();
     assert_eq!(statuses, ["retired", "retired", "active"], "{listed}");

@@ -154,8 +154,8 @@ fn identity_and_payment_plugins_gate_issuance() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "payment", "{body}");
     // A mode the program does not take, and an unknown voucher.
-    let card = json!({"mode": "card", "reference": "4111"});
-    let (status, body) = send("POST", &issue, Some(&paid("PEC-PAY-1", Some(card))));
+    let cash = json!({"mode": "cash", "reference": "4111"});
+    let (status, body) = send("POST", &issue, Some(&paid("PEC-PAY-1", Some(cash))));
     assert_eq!(
         (status, &body["error"]["field"]),
         (422, &json!("payment.mode"))

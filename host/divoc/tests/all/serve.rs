@@ -10,14 +10,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 19] = [
     "events-counter",
+    "events-dhis2",
+    "format-eu-dcc",
     "format-jws",
+    "format-shc",
+    "format-who-ddcc",
+    "format-who-ddcc-fhir",
+    "id-national",
+    "id-passport",
     "id-verhoeff",
+    "notify-email",
     "notify-log",
+    "notify-sms",
     "notify-webhook",
+    "pay-gateway",
+    "pay-government",
     "pay-voucher",
     "policy-age-interval",
+    "policy-priority-groups",
 ];
 
 fn repo() -> PathBuf {
@@ -191,6 +203,9 @@ fn admin_token_from_the_environment_and_reload_from_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["report"]["unchanged"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        report["report"]["unchanged"].as_array().unwrap().len(),
+        EXAMPLES.len()
+    );
     let _ = std::io::stderr().flush();
 }
