@@ -11,6 +11,8 @@
 //! - `render/two_doses_hi_devanagari_name`: the recipient's name in
 //!   Devanagari, whose glyphs are not in the fonts' ready-made subsets, so
 //!   the Devanagari font is subset and compressed for that PDF.
+//! - `render/two_doses_en_second_qr`: with a second QR (the template's
+//!   `[second_qr]`, an EU DCC).
 //!
 //! See docs/PERFORMANCE.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -50,6 +52,17 @@ fn render(c: &mut Criterion) {
     devanagari.recipient.name = "भया मित्र".into();
     group.bench_function("two_doses_hi_devanagari_name", |b| {
         b.iter(|| renderer.render(&devanagari, "hi").unwrap())
+    });
+    // With the template's second QR (an EU DCC, ~570 characters): one more
+    // QR code encoded and embedded.
+    let dcc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/two-doses-second-qr/second_qr.txt"),
+    )
+    .unwrap();
+    let mut second = doc.clone();
+    second.second_qr = Some(renderer.second_qr("en").unwrap().with_text(dcc.trim()));
+    group.bench_function("two_doses_en_second_qr", |b| {
+        b.iter(|| renderer.render(&second, "en").unwrap())
     });
     group.finish();
 }

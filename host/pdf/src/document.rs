@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::error::PdfError;
 
 /// The content of one printed certificate: a recipient, every dose they
-/// received, and the QR of the certificate asked for.
+/// received, the QR of the certificate asked for and, optionally, a second
+/// QR of the same certificate in another format.
 ///
 /// Strings are printed as given (after replacing control characters and
 /// cutting very long values); values equal to a key of the template's
@@ -23,6 +24,20 @@ pub struct CertificateDocument {
     pub doses: Vec<Dose>,
     /// The QR content, e.g. `DIVOC1:…` (see `divoc_certificates::qr`).
     pub qr_text: String,
+    /// A second QR, printed under the first (see [`SecondQr`]).
+    pub second_qr: Option<SecondQr>,
+}
+
+/// A second QR code on the first page: the same certificate in another
+/// format (e.g. its EU DCC, `HC1:…`), for verifiers that read only that
+/// format. The template's `[second_qr]` says which format and its label
+/// (`PdfRenderer::second_qr`); the caller makes the artifact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecondQr {
+    /// Printed under the code, e.g. `EU Digital COVID Certificate`.
+    pub label: String,
+    /// The QR content, e.g. `HC1:…`.
+    pub text: String,
 }
 
 /// The vaccinated person.
@@ -118,6 +133,7 @@ impl CertificateDocument {
             recipient: recipient_of(subject),
             doses: doses.into_iter().map(|(_, d)| d).collect(),
             qr_text: qr_text.into(),
+            second_qr: None,
         })
     }
 }

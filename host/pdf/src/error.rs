@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// [`PdfError::Font`], [`PdfError::NoTemplates`]) name the file at fault and
 /// belong at start-up; the HTTP layer sees only the request errors
 /// ([`PdfError::UnknownLanguage`], [`PdfError::Credential`]) and the internal
-/// ones ([`PdfError::Qr`], [`PdfError::Render`]).
+/// ones ([`PdfError::Qr`], [`PdfError::SecondQr`], [`PdfError::Render`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {
     /// A template or font file could not be read.
@@ -57,6 +57,10 @@ pub enum PdfError {
     /// The QR payload does not fit in a QR code.
     #[error("QR code: {0}")]
     Qr(String),
+    /// The second QR's payload does not fit in a QR code. Its own variant,
+    /// so that a caller can print the certificate without it.
+    #[error("second QR code: {0}")]
+    SecondQr(String),
     /// The PDF writer failed (e.g. a font could not be subset).
     #[error("PDF: {0}")]
     Render(String),

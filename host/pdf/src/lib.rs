@@ -9,6 +9,12 @@
 //! fonts used are subset and embedded in each PDF with a `ToUnicode` map,
 //! so the text can be searched and copied.
 //!
+//! A template may ask for a second QR code (`[second_qr]`: a certificate
+//! format and a label), e.g. the certificate's EU DCC: the caller reads it
+//! with [`PdfRenderer::second_qr`], makes the artifact and sets
+//! [`CertificateDocument::second_qr`]; the page then carries both codes,
+//! one under the other.
+//!
 //! Adding a language is data only: a template file and, when its script
 //! needs one, a font. Scripts written right to left are not supported yet
 //! (there is no bidi reordering).
@@ -37,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-pub use document::{CertificateDocument, Dose, Recipient};
+pub use document::{CertificateDocument, Dose, Recipient, SecondQr};
 pub use error::PdfError;
 
 use embed::{StaticFont, UnicodeMap};
@@ -59,6 +65,26 @@ const REGULAR_REPERTOIRE: &[(char, char)] = &[
 ];
 /// Bold text is the template's own, plus dose numbers.
 const BOLD_REPERTOIRE: &[(char, char)] = &[(' ', ' '), ('(', ')'), (',', ':')];
+
+/// What a template's `[second_qr]` asks for: the QR of the certificate in
+/// another format, printed under our own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondQrSpec<'a> {
+    /// The certificate-format id, e.g. `eu-dcc`.
+    pub format: &'a str,
+    /// The label printed under the code, in the template's language.
+    pub label: &'a str,
+}
+
+impl SecondQrSpec<'_> {
+    /// The document's second QR: this label over `text` (the artifact).
+    pub fn with_text(&self, text: impl Into<String>) -> SecondQr {
+        SecondQr {
+            label: self.label.to_owned(),
+            text: text.into(),
+        }
+    }
+}
 
 /// Every template and font, loaded once; renders certificates. Cheap to
 /// share between threads (`Arc<PdfRenderer>`); rendering takes `&self`.
@@ -180,10 +206,25 @@ impl PdfRenderer {
         find(lang).or_else(|| find(lang.split(['-', '_']).next().unwrap_or(lang)))
     }
 
+    /// The second QR the template for `lang` asks for (`[second_qr]`), the
+    /// language resolved as [`PdfRenderer::render`] resolves it; `None`
+    /// when the template asks for none or no template matches.
+    pub fn second_qr(&self, lang: &str) -> Option<SecondQrSpec<'_>> {
+        let tpl = self
+            .resolve_language(lang)
+            .and_then(|l| self.templates.get(l))?;
+        tpl.t.second_qr.as_ref().map(|q| SecondQrSpec {
+            format: &q.format,
+            label: &q.label,
+        })
+    }
+
     /// Renders `doc` in `lang` (see [`PdfRenderer::resolve_language`]) and
     /// returns the PDF. [`PdfError::UnknownLanguage`] when no template
     /// matches; [`PdfError::Qr`] when the QR text is too long for a QR
-    /// code. Any other field content renders (long values are cut).
+    /// code, [`PdfError::SecondQr`] when the second QR's is (the caller
+    /// may render without it). Any other field content renders (long
+    /// values are cut).
     pub fn render(&self, doc: &CertificateDocument, lang: &str) -> Result<Vec<u8>, PdfError> {
         let tpl = self
             .resolve_language(lang)
@@ -264,12 +305,111 @@ fn static_fonts(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use render::Op;
 
     #[test]
     fn renderer_is_shareable_between_threads() {
         fn check<T: Send + Sync>() {}
         check::<PdfRenderer>();
+    }
+
+    /// A box on the page: left, top, right, bottom (points, y down).
+    type Rect = (f32, f32, f32, f32);
+
+    fn overlap(a: Rect, b: Rect) -> bool {
+        a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+    }
+
+    /// The boxes every op of a page covers: text from a little above its
+    /// baseline (ascenders) to a little below (descenders), as wide as
+    /// shaped; each QR code whole, quiet zone included.
+    fn boxes(ops: &[Op]) -> (Vec<(Rect, String)>, Vec<Rect>) {
+        let mut text = Vec::new();
+        let mut qrs = Vec::new();
+        for op in ops {
+            match op {
+                Op::Text {
+                    x,
+                    baseline,
+                    size,
+                    line,
+                    ..
+                } => text.push((
+                    (
+                        *x,
+                        baseline - size * 0.8,
+                        x + line.width,
+                        baseline + size * 0.25,
+                    ),
+                    line.text.to_string(),
+                )),
+                Op::Rule { x, y, width, .. } => {
+                    text.push(((*x, *y, x + width, y + 0.6), "rule".to_owned()))
+                }
+                Op::Qr { x, y, size, .. } => qrs.push((*x, *y, x + size, y + size)),
+            }
+        }
+        (text, qrs)
+    }
+
+    /// The laid-out first page of the `two-doses-second-qr` case: no text
+    /// or rule touches either code, the codes do not touch, everything is
+    /// inside the margins, and the whole certificate is one page.
+    #[test]
+    fn the_second_qr_overlaps_nothing() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let renderer = PdfRenderer::load(&root.join("../../config/templates/pdf")).unwrap();
+        let case = root.join("tests/cases/two-doses-second-qr");
+        let read = |f: &str| std::fs::read_to_string(case.join(f)).unwrap();
+        let credentials: Vec<serde_json::Value> =
+            serde_json::from_str(&read("credentials.json")).unwrap();
+        for lang in ["en", "hi"] {
+            let mut doc =
+                CertificateDocument::from_credentials(&credentials, read("qr.txt").trim()).unwrap();
+            let spec = renderer.second_qr(lang).unwrap();
+            doc.second_qr = Some(spec.with_text(read("second_qr.txt").trim()));
+            let tpl = &renderer.templates[lang];
+            let pages = render::layout(tpl, &renderer.fonts, &doc, &renderer.zone);
+            assert_eq!(pages.len(), 1, "{lang}: one page");
+            let (text, qrs) = boxes(&pages[0]);
+            assert_eq!(qrs.len(), 2, "{lang}");
+            assert!(!overlap(qrs[0], qrs[1]), "{lang}: the codes touch");
+            let p = &tpl.t.page;
+            for (r, what) in text
+                .iter()
+                .map(|(r, w)| (*r, w.as_str()))
+                .chain(qrs.iter().map(|r| (*r, "QR")))
+            {
+                assert!(
+                    r.0 >= p.margin - 0.01
+                        && r.2 <= p.width - p.margin + 0.01
+                        && r.1 >= p.margin - tpl.t.style.title_size
+                        && r.3 <= p.height - p.margin + 0.01,
+                    "{lang}: {what:?} at {r:?} outside the margins"
+                );
+                if what == "QR" {
+                    continue;
+                }
+                for q in &qrs {
+                    assert!(
+                        !overlap(r, *q),
+                        "{lang}: {what:?} at {r:?} on a QR at {q:?}"
+                    );
+                }
+            }
+            // The label is under the second code, within its column.
+            let label: Vec<Rect> = text
+                .iter()
+                .filter(|(_, t)| t.as_str() == spec.label)
+                .map(|(r, _)| *r)
+                .collect();
+            assert!(!label.is_empty(), "{lang}: no label");
+            for r in label {
+                assert!(r.1 >= qrs[1].3 && r.0 >= qrs[1].0 - 0.01 && r.2 <= qrs[1].2 + 0.01);
+            }
+        }
     }
 }

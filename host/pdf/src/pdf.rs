@@ -1,6 +1,7 @@
 //! Writes laid-out pages as a PDF (ISO 32000-1) with pdf-writer: one
 //! content stream per page, each font used embedded once as a Type 0 font
-//! with a `ToUnicode` CMap, and the QR code as a 1-bit image.
+//! with a `ToUnicode` CMap, and each QR code (ours, and the optional second
+//! one) as a 1-bit image.
 
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Settings, Str, TextStr};
@@ -24,7 +25,17 @@ pub(crate) struct Job<'a> {
     pub(crate) height: f32,
     pub(crate) language: &'a str,
     pub(crate) title: &'a str,
-    pub(crate) qr: &'a QrMatrix,
+    /// The QR codes, by `Op::Qr::image`: ours, then the second one if any.
+    pub(crate) qrs: &'a [QrMatrix],
+}
+
+/// The page resource name of QR image `i`: the first keeps the name it
+/// had before there could be two.
+fn qr_name(i: usize) -> String {
+    match i {
+        0 => "QR".to_owned(),
+        _ => format!("QR{}", i + 1),
+    }
 }
 
 /// How one font is embedded in this PDF.
@@ -66,7 +77,8 @@ pub(crate) fn write(job: &Job<'_>, pages: &[Vec<Op>]) -> Result<Vec<u8>, PdfErro
     let catalog = alloc();
     let page_tree = alloc();
     let info = alloc();
-    let image = alloc();
+    let images: Vec<Ref> = job.qrs.iter().map(|_| alloc()).collect();
+    let image_names: Vec<String> = (0..images.len()).map(qr_name).collect();
     let page_refs: Vec<(Ref, Ref)> = pages.iter().map(|_| (alloc(), alloc())).collect();
     // Type 0 font, CIDFont, descriptor, program, CMap.
     let font_refs: Vec<Option<[Ref; 5]>> = embeddings
@@ -91,7 +103,7 @@ pub(crate) fn write(job: &Job<'_>, pages: &[Vec<Op>]) -> Result<Vec<u8>, PdfErro
         .count(i32::try_from(pages.len()).unwrap_or(i32::MAX));
 
     for (ops, (page_ref, content_ref)) in pages.iter().zip(&page_refs) {
-        let content = page_content(job, ops, &mut embeddings, &font_names);
+        let content = page_content(job, ops, &mut embeddings, &font_names, &image_names);
         let mut page = pdf.page(*page_ref);
         page.parent(page_tree)
             .media_box(Rect::new(0.0, 0.0, job.width, job.height))
@@ -104,23 +116,29 @@ pub(crate) fn write(job: &Job<'_>, pages: &[Vec<Op>]) -> Result<Vec<u8>, PdfErro
             }
         }
         fonts.finish();
-        resources.x_objects().pair(Name(b"QR"), image);
+        let mut x_objects = resources.x_objects();
+        for (name, image) in image_names.iter().zip(&images) {
+            x_objects.pair(Name(name.as_bytes()), *image);
+        }
+        x_objects.finish();
         resources.finish();
         page.finish();
         pdf.stream(*content_ref, &content)
             .filter(Filter::FlateDecode);
     }
 
-    // A QR code is all entropy: deflate would not shrink it.
-    let (bits, side) = job.qr.bits();
-    let side = i32::try_from(side).unwrap_or(0);
-    let mut img = pdf.image_xobject(image, &bits);
-    img.width(side)
-        .height(side)
-        .bits_per_component(1)
-        .interpolate(false);
-    img.color_space().device_gray();
-    img.finish();
+    for (qr, image) in job.qrs.iter().zip(&images) {
+        // A QR code is all entropy: deflate would not shrink it.
+        let (bits, side) = qr.bits();
+        let side = i32::try_from(side).unwrap_or(0);
+        let mut img = pdf.image_xobject(*image, &bits);
+        img.width(side)
+            .height(side)
+            .bits_per_component(1)
+            .interpolate(false);
+        img.color_space().device_gray();
+        img.finish();
+    }
 
     for (id, (emb, refs)) in embeddings.iter().zip(&font_refs).enumerate() {
         let (Some(emb), Some(refs), Some(face)) = (emb, refs, job.fonts.get(id)) else {
@@ -249,6 +267,7 @@ fn page_content(
     ops: &[Op],
     embeddings: &mut [Option<Embedding<'_>>],
     font_names: &[String],
+    image_names: &[String],
 ) -> Vec<u8> {
     let h = job.height;
     let mut c = Content::with_settings_and_capacity(COMPACT, 16 * 1024);
@@ -286,10 +305,14 @@ fn page_content(
                 set_fill(&mut c, *color);
                 c.rect(*x, h - y - 0.6, *width, 0.6).fill_nonzero();
             }
-            Op::Qr { x, y, size } => {
+            Op::Qr { x, y, size, image } => {
+                // An op names an image the job has, by construction.
+                let Some(name) = image_names.get(*image) else {
+                    continue;
+                };
                 c.save_state()
                     .transform([*size, 0.0, 0.0, *size, *x, h - y - size])
-                    .x_object(Name(b"QR"))
+                    .x_object(Name(name.as_bytes()))
                     .restore_state();
             }
         }

@@ -1,11 +1,14 @@
 //! One certificate: a simple flow (header and QR, the recipient, one block
 //! per dose, a footer on every page), laid out into positioned glyph runs,
-//! then written out by `pdf`.
+//! then written out by `pdf`. The QR code sits at the top right of the
+//! first page; a second QR (another format of the same certificate) goes
+//! under it in the same column, with its label, and the doses start below
+//! both.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::document::{CertificateDocument, Dose};
+use crate::document::{CertificateDocument, Dose, SecondQr};
 use crate::embed::StaticFont;
 use crate::error::PdfError;
 use crate::fonts::{FontId, FontTable, Glyph, Shaper};
@@ -85,6 +88,12 @@ impl Compiled {
             .map(|s| (Weight::Bold, s.clone()))
             .chain(regular.into_iter().map(|s| (Weight::Regular, s.clone())))
             .chain(self.t.values.values().map(|v| (Weight::Regular, v.clone())))
+            .chain(
+                self.t
+                    .second_qr
+                    .iter()
+                    .map(|q| (Weight::Regular, q.label.clone())),
+            )
             .collect();
         // Text between placeholders is shaped on its own, as it is printed
         // (see `Flow::block`); so are the numbers and separators the layout
@@ -164,10 +173,12 @@ pub(crate) enum Op {
         width: f32,
         color: Rgb,
     },
+    /// QR code `image` (0: ours, 1: the second one; see `pdf::Job::qrs`).
     Qr {
         x: f32,
         y: f32,
         size: f32,
+        image: usize,
     },
 }
 
@@ -191,10 +202,15 @@ pub(crate) fn render(
     doc: &CertificateDocument,
     zone: &divoc_time::Zone,
 ) -> Result<Vec<u8>, PdfError> {
-    let qr = divoc_qr::encode(doc.qr_text.as_bytes()).map_err(|e| PdfError::Qr(e.to_string()))?;
-    let mut flow = Flow::new(tpl, fonts.shaper(), zone);
-    flow.certificate(doc);
-    let pages = flow.finish();
+    let mut qrs =
+        vec![divoc_qr::encode(doc.qr_text.as_bytes()).map_err(|e| PdfError::Qr(e.to_string()))?];
+    if let Some(second) = &doc.second_qr {
+        qrs.push(
+            divoc_qr::encode(second.text.as_bytes())
+                .map_err(|e| PdfError::SecondQr(e.to_string()))?,
+        );
+    }
+    let pages = layout(tpl, fonts, doc, zone);
     let mut title = tpl.t.labels.title.clone();
     let id = clean(&doc.certificate_id);
     if !id.trim().is_empty() {
@@ -207,9 +223,21 @@ pub(crate) fn render(
         height: tpl.t.page.height,
         language: &tpl.t.language,
         title: &title,
-        qr: &qr,
+        qrs: &qrs,
     };
     pdf::write(&job, &pages)
+}
+
+/// The pages of `doc`, laid out.
+pub(crate) fn layout(
+    tpl: &Compiled,
+    fonts: &FontTable,
+    doc: &CertificateDocument,
+    zone: &divoc_time::Zone,
+) -> Vec<Vec<Op>> {
+    let mut flow = Flow::new(tpl, fonts.shaper(), zone, doc.second_qr.as_ref());
+    flow.certificate(doc);
+    flow.finish()
 }
 
 struct Flow<'a> {
@@ -224,7 +252,8 @@ struct Flow<'a> {
     top: f32,
     /// Content stops here; the footer is below.
     bottom: f32,
-    /// Left edge and bottom of the QR code (first page only).
+    /// Left edge and bottom of the QR column (first page only): the QR
+    /// code, and the second one with its label when there is one.
     qr_left: f32,
     qr_bottom: f32,
     gap: f32,
@@ -233,7 +262,12 @@ struct Flow<'a> {
 }
 
 impl<'a> Flow<'a> {
-    fn new(tpl: &'a Compiled, shaper: Shaper<'a>, zone: &'a divoc_time::Zone) -> Flow<'a> {
+    fn new(
+        tpl: &'a Compiled,
+        shaper: Shaper<'a>,
+        zone: &'a divoc_time::Zone,
+        second: Option<&SecondQr>,
+    ) -> Flow<'a> {
         let t = &tpl.t;
         let m = t.page.margin;
         let s = &t.style;
@@ -270,12 +304,58 @@ impl<'a> Flow<'a> {
         let band = flow.footer.height().max(s.small_size * s.line_height);
         // Keep at least one line of content per page, however tall the footer.
         flow.bottom = (flow.bottom - band - flow.gap).max(flow.top + s.text_size * 4.0);
+        // One column holds both codes, as wide as the wider; each is
+        // centred in it.
+        let second_size = second.map(|_| t.second_qr_size());
+        let column = second_size.map_or(s.qr_size, |size| size.max(s.qr_size));
+        flow.qr_left = flow.right - column;
         flow.pages[0].push(Op::Qr {
-            x: flow.qr_left,
+            x: flow.qr_left + (column - s.qr_size) / 2.0,
             y: flow.top,
             size: s.qr_size,
+            image: 0,
         });
+        if let (Some(second), Some(size)) = (second, second_size) {
+            flow.second_qr(&second.label, size);
+        }
         flow
+    }
+
+    /// Places the second QR code under the first, in the same column, and
+    /// its label under it, centred; the column then ends below the label.
+    fn second_qr(&mut self, label: &str, size: f32) {
+        let tpl = self.tpl;
+        let s = &tpl.t.style;
+        let column = self.right - self.qr_left;
+        let label = clean(label);
+        let label = self.block(&[label], Weight::Regular, s.text_size, tpl.muted, column);
+        // The codes carry their own quiet zone: half a gap between them is
+        // enough for a scanner to tell them apart.
+        let top = self.qr_bottom + self.gap * 0.5;
+        // Templates with `[second_qr]` are checked to fit at load; for one
+        // without it (a document from a library caller) the code shrinks
+        // rather than run into the footer, though not below a scannable
+        // minimum.
+        let room = self.bottom - self.gap - label.height() - top;
+        let size = size.min(room).max(36.0);
+        self.pages[0].push(Op::Qr {
+            x: self.qr_left + (column - size) / 2.0,
+            y: top,
+            size,
+            image: 1,
+        });
+        let mut y = top + size;
+        for line in label.lines {
+            self.pages[0].push(Op::Text {
+                x: self.qr_left + ((column - line.width) / 2.0).max(0.0),
+                baseline: baseline(y, label.size, label.line_height),
+                size: label.size,
+                color: label.color,
+                line,
+            });
+            y += label.line_height;
+        }
+        self.qr_bottom = y;
     }
 
     fn certificate(&mut self, doc: &CertificateDocument) {

@@ -6,6 +6,11 @@
 //! Strings may hold placeholders, replaced at render time:
 //! `{issuer}` (subtitle), `{dose}` and `{total}` (dose headings), `{from}`
 //! and `{until}` (validity), `{page}` and `{pages}` (page footer).
+//!
+//! An optional `[second_qr]` table names a certificate format (`format =
+//! "eu-dcc"`) whose QR the page also carries, under our own, with `label`
+//! printed under it; the renderer only draws it, the caller (the API) makes
+//! the artifact.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +40,20 @@ pub(crate) struct Template {
     /// scheme, nationality…), e.g. `Male = "पुरुष"`.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// A second QR code, of the same certificate in another format.
+    #[serde(default)]
+    pub second_qr: Option<SecondQrTable>,
+}
+
+/// `[second_qr]`: which format's QR to print under ours, and its label.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecondQrTable {
+    /// A certificate-format id (`GET /v1/formats`), e.g. `eu-dcc`.
+    pub format: String,
+    /// Printed under the code, in the template's language: a holder must
+    /// be able to tell which code a border officer wants.
+    pub label: String,
 }
 
 /// Page size and margin, in PDF points (1/72 in).
@@ -71,6 +90,8 @@ pub(crate) struct Style {
     pub label_width: f32,
     /// Side of the QR code, quiet zone included.
     pub qr_size: f32,
+    /// Side of the second QR code (see `[second_qr]`); `qr_size` if unset.
+    pub second_qr_size: Option<f32>,
     pub text_color: String,
     pub muted_color: String,
     pub accent_color: String,
@@ -86,6 +107,7 @@ impl Default for Style {
             line_height: 1.4,
             label_width: 120.0,
             qr_size: 170.0,
+            second_qr_size: None,
             text_color: "#1a1a1a".into(),
             muted_color: "#5a5a5a".into(),
             accent_color: "#1f4e79".into(),
@@ -183,6 +205,7 @@ impl Template {
         ]
         .into_iter()
         .chain(self.values.values_mut())
+        .chain(self.second_qr.as_mut().map(|q| &mut q.label))
         {
             if s.contains(char::is_control) {
                 *s = s.replace(char::is_control, " ");
@@ -250,6 +273,7 @@ impl Template {
                 "style.qr_size must be at least 36 points and fit the page".into(),
             ));
         }
+        self.check_second_qr(path, content_width)?;
         if !in_range(s.label_width, 10.0, content_width / 2.0) {
             return Err(bad(
                 path,
@@ -270,6 +294,61 @@ impl Template {
             return Err(bad(
                 path,
                 "fonts.regular and fonts.bold each need at least one font".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Template {
+    /// The second QR's side: `style.second_qr_size`, else `style.qr_size`.
+    pub(crate) fn second_qr_size(&self) -> f32 {
+        self.style.second_qr_size.unwrap_or(self.style.qr_size)
+    }
+
+    fn check_second_qr(&self, path: &Path, content_width: f32) -> Result<(), PdfError> {
+        let s = &self.style;
+        let p = &self.page;
+        let in_range = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
+        if let Some(size) = s.second_qr_size {
+            if !in_range(size, 36.0, content_width.min(p.height / 2.0)) {
+                return Err(bad(
+                    path,
+                    "style.second_qr_size must be at least 36 points and fit the page".into(),
+                ));
+            }
+        }
+        let Some(q) = &self.second_qr else {
+            return Ok(());
+        };
+        // Format ids are the plugins' own (WIT `format-info.id`) and path
+        // segments of the API (`/formats/{format}`): nothing else fits.
+        let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if q.format.is_empty() || q.format.len() > 64 || !q.format.chars().all(id_char) {
+            return Err(bad(
+                path,
+                format!(
+                    "second_qr.format must be a certificate format id such as \"eu-dcc\" \
+                     (letters, digits, '-', '_', '.'), not {:?}",
+                    q.format
+                ),
+            ));
+        }
+        if q.label.trim().is_empty() {
+            return Err(bad(
+                path,
+                "second_qr.label must say what the second QR code is".into(),
+            ));
+        }
+        // Both codes stack in one column above the doses; a quarter of the
+        // page stays for the label, the first dose and the footer.
+        let column = s.qr_size + self.second_qr_size();
+        if column > (p.height - 2.0 * p.margin) * 0.75 {
+            return Err(bad(
+                path,
+                "style.qr_size + style.second_qr_size must leave a quarter of the page's height \
+                 for the rest (make style.second_qr_size smaller)"
+                    .into(),
             ));
         }
         Ok(())

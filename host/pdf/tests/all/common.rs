@@ -41,10 +41,61 @@ pub fn two_doses() -> CertificateDocument {
     CertificateDocument::from_credentials(&credentials("two-doses"), qr_text("two-doses")).unwrap()
 }
 
+/// The `two-doses-second-qr` case: the typical certificate with a second
+/// QR, a real EU DCC (`second_qr.txt`, made by the format-eu-dcc plugin
+/// from a test certificate), labelled as `lang`'s template says.
+pub fn two_doses_second_qr(lang: &str) -> CertificateDocument {
+    let case = "two-doses-second-qr";
+    let mut doc = CertificateDocument::from_credentials(&credentials(case), qr_text(case)).unwrap();
+    let spec = renderer()
+        .second_qr(lang)
+        .expect("the shipped template has [second_qr]");
+    doc.second_qr = Some(spec.with_text(second_qr_text(case)));
+    doc
+}
+
+pub fn second_qr_text(case: &str) -> String {
+    std::fs::read_to_string(case_dir(case).join("second_qr.txt"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Where a page draws an image: its resource name and its rectangle, in
+/// points from the page's top left (x, y, width, height).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub name: String,
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+impl Placed {
+    pub fn overlaps(&self, o: &Placed) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
+    }
+    pub fn contains(&self, x: f32, y: f32) -> bool {
+        x >= self.x && x <= self.x + self.w && y >= self.y && y <= self.y + self.h
+    }
+}
+
+/// One text object (the renderer writes one per line): where it starts,
+/// in points from the page's top left (x, baseline), and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLine {
+    pub x: f32,
+    pub y: f32,
+    pub text: String,
+}
+
 /// A parsed PDF and its text, page by page.
 pub struct Parsed {
     pub doc: lopdf::Document,
     pub pages: Vec<String>,
+    /// Each page's text objects.
+    pub lines: Vec<Vec<TextLine>>,
 }
 
 /// Parses a PDF (with lopdf) and extracts each page's text the way a
@@ -55,15 +106,19 @@ pub struct Parsed {
 pub fn parse(pdf: &[u8]) -> Parsed {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF header");
     let doc = lopdf::Document::load_mem(pdf).expect("the output parses as a PDF");
-    let pages = doc
+    let lines: Vec<Vec<TextLine>> = doc
         .get_pages()
         .values()
         .map(|&id| page_text(&doc, id))
         .collect();
-    Parsed { doc, pages }
+    let pages = lines
+        .iter()
+        .map(|page| page.iter().map(|l| format!("{}\n", l.text)).collect())
+        .collect();
+    Parsed { doc, pages, lines }
 }
 
-fn page_text(doc: &lopdf::Document, page: lopdf::ObjectId) -> String {
+fn page_text(doc: &lopdf::Document, page: lopdf::ObjectId) -> Vec<TextLine> {
     use lopdf::Object;
     let mut cmaps: HashMap<Vec<u8>, HashMap<u16, String>> = HashMap::new();
     for (name, font) in doc.get_page_fonts(page).unwrap() {
@@ -76,13 +131,17 @@ fn page_text(doc: &lopdf::Document, page: lopdf::ObjectId) -> String {
         cmaps.insert(name, parse_cmap(&cmap));
     }
     let content = lopdf::content::Content::decode(&doc.get_page_content(page)).unwrap();
+    let height = media_box(doc, page)[3];
+    let mut lines = Vec::new();
     let mut out = String::new();
+    let mut origin = (0.0, 0.0);
     let mut font = Vec::new();
     // Depth of marked content inside an /ActualText span (0: none).
     let mut in_span = 0usize;
     for op in content.operations {
         match (op.operator.as_str(), op.operands.as_slice()) {
             ("Tf", [Object::Name(name), _]) => font = name.clone(),
+            ("Tm", [.., x, y]) => origin = (x.as_float().unwrap(), height - y.as_float().unwrap()),
             ("BDC", [_, Object::Dictionary(props)]) if in_span == 0 => {
                 if let Ok(Object::String(bytes, _)) = props.get(b"ActualText") {
                     out.push_str(&text_string(bytes));
@@ -101,11 +160,28 @@ fn page_text(doc: &lopdf::Document, page: lopdf::ObjectId) -> String {
                     }
                 }
             }
-            ("ET", _) => out.push('\n'),
+            ("ET", _) => lines.push(TextLine {
+                x: origin.0,
+                y: origin.1,
+                text: std::mem::take(&mut out),
+            }),
             _ => {}
         }
     }
-    out
+    lines
+}
+
+/// A page's media box: x0, y0, x1, y1.
+fn media_box(doc: &lopdf::Document, page: lopdf::ObjectId) -> Vec<f32> {
+    doc.get_dictionary(page)
+        .unwrap()
+        .get(b"MediaBox")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_float().unwrap())
+        .collect()
 }
 
 fn decode(cmap: &HashMap<u16, String>, bytes: &[u8], out: &mut String) {
@@ -202,37 +278,68 @@ impl Parsed {
         names
     }
 
-    /// The QR image, decoded the way a phone would: the 1-bit samples
-    /// scaled up and handed to a QR reader.
-    pub fn scan_qr(&self) -> String {
-        let image = self
-            .doc
+    /// Every image, in object order (the order they were written).
+    pub fn images(&self) -> Vec<&lopdf::Stream> {
+        self.doc
             .objects
             .values()
             .filter_map(|o| o.as_stream().ok())
-            .find(|s| s.dict.get(b"Subtype").and_then(|t| t.as_name()).ok() == Some(b"Image"))
-            .expect("an image");
-        let int = |k: &[u8]| usize::try_from(image.dict.get(k).unwrap().as_i64().unwrap()).unwrap();
-        let (w, h) = (int(b"Width"), int(b"Height"));
-        assert_eq!(w, h, "a square image");
-        assert_eq!(int(b"BitsPerComponent"), 1);
-        let samples = image
-            .decompressed_content()
-            .unwrap_or_else(|_| image.content.clone());
-        let row_bytes = w.div_ceil(8);
-        assert_eq!(samples.len(), row_bytes * h);
-        let scale = 3;
-        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
-            let (x, y) = (x / scale, y / scale);
-            if samples[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0 {
-                255
-            } else {
-                0
+            .filter(|s| s.dict.get(b"Subtype").and_then(|t| t.as_name()).ok() == Some(b"Image"))
+            .collect()
+    }
+
+    /// The one QR image, decoded the way a phone would: the 1-bit samples
+    /// scaled up and handed to a QR reader.
+    pub fn scan_qr(&self) -> String {
+        let images = self.images();
+        assert_eq!(images.len(), 1, "one image");
+        scan(images[0])
+    }
+
+    /// Every QR image, decoded, in the order written (ours first).
+    pub fn scan_qrs(&self) -> Vec<String> {
+        self.images().into_iter().map(scan).collect()
+    }
+
+    /// Every image's 1-bit samples and side, as written.
+    pub fn image_bits(&self) -> Vec<(Vec<u8>, usize)> {
+        self.images().into_iter().map(samples).collect()
+    }
+
+    /// The images page `page` (0-based) draws, where it draws them: each
+    /// `Do` of an image after the `cm` that scales the unit square to it.
+    pub fn placed_images(&self, page: usize) -> Vec<Placed> {
+        use lopdf::Object;
+        let id = *self.doc.get_pages().values().nth(page).unwrap();
+        let height = media_box(&self.doc, id)[3];
+        let content = lopdf::content::Content::decode(&self.doc.get_page_content(id)).unwrap();
+        let mut out = Vec::new();
+        let mut cm = [0f32; 6];
+        for op in content.operations {
+            match (op.operator.as_str(), op.operands.as_slice()) {
+                ("cm", operands) if operands.len() == 6 => {
+                    for (v, o) in cm.iter_mut().zip(operands) {
+                        *v = o.as_float().unwrap();
+                    }
+                }
+                ("Do", [Object::Name(name)]) => out.push(Placed {
+                    name: String::from_utf8(name.clone()).unwrap(),
+                    x: cm[4],
+                    y: height - cm[5] - cm[3],
+                    w: cm[0],
+                    h: cm[3],
+                }),
+                _ => {}
             }
-        });
-        let grids = img.detect_grids();
-        assert_eq!(grids.len(), 1, "one QR code");
-        grids[0].decode().unwrap().1
+        }
+        out
+    }
+
+    /// Width and height of page `page` (its media box).
+    pub fn page_size(&self, page: usize) -> (f32, f32) {
+        let id = *self.doc.get_pages().values().nth(page).unwrap();
+        let b = media_box(&self.doc, id);
+        (b[2] - b[0], b[3] - b[1])
     }
 
     /// Text with all white space removed: lines wrap where the layout
@@ -240,6 +347,38 @@ impl Parsed {
     pub fn squashed(&self) -> String {
         squash(&self.text())
     }
+}
+
+/// An image's 1-bit samples (rows padded to bytes) and its side.
+fn samples(image: &lopdf::Stream) -> (Vec<u8>, usize) {
+    let int = |k: &[u8]| usize::try_from(image.dict.get(k).unwrap().as_i64().unwrap()).unwrap();
+    let (w, h) = (int(b"Width"), int(b"Height"));
+    assert_eq!(w, h, "a square image");
+    assert_eq!(int(b"BitsPerComponent"), 1);
+    let samples = image
+        .decompressed_content()
+        .unwrap_or_else(|_| image.content.clone());
+    assert_eq!(samples.len(), w.div_ceil(8) * h);
+    (samples, w)
+}
+
+/// A 1-bit QR image decoded by a QR reader (rqrr), scaled up as a camera
+/// would see it.
+fn scan(image: &lopdf::Stream) -> String {
+    let (samples, w) = samples(image);
+    let row_bytes = w.div_ceil(8);
+    let scale = 3;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, w * scale, |x, y| {
+        let (x, y) = (x / scale, y / scale);
+        if samples[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0 {
+            255
+        } else {
+            0
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    grids[0].decode().unwrap().1
 }
 
 pub fn squash(s: &str) -> String {

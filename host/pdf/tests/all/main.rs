@@ -6,4 +6,5 @@ mod common;
 mod document;
 mod render;
 mod robustness;
+mod second_qr;
 mod templates;

@@ -1,7 +1,7 @@
 //! Whatever the record holds, rendering does not panic, and what comes out
 //! is a PDF. Inputs come from a small seeded generator (reproducible).
 
-use divoc_pdf::{CertificateDocument, Dose, PdfError, Recipient};
+use divoc_pdf::{CertificateDocument, Dose, PdfError, Recipient, SecondQr};
 
 use crate::common::*;
 
@@ -117,6 +117,11 @@ fn random_document(rng: &mut Rng) -> CertificateDocument {
     } else {
         rng.text()
     };
+    // Half the documents carry a second QR, with a label of any shape.
+    let second_qr = (rng.below(2) == 0).then(|| SecondQr {
+        label: rng.text(),
+        text: rng.text(),
+    });
     CertificateDocument {
         certificate_id: rng.text(),
         issuer: rng.text(),
@@ -132,6 +137,7 @@ fn random_document(rng: &mut Rng) -> CertificateDocument {
         },
         doses,
         qr_text,
+        second_qr,
     }
 }
 
@@ -146,11 +152,17 @@ fn odd_inputs_render_or_fail_cleanly() {
                 Ok(pdf) => {
                     let p = parse(&pdf);
                     assert!(!p.pages.is_empty(), "case {i} {lang}");
-                    assert_eq!(p.scan_qr(), doc.qr_text, "case {i} {lang}: QR");
+                    let mut expected = vec![doc.qr_text.clone()];
+                    expected.extend(doc.second_qr.iter().map(|q| q.text.clone()));
+                    assert_eq!(p.scan_qrs(), expected, "case {i} {lang}: QR");
                     rendered += 1;
                 }
-                // The only acceptable failure: a QR payload too long.
+                // The only acceptable failures: a QR payload too long.
                 Err(PdfError::Qr(_)) => assert!(doc.qr_text.len() > 1000, "case {i}"),
+                Err(PdfError::SecondQr(_)) => {
+                    let second = doc.second_qr.as_ref().map_or(0, |q| q.text.len());
+                    assert!(second > 1000, "case {i}");
+                }
                 Err(other) => panic!("case {i} {lang}: {other}"),
             }
         }

@@ -129,6 +129,36 @@ fn mistakes_are_errors_naming_the_file() {
             en.replace("bold = [\"", "bold = []\nunused = [\""),
             "unused",
         ),
+        (
+            "unknown key in [second_qr]",
+            en.replace("format = \"eu-dcc\"", "formt = \"eu-dcc\""),
+            "formt",
+        ),
+        (
+            "[second_qr] without a label",
+            en.replace("label = \"EU Digital COVID Certificate\"\n", ""),
+            "label",
+        ),
+        (
+            "blank second_qr.label",
+            en.replace("label = \"EU Digital COVID Certificate\"", "label = \"  \""),
+            "second_qr.label",
+        ),
+        (
+            "second_qr.format not a format id",
+            en.replace("format = \"eu-dcc\"", "format = \"EU DCC\""),
+            "second_qr.format",
+        ),
+        (
+            "second_qr_size off the page",
+            en.replace("# second_qr_size = 170.0", "second_qr_size = 500.0 #"),
+            "style.second_qr_size",
+        ),
+        (
+            "two codes taller than the page allows",
+            en.replace("# second_qr_size = 170.0", "second_qr_size = 400.0 #"),
+            "style.second_qr_size",
+        ),
         ("not TOML", "language = ".into(), "TOML"),
         (
             "wrong language",
