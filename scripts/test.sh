@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh debug
 # The page tests drive Debian's Chromium (headless) through ChromeDriver.
 sh scripts/install-browser.sh
+# The end-to-end tests' Python helpers (format decoders, an SMTP server)
+# run from target/pyenv.
+sh scripts/install-pyenv.sh
+# The PDF's second QR is checked with poppler (pdftoppm, pdftotext).
+sh scripts/install-pdf-tools.sh
 
 echo "== host workspace tests"
 cargo test --workspace

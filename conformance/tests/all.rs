@@ -27,6 +27,7 @@ fn component(dir: &str, krate: &str, name: &str) -> PathBuf {
     if !path.is_file() {
         let build = match dir {
             "plugins" => "cargo run -p divoc-toolchain --example build -- plugins target/plugins",
+            "c-plugins" => "bash plugins/c/notify-webhook-c/build.sh (after scripts/install-c-guest.sh)",
             _ => {
                 "cargo run -p divoc-toolchain --example build -- --fixtures conformance/fixtures target/fixtures"
             }
@@ -49,7 +50,12 @@ fn run_ok(path: &Path) -> Report {
 }
 
 fn assert_conformant(krate: &str, world: &str) {
-    let report = run_ok(&component("plugins", krate, krate));
+    assert_conformant_in("plugins", krate, world);
+}
+
+/// The suite on `target/<dir>/<krate>/<krate>.wasm`: every case passes.
+fn assert_conformant_in(dir: &str, krate: &str, world: &str) {
+    let report = run_ok(&component(dir, krate, krate));
     assert_eq!(report.plugin, krate);
     assert_eq!(report.world, world);
     assert!(!report.synthesized_manifest);
@@ -92,6 +98,19 @@ fn notify_webhook_conforms() {
     assert_conformant("notify-webhook", "distribution-channel");
 }
 
+/// The same adapter written in C (plugins/c/notify-webhook-c, built by
+/// scripts/setup.sh into target/c-plugins), with the same configuration as
+/// the Rust one: none beyond its manifest's grants.
+#[test]
+fn notify_webhook_c_conforms() {
+    assert_conformant_in("c-plugins", "notify-webhook-c", "distribution-channel");
+}
+
+#[test]
+fn notify_sms_conforms() {
+    assert_conformant("notify-sms", "distribution-channel");
+}
+
 #[test]
 fn notify_log_conforms() {
     assert_conformant("notify-log", "distribution-channel");
@@ -105,6 +124,26 @@ fn policy_age_interval_conforms() {
 #[test]
 fn events_counter_conforms() {
     assert_conformant("events-counter", "event-subscriber");
+}
+
+/// The country adapters: every one passes its world's whole suite.
+#[test]
+fn country_adapters_conform() {
+    for (krate, world) in [
+        ("format-eu-dcc", "certificate-format"),
+        ("format-shc", "certificate-format"),
+        ("format-who-ddcc", "certificate-format"),
+        ("format-who-ddcc-fhir", "certificate-format"),
+        ("id-national", "identity-provider"),
+        ("id-passport", "identity-provider"),
+        ("pay-government", "payment-provider"),
+        ("pay-gateway", "payment-provider"),
+        ("notify-email", "distribution-channel"),
+        ("policy-priority-groups", "rollout-policy"),
+        ("events-dhis2", "event-subscriber"),
+    ] {
+        assert_conformant(krate, world);
+    }
 }
 
 #[test]

@@ -1,53 +1,134 @@
 //! Distribution channel `webhook`: POSTs each message as JSON to the
-//! operator's endpoint, which does the actual sending.
+//! operator's endpoint, which does the actual sending, and signs every
+//! request so that the endpoint can tell it came from this server.
 //!
-//! Configuration: `url` (required), `include_attachments` (default false:
-//! attachment names and media types only, no bytes), `timeout_ms` (default
-//! 3000), `authorization` (optional `Authorization` header value).
+//! Each POST carries
 //!
-//! 2xx → delivered; 5xx, 408, 429 and network errors → retryable; other 4xx
-//! and refused origins → permanent.
+//! - `X-Divoc-Timestamp: <unix seconds>` (the host's clock), and
+//! - `X-Divoc-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
+//!   (HMAC per RFC 2104 with SHA-256, FIPS 180-4), over the exact body bytes
+//!   sent; the timestamp inside the MAC lets the receiver refuse replays of an
+//!   old request (README.md shows how a receiver verifies);
+//! - `Idempotency-Key: <message id>`: the same on every retry of a message,
+//!   so the receiver can drop duplicates (delivery is at least once).
+//!
+//! Retrying is the host's job: 2xx → delivered; 5xx, 408, 429 and network
+//! errors → retryable; other 4xx, a refused origin, a message without
+//! contacts and a configuration without a usable secret → permanent.
+//!
+//! Configuration (README.md): `url` and `secret` (required),
+//! `include_attachments` (default false: attachment names and media types
+//! only, no bytes), `timeout_ms` (default 3000), `authorization` (optional
+//! `Authorization` header value). Neither `secret` nor `authorization` is
+//! ever logged or shown by `Debug`; this plugin logs nothing at all.
 
+use core::fmt;
+
+use base64::Engine as _;
 use divoc_sdk::distribution::{ChannelInfo, DeliveryFailure, DeliveryReceipt, Guest, Message};
 use divoc_sdk::http::{Method, Request};
-use divoc_sdk::{config, ContactKind, Error};
-use serde::Deserialize;
+use divoc_sdk::{clock, config, ContactKind, Error};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Shortest accepted secret: RFC 2104 §3 discourages keys shorter than the
+/// hash's output, 32 bytes for SHA-256.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Deserialize)]
 pub struct Config {
     pub url: String,
-    #[serde(default)]
+    /// The HMAC key shared with the receiver.
+    pub secret: Secret,
+    #[serde(default, alias = "include-attachments")]
     pub include_attachments: bool,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "default_timeout", alias = "timeout-ms")]
     pub timeout_ms: u32,
     #[serde(default)]
-    pub authorization: Option<String>,
+    pub authorization: Option<Secret>,
 }
 
 fn default_timeout() -> u32 {
     3000
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// A credential from the configuration. Its `Debug` does not show it, and a
+/// value of the wrong type is refused without echoing it (serde's own
+/// message would quote it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
 
-/// Standard base64 with padding, for attachment bytes.
-pub fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A value of digits only arrives as a number through the environment
+        // (`DIVOC_PLUGINS__CONFIG__NOTIFY_WEBHOOK__SECRET`).
+        match Value::deserialize(d)? {
+            Value::String(s) if !s.is_empty() => Ok(Secret(s)),
+            Value::Number(n) => Ok(Secret(n.to_string())),
+            _ => Err(serde::de::Error::custom("must be a non-empty string")),
         }
     }
-    out
+}
+
+impl Config {
+    /// Refuses settings the plugin cannot sign with.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(Error::internal(format!(
+                "invalid notify-webhook configuration: `secret` must be at least {MIN_SECRET_BYTES} bytes (RFC 2104 §3); e.g. 64 hex digits from `openssl rand -hex 32`"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `v1=` and the lower-case hex HMAC-SHA256 of `"<timestamp>.<body>"` under
+/// `secret` (RFC 2104). `v1` names the scheme so that a receiver can accept
+/// a later one beside it during a change.
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> Result<String, Error> {
+    let timestamp = timestamp.to_string();
+    let tag = hmac_sha256_hex(secret, &[timestamp.as_bytes(), b".", body])?;
+    Ok(format!("v1={tag}"))
+}
+
+/// Lower-case hex HMAC-SHA256 (RFC 2104, FIPS 180-4) of the concatenated
+/// `parts`.
+pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> Result<String, Error> {
+    // HMAC takes keys of any length (RFC 2104 §2: longer ones are hashed),
+    // so this cannot fail; the error is mapped rather than unwrapped.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|e| Error::internal(format!("HMAC key refused: {e}")))?;
+    for part in parts {
+        mac.update(part);
+    }
+    let tag = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(2 * tag.len());
+    for b in tag {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    Ok(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Standard base64 with padding (RFC 4648 §4), for attachment bytes.
+pub fn base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn kind(k: ContactKind) -> &'static str {
@@ -90,6 +171,8 @@ pub enum Outcome {
     GiveUp,
 }
 
+/// 2xx delivered; 408 (timeout), 429 (rate limit, RFC 6585 §4) and 5xx
+/// retried by the host; the rest refused for good.
 pub fn classify(status: u16) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered,
@@ -99,13 +182,30 @@ pub fn classify(status: u16) -> Outcome {
 }
 
 fn deliver(cfg: &Config, m: &Message) -> Result<DeliveryReceipt, DeliveryFailure> {
-    let mut req = Request::new(Method::Post, cfg.url.clone())
-        .header("idempotency-key", m.id.clone())
-        .timeout_ms(cfg.timeout_ms)
-        .json(&body(m, cfg.include_attachments))
+    // The receiver sends to the contacts; with none there is nothing to do,
+    // now or later.
+    let Some(first) = m.contacts.first() else {
+        return Err(DeliveryFailure::Permanent(Error::invalid_input(
+            "the message has no contact",
+        )));
+    };
+    cfg.validate().map_err(DeliveryFailure::Permanent)?;
+    // Serialized once: the signature covers exactly the bytes sent.
+    let bytes = serde_json::to_vec(&body(m, cfg.include_attachments)).map_err(|e| {
+        DeliveryFailure::Permanent(Error::internal(format!("cannot serialize body: {e}")))
+    })?;
+    let timestamp = clock::unix_seconds();
+    let signature = signature(cfg.secret.expose().as_bytes(), timestamp, &bytes)
         .map_err(DeliveryFailure::Permanent)?;
+    let mut req = Request::new(Method::Post, cfg.url.clone())
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", m.id.clone())
+        .header("X-Divoc-Timestamp", timestamp.to_string())
+        .header("X-Divoc-Signature", signature)
+        .timeout_ms(cfg.timeout_ms);
+    req.body = Some(bytes);
     if let Some(auth) = &cfg.authorization {
-        req = req.header("authorization", auth.clone());
+        req = req.header("Authorization", auth.expose().to_owned());
     }
     let resp = match req.send() {
         Ok(r) => r,
@@ -119,11 +219,7 @@ fn deliver(cfg: &Config, m: &Message) -> Result<DeliveryReceipt, DeliveryFailure
                 .header("x-message-id")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("http-{}", resp.status)),
-            delivered_to: m
-                .contacts
-                .first()
-                .map(|c| c.value.clone())
-                .unwrap_or_else(|| "webhook".to_string()),
+            delivered_to: first.value.clone(),
         }),
         Outcome::Retry => Err(DeliveryFailure::Retryable(Error::unavailable(reason()))),
         Outcome::GiveUp => Err(DeliveryFailure::Permanent(Error::rejected(reason()))),
@@ -197,6 +293,7 @@ mod tests {
 
     #[test]
     fn base64_vectors() {
+        // RFC 4648 §10.
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
@@ -204,10 +301,84 @@ mod tests {
     }
 
     #[test]
-    fn config_needs_url() {
+    fn a_message_without_contacts_fails_permanently_before_anything_else() {
+        let c: Config = config::parse(r#"{"url": "u", "secret": "short"}"#).unwrap();
+        let mut m = message();
+        m.contacts.clear();
+        match deliver(&c, &m) {
+            Err(DeliveryFailure::Permanent(Error::InvalidInput(e))) => {
+                assert!(e.contains("no contact"))
+            }
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231 §4.3, test case 2 (a key shorter than the block size).
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", &[b"what do ya ", b"want for nothing?"]).unwrap(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block size is hashed first.
+        assert_eq!(
+            hmac_sha256_hex(
+                &[0xaa; 131],
+                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
+            )
+            .unwrap(),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn signature_covers_timestamp_and_body() {
+        let secret = b"whsec-0123456789abcdef0123456789abcdef";
+        let body = br#"{"message-id":"m-1"}"#;
+        // Computed independently, as a receiver would (README.md):
+        // hmac.new(secret, b"1700000000." + body, hashlib.sha256).hexdigest()
+        assert_eq!(
+            signature(secret, 1_700_000_000, body).unwrap(),
+            "v1=3f05b092af29c692408ec75675fe424a3db97eabedfbea7ec79056609f592b4c"
+        );
+        assert_ne!(
+            signature(secret, 1_700_000_001, body).unwrap(),
+            signature(secret, 1_700_000_000, body).unwrap()
+        );
+        assert_ne!(
+            signature(secret, 1_700_000_000, br#"{"message-id":"m-2"}"#).unwrap(),
+            signature(secret, 1_700_000_000, body).unwrap()
+        );
+    }
+
+    #[test]
+    fn config_needs_url_and_a_long_enough_secret() {
         assert!(config::parse::<Config>("{}").is_err());
-        let c: Config = config::parse(r#"{"url": "https://notify.example.org/hook"}"#).unwrap();
+        assert!(config::parse::<Config>(r#"{"url": "https://notify.example.org/hook"}"#).is_err());
+        let c: Config = config::parse(
+            r#"{"url": "https://notify.example.org/hook", "secret": "0123456789abcdef0123456789abcdef"}"#,
+        )
+        .unwrap();
         assert_eq!(c.timeout_ms, 3000);
         assert!(!c.include_attachments);
+        assert!(c.validate().is_ok());
+        // Neither credential shows in Debug (which error paths might print).
+        let c: Config =
+            config::parse(r#"{"url": "u", "secret": "s3cret", "authorization": "Bearer t0ken"}"#)
+                .unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("t0ken"),
+            "{debug}"
+        );
+        let e = c.validate().unwrap_err();
+        assert!(e.message().contains("at least 32 bytes"), "{e:?}");
+        assert!(!e.message().contains("s3cret"), "{e:?}");
+        // A wrong type is refused without echoing the value; a number (from
+        // the environment) is taken as its digits.
+        let e = config::parse::<Config>(r#"{"url": "u", "secret": ["s3cret"]}"#).unwrap_err();
+        assert!(!e.message().contains("s3cret"), "{e:?}");
+        let c: Config = config::parse(r#"{"url": "u", "secret": 12345}"#).unwrap();
+        assert_eq!(c.secret.expose(), "12345");
     }
 }

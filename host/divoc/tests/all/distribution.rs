@@ -25,6 +25,8 @@ const FACILITY_42: &str = "facility-42-token-0123456789";
 const FACILITY_9: &str = "facility-9-token-0123456789";
 /// Contacts containing this are answered 500 forever.
 const BROKEN: &str = "always-fail@example.org";
+/// notify-webhook's HMAC key, given through the environment.
+const WEBHOOK_SECRET: &str = "distribution-test-webhook-secret-0123456789";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -35,6 +37,9 @@ fn repo() -> PathBuf {
 struct Hit {
     at: Instant,
     idempotency_key: String,
+    /// Carried an `X-Divoc-Signature: v1=…` (notify-webhook signs every
+    /// request; its own tests check the MAC).
+    signed: bool,
     body: Value,
     status: u16,
 }
@@ -65,7 +70,7 @@ impl Webhook {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
-        let (mut length, mut key) = (0usize, String::new());
+        let (mut length, mut key, mut signed) = (0usize, String::new(), false);
         loop {
             let mut header = String::new();
             reader.read_line(&mut header).unwrap();
@@ -77,6 +82,7 @@ impl Webhook {
             match name.to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap(),
                 "idempotency-key" => key = value.trim().to_string(),
+                "x-divoc-signature" => signed = value.trim().starts_with("v1="),
                 _ => {}
             }
         }
@@ -92,6 +98,7 @@ impl Webhook {
         self.hits.lock().unwrap().push(Hit {
             at: Instant::now(),
             idempotency_key: key,
+            signed,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             status,
         });
@@ -196,6 +203,12 @@ facilities = ["FAC-0009"]
             repo().join("config/templates/pdf"),
         )
         .env_remove("DIVOC_LOG")
+        // The webhook's signing secret through the environment, as a
+        // deployment keeps it out of the config file.
+        .env(
+            "DIVOC_PLUGINS__CONFIG__NOTIFY_WEBHOOK__SECRET",
+            WEBHOOK_SECRET,
+        )
         .stderr(std::fs::File::create(server_log(tmp)).unwrap());
     support::spawn(&mut cmd, port)
 }
@@ -292,6 +305,7 @@ fn certificates_are_delivered_retried_and_reported() {
     assert_eq!(done["next_attempt_at_ms"], Value::Null);
     let hits = webhook.hits_for(&a);
     assert_eq!(hits.len(), 1);
+    assert!(hits[0].signed, "{:?}", hits[0]);
     let body = &hits[0].body;
     assert_eq!(body["template"], "certificate-issued");
     assert_eq!(body["recipient-name"], "Bhaya Mitra");
@@ -395,6 +409,7 @@ fn certificates_are_delivered_retried_and_reported() {
         "bhaya@example.org",
         BROKEN,
         "PEC-DIST",
+        WEBHOOK_SECRET,
     ] {
         assert!(!log.contains(personal), "{personal} in the log:\n{log}");
     }
