@@ -198,8 +198,13 @@ impl Formats {
     }
 
     /// The formats whose prefix `text` starts with, in plugin name order.
+    /// Our own QR form is never another format's: it is answered without
+    /// asking the plugins, so verifying our QR costs nothing more.
     pub fn claimants(&self, text: &str) -> Vec<FormatDescriptor> {
         let text = text.trim_start();
+        if text.starts_with(crate::qr::PREFIX) {
+            return Vec::new();
+        }
         self.plugins
             .formats()
             .into_iter()

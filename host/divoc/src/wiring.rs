@@ -262,6 +262,7 @@ impl divoc_certificates::formats::FormatPlugins for RuntimeFormats {
         use divoc_certificates::formats::{ArtifactKind, FormatDescriptor};
         use divoc_runtime::types::format::ArtifactKind as Wit;
         let mut out = Vec::new();
+        let mut serving = std::collections::HashSet::new();
         for name in self
             .runtime
             .plugins_of(divoc_runtime::World::CertificateFormat)
@@ -270,6 +271,7 @@ impl divoc_certificates::formats::FormatPlugins for RuntimeFormats {
                 continue;
             };
             let digest = handle.info().digest.clone();
+            serving.insert(digest.clone());
             if let Some(d) = self.infos.lock().get(&digest) {
                 out.push(d.clone());
                 continue;
@@ -296,6 +298,10 @@ impl divoc_certificates::formats::FormatPlugins for RuntimeFormats {
             out.push(descriptor);
         }
         out.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+        // Forget the descriptions of versions swapped out since.
+        self.infos
+            .lock()
+            .retain(|digest, _| serving.contains(digest));
         out
     }
 
