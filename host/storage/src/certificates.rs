@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::db::{Reader, Tx};
 use crate::error::{to_i64, to_u64, Result, StorageError};
-use crate::{audit, events, outbox};
+use crate::{audit, credential_codec, events, outbox};
 
 /// Stored status of a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ const COLUMNS: &str = "id, program, recipient_ref, dose, version, previous_id, s
     suspended_until, revoked_reason, status_index, issued_at, updated_at, facility_id,
     payload_hash, credential";
 
-fn record(row: &Row<'_>) -> rusqlite::Result<(CertificateRecordRaw, String)> {
+fn record(row: &Row<'_>) -> rusqlite::Result<(CertificateRecordRaw, Vec<u8>)> {
     Ok((
         CertificateRecordRaw {
             id: row.get(0)?,
@@ -173,7 +173,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<(CertificateRecordRaw, String)> {
             issued_at_ms: row.get(10)?,
             updated_at_ms: row.get(11)?,
             facility_id: row.get(12)?,
-            payload_hash: row.get(13)?,
+            payload_hash: digest_from_db(row.get(13)?),
         },
         row.get(14)?,
     ))
@@ -196,7 +196,28 @@ struct CertificateRecordRaw {
     payload_hash: String,
 }
 
-fn finish((raw, credential): (CertificateRecordRaw, String)) -> Result<CertificateRecord> {
+/// A hex SHA-256 digest (payload hashes, lookup hashes) as stored: its 32
+/// bytes, half the size of its hex text. Anything else (the certificate
+/// module writes only lowercase hex digests) is stored as its text's bytes.
+pub(crate) fn digest_to_db(digest: &str) -> Vec<u8> {
+    match hex::decode(digest) {
+        Ok(bytes) if bytes.len() == 32 => bytes,
+        _ => digest.as_bytes().to_vec(),
+    }
+}
+
+/// The text of a digest stored by [`digest_to_db`].
+pub(crate) fn digest_from_db(stored: Vec<u8>) -> String {
+    if stored.len() == 32 {
+        hex::encode(stored)
+    } else {
+        String::from_utf8(stored)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+fn finish((raw, stored): (CertificateRecordRaw, Vec<u8>)) -> Result<CertificateRecord> {
+    let credential = credential_codec::decode(&stored)?;
     let small = |v: i64, what: &str| {
         u32::try_from(v)
             .map_err(|_| StorageError::InvalidArgument(format!("{what} {v} out of range")))
@@ -255,7 +276,7 @@ pub fn by_lookup(r: &Reader<'_>, lookup_hash: &str) -> Result<Vec<CertificateRec
         r,
         "WHERE id IN (SELECT certificate_id FROM certificate_lookup WHERE lookup_hash = ?1)
          ORDER BY program, dose, version",
-        params![lookup_hash],
+        params![digest_to_db(lookup_hash)],
     )
 }
 
@@ -283,7 +304,7 @@ fn versions(
           WHERE program = ?1 AND recipient_ref = ?2 AND dose = ?3 ORDER BY version DESC",
     )?;
     let rows = stmt.query_map(params![program, recipient_ref, dose], |row| {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        Ok((row.get(0)?, digest_from_db(row.get(1)?), row.get(2)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -318,6 +339,8 @@ fn credential_json(c: &NewCertificate) -> Result<String> {
 #[derive(Debug, Clone)]
 struct RowTexts {
     credential: String,
+    /// `credential` as stored ([`credential_codec`]).
+    stored: Vec<u8>,
     summary: String,
     delivery: String,
 }
@@ -333,6 +356,7 @@ impl RowTexts {
             serde_json::to_string(v).map_err(|source| StorageError::Json { what, source })
         };
         Ok(RowTexts {
+            stored: credential_codec::encode(&credential)?,
             credential,
             summary: json(
                 "certificate summary",
@@ -384,15 +408,15 @@ fn insert_row_texts(
         to_i64(c.status_index, "status_index")?,
         now,
         c.facility_id,
-        c.payload_hash,
-        texts.credential
+        digest_to_db(&c.payload_hash),
+        texts.stored
     ])?;
     if !c.lookup_hashes.is_empty() {
         let mut lookup = conn.prepare_cached(
             "INSERT OR IGNORE INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)",
         )?;
         for h in &c.lookup_hashes {
-            lookup.execute(params![h, c.id])?;
+            lookup.execute(params![digest_to_db(h), c.id])?;
         }
     }
     let action = if previous_id.is_some() {
@@ -466,6 +490,18 @@ impl PreparedCertificate {
     /// otherwise happen on the writer when the work item is dropped.
     pub fn new(mut cert: NewCertificate) -> Result<PreparedCertificate> {
         let texts = RowTexts::new(&cert, credential_json(&cert)?, 1, None)?;
+        drop(std::mem::take(&mut cert.credential));
+        Ok(PreparedCertificate { cert, texts })
+    }
+
+    /// [`new`](Self::new) for a credential already serialized (the
+    /// certificate module writes its vaccination credential's JSON text
+    /// directly); `cert.credential` is ignored.
+    pub fn from_credential_json(
+        mut cert: NewCertificate,
+        credential: String,
+    ) -> Result<PreparedCertificate> {
+        let texts = RowTexts::new(&cert, credential, 1, None)?;
         drop(std::mem::take(&mut cert.credential));
         Ok(PreparedCertificate { cert, texts })
     }

@@ -73,6 +73,11 @@ pub struct DbOptions {
     /// Capacity of the writer's queue. When full, [`Database::write`] blocks
     /// until there is room: back-pressure rather than unbounded memory.
     pub queue_capacity: usize,
+    /// The writer connection's page cache, KiB. Held in the process once
+    /// the database is larger than it (docs/PERFORMANCE.md, § Memory).
+    pub writer_cache_kib: u32,
+    /// Each reader connection's page cache, KiB.
+    pub reader_cache_kib: u32,
 }
 
 impl Default for DbOptions {
@@ -82,6 +87,8 @@ impl Default for DbOptions {
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
             queue_capacity: 4096,
+            writer_cache_kib: 16 * 1024,
+            reader_cache_kib: 2 * 1024,
         }
     }
 }
@@ -473,10 +480,10 @@ fn configure_writer(conn: &Connection, opts: &DbOptions) -> Result<()> {
     // issuing certificates). The sub-journal only ever serves a rollback
     // inside the open transaction, so memory is as safe as the file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Certificate ids are random, so inserts land all over the id index;
-    // a larger page cache keeps its inner pages (and the other indexes')
-    // resident instead of re-reading them from the OS.
-    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+    // Inserts into the idempotency key's index land all over it; a larger
+    // page cache keeps its inner pages resident instead of re-reading them
+    // from the OS. Negative `cache_size` is in KiB.
+    conn.pragma_update(None, "cache_size", -i64::from(opts.writer_cache_kib))?;
     // The checkpointer thread checkpoints; see the module docs.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
@@ -523,9 +530,6 @@ fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, counters: &Coun
         tracing::warn!(error = %e, "closing the storage checkpoint connection failed");
     }
 }
-
-/// The writer's page cache, in KiB (negative `cache_size` = KiB).
-const WRITER_CACHE_KIB: i64 = -65_536;
 
 // ---------------------------------------------------------------------------
 // The writer.
@@ -893,6 +897,7 @@ impl ReaderPool {
             )?;
             conn.busy_timeout(opts.busy_timeout)?;
             stable_plans(&conn)?;
+            conn.pragma_update(None, "cache_size", -i64::from(opts.reader_cache_kib))?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             idle.push(conn);
         }

@@ -53,6 +53,8 @@
 pub mod appointments;
 pub mod audit;
 pub mod certificates;
+mod compact;
+mod credential_codec;
 pub mod db;
 mod error;
 pub mod events;

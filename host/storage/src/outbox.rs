@@ -218,15 +218,40 @@ fn finish_pending(tx: &Tx<'_>, id: i64, sql: &str, params: &[&dyn rusqlite::ToSq
     Ok(())
 }
 
-/// Records a successful delivery.
+/// Records a successful delivery. A delivered item's `next_attempt_at` is
+/// set to when it was delivered, so that [`prune_delivered`] finds the old
+/// ones through the `(status, next_attempt_at)` index without scanning the
+/// recent ones.
 pub fn mark_done(tx: &Tx<'_>, id: i64) -> Result<()> {
     finish_pending(
         tx,
         id,
-        "UPDATE outbox SET status = 'done', last_error = NULL, updated_at = ?2
+        "UPDATE outbox SET status = 'done', last_error = NULL, updated_at = ?2,
+                next_attempt_at = ?2
           WHERE id = ?1 AND status = 'pending'",
         &[&id, &crate::now_ms()],
     )
+}
+
+/// Deletes at most `limit` items delivered before `before_ms`; returns how
+/// many. Delivered items are kept a while for operators (`GET /v1/outbox`,
+/// a certificate's delivery status), then go: their payloads hold
+/// contacts, and they are most of what the outbox would otherwise grow by
+/// (docs/PERFORMANCE.md, § Storage footprint). Failed items stay until an
+/// operator has seen them.
+pub fn prune_delivered(tx: &Tx<'_>, before_ms: i64, limit: usize) -> Result<usize> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "DELETE FROM outbox WHERE id IN (
+                SELECT id FROM outbox WHERE status = 'done' AND next_attempt_at < ?1 LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![before_ms, to_i64_len(limit)])?;
+    Ok(n)
+}
+
+fn to_i64_len(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Records a failed attempt and schedules the next one at
@@ -449,6 +474,11 @@ impl Database {
         self.write(move |tx| fan_out(tx, id, &targets, now_ms))
     }
 
+    /// [`prune_delivered`] on the writer.
+    pub fn outbox_prune_delivered(&self, before_ms: i64, limit: usize) -> PendingWrite<usize> {
+        self.write(move |tx| prune_delivered(tx, before_ms, limit))
+    }
+
     /// Records a delivery (see [`mark_done`]).
     pub fn outbox_mark_done(&self, id: i64) -> PendingWrite<()> {
         self.write(move |tx| mark_done(tx, id))
@@ -629,6 +659,54 @@ mod tests {
         // The retried item is due again at its new time.
         assert!(db.outbox_claim_due(499, 100, 10).wait().unwrap().is_empty());
         assert_eq!(db.outbox_claim_due(500, 100, 10).wait().unwrap()[0].id, b);
+    }
+
+    #[test]
+    fn delivered_items_are_pruned_after_their_retention_and_nothing_else() {
+        let (_d, db) = db();
+        let ids: Vec<i64> = (0..5)
+            .map(|_| db.outbox_enqueue("k", "t", json!({}), 0).wait().unwrap())
+            .collect();
+        db.outbox_claim_due(10, 100, 10).wait().unwrap();
+        db.outbox_mark_done(ids[0]).wait().unwrap();
+        db.outbox_mark_done(ids[1]).wait().unwrap();
+        db.outbox_mark_failed(ids[2], "gone").wait().unwrap();
+        db.outbox_mark_retry(ids[3], 0, "busy").wait().unwrap();
+        let first = db.outbox_get(ids[0]).unwrap().unwrap().updated_at_ms;
+        let done_at = db.outbox_get(ids[1]).unwrap().unwrap().updated_at_ms;
+        // Delivered before the cut-off: none yet.
+        assert_eq!(db.outbox_prune_delivered(first, 10).wait().unwrap(), 0);
+        // One at a time when limited, then the rest; never failed or
+        // pending items.
+        assert_eq!(db.outbox_prune_delivered(done_at + 1, 1).wait().unwrap(), 1);
+        assert_eq!(
+            db.outbox_prune_delivered(done_at + 1, 10).wait().unwrap(),
+            1
+        );
+        assert_eq!(db.outbox_prune_delivered(i64::MAX, 10).wait().unwrap(), 0);
+        assert_eq!(
+            db.outbox_counts().unwrap(),
+            OutboxCounts {
+                pending: 2,
+                done: 0,
+                failed: 1
+            }
+        );
+        // The pruning is a range of the due index, not a scan.
+        let plan: String = db
+            .read(|r| {
+                Ok(r.conn().query_row(
+                    "EXPLAIN QUERY PLAN SELECT id FROM outbox
+                      WHERE status = 'done' AND next_attempt_at < 5 LIMIT 3",
+                    [],
+                    |row| row.get(3),
+                )?)
+            })
+            .unwrap();
+        assert!(
+            plan.contains("outbox_due") && plan.contains("next_attempt_at<"),
+            "{plan}"
+        );
     }
 
     #[test]
