@@ -134,7 +134,7 @@ pub async fn issue(
     let issued = if svc.issues_inline(&req) {
         svc.issue_async(&req, &p.name).await?
     } else {
-        blocking(move || svc.issue(&req, &p.name)).await?
+        svc.issue_offloaded(req, p.name.clone()).await?
     };
     let status = match issued.status {
         IssueStatus::Created => StatusCode::CREATED,

@@ -119,13 +119,7 @@ pub fn build_credential(
     if !x.batch.trim().is_empty() {
         vaccination.insert("batch".into(), x.batch.clone().into());
     }
-    // The service has normalised it to UTC (any offset, or local time in
-    // the deployment's zone); written as a dateTimeStamp with the instant's
-    // milliseconds, so verifiers compare like with like.
-    let date = divoc_time::parse_instant(&x.date, &divoc_time::Zone::utc())
-        .map(divoc_time::format_millis)
-        .unwrap_or_else(|| x.date.clone());
-    vaccination.insert("date".into(), date.into());
+    vaccination.insert("date".into(), vaccination_date(x).into());
     vaccination.insert("dose".into(), x.dose.into());
     vaccination.insert("totalDoses".into(), x.total_doses.into());
     // Explicit rather than left for verifiers to infer from dose > totalDoses.
@@ -148,20 +142,7 @@ pub fn build_credential(
     vaccination.insert("vaccinator".into(), json!({ "name": req.vaccinator.name }));
     subject.insert("vaccination".into(), Value::Object(vaccination));
 
-    // VC 2.0 §4.9: validFrom is when the credential starts to hold. The
-    // protection window of the vaccine, when given, bounds it.
-    let valid_from = x
-        .effective_start
-        .as_deref()
-        .and_then(divoc_time::parse_date)
-        .map(|d| d.start_ms())
-        .unwrap_or(p.issued_at_ms);
-    let valid_until = x
-        .effective_until
-        .as_deref()
-        .and_then(divoc_time::parse_date)
-        // Inclusive last day: valid until the end of that day.
-        .map(|d| d.start_ms() + divoc_time::DAY_MS - 1000);
+    let (valid_from, valid_until) = validity(x, p.issued_at_ms);
 
     let mut vc = Map::new();
     vc.insert(
@@ -174,12 +155,9 @@ pub fn build_credential(
         json!(["VerifiableCredential", CREDENTIAL_TYPE]),
     );
     vc.insert("issuer".into(), p.issuer.into());
-    vc.insert(
-        "validFrom".into(),
-        divoc_time::format_seconds(valid_from).into(),
-    );
+    vc.insert("validFrom".into(), valid_from.into());
     if let Some(u) = valid_until {
-        vc.insert("validUntil".into(), divoc_time::format_seconds(u).into());
+        vc.insert("validUntil".into(), u.into());
     }
     vc.insert("credentialSubject".into(), Value::Object(subject));
     vc.insert(
@@ -201,6 +179,41 @@ pub fn build_credential(
         vc.insert("evidence".into(), json!([Value::Object(ev)]));
     }
     Value::Object(vc)
+}
+
+/// The vaccination's `date`: the service has normalised it to UTC (any
+/// offset, or local time in the deployment's zone); written as a
+/// dateTimeStamp with the instant's milliseconds, so verifiers compare like
+/// with like.
+pub(crate) fn vaccination_date(x: &crate::request::Vaccination) -> String {
+    divoc_time::parse_instant(&x.date, &divoc_time::Zone::utc())
+        .map(divoc_time::format_millis)
+        .unwrap_or_else(|| x.date.clone())
+}
+
+/// `validFrom` and `validUntil` (VC 2.0 §4.9): validFrom is when the
+/// credential starts to hold; the protection window of the vaccine, when
+/// given, bounds it.
+pub(crate) fn validity(
+    x: &crate::request::Vaccination,
+    issued_at_ms: i64,
+) -> (String, Option<String>) {
+    let valid_from = x
+        .effective_start
+        .as_deref()
+        .and_then(divoc_time::parse_date)
+        .map(|d| d.start_ms())
+        .unwrap_or(issued_at_ms);
+    let valid_until = x
+        .effective_until
+        .as_deref()
+        .and_then(divoc_time::parse_date)
+        // Inclusive last day: valid until the end of that day.
+        .map(|d| d.start_ms() + divoc_time::DAY_MS - 1000);
+    (
+        divoc_time::format_seconds(valid_from),
+        valid_until.map(divoc_time::format_seconds),
+    )
 }
 
 /// The `credentialStatus` of a credential: one revocation and one

@@ -53,6 +53,8 @@ pub mod request;
 pub mod service;
 pub mod stats;
 pub mod status_list;
+pub mod synthetic;
+pub mod template;
 pub mod types;
 pub mod verify;
 

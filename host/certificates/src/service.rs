@@ -25,7 +25,7 @@ use divoc_storage::{meta, Database, PendingWrite};
 use divoc_time::{SharedClock, SystemClock, Zone};
 
 use crate::certificate::{self as rules, Certificate, Decision, Status, StatusChange};
-use crate::credential::{self, build_credential, CredentialConfig, CredentialParams};
+use crate::credential::{self, CredentialConfig, CredentialParams};
 use crate::error::CertError;
 use crate::hooks::{self, IdentityClaim, IssueHooks, NoHooks, PaymentClaim, PaymentReceipt};
 use crate::qr;
@@ -405,7 +405,9 @@ impl CertificateService {
         let id = generate_certificate_id().to_string();
         let status_index = self.allocate_status_index();
         let now = self.now_ms();
-        let unsigned = build_credential(
+        // Written as canonical JSON from the request (`template`), signed,
+        // and stored as that text: no `Value` on the issuing path.
+        let canonical = match crate::template::canonical_credential(
             req,
             &CredentialParams {
                 certificate_id: &id,
@@ -414,8 +416,11 @@ impl CertificateService {
                 status_index,
             },
             &inner.cfg.credential,
-        );
-        let signed = match credential::sign_owned(unsigned, &inner.keyring) {
+        ) {
+            Ok(c) => c,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        let signed = match crate::template::sign_canonical(canonical, &inner.keyring) {
             Ok(s) => s,
             Err(e) => return Step::Done(Err(e)),
         };
@@ -428,22 +433,25 @@ impl CertificateService {
                 .collect(),
             None => Vec::new(),
         };
-        let new = PreparedCertificate::new(NewCertificate {
-            id,
-            program: program.clone(),
-            recipient_ref: code.clone(),
-            dose,
-            facility_id: req.facility.id.clone(),
-            payload_hash: hash,
-            status_index,
-            credential: signed,
-            lookup_hashes,
-            contacts: req.recipient.contacts.clone(),
-            channels: inner.cfg.distribution_channels.clone(),
-            actor: actor.to_owned(),
-            issued_at_ms: now,
-            counts: crate::stats::issue_counts(req, now, &inner.cfg.zone),
-        });
+        let new = PreparedCertificate::from_credential_json(
+            NewCertificate {
+                id,
+                program: program.clone(),
+                recipient_ref: code.clone(),
+                dose,
+                facility_id: req.facility.id.clone(),
+                payload_hash: hash,
+                status_index,
+                credential: Value::Null,
+                lookup_hashes,
+                contacts: req.recipient.contacts.clone(),
+                channels: inner.cfg.distribution_channels.clone(),
+                actor: actor.to_owned(),
+                issued_at_ms: now,
+                counts: crate::stats::issue_counts(req, now, &inner.cfg.zone),
+            },
+            signed,
+        );
         match new {
             Ok(new) => Step::Store(Box::new(Prepared { new, payment })),
             Err(e) => Step::Done(Err(e.into())),
@@ -567,6 +575,30 @@ impl CertificateService {
     /// blocking thread, since identity and payment checks call plugins.
     pub async fn issue_async(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
         match self.prepare(req, actor, true) {
+            Step::Done(r) => r,
+            Step::Store(p) => {
+                let id = p.new.certificate().id.clone();
+                Self::finish(id, self.store(*p).await)
+            }
+        }
+    }
+
+    /// [`issue`](Self::issue) for an async caller whose pipeline calls
+    /// plugins: the checks, plugin calls and signing run on a blocking
+    /// thread, and the group commit is awaited without holding one. With
+    /// many requests in flight, a blocking thread per request waiting for
+    /// the writer was most of the server's memory (docs/PERFORMANCE.md,
+    /// § Memory).
+    pub async fn issue_offloaded(
+        &self,
+        req: IssueRequest,
+        actor: String,
+    ) -> Result<Issued, CertError> {
+        let svc = self.clone();
+        let step = tokio::task::spawn_blocking(move || svc.prepare(&req, &actor, true))
+            .await
+            .map_err(|e| CertError::Internal(format!("issuing task failed: {e}")))?;
+        match step {
             Step::Done(r) => r,
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();

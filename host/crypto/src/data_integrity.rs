@@ -294,19 +294,36 @@ where
     if doc.contains_key("proof") {
         return Err(ProofError::AlreadySigned);
     }
-    check_date_time_opt("expires", options.expires.as_deref())?;
-
-    let mut proof = options.to_map();
-    if let Some(context) = doc.get("@context") {
-        proof.insert("@context".into(), context.clone());
-    }
     // Both canonical forms are written into buffers and hashed in place:
     // this runs once per certificate issued.
-    let mut canonical_proof_config = Vec::with_capacity(512);
-    proof_configuration_into(&proof, &mut canonical_proof_config)?;
     let mut transformed = Vec::with_capacity(4096);
     jcs::canonicalize_object_into(doc, None, None, &mut transformed)?;
-    let data = hash_bytes(&transformed, &canonical_proof_config);
+    proof_for_canonical(&transformed, doc.get("@context"), options, signer)
+}
+
+/// The proof object (§3.3.1 steps 2-6) for a document the caller has
+/// already transformed: `transformed` must be the RFC 8785 form of the
+/// unsecured document, without `proof`, and `context` its `@context`. For
+/// documents written as canonical JSON from a template (the certificate
+/// module's vaccination credential, tested byte for byte against
+/// [`transform`]), which skips building and canonicalizing a `Value`.
+pub fn proof_for_canonical<S>(
+    transformed: &[u8],
+    context: Option<&Value>,
+    options: &ProofOptions,
+    signer: &S,
+) -> Result<Map<String, Value>, ProofError>
+where
+    S: Signer + ?Sized,
+{
+    check_date_time_opt("expires", options.expires.as_deref())?;
+    let mut proof = options.to_map();
+    if let Some(context) = context {
+        proof.insert("@context".into(), context.clone());
+    }
+    let mut canonical_proof_config = Vec::with_capacity(512);
+    proof_configuration_into(&proof, &mut canonical_proof_config)?;
+    let data = hash_bytes(transformed, &canonical_proof_config);
     let signature = signer
         .sign(&options.verification_method, &data)
         .map_err(|e| ProofError::Signer(Box::new(e)))?;

@@ -94,6 +94,14 @@ pub fn canonicalize_object_into(
     write_members(&members, out)
 }
 
+/// Writes `s` as a JSON string the way RFC 8785 §3.2.2.2 wants it (the
+/// escaping every value and member name here gets), for code that writes
+/// canonical JSON from a fixed template instead of a `Value`.
+pub fn write_string(s: &str, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    serde_json::to_writer(&mut *out, s)?;
+    Ok(())
+}
+
 /// Only valid UTF-8 is ever written (string contents come from `&str`,
 /// the rest is ASCII), so this never replaces anything.
 fn utf8(bytes: Vec<u8>) -> String {
