@@ -74,6 +74,7 @@ const TEMPLATE: &str = r#"{
 }"#;
 
 mod formats;
+mod growth;
 mod rollout;
 
 #[derive(Subcommand)]
@@ -130,6 +131,10 @@ pub enum BenchCommand {
         /// while the load runs; reports whether they kept up.
         #[arg(long, default_value_t = 0)]
         stream_clients: usize,
+        /// First fill the database up to this many certificates (batch
+        /// path; what a `--data-dir` holds from earlier preloads counts).
+        #[arg(long, default_value_t = 0)]
+        preload: usize,
     },
     /// Verify certificates one per request (`POST /v1/verify`) and in
     /// batches (`POST /v1/verify/batch`), after issuing `--certs` of them
@@ -178,6 +183,11 @@ pub enum BenchCommand {
     /// credential on `--threads` threads, p50/p99 per call, beside the raw
     /// ES256 (P-256) and Ed25519 sign/verify rates of the same run.
     Formats(formats::FormatsArgs),
+    /// Issuance, verification and reads by id at each of `--sizes` stored
+    /// certificates (default 0, 1 M and 10 M), preloading in between, with
+    /// the server's memory and the database's bytes per certificate: a
+    /// markdown table.
+    Growth(growth::GrowthArgs),
 }
 
 #[derive(Args)]
@@ -318,6 +328,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             batch_size,
             mode,
             stream_clients,
+            preload,
         } => {
             ensure!(count > 0, "--count must be at least 1");
             ensure!(
@@ -325,6 +336,13 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 "--batch-size must be 1 to {MAX_BATCH}"
             );
             let server = Server::connect(&target, config_file, &rt)?;
+            if preload > 0 {
+                rt.block_on(growth::preload(
+                    &server.endpoint,
+                    server.data.as_deref(),
+                    preload,
+                ))?;
+            }
             let rates = raw_rates();
             let run_id = run_id();
             let mut missed = false;
@@ -362,6 +380,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 missed |= !streams.report(issued);
             }
             rates.print();
+            server.report_memory();
             server.stop();
             Ok(if missed {
                 ExitCode::from(2)
@@ -431,6 +450,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 report_cpu(before, after, out.ok, "verification");
             }
             rates.print();
+            server.report_memory();
             server.stop();
             Ok(if missed {
                 ExitCode::from(2)
@@ -488,6 +508,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             })
         }
         BenchCommand::Formats(args) => formats::run(args, config_file),
+        BenchCommand::Growth(args) => growth::run(args, config_file),
     }
 }
 
@@ -639,6 +660,8 @@ struct Server {
     child: Option<Child>,
     /// A temporary data dir to remove at the end.
     temp: Option<PathBuf>,
+    /// The server's data dir, when known.
+    data: Option<PathBuf>,
 }
 
 impl Server {
@@ -659,6 +682,7 @@ impl Server {
                     endpoint: Arc::new(Endpoint { addr, host, token }),
                     child: None,
                     temp: None,
+                    data: target.data_dir.clone(),
                 })
             }
             None => Self::start(target, config_file, rt),
@@ -723,6 +747,7 @@ impl Server {
             }),
             child: Some(child),
             temp,
+            data: Some(data.clone()),
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -750,6 +775,15 @@ impl Server {
 
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Prints the server's resident and peak memory, when it is ours.
+    fn report_memory(&self) {
+        if let Some((rss, peak)) = self.pid().and_then(growth::memory_mib) {
+            println!(
+                "server memory: {rss:.0} MiB resident now, {peak:.0} MiB at peak (target ≤ 150)"
+            );
+        }
     }
 
     fn exited(&mut self) -> bool {
@@ -1088,14 +1122,14 @@ impl Outcome {
     }
 }
 
+/// Issue requests `from..from + count` of this run: different people
+/// ([`divoc_certificates::synthetic`]), so that what is stored and
+/// compressed is not one credential repeated.
 fn requests(run_id: &str, from: usize, count: usize) -> anyhow::Result<Vec<Value>> {
-    let template: Value = serde_json::from_str(TEMPLATE)?;
+    let seed = u64::from_str_radix(run_id, 16).unwrap_or(0);
+    let prefix = format!("BENCH-{run_id}-");
     Ok((from..from + count)
-        .map(|i| {
-            let mut r = template.clone();
-            r["pre_enrollment_code"] = Value::from(format!("BENCH-{run_id}-{i:08}"));
-            r
-        })
+        .map(|i| divoc_certificates::synthetic::issue_request(seed, i as u64, &prefix))
         .collect())
 }
 

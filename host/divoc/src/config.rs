@@ -11,6 +11,7 @@ use divoc_api::TokenConfig;
 use divoc_certificates::distribution::DistributionConfig;
 use divoc_certificates::plugin_hooks::{PluginSettings, ProgramConfig};
 use divoc_runtime::{EngineSettings, Grants, LimitSettings, RuntimeSettings};
+use divoc_storage::DbOptions;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,10 @@ pub struct ServerConfig {
     pub upload_limit_mib: usize,
     /// Longest an upload may take.
     pub upload_timeout_s: u64,
+    /// Most threads for blocking work (plugin calls, database reads, PDF
+    /// rendering); more of it waits its turn. Each thread costs memory, and
+    /// two cores cannot run more than two at once.
+    pub blocking_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +171,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             upload_limit_mib: 1024,
             upload_timeout_s: 3600,
+            blocking_threads: 8,
         }
     }
 }
@@ -175,12 +181,27 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Holds the database, keys, the generated admin token and the compile cache.
     pub data_dir: PathBuf,
+    /// Hours a delivered outbox item (a certificate's delivery, a sign-in
+    /// code, a reminder) is kept for `GET /v1/outbox` and a certificate's
+    /// delivery status before it is deleted; 0 deletes it within a minute
+    /// of delivery. Failed items are kept.
+    pub keep_delivered_hours: u32,
+    /// Read-only database connections (concurrent reads).
+    pub readers: usize,
+    /// The writer's page cache, KiB.
+    pub writer_cache_kib: u32,
+    /// Each reader's page cache, KiB.
+    pub reader_cache_kib: u32,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
+            keep_delivered_hours: 24,
+            readers: DbOptions::default().readers,
+            writer_cache_kib: DbOptions::default().writer_cache_kib,
+            reader_cache_kib: DbOptions::default().reader_cache_kib,
         }
     }
 }

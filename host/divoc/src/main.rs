@@ -19,7 +19,10 @@ use crate::config::{Config, LogFormat, Overrides};
 
 /// mimalloc instead of the system allocator: glibc's malloc/free (with
 /// its chunk consolidation) was 12–20 % of every server thread's CPU while
-/// issuing and verifying certificates (docs/PERFORMANCE.md).
+/// issuing and verifying certificates (docs/PERFORMANCE.md). The
+/// `heap-profiling` feature keeps the system allocator, which heap
+/// profilers (heaptrack) can see: docs/PERFORMANCE.md, § Memory.
+#[cfg(not(feature = "heap-profiling"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             init_logging(config.log.format, &config.log.level);
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .max_blocking_threads(config.server.blocking_threads.max(1))
                 .enable_all()
                 .build()?;
             rt.block_on(serve::serve(config))?;

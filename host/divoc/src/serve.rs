@@ -35,8 +35,13 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict {}", data.display()))?;
-    Database::open(&data.join("divoc.sqlite"), DbOptions::default())
-        .context("cannot open the database")
+    let options = DbOptions {
+        readers: config.storage.readers.max(1),
+        writer_cache_kib: config.storage.writer_cache_kib,
+        reader_cache_kib: config.storage.reader_cache_kib,
+        ..DbOptions::default()
+    };
+    Database::open(&data.join("divoc.sqlite"), options).context("cannot open the database")
 }
 
 /// Creates the data dir (0700) and opens the database and the keyring.
@@ -333,6 +338,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.rollout.upload_errors_days,
         stop.subscribe(),
     );
+    spawn_outbox_pruning(
+        &host.db,
+        config.storage.keep_delivered_hours,
+        stop.subscribe(),
+    );
     // Event-subscriber plugins get the log from their own cursors.
     let feeder = divoc_insight::Feeder::new(
         host.db.clone(),
@@ -450,6 +460,46 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Deletes outbox items delivered more than `hours` ago, at start and then
+/// every minute, until `stopped`; a few thousand per write, so the pruning
+/// never holds the writer for long.
+fn spawn_outbox_pruning(
+    db: &Database,
+    hours: u32,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    const PER_WRITE: usize = 2_000;
+    let db = db.clone();
+    tokio::spawn(async move {
+        loop {
+            let cutoff =
+                divoc_time::Clock::now_ms(&divoc_time::SystemClock) - i64::from(hours) * 3_600_000;
+            let mut pruned = 0;
+            loop {
+                match db.outbox_prune_delivered(cutoff, PER_WRITE).await {
+                    Ok(n) => {
+                        pruned += n;
+                        if n < PER_WRITE {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning delivered outbox items failed");
+                        break;
+                    }
+                }
+            }
+            if pruned > 0 {
+                tracing::debug!(pruned, hours, "delivered outbox items pruned");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
 }
 
 /// Erases refused upload rows past `days` (none if 0) at start and then

@@ -39,6 +39,10 @@ impl Default for StatsConfig {
     }
 }
 
+/// The pause after a rebuild is at least this many times its duration: a
+/// rebuild takes at most 1/(1 + this) of one core.
+pub const REBUILD_PAUSE_FACTOR: u32 = 20;
+
 /// The two documents, built together from one read of the counters.
 #[derive(Debug, Default)]
 struct Built {
@@ -126,7 +130,11 @@ impl StatsCache {
         })
     }
 
-    /// Refreshes every `refresh-ms` until `stop` turns true.
+    /// Refreshes every `refresh-ms` until `stop` turns true, or less often
+    /// when a rebuild is slow: the pause after one is at least
+    /// [`REBUILD_PAUSE_FACTOR`] times what it took, so the statistics never
+    /// take more than a small share of the machine however many counters
+    /// there are (many facilities and batches on a national scale).
     pub fn spawn(
         self,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -138,14 +146,16 @@ impl StatsCache {
                     break;
                 }
                 let cache = self.clone();
+                let started = std::time::Instant::now();
                 match tokio::task::spawn_blocking(move || cache.refresh()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "statistics: cannot refresh"),
                     Err(e) => tracing::warn!(error = %e, "statistics: refresh task failed"),
                 }
+                let pause = every.max(started.elapsed() * REBUILD_PAUSE_FACTOR);
                 tokio::select! {
                     _ = stop.changed() => {}
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         })
