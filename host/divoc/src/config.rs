@@ -192,6 +192,9 @@ pub struct StorageConfig {
     pub writer_cache_kib: u32,
     /// Each reader's page cache, KiB.
     pub reader_cache_kib: u32,
+    /// Page size of a new database (512-65536, a power of two; an existing
+    /// database keeps its own).
+    pub page_size: u32,
 }
 
 impl Default for StorageConfig {
@@ -202,6 +205,7 @@ impl Default for StorageConfig {
             readers: DbOptions::default().readers,
             writer_cache_kib: DbOptions::default().writer_cache_kib,
             reader_cache_kib: DbOptions::default().reader_cache_kib,
+            page_size: DbOptions::default().page_size,
         }
     }
 }

@@ -35,10 +35,16 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict {}", data.display()))?;
+    let page = config.storage.page_size;
+    anyhow::ensure!(
+        page.is_power_of_two() && (512..=65_536).contains(&page),
+        "storage.page-size must be a power of two from 512 to 65536, not {page}"
+    );
     let options = DbOptions {
         readers: config.storage.readers.max(1),
         writer_cache_kib: config.storage.writer_cache_kib,
         reader_cache_kib: config.storage.reader_cache_kib,
+        page_size: config.storage.page_size,
         ..DbOptions::default()
     };
     Database::open(&data.join("divoc.sqlite"), options).context("cannot open the database")

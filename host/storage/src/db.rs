@@ -78,6 +78,11 @@ pub struct DbOptions {
     pub writer_cache_kib: u32,
     /// Each reader connection's page cache, KiB.
     pub reader_cache_kib: u32,
+    /// Page size of a database this creates (an existing one keeps its
+    /// own): a random insert into a large index rewrites one page, so the
+    /// page size is the unit of write amplification (docs/PERFORMANCE.md,
+    /// § Footprint and growth).
+    pub page_size: u32,
 }
 
 impl Default for DbOptions {
@@ -89,6 +94,7 @@ impl Default for DbOptions {
             queue_capacity: 4096,
             writer_cache_kib: 16 * 1024,
             reader_cache_kib: 2 * 1024,
+            page_size: 4096,
         }
     }
 }
@@ -452,6 +458,9 @@ fn stable_plans(conn: &Connection) -> Result<()> {
 
 fn configure_writer(conn: &Connection, opts: &DbOptions) -> Result<()> {
     conn.busy_timeout(opts.busy_timeout)?;
+    // Only takes effect on a new, empty file, and only before WAL mode is
+    // set (which writes the header).
+    conn.pragma_update(None, "page_size", opts.page_size)?;
     stable_plans(conn)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -94,7 +94,7 @@ pub(super) async fn preload(
             out.first_error.unwrap_or_default()
         );
         for (k, id) in ids.into_iter().enumerate() {
-            if (i + k) % SAMPLE_EVERY == 0 {
+            if (i + k).is_multiple_of(SAMPLE_EVERY) {
                 mark.sample.extend(id);
             }
         }

@@ -14,6 +14,7 @@ mod eligibility;
 mod email;
 mod events;
 mod feedback;
+mod footprint;
 mod formats;
 mod oidc;
 mod operator_config;
