@@ -574,7 +574,12 @@ impl CertificateService {
     /// [`issues_inline`](Self::issues_inline) for `req`; otherwise use `issue` on a
     /// blocking thread, since identity and payment checks call plugins.
     pub async fn issue_async(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
-        match self.prepare(req, actor, true) {
+        self.complete(self.prepare(req, actor, true)).await
+    }
+
+    /// Stores a prepared step and awaits its group commit.
+    async fn complete(&self, step: Step) -> Result<Issued, CertError> {
+        match step {
             Step::Done(r) => r,
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();
@@ -598,13 +603,7 @@ impl CertificateService {
         let step = tokio::task::spawn_blocking(move || svc.prepare(&req, &actor, true))
             .await
             .map_err(|e| CertError::Internal(format!("issuing task failed: {e}")))?;
-        match step {
-            Step::Done(r) => r,
-            Step::Store(p) => {
-                let id = p.new.certificate().id.clone();
-                Self::finish(id, self.store(*p).await)
-            }
-        }
+        self.complete(step).await
     }
 
     /// Issues many; all writes are queued before waiting, so the writer
