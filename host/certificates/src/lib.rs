@@ -44,6 +44,7 @@ pub mod distribution;
 pub mod error;
 pub mod formats;
 pub mod hooks;
+pub mod hostile;
 pub mod import;
 pub mod legacy;
 pub mod lookup;

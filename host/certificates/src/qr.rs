@@ -311,41 +311,107 @@ pub fn decode_legacy_zip(zip: &[u8]) -> Result<Value, CertError> {
 /// bomb guard: a phone photo is ~12 MP; QR scans are far smaller).
 const MAX_IMAGE_PIXELS: u64 = 16_000_000;
 
+/// Most pixels the QR search looks at: a larger image is first scaled
+/// down by a whole factor (each pixel the mean of its block). A 12 MP
+/// photo with the code across a third of its width keeps ~6 pixels a
+/// module, and the search's cost, linear in pixels, stays bounded.
+pub const MAX_SEARCH_PIXELS: u64 = 4_000_000;
+
+/// Most memory one image's decoding may allocate (16 MP of RGBA and the
+/// grey copy, with room).
+const MAX_DECODE_ALLOC: u64 = 128 << 20;
+
 /// Finds and reads the QR code in a PNG or JPEG image and returns its raw
 /// content bytes (text for our `DIVOC1:` form, a zip for DIVOC's legacy
 /// form). Errors name the field `qr_image`.
 pub fn read_image(bytes: &[u8]) -> Result<Vec<u8>, CertError> {
+    read_image_until(bytes, None)
+}
+
+/// [`read_image`], giving up (an error naming `qr_image`) at the first
+/// step that starts after `deadline`.
+///
+/// The search is quirc's (the `quircs` port): it keeps at most 32 finder
+/// patterns and 8 candidate codes however busy the image, so its cost is
+/// linear in the pixels searched. (`rqrr`, used before, tries every pair
+/// of finder-like shapes and copies the image for each: a 2 MP image of
+/// 1-pixel stripes took it 33 s.)
+pub fn read_image_until(
+    bytes: &[u8],
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<u8>, CertError> {
     let bad = |m: &str| CertError::field("qr_image", m);
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let in_time = || {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            Err(bad(
+                "no QR code was found within the time an image may take",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| bad("unreadable image"))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits.clone());
     let (w, h) = reader
         .into_dimensions()
         .map_err(|_| bad("not a PNG or JPEG image"))?;
     if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
         return Err(bad("image is larger than 16 megapixels"));
     }
-    let img = image::load_from_memory(bytes)
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| bad("unreadable image"))?;
+    reader.limits(limits);
+    let img = reader
+        .decode()
         .map_err(|_| bad("not a PNG or JPEG image"))?
-        .to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
-        img.width() as usize,
-        img.height() as usize,
-        |x, y| {
-            // x < width and y < height by construction.
-            img.get_pixel(x as u32, y as u32).0[0]
-        },
-    );
-    let grids = prepared.detect_grids();
+        .into_luma8();
+    in_time()?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (grey, w, h) = scale_down(img.as_raw(), w, h, MAX_SEARCH_PIXELS as usize);
+    drop(img);
+    in_time()?;
+    let mut quirc = quircs::Quirc::default();
     let mut last_error = "no QR code found in the image";
-    for grid in grids {
-        let mut out = Vec::new();
-        match grid.decode_to(&mut out) {
-            Ok(_) => return Ok(out),
-            Err(_) => last_error = "a QR code was found but could not be read",
+    for code in quirc.identify(w, h, &grey) {
+        in_time()?;
+        match code.ok().map(|c| c.decode()) {
+            Some(Ok(data)) => return Ok(data.payload),
+            _ => last_error = "a QR code was found but could not be read",
         }
     }
     Err(bad(last_error))
+}
+
+/// `grey` (w × h, one byte a pixel) scaled down by the least whole factor
+/// that brings it to at most `max` pixels; each output pixel is the mean
+/// of its block, so modules stay sharp-edged. Unchanged when small enough.
+fn scale_down(grey: &[u8], w: usize, h: usize, max: usize) -> (Vec<u8>, usize, usize) {
+    let mut f = 1;
+    while (w / f) * (h / f) > max {
+        f += 1;
+    }
+    if f == 1 {
+        return (grey.to_vec(), w, h);
+    }
+    let (ow, oh) = (w / f, h / f);
+    let mut sums = vec![0u32; ow];
+    let mut out = Vec::with_capacity(ow * oh);
+    let area = (f * f) as u32;
+    for oy in 0..oh {
+        sums.iter_mut().for_each(|s| *s = 0);
+        for row in grey.chunks_exact(w).skip(oy * f).take(f) {
+            for (sum, block) in sums.iter_mut().zip(row.chunks_exact(f)) {
+                *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+        }
+        out.extend(sums.iter().map(|&s| (s / area) as u8));
+    }
+    (out, ow, oh)
 }
 
 /// Decodes any QR content we know: our `DIVOC1:` text or DIVOC's legacy
@@ -362,6 +428,56 @@ pub fn decode_content(content: &[u8]) -> Result<Value, CertError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `text`'s QR code drawn `px` pixels a module at the centre of a
+    /// `w` × `h` grey canvas, as a PNG.
+    fn qr_photo(text: &str, px: u32, w: u32, h: u32) -> Vec<u8> {
+        let m = divoc_qr::encode(text.as_bytes()).unwrap();
+        let n = m.width() as u32;
+        let (x0, y0) = ((w - (n + 8) * px) / 2, (h - (n + 8) * px) / 2);
+        let img = image::GrayImage::from_fn(w, h, |x, y| {
+            let inside = |v: u32, o: u32| v >= o + 4 * px && v < o + (n + 4) * px;
+            let dark = inside(x, x0)
+                && inside(y, y0)
+                && m.is_dark(((y - y0) / px - 4) as usize, ((x - x0) / px - 4) as usize);
+            image::Luma([if dark { 20 } else { 230 }])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    }
+
+    #[test]
+    fn a_large_photo_is_scaled_down_and_still_read() {
+        let text = "DIVOC1:".to_owned() + &"6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3".repeat(20);
+        // 16 MP with the code at 9 pixels a module: searched at 4 MP.
+        let png = qr_photo(&text, 9, 4000, 4000);
+        assert_eq!(read_image(&png).unwrap(), text.as_bytes());
+        // Small images are searched as they are.
+        let png = qr_photo("DIVOC1:ABC", 3, 200, 150);
+        assert_eq!(read_image(&png).unwrap(), b"DIVOC1:ABC");
+    }
+
+    #[test]
+    fn scaling_down_averages_whole_blocks() {
+        let grey: Vec<u8> = vec![0, 255, 10, 10, 0, 255, 10, 10, 7, 7, 7, 7];
+        let (out, w, h) = scale_down(&grey, 4, 3, 3);
+        // Factor 2: 2 × 1 blocks of 2 × 2; the odd row is dropped.
+        assert_eq!((w, h), (2, 1));
+        assert_eq!(out, vec![127, 10]);
+        assert_eq!(scale_down(&grey, 4, 3, 12), (grey.clone(), 4, 3));
+    }
+
+    #[test]
+    fn a_search_past_its_deadline_stops() {
+        // A deadline already past: refused at the first step.
+        let png = qr_photo("DIVOC1:ABC", 3, 200, 150);
+        let e = read_image_until(&png, Some(std::time::Instant::now()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("within the time"), "{e}");
+    }
 
     #[test]
     fn base45_rfc9285_examples() {
