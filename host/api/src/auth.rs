@@ -293,6 +293,11 @@ fn bearer(request: &Request) -> Result<Option<&str>, ApiError> {
     Ok(Some(token.trim()))
 }
 
+/// The request's bearer token, when it carries a well-formed one.
+pub fn bearer_token(request: &Request) -> Option<&str> {
+    bearer(request).ok().flatten()
+}
+
 /// The route-table middleware (installed with `route_layer`, so the matched
 /// route is known).
 pub async fn authorize(

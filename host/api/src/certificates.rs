@@ -558,9 +558,11 @@ const MAX_QR_IMAGE: usize = 4 << 20;
 /// (`Content-Type: image/png` or `image/jpeg`).
 pub async fn verify(
     State(state): State<AppState>,
+    client: Option<Extension<crate::admission::Client>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let client = client.map(|Extension(c)| c);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -572,7 +574,7 @@ pub async fn verify(
         None
     };
     let input = match image {
-        Some(image) => qr_image_input(image).await?,
+        Some(image) => qr_image_input(&state, client, image).await?,
         None => {
             let body = parse_json(&body)?;
             if let Some(format) = body.get("format") {
@@ -590,7 +592,7 @@ pub async fn verify(
                         .map_err(|_| {
                             ApiError::bad_request("qr_image", "`qr_image` is not base64")
                         })?;
-                    qr_image_input(image).await?
+                    qr_image_input(&state, client, image).await?
                 }
                 _ => {
                     return Err(ApiError::bad_request(
@@ -646,6 +648,7 @@ pub const MAX_VERIFY_BATCH: usize = 200;
 /// or cannot be decoded. Statuses are read from one database snapshot.
 pub async fn verify_batch(
     State(state): State<AppState>,
+    client: Option<Extension<crate::admission::Client>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Value::Array(items) = parse_json(&body)? else {
@@ -659,6 +662,9 @@ pub async fn verify_batch(
             "body",
             format!("a verification batch holds 1 to {MAX_VERIFY_BATCH} items"),
         ));
+    }
+    if let Some(Extension(client)) = client {
+        state.admission.charge_batch(client, items.len())?;
     }
     let mut inputs = Vec::with_capacity(items.len());
     let mut results: Vec<Option<Value>> = Vec::with_capacity(items.len());
@@ -741,21 +747,35 @@ enum BatchItem {
 
 /// Reads the QR code in an image: text (ours or another format's) is
 /// verified as QR text, DIVOC's zip as the credential inside it.
-async fn qr_image_input(image: Vec<u8>) -> Result<VerifyInput, ApiError> {
+/// A QR code searched for in an image: charged to an anonymous client's
+/// rate, through the image gate, on a low-priority thread, within the image
+/// budget (see [`crate::admission`]).
+async fn qr_image_input(
+    state: &AppState,
+    client: Option<crate::admission::Client>,
+    image: Vec<u8>,
+) -> Result<VerifyInput, ApiError> {
     if image.len() > MAX_QR_IMAGE {
         return Err(ApiError::bad_request(
             "qr_image",
             "the image is larger than 4 MiB",
         ));
     }
-    blocking(move || {
-        let content = qr::read_image(&image)?;
-        match String::from_utf8(content) {
-            Ok(text) => Ok(VerifyInput::QrText(text)),
-            Err(e) => qr::decode_content(e.as_bytes()).map(VerifyInput::Json),
-        }
-    })
-    .await
+    if let Some(client) = client {
+        state.admission.charge_image(client)?;
+    }
+    let found = state
+        .admission
+        .search_image(move |budget| {
+            let deadline = std::time::Instant::now() + budget;
+            let content = qr::read_image_until(&image, Some(deadline))?;
+            match String::from_utf8(content) {
+                Ok(text) => Ok(VerifyInput::QrText(text)),
+                Err(e) => qr::decode_content(e.as_bytes()).map(VerifyInput::Json),
+            }
+        })
+        .await?;
+    found.map_err(ApiError::from)
 }
 
 /// `{"format": "who-ddcc-fhir", "artifact": …}`: an artifact of a named
@@ -909,6 +929,7 @@ pub async fn import(
     let p = principal(&caller)?.clone();
     let facility = default_facility(&p, query.facility);
     let svc = service(&state)?;
+    let _pass = state.admission.imports.enter().await?;
     let rows = blocking(move || {
         divoc_certificates::import::parse(
             &body,
@@ -1085,6 +1106,8 @@ pub(crate) async fn render_pdf(
         .clone()
         .ok_or_else(|| ApiError::unavailable("PDF rendering is not configured"))?;
     let lang = pdf_language(&renderer, lang, headers);
+    // Tens of milliseconds of CPU each: a bounded number at once.
+    let _pass = state.admission.pdfs.enter().await?;
     let second = second_qr(state, &renderer, &lang, &qr_of.id).await;
     let rendered = tokio::task::spawn_blocking(move || {
         let qr_text = qr::encode(&qr_of.credential).map_err(ApiError::from)?;

@@ -19,6 +19,9 @@ pub struct ApiError {
     pub field: Option<String>,
     /// More structure: every bad field, the conflicting certificate, ...
     pub details: Option<serde_json::Value>,
+    /// Seconds the client should wait before trying again (`Retry-After`,
+    /// RFC 9110 §10.2.3), on a 429 or a 503.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -45,7 +48,15 @@ impl ApiError {
             message: message.into(),
             field: None,
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`, in seconds; at
+    /// least 1).
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// Names the request field at fault.
@@ -127,6 +138,20 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+
+    /// 429 `rate_limited`: this client is over its rate; `Retry-After` says
+    /// when its next request will be taken.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .with_retry_after(retry_after)
+    }
+
+    /// 503 `overloaded`: the work's queue is full (load shed); nothing was
+    /// done, retry after `Retry-After` seconds.
+    pub fn overloaded(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+            .with_retry_after(retry_after)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -145,6 +170,11 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

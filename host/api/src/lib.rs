@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admission;
 mod appointments;
 pub mod auth;
 mod certificates;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub es256: Option<divoc_crypto::keys::es256::Es256Keyring>,
     /// Other certificate formats, made by certificate-format plugins.
     pub formats: Option<divoc_certificates::formats::Formats>,
+    /// Rate limits and the gates of expensive work.
+    pub admission: Arc<admission::Admission>,
 }
 
 /// HTTP-level limits.
@@ -173,6 +176,10 @@ fn registry<T: rollout::Scoped>(router: Router<AppState>, base: &str) -> Router<
 /// The whole service as an axum router.
 pub fn router(state: AppState, http: &HttpSettings) -> Router {
     let tokens = state.tokens.clone();
+    let admission = admission::AdmissionState {
+        admission: state.admission.clone(),
+        tokens: tokens.clone(),
+    };
     let request_id = HeaderName::from_static("x-request-id");
     let router = Router::new()
         .route("/healthz", get(healthz))
@@ -321,6 +328,11 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::authorize,
+        ))
+        // Before the role check: a client over its rate costs little.
+        .route_layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
         ))
         // Outside the role check: refusals are counted too.
         .route_layer(axum::middleware::from_fn(metrics::track))

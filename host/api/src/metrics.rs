@@ -129,6 +129,7 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
             metrics::gauge!("divoc_event_subscriber_lag", "plugin" => name).set(f.lag as f64);
         }
     }
+    state.admission.publish();
     handle.run_upkeep();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

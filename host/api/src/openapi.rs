@@ -299,6 +299,24 @@ fn operation(method: &str, path: &str, access: Access, d: Option<&Doc>) -> Value
     }
     let mut responses = Map::new();
     responses.insert("2XX".into(), success);
+    // Routes that take no token are rate-limited per client
+    // (crate::admission): the 429 says when to come back.
+    if matches!(access, Access::Public | Access::RolesOrProof(_))
+        && path != "/healthz"
+        && path != "/readyz"
+    {
+        responses.insert(
+            "429".into(),
+            json!({
+                "description": "This client is over its rate (`rate_limited`); nothing was done",
+                "headers": {"Retry-After": {
+                    "description": "Seconds until a request from this client is taken again",
+                    "schema": {"type": "integer", "minimum": 1}
+                }},
+                "content": {"application/json": {"schema": schema_ref("ErrorBody")}}
+            }),
+        );
+    }
     responses.insert("4XX".into(), error.clone());
     responses.insert("5XX".into(), error);
     op.insert("responses".into(), Value::Object(responses));

@@ -567,6 +567,7 @@ pub async fn upload(
         country: query.country,
         programme: query.programme,
     };
+    let _pass = state.admission.imports.enter().await?;
     let reader = body_reader(body);
     let too_large = reader.too_large.clone();
     let result = blocking(move || svc.upload(kind, reader, &options, &actor)).await;
@@ -670,6 +671,7 @@ pub async fn activate(
     let p = principal(&caller)?;
     let activation: divoc_rollout::Activation = parse_body(&body)?;
     let (svc, actor) = (service(&state)?, p.name.clone());
+    let _pass = state.admission.imports.enter().await?;
     let report = blocking(move || svc.activate(&code, &activation, &actor)).await?;
     Ok(Json(report).into_response())
 }

@@ -273,6 +273,15 @@ pub fn all() -> impl Iterator<Item = &'static RouteSpec> {
         .chain(REGISTRY_ROUTES.iter().flat_map(|r| r.iter()))
 }
 
+/// The access rule of `method` on the route template `path` (`HEAD` takes
+/// `GET`'s), if the table has one.
+pub fn access(method: &str, path: &str) -> Option<Access> {
+    let find = |m: &str| all().find(|r| r.path == path && r.method == m);
+    find(method)
+        .or_else(|| (method == "HEAD").then(|| find("GET")).flatten())
+        .map(|r| r.access)
+}
+
 /// Who may make, list and revoke API tokens (a controller only facility
 /// staff's).
 const TOKEN_MAKERS: &[Role] = &[Role::Admin, Role::Controller];

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use divoc_api::TokenConfig;
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     pub server: ServerConfig,
+    /// Rate limits and the gates of expensive work.
+    pub admission: AdmissionConfig,
     pub storage: StorageConfig,
     pub issuer: IssuerConfig,
     pub log: LogConfig,
@@ -38,6 +41,100 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     /// The SMTP relay behind the plugins' `mail` capability.
     pub mail: MailConfig,
+}
+
+/// `[admission]`: who gets served when more arrives than the machine can
+/// do (divoc-api's `admission` module says how each bound works).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdmissionConfig {
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is
+    /// believed; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sustained requests a second one address may make to the routes that
+    /// take no token.
+    pub public_per_second: u32,
+    /// How many at once after a quiet spell.
+    pub public_burst: u32,
+    /// What one QR image search costs against that, in requests.
+    pub image_cost: u32,
+    /// Sign-in codes one address may ask for in an hour.
+    pub sign_in_per_hour: u32,
+    /// Sign-in codes the service sends in a minute, in all.
+    pub sign_in_total_per_minute: u32,
+    /// Longest one QR image search may take before the client is answered.
+    pub image_budget_ms: u64,
+    /// QR image searches.
+    pub images: GateConfig,
+    /// PDF renderings.
+    pub pdfs: GateConfig,
+    /// CSV uploads, certificate imports, programme activations.
+    pub imports: GateConfig,
+}
+
+/// One gate: how many run at once, how many wait, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GateConfig {
+    pub concurrency: usize,
+    pub queue: usize,
+    pub queue_wait_ms: u64,
+}
+
+impl From<divoc_api::admission::GateSettings> for GateConfig {
+    fn from(g: divoc_api::admission::GateSettings) -> Self {
+        GateConfig {
+            concurrency: g.concurrency,
+            queue: g.queue,
+            queue_wait_ms: g.queue_wait.as_millis() as u64,
+        }
+    }
+}
+
+impl From<GateConfig> for divoc_api::admission::GateSettings {
+    fn from(g: GateConfig) -> Self {
+        divoc_api::admission::GateSettings {
+            concurrency: g.concurrency,
+            queue: g.queue,
+            queue_wait: Duration::from_millis(g.queue_wait_ms),
+        }
+    }
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        let d = divoc_api::admission::AdmissionSettings::default();
+        AdmissionConfig {
+            trusted_proxies: d.trusted_proxies,
+            public_per_second: d.public_per_second,
+            public_burst: d.public_burst,
+            image_cost: d.image_cost,
+            sign_in_per_hour: d.sign_in_per_hour,
+            sign_in_total_per_minute: d.sign_in_total_per_minute,
+            image_budget_ms: d.image_budget.as_millis() as u64,
+            images: d.images.into(),
+            pdfs: d.pdfs.into(),
+            imports: d.imports.into(),
+        }
+    }
+}
+
+impl AdmissionConfig {
+    /// The API's settings.
+    pub fn settings(&self) -> divoc_api::admission::AdmissionSettings {
+        divoc_api::admission::AdmissionSettings {
+            trusted_proxies: self.trusted_proxies.clone(),
+            public_per_second: self.public_per_second,
+            public_burst: self.public_burst,
+            image_cost: self.image_cost,
+            sign_in_per_hour: self.sign_in_per_hour,
+            sign_in_total_per_minute: self.sign_in_total_per_minute,
+            image_budget: Duration::from_millis(self.image_budget_ms),
+            images: self.images.into(),
+            pdfs: self.pdfs.into(),
+            imports: self.imports.into(),
+        }
+    }
 }
 
 /// `[mail]`: where plugins' e-mail goes (the `mail` capability; each plugin

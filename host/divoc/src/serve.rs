@@ -393,7 +393,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             signing_purpose: divoc_crypto::keys::DEFAULT_PURPOSE.to_owned(),
         },
     );
+    let admission = Arc::new(
+        divoc_api::admission::Admission::new(config.admission.settings())
+            .context("bad [admission] settings")?,
+    );
+    let _admission_upkeep = {
+        let admission = admission.clone();
+        let mut stopping = stop.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => admission.upkeep(),
+                    _ = stopping.changed() => return,
+                }
+            }
+        })
+    };
     let state = AppState {
+        admission,
         es256: Some(host.es256.clone()),
         formats: Some(formats),
         metrics: Some(metrics),
@@ -425,6 +443,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // (a stream never ends by itself, and graceful shutdown waits for it).
     let stop = Arc::new(stop);
     let on_signal = stop.clone();
+    // The peer's address is what per-client rate limits count against.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

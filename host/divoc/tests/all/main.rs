@@ -4,6 +4,7 @@
 //! One test binary for the crate, a module per area.
 #![allow(clippy::unwrap_used)]
 
+mod admission;
 mod author_loop;
 mod certificates;
 mod crash_issue;
