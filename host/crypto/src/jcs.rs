@@ -19,8 +19,11 @@
 //! `serde_json` keeps integers as `i64`/`u64`, whereas RFC 8785 §3.2.2.3
 //! requires every number to be an IEEE 754 double. Integers outside ±2^53
 //! would silently change value when a verifier in another language parses
-//! them, so they are rejected instead (I-JSON, RFC 7493 §2.2). Put such
-//! values in strings.
+//! them, so they are rejected instead (I-JSON, RFC 7493 §2.2), unless the
+//! integer is exactly the canonical form of its double (what this writer
+//! prints for a large double, e.g. `10000000000000000000` for 1e19: found
+//! by the `jcs` fuzz target, whose property is that canonical text stays
+//! canonical when read back). Put other such values in strings.
 //!
 //! The RFC's own examples (§3.2.2.3 / Appendix B numbers, §3.2.3 sorting,
 //! §3.2.4 whole-document example) are kept as data under
@@ -133,17 +136,35 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
 fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), JcsError> {
     if let Some(u) = n.as_u64() {
         if u > MAX_SAFE_INTEGER {
-            return Err(JcsError::UnsafeInteger(n.to_string()));
+            return write_large_integer(n, u as f64, out);
         }
         serde_json::to_writer(&mut *out, &u)?;
     } else if let Some(i) = n.as_i64() {
         if i.unsigned_abs() > MAX_SAFE_INTEGER {
-            return Err(JcsError::UnsafeInteger(n.to_string()));
+            return write_large_integer(n, i as f64, out);
         }
         serde_json::to_writer(&mut *out, &i)?;
     } else {
         serde_json_canonicalizer::to_writer(n, out)?;
     }
+    Ok(())
+}
+
+/// An integer beyond ±2^53 is written only when it is already the
+/// canonical form of the double nearest it: then a verifier that reads it
+/// as a double (§3.2.2.3) reads the same value, and nothing is lost. Such
+/// integers are what this writer prints for large doubles (1e19 is written
+/// `10000000000000000000`), so its output stays canonical when read back.
+/// Any other is refused: the signature would cover a different number.
+fn write_large_integer(n: &Number, nearest: f64, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    let unsafe_integer = || JcsError::UnsafeInteger(n.to_string());
+    let double = Number::from_f64(nearest).ok_or_else(unsafe_integer)?;
+    let mut canonical = Vec::with_capacity(24);
+    serde_json_canonicalizer::to_writer(&double, &mut canonical)?;
+    if canonical != n.to_string().as_bytes() {
+        return Err(unsafe_integer());
+    }
+    out.extend_from_slice(&canonical);
     Ok(())
 }
 
@@ -309,6 +330,23 @@ mod tests {
         assert_eq!(
             canonicalize(&value).unwrap(),
             "[0,-1,9007199254740992,-9007199254740992]"
+        );
+    }
+
+    #[test]
+    fn a_large_integer_that_is_its_doubles_canonical_form_is_kept() {
+        // What the writer prints for large doubles reads back as integers
+        // beyond 2^53; they must canonicalize to themselves (the `jcs`
+        // fuzz target's crash, fuzz/cases/jcs/).
+        let double: Value = serde_json::from_str("[1e19, 1000000000533.0877021308e4]").unwrap();
+        let text = canonicalize(&double).unwrap();
+        assert_eq!(text, "[10000000000000000000,10000000005330878]");
+        let integers: Value = serde_json::from_str(&text).unwrap();
+        assert!(integers[0].is_u64());
+        assert_eq!(canonicalize(&integers).unwrap(), text);
+        assert_eq!(
+            canonicalize(&serde_json::json!(-10000000000000000000.0f64)).unwrap(),
+            "-10000000000000000000"
         );
     }
 
