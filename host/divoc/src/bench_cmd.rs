@@ -73,6 +73,7 @@ const TEMPLATE: &str = r#"{
   "pre_enrollment_code": ""
 }"#;
 
+mod abuse;
 mod formats;
 mod growth;
 mod rollout;
@@ -188,6 +189,11 @@ pub enum BenchCommand {
     /// the server's memory and the database's bytes per certificate: a
     /// markdown table.
     Growth(growth::GrowthArgs),
+    /// One-per-request issuance at a steady load, alone and then while the
+    /// public routes are flooded (hostile images and malformed bodies from
+    /// many loopback addresses); issuance rate and p99 both ways, how the
+    /// flood was answered, and the worst hostile image's search time.
+    Abuse(abuse::AbuseArgs),
 }
 
 #[derive(Args)]
@@ -509,6 +515,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
         }
         BenchCommand::Formats(args) => formats::run(args, config_file),
         BenchCommand::Growth(args) => growth::run(args, config_file),
+        BenchCommand::Abuse(args) => abuse::run(args, config_file, &rt),
     }
 }
 
@@ -869,14 +876,40 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 impl Conn {
     async fn open(e: &Endpoint) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(e.addr)
-            .await
-            .with_context(|| format!("cannot connect to {}", e.addr))?;
+        Conn::open_as(e, None, true).await
+    }
+
+    /// A connection from `source` (a loopback address other than
+    /// 127.0.0.1 looks like another client), with the bench's token or
+    /// none.
+    async fn open_as(
+        e: &Endpoint,
+        source: Option<std::net::IpAddr>,
+        with_token: bool,
+    ) -> anyhow::Result<Conn> {
+        let stream = match source {
+            None => TcpStream::connect(e.addr).await,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(e.addr).await
+            }
+        }
+        .with_context(|| format!("cannot connect to {}", e.addr))?;
         stream.set_nodelay(true)?;
+        let fixed = if with_token {
+            format!("Host: {}\r\nAuthorization: Bearer {}\r\n", e.host, e.token)
+        } else {
+            format!("Host: {}\r\n", e.host)
+        };
         Ok(Conn {
             stream,
             buf: Vec::with_capacity(16 * 1024),
-            fixed: format!("Host: {}\r\nAuthorization: Bearer {}\r\n", e.host, e.token),
+            fixed,
             out: Vec::with_capacity(4 * 1024),
         })
     }
@@ -896,13 +929,24 @@ impl Conn {
         path: &str,
         body: Option<&[u8]>,
     ) -> anyhow::Result<Reply> {
+        self.call_typed(method, path, "application/json", body)
+            .await
+    }
+
+    async fn call_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&[u8]>,
+    ) -> anyhow::Result<Reply> {
         self.out.clear();
         write!(self.out, "{method} {path} HTTP/1.1\r\n{}", self.fixed)?;
         match body {
             Some(b) => {
                 write!(
                     self.out,
-                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
                     b.len()
                 )?;
                 self.out.extend_from_slice(b);
