@@ -13,8 +13,11 @@
 pub mod seeds;
 pub mod targets;
 
+/// A target's body: arbitrary bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("certify_request", targets::certify_request),
     ("native_request", targets::native_request),
     ("csv_import", targets::csv_import),

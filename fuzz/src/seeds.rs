@@ -103,7 +103,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "csv_import" => {
             let header = divoc_certificates::import::COLUMNS.join(",");
-            let mut out = vec![format!(
+            let mut out = vec![(
                 "\u{FEFF}preEnrollmentCode,recipientName,recipientMobileNumber,recipientDOB,\
                  recipientGender,recipientNationality,recipientIdentity,vaccinationBatch,\
                  vaccinationDate,vaccinationDose,vaccinationTotalDoses,vaccinationManufacturer,\
@@ -113,7 +113,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                  did:in.gov.uidai.aadhaar:2342343334,B-7,2021-05-01T10:00:00Z,1,2,\
                  Serum Institute,COVISHIELD,Dr. Rao,PHC Anekal,Main Road,Bengaluru,Karnataka,560001\n"
             )
-            .into_bytes()];
+            .as_bytes()
+            .to_vec()];
             out.push(format!("{header}\n").into_bytes());
             for file in ["divoc-enrolments.csv", "divoc-facilities.csv"] {
                 out.extend(read(&r.join("host/rollout/testdata").join(file)));

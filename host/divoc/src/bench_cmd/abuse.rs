@@ -48,6 +48,10 @@ pub struct AbuseArgs {
     /// Loopback addresses the flood comes from (at most 250).
     #[arg(long, default_value_t = 64)]
     flood_addresses: usize,
+    /// Flood with malformed bodies only (no images): to tell the images'
+    /// share of the flood's cost from the rest.
+    #[arg(long)]
+    no_images: bool,
 }
 
 pub fn run(
@@ -114,7 +118,8 @@ pub fn run(
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let flood = Flood::start(&server.endpoint, &args, images, stop.clone())?;
+    let flood_images = if args.no_images { Vec::new() } else { images };
+    let flood = Flood::start(&server.endpoint, &args, flood_images, stop.clone())?;
     // Let the flood reach its rate before the clock starts.
     std::thread::sleep(Duration::from_secs(1));
     let before = cpu_now(server.pid());
@@ -351,6 +356,9 @@ fn payloads(images: Vec<divoc_certificates::hostile::HostileImage>) -> Vec<Paylo
         ),
         json("/v1/recipients/otp", r#"{"phone": "98804@@@@"}"#.into()),
     ];
+    if images.is_empty() {
+        return malformed;
+    }
     let mut out = Vec::new();
     let mut bad = malformed.into_iter().cycle();
     for image in images {
