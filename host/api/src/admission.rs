@@ -24,9 +24,9 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -289,23 +289,39 @@ impl Admission {
     }
 
     /// Runs a QR image search: through the image gate, on a low-priority
-    /// thread, answered within the image budget. The search is handed
-    /// `budget`, the time it has, to give up early where it can.
+    /// thread, answered within the image budget. The search is handed its
+    /// deadline, to give up early where it can. A search its thread has not
+    /// started by then (the cores were busy with everything else) is not
+    /// started at all, and the client is told to come back (503); one that
+    /// started and ran out of time is a 422 naming `qr_image`.
     pub async fn search_image<T: Send + 'static>(
         &self,
-        search: impl FnOnce(Duration) -> T + Send + 'static,
+        search: impl FnOnce(Instant) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let pass = self.images.enter().await?;
-        let budget = self.settings.image_budget;
+        let deadline = Instant::now() + self.settings.image_budget;
+        let started = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let job_started = started.clone();
         self.low.run(Box::new(move || {
             // The place is held until the search ends, answered or not.
             let _pass = pass;
-            let _ = tx.send(search(budget));
+            if Instant::now() >= deadline {
+                return;
+            }
+            job_started.store(true, Ordering::Release);
+            let _ = tx.send(search(deadline));
         }))?;
-        match tokio::time::timeout(budget, rx).await {
+        let answer = tokio::time::timeout_at(deadline.into(), rx).await;
+        match answer {
             Ok(Ok(found)) => Ok(found),
+            Ok(Err(_)) if !started.load(Ordering::Acquire) => {
+                Err(self.images.shed("no core was free for it in time"))
+            }
             Ok(Err(_)) => Err(ApiError::internal("the image search failed")),
+            Err(_) if !started.load(Ordering::Acquire) => {
+                Err(self.images.shed("no core was free for it in time"))
+            }
             Err(_) => {
                 metrics::counter!("divoc_admission_budget_exceeded_total", "gate" => "images")
                     .increment(1);
@@ -767,13 +783,55 @@ mod tests {
         // Give the thread a moment to finish and free the place.
         let mut got = Err(ApiError::internal("never"));
         for _ in 0..100 {
-            got = admission.search_image(|budget| budget).await;
+            got = admission
+                .search_image(|deadline| deadline > Instant::now())
+                .await;
             if got.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(got.unwrap(), Duration::from_millis(50));
+        assert!(got.unwrap(), "the search gets a deadline in the future");
+    }
+
+    #[tokio::test]
+    async fn a_search_no_thread_could_start_in_time_is_shed_and_never_run() {
+        let admission = Admission::new(AdmissionSettings {
+            image_budget: Duration::from_millis(50),
+            images: GateSettings {
+                concurrency: 2,
+                queue: 0,
+                queue_wait: Duration::from_millis(10),
+            },
+            ..AdmissionSettings::default()
+        })
+        .unwrap();
+        // Both image threads busy (as when the cores are).
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Arc::new(parking_lot::Mutex::new(blocked));
+        for _ in 0..2 {
+            let blocked = blocked.clone();
+            admission
+                .low
+                .run(Box::new(move || {
+                    let _ = blocked.lock().recv_timeout(Duration::from_secs(5));
+                }))
+                .unwrap();
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let refused = admission
+            .search_image(move |_| flag.store(true, Ordering::SeqCst))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, "overloaded");
+        assert_eq!(refused.retry_after, Some(1));
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        // The job's turn comes after its deadline: it is dropped unrun.
+        let after = admission.search_image(|_| ()).await;
+        assert!(after.is_ok(), "{after:?}");
+        assert!(!ran.load(Ordering::SeqCst));
     }
 
     #[cfg(target_os = "linux")]

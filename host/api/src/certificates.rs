@@ -766,8 +766,7 @@ async fn qr_image_input(
     }
     let found = state
         .admission
-        .search_image(move |budget| {
-            let deadline = std::time::Instant::now() + budget;
+        .search_image(move |deadline| {
             let content = qr::read_image_until(&image, Some(deadline))?;
             match String::from_utf8(content) {
                 Ok(text) => Ok(VerifyInput::QrText(text)),

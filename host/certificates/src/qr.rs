@@ -350,6 +350,7 @@ pub fn read_image_until(
             Ok(())
         }
     };
+    in_time()?;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| bad("unreadable image"))?;

@@ -73,6 +73,11 @@ pub fn serve_command(
         .env("DIVOC_CI_CACHE", "/nonexistent/ci-cache")
         .env("DIVOC_GUEST_TARGET_DIR", "/nonexistent/guest")
         .env("DIVOC_SDK_PATH", "/nonexistent/sdk")
+        // QR image searches run only on an otherwise idle core, within a
+        // budget (500 ms by default). Tests run two at a time on two cores,
+        // so a search may wait longer than that; the budget's own
+        // behaviour is tested in divoc-api (admission) and admission.rs.
+        .env("DIVOC_ADMISSION__IMAGE_BUDGET_MS", "30000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
