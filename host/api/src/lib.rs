@@ -22,6 +22,7 @@ mod events;
 mod feedback;
 mod formats;
 mod keys;
+pub mod lanes;
 pub mod metrics;
 pub mod oidc;
 pub mod openapi;

@@ -363,18 +363,22 @@ pub fn read_image_until(
     if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
         return Err(bad("image is larger than 16 megapixels"));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| bad("unreadable image"))?;
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|_| bad("not a PNG or JPEG image"))?
-        .into_luma8();
-    in_time()?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let (grey, w, h) = scale_down(img.as_raw(), w, h, MAX_SEARCH_PIXELS as usize);
-    drop(img);
+    let (grey, w, h) = match png_grey(bytes, MAX_SEARCH_PIXELS as usize, &in_time)? {
+        Some(scaled) => scaled,
+        None => {
+            let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+                .with_guessed_format()
+                .map_err(|_| bad("unreadable image"))?;
+            reader.limits(limits);
+            let img = reader
+                .decode()
+                .map_err(|_| bad("not a PNG or JPEG image"))?
+                .into_luma8();
+            in_time()?;
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            scale_down(img.as_raw(), w, h, MAX_SEARCH_PIXELS as usize)
+        }
+    };
     in_time()?;
     let mut quirc = quircs::Quirc::default();
     let mut last_error = "no QR code found in the image";
@@ -386,6 +390,99 @@ pub fn read_image_until(
         }
     }
     Err(bad(last_error))
+}
+
+/// A PNG (not interlaced) larger than `max` pixels decoded a row at a time
+/// straight into the grey image [`scale_down`] would make of it: `None`
+/// for anything else (an image that needs no scaling decodes faster whole).
+///
+/// Decoding a 16 MP image whole and then scaling it held 16–64 MB (grey to
+/// RGBA) and a grey copy, and streamed all of it through the caches once
+/// more; row by row, what is held is one row, one row of block sums and
+/// the (at most [`MAX_SEARCH_PIXELS`]) result, and the deadline is checked
+/// as rows go. Grey is the luma `image`'s `into_luma8` computes (ITU-R
+/// BT.709 weights, alpha dropped; it rounds in floating point, this in
+/// integers: the same to within one level), so both paths see the same
+/// image.
+fn png_grey(
+    bytes: &[u8],
+    max: usize,
+    in_time: &dyn Fn() -> Result<(), CertError>,
+) -> Result<Option<(Vec<u8>, usize, usize)>, CertError> {
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if !bytes.starts_with(PNG_SIGNATURE) {
+        return Ok(None);
+    }
+    let bad = || CertError::field("qr_image", "not a PNG or JPEG image");
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: MAX_DECODE_ALLOC as usize,
+        },
+    );
+    // Palettes and grey under 8 bits become 8-bit samples; 16-bit samples
+    // keep their high byte.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|_| bad())?;
+    let info = reader.info();
+    if info.interlaced {
+        return Ok(None);
+    }
+    let (w, h) = (info.width as usize, info.height as usize);
+    let (color, depth) = reader.output_color_type();
+    if depth != png::BitDepth::Eight {
+        return Ok(None);
+    }
+    let channels = color.samples();
+    let rgb = matches!(color, png::ColorType::Rgb | png::ColorType::Rgba);
+    let mut f = 1;
+    while (w / f) * (h / f) > max {
+        f += 1;
+    }
+    if f == 1 {
+        // Nothing to scale: a whole decode is as small, and faster.
+        return Ok(None);
+    }
+    let (ow, oh) = (w / f, h / f);
+    let area = (f * f) as u32;
+    let mut sums = vec![0u32; ow];
+    let mut out = Vec::with_capacity(ow * oh);
+    for y in 0..oh * f {
+        if y % 256 == 255 {
+            in_time()?;
+        }
+        let row = reader.next_row().map_err(|_| bad())?.ok_or_else(bad)?;
+        let blocks = row.data().chunks_exact(f * channels).take(ow);
+        if rgb {
+            for (sum, block) in sums.iter_mut().zip(blocks) {
+                for px in block.chunks_exact(channels) {
+                    // BT.709 luma, rounded.
+                    *sum += (2126 * u32::from(px[0])
+                        + 7152 * u32::from(px[1])
+                        + 722 * u32::from(px[2])
+                        + 5000)
+                        / 10000;
+                }
+            }
+        } else if channels == 1 {
+            for (sum, block) in sums.iter_mut().zip(blocks) {
+                *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+        } else {
+            for (sum, block) in sums.iter_mut().zip(blocks) {
+                *sum += block
+                    .iter()
+                    .step_by(channels)
+                    .map(|&p| u32::from(p))
+                    .sum::<u32>();
+            }
+        }
+        if y % f == f - 1 {
+            out.extend(sums.iter().map(|&s| (s / area) as u8));
+            sums.iter_mut().for_each(|s| *s = 0);
+        }
+    }
+    Ok(Some((out, ow, oh)))
 }
 
 /// `grey` (w × h, one byte a pixel) scaled down by the least whole factor
@@ -447,6 +544,132 @@ mod tests {
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         png
+    }
+
+    /// The grey image the generic path (`image` decodes it whole) makes.
+    fn grey_by_image(png: &[u8]) -> (Vec<u8>, usize, usize) {
+        let img = image::load_from_memory(png).unwrap().into_luma8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        scale_down(img.as_raw(), w, h, 5_000)
+    }
+
+    fn encode_png(
+        w: u32,
+        h: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        palette: Option<Vec<u8>>,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut e = png::Encoder::new(&mut out, w, h);
+            e.set_color(color);
+            e.set_depth(depth);
+            if let Some(p) = palette {
+                e.set_palette(p);
+            }
+            e.write_header().unwrap().write_image_data(data).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn png_rows_give_the_grey_image_a_whole_decode_gives() {
+        use png::{BitDepth, ColorType};
+        let (w, h) = (203u32, 151u32); // not a multiple of the factor (2)
+        let px = |x: u32, y: u32, k: u32| ((x * 7 + y * 13 + k * 101) % 256) as u8;
+        let n = (w * h) as usize;
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        let grey: Vec<u8> = (0..n as u32).map(|i| px(i % w, i / w, 0)).collect();
+        cases.push((
+            "grey 8",
+            encode_png(w, h, ColorType::Grayscale, BitDepth::Eight, None, &grey),
+        ));
+        let rgb: Vec<u8> = (0..n as u32 * 3)
+            .map(|i| px(i / 3 % w, i / 3 / w, i % 3))
+            .collect();
+        cases.push((
+            "rgb 8",
+            encode_png(w, h, ColorType::Rgb, BitDepth::Eight, None, &rgb),
+        ));
+        let rgba: Vec<u8> = (0..n as u32 * 4)
+            .map(|i| px(i / 4 % w, i / 4 / w, i % 4))
+            .collect();
+        cases.push((
+            "rgba 8",
+            encode_png(w, h, ColorType::Rgba, BitDepth::Eight, None, &rgba),
+        ));
+        let ga: Vec<u8> = (0..n as u32 * 2)
+            .map(|i| px(i / 2 % w, i / 2 / w, i % 2))
+            .collect();
+        cases.push((
+            "grey+alpha 8",
+            encode_png(w, h, ColorType::GrayscaleAlpha, BitDepth::Eight, None, &ga),
+        ));
+        // One bit a pixel, rows padded to whole bytes.
+        let stride = (w as usize).div_ceil(8);
+        let bits: Vec<u8> = (0..stride * h as usize)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        cases.push((
+            "grey 1",
+            encode_png(w, h, ColorType::Grayscale, BitDepth::One, None, &bits),
+        ));
+        let palette: Vec<u8> = (0..16 * 3).map(|i| (i * 17 % 256) as u8).collect();
+        let stride4 = (w as usize).div_ceil(2);
+        let idx: Vec<u8> = (0..stride4 * h as usize)
+            .map(|i| (i * 29 % 256) as u8)
+            .collect();
+        cases.push((
+            "palette 4",
+            encode_png(
+                w,
+                h,
+                ColorType::Indexed,
+                BitDepth::Four,
+                Some(palette),
+                &idx,
+            ),
+        ));
+        for (name, png) in &cases {
+            let (grey, gw, gh) = png_grey(png, 5_000, &|| Ok(())).unwrap().expect(name);
+            let (want, ww, wh) = grey_by_image(png);
+            assert_eq!((gw, gh), (ww, wh), "{name}");
+            if name.starts_with("grey") {
+                assert_eq!(grey, want, "{name}");
+            } else {
+                // Colour: rounded in integers here, in floats there.
+                let off = grey.iter().zip(&want).filter(|(a, b)| a != b).count();
+                assert!(
+                    grey.iter().zip(&want).all(|(a, b)| a.abs_diff(*b) <= 1),
+                    "{name}"
+                );
+                assert!(
+                    off * 100 < grey.len(),
+                    "{name}: {off} of {} differ",
+                    grey.len()
+                );
+            }
+        }
+        // 16-bit samples: the high byte here, `image` rounds; within one.
+        let g16: Vec<u8> = (0..n as u32 * 2)
+            .map(|i| px(i / 2 % w, i / 2 / w, i % 2))
+            .collect();
+        let png = encode_png(w, h, ColorType::Grayscale, BitDepth::Sixteen, None, &g16);
+        let (grey, ..) = png_grey(&png, 5_000, &|| Ok(())).unwrap().unwrap();
+        let (want, ..) = grey_by_image(&png);
+        assert!(grey.iter().zip(&want).all(|(a, b)| a.abs_diff(*b) <= 1));
+        // Not a PNG: the generic path's.
+        assert!(png_grey(b"\xff\xd8\xff", 5_000, &|| Ok(()))
+            .unwrap()
+            .is_none());
+        // A truncated PNG is an error naming the field.
+        let cut = &cases[0].1[..cases[0].1.len() / 2];
+        match png_grey(cut, 5_000, &|| Ok(())) {
+            Err(CertError::Validation(errors)) => assert_eq!(errors[0].field, "qr_image"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

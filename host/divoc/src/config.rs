@@ -70,6 +70,14 @@ pub struct AdmissionConfig {
     pub pdfs: GateConfig,
     /// CSV uploads, certificate imports, programme activations.
     pub imports: GateConfig,
+    /// How the public lane's threads (connections without a token the
+    /// server accepts) are scheduled: "nice-N", "idle" or "same" (no lane).
+    pub public_lane_priority: divoc_api::lanes::Priority,
+    /// The public lane's worker threads.
+    pub public_lane_threads: usize,
+    /// How long a new connection's first request head may take to arrive
+    /// before the connection is placed in the public lane without it.
+    pub lane_classify_wait_ms: u64,
 }
 
 /// One gate: how many run at once, how many wait, for how long.
@@ -104,6 +112,7 @@ impl From<GateConfig> for divoc_api::admission::GateSettings {
 impl Default for AdmissionConfig {
     fn default() -> Self {
         let d = divoc_api::admission::AdmissionSettings::default();
+        let lanes = divoc_api::lanes::LaneSettings::default();
         AdmissionConfig {
             trusted_proxies: d.trusted_proxies,
             public_per_second: d.public_per_second,
@@ -115,6 +124,9 @@ impl Default for AdmissionConfig {
             images: d.images.into(),
             pdfs: d.pdfs.into(),
             imports: d.imports.into(),
+            public_lane_priority: lanes.public_priority,
+            public_lane_threads: lanes.public_threads,
+            lane_classify_wait_ms: lanes.classify_wait.as_millis() as u64,
         }
     }
 }
@@ -133,6 +145,17 @@ impl AdmissionConfig {
             images: self.images.into(),
             pdfs: self.pdfs.into(),
             imports: self.imports.into(),
+        }
+    }
+
+    /// The connection lanes' settings; the public lane may start as many
+    /// blocking threads as the server's runtime.
+    pub fn lanes(&self, blocking_threads: usize) -> divoc_api::lanes::LaneSettings {
+        divoc_api::lanes::LaneSettings {
+            public_threads: self.public_lane_threads,
+            public_blocking_threads: blocking_threads,
+            public_priority: self.public_lane_priority,
+            classify_wait: Duration::from_millis(self.lane_classify_wait_ms),
         }
     }
 }

@@ -434,19 +434,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         upload_limit_bytes: config.server.upload_limit_mib.saturating_mul(1 << 20),
         upload_timeout: Duration::from_secs(config.server.upload_timeout_s),
     };
+    let lane_tokens = state.tokens.clone();
     let app = divoc_api::router(state, &http);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "divoc is serving");
+    // Connections without a token the server accepts are served at a lower
+    // CPU priority (divoc-api's `lanes`), so a flood of them cannot take
+    // the cores issuance needs.
+    let lanes = divoc_api::lanes::Lanes::start(
+        &config.admission.lanes(config.server.blocking_threads),
+        lane_tokens,
+    )
+    .context("cannot start the public lane")?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        public_lane = %config.admission.public_lane_priority,
+        "divoc is serving"
+    );
     // On a signal the workers and the open event streams are told at once
     // (a stream never ends by itself, and graceful shutdown waits for it).
     let stop = Arc::new(stop);
     let on_signal = stop.clone();
-    // The peer's address is what per-client rate limits count against.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    lanes
+        .serve(listener, app, async move {
             shutdown_signal().await;
             let _ = on_signal.send(true);
         })
@@ -465,7 +476,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(e) = feeding.await {
         tracing::error!(error = %e, "event feed failed");
     }
-    served.context("server failed")?;
     tracing::info!("shut down");
     Ok(())
 }

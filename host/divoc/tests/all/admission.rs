@@ -8,7 +8,10 @@
 //! - QR image searches past the image gate's queue are shed with 503
 //!   `overloaded` and `Retry-After`, never left waiting; the rest are
 //!   answered;
-//! - the limits and the refusals are in `/metrics`.
+//! - the limits and the refusals are in `/metrics`;
+//! - connections without a token the server accepts are served by the
+//!   public lane, whose threads run as `SCHED_IDLE`, and those with one by
+//!   the server's own runtime.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -263,6 +266,96 @@ fn image_searches_past_the_gate_are_shed_with_503_and_retry_after() {
 }
 
 /// The `valid-one-dose` case's issue request.
+#[test]
+fn connections_are_served_in_two_lanes_the_public_one_at_lower_priority() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The shipped config as it is.
+    let config = support::shipped_config(tmp.path(), |t| t);
+    let server = support::start(&config, tmp.path(), ADMIN);
+
+    // Each call is a new connection, placed by its first request.
+    let contexts = format!("{}/v1/contexts", server.base);
+    let (status, _, _) = call("GET", &contexts, None, None, None);
+    assert_eq!(status, 200, "anonymous, public lane");
+    let metrics_url = format!("{}/metrics", server.base);
+    let (status, _, _) = call(
+        "GET",
+        &metrics_url,
+        Some("not-a-token-we-know-at-all"),
+        None,
+        None,
+    );
+    assert_eq!(
+        status, 401,
+        "a token the server does not accept: public lane, refused"
+    );
+    let (status, body) = support::send_json(
+        "POST",
+        &format!("{}/v1/certificates", server.base),
+        Some(ADMIN),
+        Some(&sample()),
+    );
+    assert_eq!(status, 201, "staff lane: {body}");
+    // A large anonymous body is read in full by the public lane.
+    let png = divoc_certificates::hostile::images()[0].png.clone();
+    let (status, _, body) = call(
+        "POST",
+        &format!("{}/v1/verify", server.base),
+        None,
+        None,
+        Some(("image/png", &png)),
+    );
+    assert!([422, 503].contains(&status), "{status} {body}");
+
+    let metrics = ureq::get(&metrics_url)
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let count = |lane: &str| -> u64 {
+        let key = format!("divoc_lane_connections_total{{lane=\"{lane}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(count("public") >= 3, "{metrics}");
+    // The certificate and this /metrics call (the health checks while the
+    // server started had no token).
+    assert!(count("staff") >= 2, "{metrics}");
+
+    // The threads: the public lane's at SCHED_IDLE (the default), the
+    // server's own and the storage writer at the normal policy.
+    let pid = server.child.id();
+    let mut threads: Vec<(String, u32)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // `tid (comm) state ppid …`: the policy is field 41 (proc(5)).
+        let (head, rest) = stat.rsplit_once(") ").unwrap();
+        let comm = head.split_once(" (").unwrap().1.to_owned();
+        let policy: u32 = rest.split_whitespace().nth(38).unwrap().parse().unwrap();
+        threads.push((comm, policy));
+    }
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_IDLE: u32 = 5;
+    let of = |name: &str| -> Vec<u32> {
+        threads
+            .iter()
+            .filter(|(c, _)| c == name)
+            .map(|(_, p)| *p)
+            .collect()
+    };
+    let public = of("divoc-public");
+    assert!(public.len() >= 2, "{threads:?}");
+    assert!(public.iter().all(|p| *p == SCHED_IDLE), "{threads:?}");
+    assert_eq!(of("divoc-storage-w"), [SCHED_OTHER], "{threads:?}");
+    assert!(of("tokio-rt-worker").contains(&SCHED_OTHER), "{threads:?}");
+}
+
 fn sample() -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../certificates/tests/cases/valid-one-dose/request.json");
