@@ -519,18 +519,7 @@ impl LowPriority {
 /// for it. Under a load that keeps both cores busy, image searches wait
 /// and are shed at the gate: they are what gives way.
 fn lower_priority() {
-    #[cfg(unix)]
-    {
-        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
-        let lowered = thread_priority::set_thread_priority_and_policy(
-            thread_priority::thread_native_id(),
-            ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        );
-        if let Err(e) = lowered {
-            tracing::warn!(error = ?e, "cannot lower the image thread's priority");
-        }
-    }
+    crate::lanes::lower_priority(crate::lanes::Priority::Idle);
 }
 
 /// The address a request is counted against: the peer, or, when the peer

@@ -418,7 +418,7 @@ async fn accept_failed(e: std::io::Error) {
 
 /// Lowers the calling thread's CPU priority (sched(7)); on Linux a nice
 /// value set this way is the thread's own.
-fn lower_priority(priority: Priority) {
+pub(crate) fn lower_priority(priority: Priority) {
     #[cfg(unix)]
     {
         let lowered = match priority {
@@ -439,7 +439,7 @@ fn lower_priority(priority: Priority) {
             }
         };
         if let Err(e) = lowered {
-            tracing::warn!(error = %e, "cannot lower a public lane thread's priority");
+            tracing::warn!(error = %e, %priority, "cannot lower a thread's CPU priority");
         }
     }
     #[cfg(not(unix))]
