@@ -19,7 +19,7 @@ seconds="${1:-20}"
 if [ $# -gt 0 ]; then shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(certify_request native_request csv_import qr_text qr_image status_list jcs verify_credential)
+    targets=(certify_request native_request csv_import rollout_upload qr_text qr_image status_list jcs verify_credential)
 fi
 
 CARGO_FUZZ_VERSION=0.13.2
@@ -85,6 +85,8 @@ for t in "${targets[@]}"; do
         if [[ ! " ${failed[*]} " == *" $t "* ]]; then failed+=("$t"); fi
     fi
 done
+# rollout_upload's databases (libFuzzer exits without cleaning up).
+rm -rf /dev/shm/divoc-fuzz-rollout-* "${TMPDIR:-/tmp}"/divoc-fuzz-rollout-*
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: FAILED: ${failed[*]}" >&2

@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("certify_request", targets::certify_request),
     ("native_request", targets::native_request),
     ("csv_import", targets::csv_import),
+    ("rollout_upload", targets::rollout_upload),
     ("qr_text", targets::qr_text),
     ("qr_image", targets::qr_image),
     ("status_list", targets::status_list),

@@ -121,6 +121,22 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             }
             out
         }
+        "rollout_upload" => {
+            // The kind's byte, then the file.
+            let dir = r.join("host/rollout/testdata");
+            [
+                (0u8, "divoc-facilities.csv"),
+                (1, "divoc-vaccinators.csv"),
+                (2, "divoc-enrolments.csv"),
+            ]
+            .iter()
+            .filter_map(|(kind, file)| {
+                let mut seed = vec![*kind];
+                seed.extend(read(&dir.join(file))?);
+                Some(seed)
+            })
+            .collect()
+        }
         "qr_text" | "qr_image" => {
             let texts: Vec<String> = credentials()
                 .iter()

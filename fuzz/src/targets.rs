@@ -90,6 +90,84 @@ pub fn csv_import(data: &[u8]) {
     let _ = import::parse(data, "covid-19", 1_000, NOW_MS, &Zone::utc());
 }
 
+/// A rollout upload, through the whole upload path into a real SQLite
+/// database: the first byte chooses the kind (facilities, vaccinators,
+/// enrolments for the programme `C19`), the rest is the file. A file read
+/// to its end is accounted for row by row.
+pub fn rollout_upload(data: &[u8]) {
+    use divoc_rollout::upload::{UploadKind, UploadOptions};
+    let Some((&which, file)) = data.split_first() else {
+        return;
+    };
+    let kind = match which % 3 {
+        0 => UploadKind::Facilities,
+        1 => UploadKind::Vaccinators,
+        _ => UploadKind::Enrolments,
+    };
+    let options = UploadOptions {
+        country: Some("IN".to_owned()),
+        programme: Some("C19".to_owned()),
+    };
+    if let Ok(r) = rollout().upload(kind, file, &options, "fuzz") {
+        if r.finished_at.is_some() {
+            assert_eq!(
+                r.rows,
+                r.created + r.updated + r.unchanged + r.failed,
+                "{r:?}"
+            );
+        }
+    }
+}
+
+/// One rollout service for the process, on a database in `/dev/shm` where
+/// there is one (a commit's fsync costs nothing there), with a vaccine and
+/// the programme `C19`.
+fn rollout() -> &'static divoc_rollout::RolloutService {
+    use std::path::{Path, PathBuf};
+    static SERVICE: std::sync::OnceLock<divoc_rollout::RolloutService> = std::sync::OnceLock::new();
+    SERVICE.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        // libFuzzer ends a process without destructors: the databases of
+        // fuzzing processes that have ended are removed here.
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(ROLLOUT_DB)) else {
+                continue;
+            };
+            if !PathBuf::from("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = base.join(format!("{ROLLOUT_DB}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = divoc_storage::Database::open(
+            &dir.join("rollout.sqlite"),
+            divoc_storage::DbOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("a database for the fuzzer in {}: {e}", dir.display()));
+        let svc = divoc_rollout::RolloutService::new(db, divoc_time::ManualClock::new(NOW_MS));
+        let vaccine: divoc_rollout::Vaccine = serde_json::from_value(serde_json::json!({
+            "code": "COVAX", "name": "CoVax", "manufacturer": "M", "mode": "injection", "doses": 1
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let programme: divoc_rollout::Programme = serde_json::from_value(serde_json::json!({
+            "code": "C19", "name": "COVID-19", "startDate": "2021-01-16", "vaccines": ["COVAX"]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        svc.create(vaccine, "fuzz")
+            .and_then(|_| svc.create(programme, "fuzz"))
+            .unwrap_or_else(|e| panic!("seeding the fuzzer's programme: {e}"));
+        svc
+    })
+}
+
+const ROLLOUT_DB: &str = "divoc-fuzz-rollout-";
+
 /// A QR code's content: our `DIVOC1:` text (base45, zlib, JSON) or
 /// DIVOC's legacy zip. What decodes must encode and decode back to itself.
 pub fn qr_text(data: &[u8]) {
