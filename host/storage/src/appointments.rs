@@ -1,7 +1,7 @@
 //! Appointments and the seats their slots have taken. What a slot is (its
 //! times and capacity) is `host/rollout`'s, from the facility's schedule.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::Result;
@@ -40,7 +40,7 @@ pub struct AppointmentRow {
 const COLUMNS: &str = "id, enrolment, programme, facility, dose, date, start, starts_ms, status, \
                        reschedules, actor, created_ms, updated_ms";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<AppointmentRow> {
+fn row(r: &Row<'_>) -> crate::sql::SqlResult<AppointmentRow> {
     Ok(AppointmentRow {
         id: r.get(0)?,
         enrolment: r.get(1)?,
@@ -130,7 +130,7 @@ pub fn seats(
     let rows = stmt.query_map(params![facility, programme, from, to], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Stores a new appointment. `false` (nothing stored) if the person has an
@@ -226,7 +226,7 @@ pub fn day(
           ORDER BY start, id LIMIT ?5"
     ))?;
     let rows = stmt.query_map(params![facility, date, after_start, after_id, limit], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// A person's appointments, oldest first.
@@ -235,7 +235,7 @@ pub fn of_enrolment(r: &Reader<'_>, enrolment: &str) -> Result<Vec<AppointmentRo
         "SELECT {COLUMNS} FROM appointments WHERE enrolment = ?1 ORDER BY created_ms, id"
     ))?;
     let rows = stmt.query_map(params![enrolment], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@
 //! the head hash anchored outside the database (e.g. signed and published),
 //! which is the caller's job: see [`audit_head`].
 
-use rusqlite::OptionalExtension;
+use crate::sql::Optional;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Database, PendingWrite, Reader, Tx};
@@ -189,12 +189,12 @@ fn decode_hash(hex_str: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn read_head(conn: &rusqlite::Connection) -> Result<Option<(i64, String)>> {
+fn read_head(conn: crate::sql::Conn<'_>) -> Result<Option<(i64, String)>> {
     // Cached statements: an append runs once per audited change, inside the
     // writer's group transaction, where re-parsing SQL each time showed up.
     Ok(conn
         .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row((), |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?)
 }
 
@@ -248,14 +248,14 @@ pub fn append_audit_json(
         "INSERT INTO audit(seq, at, actor, action, subject, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(rusqlite::params![
+    .execute(crate::sql::params![
         seq, at, actor, action, subject, detail, prev_hex, hash_hex
     ])?;
     conn.prepare_cached(
         "INSERT INTO audit_head(id, seq, hash) VALUES (1, ?1, ?2)
          ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )?
-    .execute(rusqlite::params![seq, hash_hex])?;
+    .execute(crate::sql::params![seq, hash_hex])?;
     Ok(seq)
 }
 
@@ -273,7 +273,7 @@ pub fn audit_after(r: &Reader<'_>, after: i64, limit: usize) -> Result<Vec<Audit
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
            FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let mut rows = stmt.query(rusqlite::params![after, limit])?;
+    let mut rows = stmt.query(crate::sql::params![after, limit])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let detail: String = row.get(5)?;
@@ -302,7 +302,7 @@ pub fn verify_audit_chain(r: &Reader<'_>) -> Result<AuditReport> {
     let mut stmt = r.conn().prepare(
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit ORDER BY seq",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     let mut records = 0u64;
     let mut first_bad: Option<(i64, AuditFault)> = None;
     let mut expected = 1i64;

@@ -16,7 +16,7 @@
 
 use std::borrow::Borrow;
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 use serde_json::{json, Value};
 
 use crate::db::{Reader, Tx};
@@ -157,7 +157,7 @@ const COLUMNS: &str = "id, program, recipient_ref, dose, version, previous_id, s
     suspended_until, revoked_reason, status_index, issued_at, updated_at, facility_id,
     payload_hash, credential";
 
-fn record(row: &Row<'_>) -> rusqlite::Result<(CertificateRecordRaw, Vec<u8>)> {
+fn record(row: &Row<'_>) -> crate::sql::SqlResult<(CertificateRecordRaw, Vec<u8>)> {
     Ok((
         CertificateRecordRaw {
             id: row.get(0)?,
@@ -247,7 +247,7 @@ fn finish((raw, stored): (CertificateRecordRaw, Vec<u8>)) -> Result<CertificateR
 fn query(
     r: &Reader<'_>,
     filter: &str,
-    args: impl rusqlite::Params,
+    args: impl crate::sql::Params,
 ) -> Result<Vec<CertificateRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM certificates {filter}");
     let mut stmt = r.conn().prepare_cached(&sql)?;
@@ -306,7 +306,7 @@ fn versions(
     let rows = stmt.query_map(params![program, recipient_ref, dose], |row| {
         Ok((row.get(0)?, digest_from_db(row.get(1)?), row.get(2)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Whether this payload is already issued, conflicts, or is new, without
@@ -563,7 +563,7 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
 ) -> Result<Vec<Result<InsertOutcome>>> {
     let conn = tx.conn();
     let exec = |sql: &str| -> Result<()> {
-        conn.prepare_cached(sql)?.execute([])?;
+        conn.prepare_cached(sql)?.execute(())?;
         Ok(())
     };
     let mut one = |i: usize, p: &PreparedCertificate| -> Result<InsertOutcome> {
@@ -689,7 +689,7 @@ pub fn status_entries(
           WHERE status_index >= ?1 AND status_index < ?2 AND status <> 'valid'",
     )?;
     let rows = stmt.query_map(params![to_i64(lo, "lo")?, to_i64(hi, "hi")?], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?))
+        Ok((row.get::<i64>(0)?, row.get::<String>(1)?, row.get(2)?))
     })?;
     rows.map(|row| {
         let (i, s, until) = row?;
@@ -704,7 +704,7 @@ pub fn status_indexes(r: &Reader<'_>, lo: u64, hi: u64) -> Result<Vec<u64>> {
         "SELECT status_index FROM certificates WHERE status_index >= ?1 AND status_index < ?2",
     )?;
     let rows = stmt.query_map(params![to_i64(lo, "lo")?, to_i64(hi, "hi")?], |row| {
-        row.get::<_, i64>(0)
+        row.get::<i64>(0)
     })?;
     rows.map(|i| to_u64(i?, "status_index")).collect()
 }
@@ -713,7 +713,7 @@ pub fn status_indexes(r: &Reader<'_>, lo: u64, hi: u64) -> Result<Vec<u64>> {
 pub fn max_status_index(r: &Reader<'_>) -> Result<Option<u64>> {
     let v: Option<i64> = r
         .conn()
-        .query_row("SELECT MAX(status_index) FROM certificates", [], |row| {
+        .query_row("SELECT MAX(status_index) FROM certificates", (), |row| {
             row.get(0)
         })
         .optional()?
@@ -744,9 +744,9 @@ pub fn status_of(r: &Reader<'_>, id: &str) -> Result<Option<StatusRow>> {
         )?
         .query_row(params![id], |row| {
             Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<i64>>(2)?,
+                row.get::<i64>(0)?,
+                row.get::<String>(1)?,
+                row.get::<Option<i64>>(2)?,
             ))
         })
         .optional()?;
@@ -764,7 +764,7 @@ pub fn status_of(r: &Reader<'_>, id: &str) -> Result<Option<StatusRow>> {
 pub fn count(r: &Reader<'_>) -> Result<u64> {
     let n: i64 = r
         .conn()
-        .query_row("SELECT COUNT(*) FROM certificates", [], |row| row.get(0))?;
+        .query_row("SELECT COUNT(*) FROM certificates", (), |row| row.get(0))?;
     to_u64(n, "certificate count")
 }
 
@@ -1009,12 +1009,12 @@ pub fn withdrawn(r: &Reader<'_>) -> Result<Vec<WithdrawnRow>> {
         "SELECT id, status, suspended_until, updated_at FROM certificates \
          WHERE status != 'valid' ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |row| {
+    let rows = stmt.query_map((), |row| {
         Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, Option<i64>>(2)?,
-            row.get::<_, i64>(3)?,
+            row.get::<String>(0)?,
+            row.get::<String>(1)?,
+            row.get::<Option<i64>>(2)?,
+            row.get::<i64>(3)?,
         ))
     })?;
     let mut out = Vec::new();

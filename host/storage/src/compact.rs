@@ -44,7 +44,7 @@ pub(crate) fn run_chunks(
     limit: usize,
 ) -> rusqlite::Result<bool> {
     conn.execute_batch(PREPARE)?;
-    let total: i64 = conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))?;
+    let total: i64 = conn.query_row("SELECT COUNT(*) FROM certificates", (), |r| r.get(0))?;
     let mut chunks = 0;
     loop {
         if chunks == limit {
@@ -59,7 +59,7 @@ pub(crate) fn run_chunks(
         }
         if chunks % 20 == 0 {
             let done: i64 =
-                conn.query_row("SELECT COUNT(*) FROM certificates_compact", [], |r| {
+                conn.query_row("SELECT COUNT(*) FROM certificates_compact", (), |r| {
                     r.get(0)
                 })?;
             tracing::info!(done, total, "migration 0016: compacting certificates");
@@ -193,7 +193,7 @@ mod tests {
                FROM certificates",
         )
         .unwrap()
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
                 r.get(0)?,
                 (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
@@ -207,7 +207,7 @@ mod tests {
     fn old_lookups(conn: &Connection) -> Vec<(String, String)> {
         conn.prepare("SELECT lookup_hash, certificate_id FROM certificate_lookup ORDER BY 1, 2")
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
@@ -216,7 +216,9 @@ mod tests {
     /// The new tables hold exactly the old rows: credentials byte for byte
     /// (so their proofs verify as before), digests, statuses, lookups.
     fn assert_same(conn: &Connection, old: &OldRows, lookups: &[(String, String)]) {
-        let r = crate::db::Reader { conn };
+        let r = crate::db::Reader {
+            conn: crate::sql::Conn::Lite(conn),
+        };
         for (id, (text, hash, status, previous, index)) in old {
             let stored: Vec<u8> = conn
                 .query_row(
@@ -237,7 +239,7 @@ mod tests {
             );
         }
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM certificates", (), |r| r.get(0))
             .unwrap();
         assert_eq!(n as usize, old.len());
         for (hash, id) in lookups {
@@ -245,14 +247,14 @@ mod tests {
             assert!(found.iter().any(|c| &c.id == id), "{hash} → {id}");
         }
         let m: i64 = conn
-            .query_row("SELECT COUNT(*) FROM certificate_lookup", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM certificate_lookup", (), |r| r.get(0))
             .unwrap();
         assert_eq!(m as usize, lookups.len());
         let leftovers: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE '%compact%'
                     OR name = 'migration_progress'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .unwrap();
@@ -295,7 +297,7 @@ mod tests {
         let withdrawn: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM certificates WHERE status != 'valid'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .unwrap();
@@ -353,7 +355,7 @@ mod tests {
             .unwrap();
         assert_eq!(version, 15, "the old schema stays in charge");
         let copied: i64 = conn
-            .query_row("SELECT COUNT(*) FROM certificates_compact", [], |r| {
+            .query_row("SELECT COUNT(*) FROM certificates_compact", (), |r| {
                 r.get(0)
             })
             .unwrap();

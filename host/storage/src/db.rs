@@ -57,6 +57,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Result, StorageError};
 use crate::migrate;
+use crate::sql::{Conn, SqlError, SqlResult};
 
 /// Tuning knobs for [`Database::open`]. `Default` gives values suitable for
 /// the host; tests shrink them.
@@ -144,7 +145,7 @@ struct Counters {
 /// There is deliberately no public way to run SQL through a `Tx`: all SQL
 /// lives in this crate's repositories.
 pub struct Tx<'c> {
-    conn: &'c Connection,
+    conn: Conn<'c>,
     queued: &'c AtomicU64,
     /// Counter deltas of the closure running now ([`crate::stats::add`]):
     /// kept if it succeeds, dropped with its savepoint if it fails.
@@ -161,7 +162,7 @@ impl<'c> Tx<'c> {
         Reader { conn: self.conn }
     }
 
-    pub(crate) fn conn(&self) -> &'c Connection {
+    pub(crate) fn conn(&self) -> Conn<'c> {
         self.conn
     }
 
@@ -197,11 +198,11 @@ impl<'c> Tx<'c> {
 /// one read transaction (a consistent snapshot), or the read side of a
 /// [`Tx`].
 pub struct Reader<'c> {
-    pub(crate) conn: &'c Connection,
+    pub(crate) conn: Conn<'c>,
 }
 
 impl<'c> Reader<'c> {
-    pub(crate) fn conn(&self) -> &'c Connection {
+    pub(crate) fn conn(&self) -> Conn<'c> {
         self.conn
     }
 }
@@ -528,7 +529,7 @@ fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, counters: &Coun
         seen = commits;
         // PASSIVE: copy what no reader still needs, without waiting for or
         // blocking anyone; the rest is copied next time.
-        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |row| {
             row.get::<_, i64>(0)
         });
         if let Err(e) = result {
@@ -550,7 +551,7 @@ trait WorkItem: Send {
     /// group of one needs none). `Err` means the transaction itself is
     /// broken (a savepoint statement failed, or SQLite rolled the whole
     /// transaction back), so the group must be abandoned.
-    fn run(&mut self, tx: &Tx<'_>, savepoint: bool) -> rusqlite::Result<bool>;
+    fn run(&mut self, tx: &Tx<'_>, savepoint: bool) -> SqlResult<bool>;
 
     /// Whether the item runs in a group of its own.
     fn alone(&self) -> bool;
@@ -584,8 +585,17 @@ const SAVEPOINT_ROLLBACK: &str = "ROLLBACK TO divoc_item";
 /// statement cache: the writer runs the same few control statements for
 /// every item and group, and parsing them each time is measurable.
 fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
+    conn.prepare_cached(sql)?.execute(())?;
     Ok(())
+}
+
+/// A transaction-control statement on either backend: cached on SQLite
+/// (see [`exec_cached`]), a simple query on PostgreSQL.
+fn control(conn: Conn<'_>, sql: &str) -> SqlResult<()> {
+    match conn {
+        Conn::Lite(c) => Ok(exec_cached(c, sql)?),
+        Conn::Pg(c) => c.batch(sql),
+    }
 }
 
 impl<T, F> WorkItem for Item<T, F>
@@ -597,13 +607,13 @@ where
         self.alone
     }
 
-    fn run(&mut self, tx: &Tx<'_>, savepoint: bool) -> rusqlite::Result<bool> {
+    fn run(&mut self, tx: &Tx<'_>, savepoint: bool) -> SqlResult<bool> {
         let Some(f) = self.f.take() else {
             return Ok(false);
         };
         let conn = tx.conn;
         if savepoint {
-            exec_cached(conn, SAVEPOINT_BEGIN)?;
+            control(conn, SAVEPOINT_BEGIN)?;
         }
         // A panicking closure must not take the writer thread (and every
         // other caller) down with it.
@@ -611,13 +621,17 @@ where
             .unwrap_or_else(|payload| Err(StorageError::Panicked(panic_message(&*payload))));
         // Some errors (disk full, I/O) make SQLite roll back the whole
         // transaction on its own; the savepoint is then gone and nothing of
-        // the group can be trusted.
-        if conn.is_autocommit() {
-            self.outcome = Some(outcome);
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                Some("transaction was rolled back by SQLite".into()),
-            ));
+        // the group can be trusted. (PostgreSQL keeps the transaction,
+        // aborted until the savepoint is rolled back to, or fails the
+        // release below.)
+        if let Conn::Lite(c) = conn {
+            if c.is_autocommit() {
+                self.outcome = Some(outcome);
+                return Err(SqlError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("transaction was rolled back by SQLite".into()),
+                )));
+            }
         }
         let ok = outcome.is_ok();
         tx.item_done(ok);
@@ -625,9 +639,9 @@ where
         // group rolls back (nothing succeeded).
         if savepoint {
             if !ok {
-                exec_cached(conn, SAVEPOINT_ROLLBACK)?;
+                control(conn, SAVEPOINT_ROLLBACK)?;
             }
-            exec_cached(conn, SAVEPOINT_RELEASE)?;
+            control(conn, SAVEPOINT_RELEASE)?;
         }
         self.outcome = Some(outcome);
         Ok(ok)
@@ -698,7 +712,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_group(&conn, &mut group, counters);
+        run_group(Conn::Lite(&conn), &mut group, counters);
         restart_wal_if_large(&conn, wal, WAL_SIZE_LIMIT.unsigned_abs(), busy_timeout);
     }
     // Dropping the connection checkpoints the WAL if this is the last one.
@@ -721,7 +735,7 @@ fn restart_wal_if_large(conn: &Connection, wal: &Path, limit: u64, busy_timeout:
     // the writer must not stall behind a long read, so it does not wait
     // (and tries again after the next group).
     let timeout = conn.busy_timeout(Duration::ZERO);
-    let result = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+    let result = conn.query_row("PRAGMA wal_checkpoint(RESTART)", (), |row| {
         row.get::<_, i64>(0)
     });
     if let Err(e) = timeout.and_then(|()| conn.busy_timeout(busy_timeout)) {
@@ -735,16 +749,22 @@ fn restart_wal_if_large(conn: &Connection, wal: &Path, limit: u64, busy_timeout:
     }
 }
 
-fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &Counters) {
+fn run_group(conn: Conn<'_>, group: &mut Vec<Box<dyn WorkItem>>, counters: &Counters) {
     let size = group.len() as u64;
     counters.writes.fetch_add(size, Ordering::Relaxed);
     counters.largest_group.fetch_max(size, Ordering::Relaxed);
 
-    let outcome = (|| -> rusqlite::Result<()> {
+    let outcome = (|| -> SqlResult<()> {
         // IMMEDIATE takes the write lock up front, so a lock conflict with
         // another process shows up here (after busy_timeout), not halfway
         // through the group.
-        exec_cached(conn, "BEGIN IMMEDIATE")?;
+        control(
+            conn,
+            match conn {
+                Conn::Lite(_) => "BEGIN IMMEDIATE",
+                Conn::Pg(_) => "BEGIN",
+            },
+        )?;
         let mut succeeded = 0usize;
         let mut broken = None;
         let savepoints = group.len() > 1;
@@ -781,7 +801,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &C
             rollback(conn);
             return Err(e);
         }
-        if let Err(e) = exec_cached(conn, "COMMIT") {
+        if let Err(e) = control(conn, "COMMIT") {
             rollback(conn);
             return Err(e);
         }
@@ -805,11 +825,14 @@ fn run_group(conn: &Connection, group: &mut Vec<Box<dyn WorkItem>>, counters: &C
     }
 }
 
-fn rollback(conn: &Connection) {
-    if !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
-            tracing::error!(error = %e, "rolling back a storage group failed");
-        }
+fn rollback(conn: Conn<'_>) {
+    let result = match conn {
+        Conn::Lite(c) if c.is_autocommit() => Ok(()),
+        Conn::Lite(c) => c.execute_batch("ROLLBACK").map_err(SqlError::from),
+        Conn::Pg(c) => c.batch("ROLLBACK"),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "rolling back a storage group failed");
     }
 }
 
@@ -936,7 +959,9 @@ impl ReaderPool {
         };
         // A deferred transaction pins one snapshot for all of `f`'s reads.
         exec_cached(conn, "BEGIN")?;
-        let result = f(&Reader { conn });
+        let result = f(&Reader {
+            conn: Conn::Lite(conn),
+        });
         let end = exec_cached(conn, "COMMIT");
         let value = result?;
         end?;
@@ -987,7 +1012,7 @@ mod tests {
         let db = Database::open(&path, DbOptions::default()).unwrap();
         let wal = dir.path().join("r.db-wal");
         let frames = |conn: &Connection| -> i64 {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |r| r.get(1))
                 .unwrap()
         };
         for i in 0..20 {
@@ -1001,7 +1026,7 @@ mod tests {
         let reader = db.raw_connection_for_tests();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM meta", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM meta", (), |r| r.get(0))
             .unwrap();
         db.write(insert_meta("during", "v")).wait().unwrap();
         let started = std::time::Instant::now();
@@ -1039,7 +1064,7 @@ mod tests {
             .write(|tx| {
                 Ok(tx
                     .conn()
-                    .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?)
+                    .query_row("PRAGMA wal_autocheckpoint", (), |r| r.get(0))?)
             })
             .wait()
             .unwrap();
@@ -1077,9 +1102,11 @@ mod tests {
             .write(|tx| {
                 let sync: i64 = tx
                     .conn()
+                    .lite()
                     .pragma_query_value(None, "synchronous", |r| r.get(0))?;
                 let fk: i64 = tx
                     .conn()
+                    .lite()
                     .pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
                 Ok((sync, fk))
             })
@@ -1273,11 +1300,11 @@ mod tests {
         let err = db
             .read(|r| {
                 r.conn()
-                    .execute("INSERT INTO meta(key, value) VALUES ('x', 'y')", [])?;
+                    .execute("INSERT INTO meta(key, value) VALUES ('x', 'y')", ())?;
                 Ok(())
             })
             .unwrap_err();
-        assert!(matches!(err, StorageError::Sqlite(_)), "{err:?}");
+        assert!(matches!(err, StorageError::Sql(_)), "{err:?}");
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub enum StorageError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    /// A statement failed, on either backend.
+    #[error("{0}")]
+    Sql(#[from] crate::sql::SqlError),
+
     /// A file-system operation on the database location failed.
     #[error("i/o error on {path}: {source}")]
     Io {

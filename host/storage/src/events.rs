@@ -6,7 +6,7 @@
 //! they persist with [`set_subscriber_cursor`]: delivery is at-least-once,
 //! since a crash between handling events and moving the cursor replays them.
 
-use rusqlite::OptionalExtension;
+use crate::sql::Optional;
 
 use crate::db::{Database, PendingWrite, Reader, Tx};
 use crate::error::{to_i64, Result, StorageError};
@@ -44,11 +44,12 @@ pub fn append_event(
 /// callers can serialize outside the writer thread.
 pub fn append_event_json(tx: &Tx<'_>, kind: &str, subject: &str, payload: &str) -> Result<i64> {
     tx.conn()
-        .prepare_cached(
+        .insert_id(
             "INSERT INTO events(kind, occurred_at, subject, payload) VALUES (?1, ?2, ?3, ?4)",
+            "seq",
+            crate::sql::params![kind, crate::now_ms(), subject, payload],
         )?
-        .execute(rusqlite::params![kind, crate::now_ms(), subject, payload])?;
-    Ok(tx.conn().last_insert_rowid())
+        .ok_or_else(|| crate::sql::SqlError::NoRows.into())
 }
 
 /// Up to `limit` events with `seq > after`, oldest first. Start with
@@ -59,13 +60,13 @@ pub fn events_after(r: &Reader<'_>, after: i64, limit: usize) -> Result<Vec<Even
         "SELECT seq, kind, occurred_at, subject, payload FROM events
           WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(rusqlite::params![after, limit], |row| {
+    let rows = stmt.query_map(crate::sql::params![after, limit], |row| {
         Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, String>(4)?,
+            row.get::<i64>(0)?,
+            row.get::<String>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+            row.get::<String>(4)?,
         ))
     })?;
     let mut events = Vec::new();
@@ -89,7 +90,7 @@ pub fn events_after(r: &Reader<'_>, after: i64, limit: usize) -> Result<Vec<Even
 /// The last event's sequence number; `0` for an empty log.
 pub fn head(r: &Reader<'_>) -> Result<i64> {
     Ok(r.conn()
-        .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", (), |row| {
             row.get(0)
         })?)
 }
@@ -113,7 +114,7 @@ pub fn set_subscriber_cursor(tx: &Tx<'_>, name: &str, seq: i64) -> Result<()> {
     tx.conn().execute(
         "INSERT INTO subscriber_cursors(name, seq) VALUES (?1, ?2)
          ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
-        rusqlite::params![name, seq],
+        crate::sql::params![name, seq],
     )?;
     Ok(())
 }

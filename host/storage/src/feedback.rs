@@ -1,7 +1,7 @@
 //! Side-effect reports and ratings (migration 0014). The feedback module
 //! decides what is stored; this is its SQL.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::{to_i64, Result, StorageError};
@@ -65,7 +65,7 @@ pub struct ReportFilter {
 const COLUMNS: &str = "seq, id, certificate_id, programme, vaccine, batch, facility, district, \
      state, dose, severity, answers, filed_by, filed_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<(ReportRow, String)> {
+fn from_row(row: &Row<'_>) -> crate::sql::SqlResult<(ReportRow, String)> {
     Ok((
         ReportRow {
             seq: row.get(0)?,
@@ -104,27 +104,28 @@ pub fn insert_report(tx: &Tx<'_>, r: &ReportRow) -> Result<i64> {
         source,
     })?;
     tx.conn()
-        .prepare_cached(
+        .insert_id(
             "INSERT INTO feedback_reports (id, certificate_id, programme, vaccine, batch, facility,
                  district, state, dose, severity, answers, filed_by, filed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "seq",
+            params![
+                r.id,
+                r.certificate_id,
+                r.programme,
+                r.vaccine,
+                r.batch,
+                r.facility,
+                r.district,
+                r.state,
+                r.dose,
+                r.severity,
+                answers,
+                r.filed_by,
+                r.filed_at_ms
+            ],
         )?
-        .execute(params![
-            r.id,
-            r.certificate_id,
-            r.programme,
-            r.vaccine,
-            r.batch,
-            r.facility,
-            r.district,
-            r.state,
-            r.dose,
-            r.severity,
-            answers,
-            r.filed_by,
-            r.filed_at_ms
-        ])?;
-    Ok(tx.conn().last_insert_rowid())
+        .ok_or_else(|| crate::sql::SqlError::NoRows.into())
 }
 
 /// One report by id.

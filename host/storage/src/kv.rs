@@ -5,10 +5,9 @@
 //! of `len(key as UTF-8) + len(value)`; the quota bounds that sum so one
 //! plugin cannot fill the disk.
 
-use rusqlite::OptionalExtension;
-
 use crate::db::{Database, PendingWrite, Reader, Tx};
 use crate::error::{to_u64, Result, StorageError};
+use crate::sql::{params, Optional};
 
 /// Reads one value.
 pub fn get(r: &Reader<'_>, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -30,7 +29,7 @@ pub fn get(r: &Reader<'_>, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
 /// a (since lowered) quota can only delete until it is back under.
 pub fn set(tx: &Tx<'_>, plugin: &str, key: &str, value: &[u8], quota_bytes: u64) -> Result<()> {
     let others: i64 = tx.conn().query_row(
-        "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
+        "SELECT CAST(COALESCE(SUM(octet_length(key) + octet_length(value)), 0) AS BIGINT)
            FROM plugin_kv WHERE plugin = ?1 AND key <> ?2",
         [plugin, key],
         |row| row.get(0),
@@ -50,7 +49,7 @@ pub fn set(tx: &Tx<'_>, plugin: &str, key: &str, value: &[u8], quota_bytes: u64)
     tx.conn().execute(
         "INSERT INTO plugin_kv(plugin, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT(plugin, key) DO UPDATE SET value = excluded.value",
-        rusqlite::params![plugin, key, value],
+        params![plugin, key, value],
     )?;
     Ok(())
 }
@@ -90,7 +89,7 @@ pub fn list(r: &Reader<'_>, plugin: &str, prefix: &str, limit: usize) -> Result<
 /// Bytes the plugin currently uses (see the module docs for the measure).
 pub fn usage(r: &Reader<'_>, plugin: &str) -> Result<u64> {
     let used: i64 = r.conn().query_row(
-        "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
+        "SELECT CAST(COALESCE(SUM(octet_length(key) + octet_length(value)), 0) AS BIGINT)
            FROM plugin_kv WHERE plugin = ?1",
         [plugin],
         |row| row.get(0),

@@ -65,6 +65,7 @@ mod migrate;
 pub mod otp;
 pub mod outbox;
 pub mod rollout;
+pub mod sql;
 pub mod stats;
 pub mod tokens;
 pub mod uploads;

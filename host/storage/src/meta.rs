@@ -3,7 +3,7 @@
 //! version that last opened the database, ...). Not for plugin data: that
 //! goes in [`crate::kv`], which enforces quotas.
 
-use rusqlite::OptionalExtension;
+use crate::sql::Optional;
 
 use crate::db::{Database, PendingWrite, Reader, Tx};
 use crate::error::Result;

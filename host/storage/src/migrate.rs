@@ -103,7 +103,7 @@ fn apply_all(conn: &mut Connection, found: u32, target: u32) -> Result<()> {
         let version = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let commit: Commit = Box::new(move |tx| {
             let violations: i64 =
-                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", (), |r| {
                     r.get(0)
                 })?;
             if violations > 0 {
@@ -169,7 +169,7 @@ mod tests {
         let rows: Vec<(String, Option<String>, String)> = conn
             .prepare("SELECT id, previous_id, credential FROM certificates ORDER BY id")
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
@@ -189,7 +189,7 @@ mod tests {
                 "INSERT INTO certificates (id, program, recipient_ref, dose, version,
                      status_index, issued_at, updated_at, payload_hash, credential)
                  VALUES ('C', 'p', 'r1', 1, 2, 11, 3, 3, 'h3', '{}')",
-                [],
+                (),
             )
             .is_err(),
             "the idempotency key is still unique"
@@ -198,7 +198,7 @@ mod tests {
         let plan: String = conn
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE recipient_ref = 'r1'",
-                [],
+                (),
                 |r| r.get(3),
             )
             .unwrap();
@@ -226,7 +226,9 @@ mod tests {
         )
         .unwrap();
         run(&mut conn).unwrap();
-        let r = crate::db::Reader { conn: &conn };
+        let r = crate::db::Reader {
+            conn: crate::sql::Conn::Lite(&conn),
+        };
 
         let f1 = rollout::get(&r, "facility", "F1").unwrap().unwrap();
         assert_eq!((f1.version, f1.body.as_str()), (2, r#"{"v":2}"#));

@@ -1,7 +1,7 @@
 //! One-time sign-in codes, kept as keyed hashes only. What a code is for
 //! and how it is sent are `host/rollout`'s.
 
-use rusqlite::{params, OptionalExtension};
+use crate::sql::{params, Optional};
 
 use crate::db::Tx;
 use crate::error::Result;

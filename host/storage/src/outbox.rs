@@ -9,7 +9,7 @@
 //! the lease runs out. Workers report with [`mark_done`], [`mark_retry`] or
 //! [`mark_failed`].
 
-use rusqlite::{OptionalExtension, Row};
+use crate::sql::{Optional, Row};
 
 use crate::db::{Database, PendingWrite, Reader, Tx};
 use crate::error::{to_i64, to_u64, Result, StorageError};
@@ -143,12 +143,13 @@ pub fn enqueue_json(
 ) -> Result<i64> {
     let now = crate::now_ms();
     tx.conn()
-        .prepare_cached(
+        .insert_id(
             "INSERT INTO outbox(kind, target, payload, next_attempt_at, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            "id",
+            crate::sql::params![kind, target, payload, not_before_ms, now],
         )?
-        .execute(rusqlite::params![kind, target, payload, not_before_ms, now])?;
-    Ok(tx.conn().last_insert_rowid())
+        .ok_or_else(|| crate::sql::SqlError::NoRows.into())
 }
 
 /// Claims up to `limit` pending items due at `now_ms`, oldest due first:
@@ -187,8 +188,8 @@ fn claim(
                 AND (?3 IS NULL OR kind = ?3)
               ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(rusqlite::params![now_ms, limit, kind], |row| row.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        let rows = stmt.query_map(crate::sql::params![now_ms, limit, kind], |row| row.get(0))?;
+        rows.collect::<crate::sql::SqlResult<_>>()?
     };
     let lease_end = now_ms.saturating_add(lease_ms);
     let mut update = conn.prepare_cached(
@@ -198,10 +199,10 @@ fn claim(
     let mut select = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
-        update.execute(rusqlite::params![id, lease_end, now_ms])?;
+        update.execute(crate::sql::params![id, lease_end, now_ms])?;
         let mut rows = select.query([id])?;
         if let Some(row) = rows.next()? {
-            claimed.push(from_row(row)?);
+            claimed.push(from_row(&row)?);
         }
     }
     Ok(claimed)
@@ -210,7 +211,12 @@ fn claim(
 /// Changes a pending item, failing with `NotFound` if it is not pending
 /// (unknown id, or already done/failed): reporting twice is a worker bug
 /// worth surfacing.
-fn finish_pending(tx: &Tx<'_>, id: i64, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<()> {
+fn finish_pending(
+    tx: &Tx<'_>,
+    id: i64,
+    sql: &str,
+    params: &[&dyn crate::sql::Param],
+) -> Result<()> {
     let changed = tx.conn().execute(sql, params)?;
     if changed == 0 {
         return Err(StorageError::NotFound(format!("pending outbox item {id}")));
@@ -246,7 +252,7 @@ pub fn prune_delivered(tx: &Tx<'_>, before_ms: i64, limit: usize) -> Result<usiz
             "DELETE FROM outbox WHERE id IN (
                 SELECT id FROM outbox WHERE status = 'done' AND next_attempt_at < ?1 LIMIT ?2)",
         )?
-        .execute(rusqlite::params![before_ms, to_i64_len(limit)])?;
+        .execute(crate::sql::params![before_ms, to_i64_len(limit)])?;
     Ok(n)
 }
 
@@ -295,7 +301,7 @@ pub fn fan_out(tx: &Tx<'_>, id: i64, targets: &[String], now_ms: i64) -> Result<
     tx.conn().execute(
         "UPDATE outbox SET target = ?2, attempts = 0, next_attempt_at = ?3, updated_at = ?3
           WHERE id = ?1",
-        rusqlite::params![id, first, now_ms],
+        crate::sql::params![id, first, now_ms],
     )?;
     let mut ids = vec![id];
     for target in rest {
@@ -328,10 +334,10 @@ pub fn by_payload_field(
         "SELECT {COLUMNS} FROM outbox WHERE kind = ?1 AND json_extract(payload, ?2) = ?3
           ORDER BY id"
     ))?;
-    let mut rows = stmt.query(rusqlite::params![kind, format!("$.{field}"), value])?;
+    let mut rows = stmt.query(crate::sql::params![kind, format!("$.{field}"), value])?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
-        items.push(from_row(row)?);
+        items.push(from_row(&row)?);
     }
     Ok(items)
 }
@@ -342,7 +348,7 @@ pub fn get(r: &Reader<'_>, id: i64) -> Result<Option<OutboxItem>> {
         .conn()
         .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?;
     let mut rows = stmt.query([id])?;
-    rows.next()?.map(from_row).transpose()
+    rows.next()?.map(|r| from_row(&r)).transpose()
 }
 
 /// Counts items per status.
@@ -350,7 +356,7 @@ pub fn counts(r: &Reader<'_>) -> Result<OutboxCounts> {
     let mut stmt = r
         .conn()
         .prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(())?;
     let mut counts = OutboxCounts::default();
     while let Some(row) = rows.next()? {
         let status: String = row.get(0)?;
@@ -370,10 +376,10 @@ pub fn list(r: &Reader<'_>, status: OutboxStatus, limit: usize) -> Result<Vec<Ou
     let mut stmt = r.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outbox WHERE status = ?1 ORDER BY id LIMIT ?2"
     ))?;
-    let mut rows = stmt.query(rusqlite::params![status.as_str(), limit])?;
+    let mut rows = stmt.query(crate::sql::params![status.as_str(), limit])?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
-        items.push(from_row(row)?);
+        items.push(from_row(&row)?);
     }
     Ok(items)
 }
@@ -404,7 +410,7 @@ pub fn page(r: &Reader<'_>, q: &OutboxQuery, limit: usize) -> Result<Vec<OutboxI
            AND (?4 IS NULL OR json_extract(payload, '$.template') = ?4)
          ORDER BY id DESC LIMIT ?5"
     ))?;
-    let mut rows = stmt.query(rusqlite::params![
+    let mut rows = stmt.query(crate::sql::params![
         q.before.unwrap_or(i64::MAX),
         q.status.map(|s| s.as_str()),
         q.kind,
@@ -413,7 +419,7 @@ pub fn page(r: &Reader<'_>, q: &OutboxQuery, limit: usize) -> Result<Vec<OutboxI
     ])?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
-        items.push(from_row(row)?);
+        items.push(from_row(&row)?);
     }
     Ok(items)
 }
@@ -698,7 +704,7 @@ mod tests {
                 Ok(r.conn().query_row(
                     "EXPLAIN QUERY PLAN SELECT id FROM outbox
                       WHERE status = 'done' AND next_attempt_at < 5 LIMIT 3",
-                    [],
+                    (),
                     |row| row.get(3),
                 )?)
             })

@@ -19,7 +19,7 @@
 //! creates of one code, the writer applies one and the other finds the
 //! row ([`insert`] answers `None`).
 
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use crate::sql::{params, params_from_iter, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::Result;
@@ -96,7 +96,7 @@ pub struct ListFilter {
     pub updated_since: Option<i64>,
 }
 
-fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+fn record(row: &Row<'_>) -> crate::sql::SqlResult<Record> {
     Ok(Record {
         id: row.get(0)?,
         kind: row.get(1)?,
@@ -170,19 +170,14 @@ pub fn insert(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM rollout_versions WHERE kind = ?1 AND code = ?2",
         )?
         .query_row(params![kind, code], |r| r.get(0))?;
-    // No RETURNING: it makes SQLite open a statement journal for the
-    // insert (a tenth of an upload's writer time); the row id comes from
-    // the connection instead.
-    let conn = tx.conn();
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO rollout_records
+    let inserted = tx.conn().insert_id(
+        "INSERT INTO rollout_records
                  (kind, code, version, status, district, state, type, body, actor,
                   created_ms, updated_ms)
              VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?8)
              ON CONFLICT (kind, code) DO NOTHING",
-        )?
-        .execute(params![
+        "id",
+        params![
             kind,
             code,
             index.status,
@@ -193,11 +188,11 @@ pub fn insert(
             now_ms,
             version,
             actor
-        ])?;
-    if inserted == 0 {
+        ],
+    )?;
+    let Some(id) = inserted else {
         return Ok(None);
-    }
-    let id = conn.last_insert_rowid();
+    };
     put_links(tx, id, &index.links, true)?;
     Ok(Some(version))
 }
@@ -346,17 +341,13 @@ pub fn list(r: &Reader<'_>, kind: &str, filter: &ListFilter, limit: usize) -> Re
     let (sql, args) = list_query(kind, filter, limit);
     let mut stmt = r.conn().prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), record)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// The SQL of [`list`] and its arguments.
-fn list_query(
-    kind: &str,
-    filter: &ListFilter,
-    limit: usize,
-) -> (String, Vec<rusqlite::types::Value>) {
-    let mut args: Vec<rusqlite::types::Value> = vec![kind.to_owned().into()];
-    let mut bind = |sql: &mut String, clause: &str, value: rusqlite::types::Value| {
+fn list_query(kind: &str, filter: &ListFilter, limit: usize) -> (String, Vec<crate::sql::Value>) {
+    let mut args: Vec<crate::sql::Value> = vec![kind.to_owned().into()];
+    let mut bind = |sql: &mut String, clause: &str, value: crate::sql::Value| {
         args.push(value);
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
@@ -438,7 +429,7 @@ pub fn versions(r: &Reader<'_>, kind: &str, code: &str) -> Result<Vec<RecordVers
             at_ms: row.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Up to `limit` records that refer to `(rel, target)`, as `(kind, code)`,
@@ -458,7 +449,7 @@ pub fn referrers(
     let rows = stmt.query_map(params![rel, target, limit], |row| {
         Ok((row.get(0)?, row.get(1)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Whether any certificate names this facility. A scan of the
@@ -691,12 +682,12 @@ mod tests {
         ];
         for filter in &filters {
             let (sql, args) = list_query("facility", filter, 100);
-            let plan: Vec<String> = conn
+            let plan: Vec<String> = crate::sql::Conn::Lite(&conn)
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()
                 .query_map(params_from_iter(args.iter()), |r| r.get(3))
                 .unwrap()
-                .collect::<rusqlite::Result<_>>()
+                .collect::<crate::sql::SqlResult<_>>()
                 .unwrap();
             let plan = plan.join("; ");
             assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");

@@ -12,8 +12,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
-
 use crate::db::{Reader, Tx};
 use crate::error::Result;
 
@@ -38,7 +36,7 @@ pub fn add(tx: &Tx<'_>, metric: &str, dimension: &str, key: &str, delta: i64) {
 }
 
 /// Writes a group's deltas.
-pub(crate) fn flush(conn: &Connection, deltas: &Deltas) -> rusqlite::Result<()> {
+pub(crate) fn flush(conn: crate::sql::Conn<'_>, deltas: &Deltas) -> crate::sql::SqlResult<()> {
     if deltas.is_empty() {
         return Ok(());
     }
@@ -48,7 +46,7 @@ pub(crate) fn flush(conn: &Connection, deltas: &Deltas) -> rusqlite::Result<()> 
     )?;
     for ((metric, dimension, key), n) in deltas {
         if *n != 0 {
-            stmt.execute(rusqlite::params![metric, dimension, key, n])?;
+            stmt.execute(crate::sql::params![metric, dimension, key, n])?;
         }
     }
     Ok(())
@@ -83,12 +81,12 @@ pub fn counts(r: &Reader<'_>, prefix: &str) -> Result<Vec<Count>> {
             n: row.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<Vec<_>>>()?)
 }
 
 /// One counter's value (0 when never counted).
 pub fn count(r: &Reader<'_>, metric: &str, dimension: &str, key: &str) -> Result<i64> {
-    use rusqlite::OptionalExtension;
+    use crate::sql::Optional;
     Ok(r.conn()
         .prepare_cached(
             "SELECT n FROM stats_counts WHERE metric = ?1 AND dimension = ?2 AND key = ?3",

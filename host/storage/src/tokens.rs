@@ -1,7 +1,7 @@
 //! API tokens made over the API: their digests, roles and scopes. What a
 //! token may do is `divoc-api`'s; this module keeps the rows.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::Result;
@@ -32,7 +32,7 @@ pub struct TokenRow {
 const COLUMNS: &str =
     "id, digest, name, role, scope, created_ms, created_by, expires_ms, revoked_ms";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+fn row(r: &Row<'_>) -> crate::sql::SqlResult<TokenRow> {
     let digest: Vec<u8> = r.get(1)?;
     Ok(TokenRow {
         id: r.get(0)?,
@@ -95,7 +95,7 @@ pub fn list(r: &Reader<'_>, after: Option<&str>, limit: usize) -> Result<Vec<Tok
         "SELECT {COLUMNS} FROM api_tokens WHERE id > ?1 ORDER BY id LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![after.unwrap_or(""), limit], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Ids of the live (not revoked, not expired at `now_ms`) tokens scoped to
@@ -114,7 +114,7 @@ pub fn live_for_facility(
           ORDER BY id LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![facility, now_ms, limit], |row| row.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Marks a token revoked at `now_ms`; `false` if there is no such token

@@ -1,7 +1,7 @@
 //! CSV uploads to the registry: their history and refused rows. Parsing
 //! and the rows' meaning are `host/rollout`'s.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::Result;
@@ -51,7 +51,7 @@ pub struct UploadError {
 const COLUMNS: &str = "id, kind, actor, sha256, header, created_ms, finished_ms, rows, created, \
                        updated, unchanged, failed, errors_erased_ms";
 
-fn upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
+fn upload(r: &Row<'_>) -> crate::sql::SqlResult<UploadRow> {
     Ok(UploadRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -149,7 +149,7 @@ pub fn list(
           ORDER BY created_ms DESC, id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(params![kind, before_ms, limit], upload)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Erases up to `limit` refused rows of the oldest upload started before
@@ -173,7 +173,7 @@ pub fn erase_errors(
                      OR EXISTS (SELECT 1 FROM upload_errors e WHERE e.upload_id = u.id))
               ORDER BY created_ms LIMIT 1",
         )?
-        .query_row(params![before_ms], |r| r.get::<_, String>(0))
+        .query_row(params![before_ms], |r| r.get::<String>(0))
         .optional()?
     else {
         return Ok(None);
@@ -208,7 +208,7 @@ pub fn errors(r: &Reader<'_>, id: &str, after: i64, limit: usize) -> Result<Vec<
             errors: row.get(2)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Vaccinations as the rollout records them, and the daily counters its
 //! rate limits use. Their meaning is `host/rollout`'s.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::sql::{params, Optional, Row};
 
 use crate::db::{Reader, Tx};
 use crate::error::Result;
@@ -36,7 +36,7 @@ pub struct VaccinationRow {
 const COLUMNS: &str = "enrolment, programme, dose, certificate_id, vaccine, batch, facility, \
                        vaccinator, date, at_ms, actor";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<VaccinationRow> {
+fn row(r: &Row<'_>) -> crate::sql::SqlResult<VaccinationRow> {
     Ok(VaccinationRow {
         enrolment: r.get(0)?,
         programme: r.get(1)?,
@@ -88,7 +88,7 @@ pub fn of_enrolment(
         "SELECT {COLUMNS} FROM vaccinations WHERE enrolment = ?1 AND programme = ?2 ORDER BY dose"
     ))?;
     let rows = stmt.query_map(params![enrolment, programme], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
 
 /// Counts one more for `scope` on `day` if fewer than `limit` are counted
@@ -170,7 +170,7 @@ pub fn progress(r: &Reader<'_>, programme: &str) -> Result<Progress> {
               GROUP BY 1 ORDER BY 1",
         )?
         .query_map(params![programme], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<crate::sql::SqlResult<_>>()?;
     let booked = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM appointments WHERE programme = ?1 AND status = 'booked'",
@@ -187,7 +187,7 @@ pub fn progress(r: &Reader<'_>, programme: &str) -> Result<Progress> {
         .query_map(params![programme], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<crate::sql::SqlResult<_>>()?;
     Ok(Progress {
         enrolled,
         booked,
