@@ -84,7 +84,7 @@ pub fn take_seat(tx: &Tx<'_>, slot: SlotKey<'_>, capacity: i64) -> Result<bool> 
             "INSERT INTO slot_seats (facility, programme, date, start, booked)
              VALUES (?1, ?2, ?3, ?4, 1)
              ON CONFLICT (facility, programme, date, start)
-             DO UPDATE SET booked = booked + 1 WHERE booked < ?5",
+             DO UPDATE SET booked = slot_seats.booked + 1 WHERE slot_seats.booked < ?5",
         )?
         .execute(params![
             slot.facility,
@@ -200,9 +200,15 @@ pub fn open_booking(
     programme: &str,
     dose: i64,
 ) -> Result<Option<AppointmentRow>> {
+    // The partial index holds exactly the open bookings; SQLite is told
+    // to use it, PostgreSQL picks it from the matching predicate.
+    let index = match r.conn().dialect() {
+        crate::sql::Dialect::Sqlite => " INDEXED BY appointments_open",
+        crate::sql::Dialect::Postgres => "",
+    };
     Ok(r.conn()
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM appointments INDEXED BY appointments_open
+            "SELECT {COLUMNS} FROM appointments{index}
               WHERE enrolment = ?1 AND programme = ?2 AND dose = ?3 AND status = 'booked'"
         ))?
         .query_row(params![enrolment, programme, dose], row)
@@ -274,7 +280,7 @@ mod tests {
     #[test]
     fn seats_are_taken_up_to_capacity_and_given_back() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let take = |cap| {
             db.write(move |tx| take_seat(tx, slot(), cap))
                 .wait()
@@ -295,7 +301,7 @@ mod tests {
     #[test]
     fn one_open_booking_per_person_and_dose() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let put = |a: AppointmentRow| db.write(move |tx| insert(tx, &a)).wait().unwrap();
         assert!(put(booking("apt_1", "E1")));
         assert!(!put(booking("apt_2", "E1")), "a second open booking");

@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn empty_log_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("a.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("a.db"), DbOptions::default()).unwrap();
         assert!(db.verify_audit_chain().unwrap().is_intact());
     }
 
@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn triggers_block_accidental_edits() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("a.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("a.db"), DbOptions::default()).unwrap();
         db.append_audit("a", "b", "c", json!(null)).wait().unwrap();
         let raw = db.raw_connection_for_tests();
         assert!(raw.execute("UPDATE audit SET actor = 'x'", []).is_err());
@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn audit_rolls_back_with_its_change() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("a.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("a.db"), DbOptions::default()).unwrap();
         let r = db
             .write(|tx| {
                 append_audit(tx, "a", "b", "c", &json!({}))?;

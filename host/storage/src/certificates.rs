@@ -413,7 +413,8 @@ fn insert_row_texts(
     ])?;
     if !c.lookup_hashes.is_empty() {
         let mut lookup = conn.prepare_cached(
-            "INSERT OR IGNORE INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)",
+            "INSERT INTO certificate_lookup (lookup_hash, certificate_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
         )?;
         for h in &c.lookup_hashes {
             lookup.execute(params![digest_to_db(h), c.id])?;
@@ -796,7 +797,7 @@ mod tests {
     #[test]
     fn insert_is_idempotent_and_conflicts_on_other_payload() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let ins = |c: NewCertificate| db.write(move |tx| insert(tx, &c)).wait().unwrap();
         assert_eq!(ins(new_cert("A", "h1", 5)), InsertOutcome::Created);
         assert_eq!(
@@ -822,7 +823,7 @@ mod tests {
     #[test]
     fn a_certificate_is_queued_once_per_channel_and_found_by_id() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let mut c = new_cert("A", "h1", 1);
         c.channels = vec!["sms".into(), "webhook".into()];
         c.contacts = vec!["tel:1".into()];
@@ -845,7 +846,7 @@ mod tests {
     #[test]
     fn insert_many_gives_each_certificate_its_own_outcome() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let cert = |id: &str, r: &str, hash: &str, index: u64| {
             let mut c = new_cert(id, hash, index);
             c.recipient_ref = r.into();
@@ -892,7 +893,7 @@ mod tests {
     #[test]
     fn insert_many_with_runs_its_step_in_each_certificates_savepoint() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let batch: Vec<_> = ["A", "B", "C"]
             .iter()
             .enumerate()
@@ -956,7 +957,7 @@ mod tests {
     #[test]
     fn status_of_matches_the_record() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let c = new_cert("A", "h1", 42);
         db.write(move |tx| insert(tx, &c)).wait().unwrap();
         assert!(db.write(suspend("A", 5_000)).wait().unwrap());
@@ -974,7 +975,7 @@ mod tests {
     #[test]
     fn status_writes_are_audited_and_unknown_ids_write_nothing() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
         let c = new_cert("A", "h1", 0);
         db.write(move |tx| insert(tx, &c)).wait().unwrap();
         let before = db.audit_after(0, 100).unwrap().len();

@@ -57,6 +57,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Result, StorageError};
 use crate::migrate;
+use crate::pg::PgRuntime;
 use crate::sql::{Conn, SqlError, SqlResult};
 
 /// Tuning knobs for [`Database::open`]. `Default` gives values suitable for
@@ -223,8 +224,11 @@ struct Inner {
     /// Dropping the sender stops the checkpointer.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     writer_id: ThreadId,
-    readers: ReaderPool,
+    readers: Readers,
     counters: Arc<Counters>,
+    /// PostgreSQL's I/O thread; declared last so it outlives every
+    /// connection above it.
+    _pg: Option<Arc<PgRuntime>>,
 }
 
 impl Database {
@@ -255,7 +259,7 @@ impl Database {
 
         // Readers are opened after the writer has switched the file to WAL
         // and created the schema, so they never see a half-made database.
-        let readers = ReaderPool::open(path, &opts)?;
+        let readers = Readers::Lite(ReaderPool::open_lite(path, &opts)?);
 
         let counters = Arc::new(Counters::default());
         let (queue, rx) = mpsc::sync_channel::<Box<dyn WorkItem>>(opts.queue_capacity.max(1));
@@ -264,10 +268,14 @@ impl Database {
         let busy_timeout = opts.busy_timeout;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        let wal = PathBuf::from(wal);
+        let writer = LiteWriter {
+            conn: writer,
+            wal: PathBuf::from(wal),
+            busy_timeout,
+        };
         let handle = std::thread::Builder::new()
             .name("divoc-storage-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters, &wal, busy_timeout))
+            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters))
             .map_err(|source| StorageError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -297,11 +305,76 @@ impl Database {
                 checkpointer: Some((stop, checkpointer)),
                 readers,
                 counters,
+                _pg: None,
             }),
         })
     }
 
-    /// The file this database lives in.
+    /// Opens the PostgreSQL database at `url`, migrates its schema to the
+    /// latest version and starts the writer thread, exactly as
+    /// [`open`](Self::open) does for SQLite: the same group commit (one
+    /// transaction and one WAL flush for a group of closures, each in its
+    /// savepoint), and `opts.readers` pooled connections whose reads each
+    /// see one snapshot (`REPEATABLE READ, READ ONLY`). Commits are
+    /// durable with the server's default `synchronous_commit = on`.
+    ///
+    /// The page-cache and page-size options are SQLite's and are ignored.
+    pub fn open_postgres(url: &str, opts: DbOptions) -> Result<Database> {
+        let runtime = PgRuntime::start(url)?;
+        let writer = runtime.connect()?;
+        crate::pg::migrate(&writer)?;
+        let readers = Readers::Pg(ReaderPool::open_pg(&runtime, &opts)?);
+
+        let counters = Arc::new(Counters::default());
+        let (queue, rx) = mpsc::sync_channel::<Box<dyn WorkItem>>(opts.queue_capacity.max(1));
+        let max_batch = opts.max_batch.max(1);
+        let thread_counters = Arc::clone(&counters);
+        let writer = PgWriter {
+            conn: writer,
+            runtime: Arc::clone(&runtime),
+        };
+        let handle = std::thread::Builder::new()
+            .name("divoc-storage-writer".into())
+            .spawn(move || writer_loop(writer, rx, max_batch, &thread_counters))
+            .map_err(|source| StorageError::Io {
+                path: "divoc-storage-writer".into(),
+                source,
+            })?;
+        tracing::info!(url = %crate::pg::redact(url), "storage on PostgreSQL");
+        Ok(Database {
+            inner: Arc::new(Inner {
+                path: PathBuf::new(),
+                queue: Some(queue),
+                writer_id: handle.thread().id(),
+                writer: Some(handle),
+                checkpointer: None,
+                readers,
+                counters,
+                _pg: Some(runtime),
+            }),
+        })
+    }
+
+    /// For tests of this crate and the modules: a new PostgreSQL schema
+    /// when `DIVOC_TEST_POSTGRES` names a cluster (see `scripts/pg.sh`),
+    /// else the SQLite file at `path`. The same tests run on both backends.
+    #[doc(hidden)]
+    pub fn open_test(path: &Path, opts: DbOptions) -> Result<Database> {
+        match crate::pg::test_database_url() {
+            Some(url) => Database::open_postgres(&url, opts),
+            None => Database::open(path, opts),
+        }
+    }
+
+    /// Which backend this database is on.
+    pub fn dialect(&self) -> crate::sql::Dialect {
+        match self.inner.readers {
+            Readers::Lite(_) => crate::sql::Dialect::Sqlite,
+            Readers::Pg(_) => crate::sql::Dialect::Postgres,
+        }
+    }
+
+    /// The file this database lives in (empty on PostgreSQL).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -673,13 +746,71 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-fn writer_loop(
+/// The writer thread's connection, on either backend.
+trait WriterConn: Send + 'static {
+    fn conn(&self) -> Conn<'_>;
+    /// Between groups, after their callers were answered.
+    fn after_group(&mut self);
+    fn close(self);
+}
+
+struct LiteWriter {
     conn: Connection,
+    wal: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl WriterConn for LiteWriter {
+    fn conn(&self) -> Conn<'_> {
+        Conn::Lite(&self.conn)
+    }
+
+    fn after_group(&mut self) {
+        restart_wal_if_large(
+            &self.conn,
+            &self.wal,
+            WAL_SIZE_LIMIT.unsigned_abs(),
+            self.busy_timeout,
+        );
+    }
+
+    fn close(self) {
+        // Dropping the connection checkpoints the WAL if this is the last one.
+        if let Err((_, e)) = self.conn.close() {
+            tracing::warn!(error = %e, "closing the storage writer connection failed");
+        }
+    }
+}
+
+struct PgWriter {
+    conn: crate::sql::PgConn,
+    runtime: Arc<PgRuntime>,
+}
+
+impl WriterConn for PgWriter {
+    fn conn(&self) -> Conn<'_> {
+        Conn::Pg(&self.conn)
+    }
+
+    /// A connection the server closed (a restart, a fail-over) failed its
+    /// group; the next group gets a new one.
+    fn after_group(&mut self) {
+        if self.conn.is_closed() {
+            match self.runtime.connect() {
+                Ok(conn) => self.conn = conn,
+                Err(e) => tracing::error!(error = %e, "cannot reconnect the storage writer"),
+            }
+        }
+    }
+
+    fn close(self) {}
+}
+
+fn writer_loop<W: WriterConn>(
+    mut conn: W,
     rx: mpsc::Receiver<Box<dyn WorkItem>>,
     max_batch: usize,
     counters: &Counters,
-    wal: &Path,
-    busy_timeout: Duration,
 ) {
     let mut group: Vec<Box<dyn WorkItem>> = Vec::with_capacity(max_batch);
     // An item that must run alone, taken from the queue while a group was
@@ -712,13 +843,10 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_group(Conn::Lite(&conn), &mut group, counters);
-        restart_wal_if_large(&conn, wal, WAL_SIZE_LIMIT.unsigned_abs(), busy_timeout);
+        run_group(conn.conn(), &mut group, counters);
+        conn.after_group();
     }
-    // Dropping the connection checkpoints the WAL if this is the last one.
-    if let Err((_, e)) = conn.close() {
-        tracing::warn!(error = %e, "closing the storage writer connection failed");
-    }
+    conn.close();
 }
 
 /// Under sustained writes the checkpointer never catches up with the very
@@ -914,13 +1042,102 @@ impl<T> Future for WriteFuture<T> {
 // ---------------------------------------------------------------------------
 // Readers.
 
-struct ReaderPool {
-    idle: Mutex<Vec<Connection>>,
-    available: Condvar,
+/// A pooled read connection, on either backend.
+trait ReadConn: Send + Sized {
+    fn conn(&self) -> Conn<'_>;
+    /// Starts the read transaction that pins one snapshot.
+    fn begin(&self) -> SqlResult<()>;
+    fn end(&self) -> SqlResult<()>;
+    /// Back in the pool after a read that may have failed half-way: never
+    /// hand out a connection stuck in an old snapshot (or a dead one).
+    fn reset(self, pool: &ReaderPool<Self>) -> Option<Self>;
 }
 
-impl ReaderPool {
-    fn open(path: &Path, opts: &DbOptions) -> Result<ReaderPool> {
+impl ReadConn for Connection {
+    fn conn(&self) -> Conn<'_> {
+        Conn::Lite(self)
+    }
+
+    fn begin(&self) -> SqlResult<()> {
+        // A deferred transaction pins one snapshot for all of `f`'s reads.
+        Ok(exec_cached(self, "BEGIN")?)
+    }
+
+    fn end(&self) -> SqlResult<()> {
+        Ok(exec_cached(self, "COMMIT")?)
+    }
+
+    fn reset(self, _: &ReaderPool<Self>) -> Option<Self> {
+        if !self.is_autocommit() {
+            let _ = self.execute_batch("ROLLBACK");
+        }
+        Some(self)
+    }
+}
+
+struct PgReader {
+    conn: crate::sql::PgConn,
+    in_transaction: std::cell::Cell<bool>,
+}
+
+impl ReadConn for PgReader {
+    fn conn(&self) -> Conn<'_> {
+        Conn::Pg(&self.conn)
+    }
+
+    fn begin(&self) -> SqlResult<()> {
+        self.conn
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        self.in_transaction.set(true);
+        Ok(())
+    }
+
+    fn end(&self) -> SqlResult<()> {
+        self.conn.batch("COMMIT")?;
+        self.in_transaction.set(false);
+        Ok(())
+    }
+
+    fn reset(self, pool: &ReaderPool<Self>) -> Option<Self> {
+        if self.conn.is_closed() {
+            // The server went away: open a new one now if it is back, else
+            // on a later checkout.
+            return pool.reopen.as_ref().and_then(|f| f().ok());
+        }
+        if self.in_transaction.get() && self.conn.batch("ROLLBACK").is_err() {
+            return None;
+        }
+        self.in_transaction.set(false);
+        Some(self)
+    }
+}
+
+type Reopen<C> = Box<dyn Fn() -> SqlResult<C> + Send + Sync>;
+
+struct ReaderPool<C> {
+    idle: Mutex<Vec<C>>,
+    available: Condvar,
+    /// Connections lent out or lost that may be replaced by `reopen`.
+    missing: Mutex<usize>,
+    reopen: Option<Reopen<C>>,
+}
+
+enum Readers {
+    Lite(ReaderPool<Connection>),
+    Pg(ReaderPool<PgReader>),
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        match self {
+            Readers::Lite(p) => p.with(f),
+            Readers::Pg(p) => p.with(f),
+        }
+    }
+}
+
+impl ReaderPool<Connection> {
+    fn open_lite(path: &Path, opts: &DbOptions) -> Result<Self> {
         let mut idle = Vec::with_capacity(opts.readers.max(1));
         for _ in 0..opts.readers.max(1) {
             let conn = Connection::open_with_flags(
@@ -936,16 +1153,59 @@ impl ReaderPool {
         Ok(ReaderPool {
             idle: Mutex::new(idle),
             available: Condvar::new(),
+            missing: Mutex::new(0),
+            reopen: None,
         })
     }
+}
 
+impl ReaderPool<PgReader> {
+    fn open_pg(runtime: &Arc<PgRuntime>, opts: &DbOptions) -> Result<Self> {
+        let open = {
+            let runtime = Arc::clone(runtime);
+            move || {
+                Ok(PgReader {
+                    conn: runtime.connect()?,
+                    in_transaction: std::cell::Cell::new(false),
+                })
+            }
+        };
+        let mut idle = Vec::with_capacity(opts.readers.max(1));
+        for _ in 0..opts.readers.max(1) {
+            idle.push(open()?);
+        }
+        Ok(ReaderPool {
+            idle: Mutex::new(idle),
+            available: Condvar::new(),
+            missing: Mutex::new(0),
+            reopen: Some(Box::new(open)),
+        })
+    }
+}
+
+impl<C: ReadConn> ReaderPool<C> {
     fn with<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
-        let conn = {
-            let mut idle = self.idle.lock();
-            loop {
-                if let Some(conn) = idle.pop() {
-                    break conn;
+        let conn = loop {
+            if let Some(conn) = self.idle.lock().pop() {
+                break conn;
+            }
+            // A connection lost earlier is replaced by whoever needs one.
+            if let Some(reopen) = &self.reopen {
+                let mut missing = self.missing.lock();
+                if *missing > 0 {
+                    *missing -= 1;
+                    drop(missing);
+                    match reopen() {
+                        Ok(conn) => break conn,
+                        Err(e) => {
+                            *self.missing.lock() += 1;
+                            return Err(e.into());
+                        }
+                    }
                 }
+            }
+            let mut idle = self.idle.lock();
+            if idle.is_empty() {
                 self.available.wait(&mut idle);
             }
         };
@@ -957,31 +1217,27 @@ impl ReaderPool {
         let Some(conn) = guard.conn.as_ref() else {
             return Err(StorageError::WriterGone);
         };
-        // A deferred transaction pins one snapshot for all of `f`'s reads.
-        exec_cached(conn, "BEGIN")?;
-        let result = f(&Reader {
-            conn: Conn::Lite(conn),
-        });
-        let end = exec_cached(conn, "COMMIT");
+        conn.begin()?;
+        let result = f(&Reader { conn: conn.conn() });
+        let end = conn.end();
         let value = result?;
         end?;
         Ok(value)
     }
 }
 
-struct Checkout<'p> {
-    pool: &'p ReaderPool,
-    conn: Option<Connection>,
+struct Checkout<'p, C: ReadConn> {
+    pool: &'p ReaderPool<C>,
+    conn: Option<C>,
 }
 
-impl Drop for Checkout<'_> {
+impl<C: ReadConn> Drop for Checkout<'_, C> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            // Never hand out a connection stuck in an old snapshot.
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+            match conn.reset(self.pool) {
+                Some(conn) => self.pool.idle.lock().push(conn),
+                None => *self.pool.missing.lock() += 1,
             }
-            self.pool.idle.lock().push(conn);
             self.pool.available.notify_one();
         }
     }

@@ -46,7 +46,7 @@ pub enum StorageError {
         /// The migration that failed.
         version: u32,
         /// The underlying error.
-        source: rusqlite::Error,
+        source: crate::sql::SqlError,
     },
 
     /// The file was written by a newer build; opening it with this one could

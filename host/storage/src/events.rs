@@ -159,7 +159,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("ev.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("ev.db"), DbOptions::default()).unwrap();
         (dir, db)
     }
 

@@ -155,14 +155,14 @@ pub fn list(r: &Reader<'_>, f: &ReportFilter, limit: usize) -> Result<Vec<Report
     let mut stmt = r.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM feedback_reports
           WHERE seq > ?1
-            AND (?2 IS NULL OR programme = ?2)
-            AND (?3 IS NULL OR vaccine = ?3)
-            AND (?4 IS NULL OR batch = ?4)
-            AND (?5 IS NULL OR facility = ?5)
-            AND (?6 IS NULL OR district = ?6)
-            AND (?7 IS NULL OR severity = ?7)
-            AND (?8 IS NULL OR filed_at >= ?8)
-            AND (?9 IS NULL OR filed_at < ?9)
+            AND (programme = ?2 OR ?2 IS NULL)
+            AND (vaccine = ?3 OR ?3 IS NULL)
+            AND (batch = ?4 OR ?4 IS NULL)
+            AND (facility = ?5 OR ?5 IS NULL)
+            AND (district = ?6 OR ?6 IS NULL)
+            AND (severity = ?7 OR ?7 IS NULL)
+            AND (filed_at >= ?8 OR ?8 IS NULL)
+            AND (filed_at < ?9 OR ?9 IS NULL)
           ORDER BY seq LIMIT ?10"
     ))?;
     let rows = stmt.query_map(
@@ -211,9 +211,10 @@ pub fn insert_rating(tx: &Tx<'_>, r: &RatingRow) -> Result<bool> {
     let n = tx
         .conn()
         .prepare_cached(
-            "INSERT OR IGNORE INTO feedback_ratings (certificate_id, facility, vaccinator,
+            "INSERT INTO feedback_ratings (certificate_id, facility, vaccinator,
                  facility_stars, vaccinator_stars, comment, rated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             r.certificate_id,
@@ -277,7 +278,7 @@ mod tests {
     #[test]
     fn reports_filter_and_page() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("f.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("f.db"), DbOptions::default()).unwrap();
         for (i, (b, s)) in [("L1", "mild"), ("L2", "serious"), ("L1", "serious")]
             .iter()
             .enumerate()
@@ -321,7 +322,7 @@ mod tests {
     #[test]
     fn one_rating_per_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("f.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("f.db"), DbOptions::default()).unwrap();
         let r = RatingRow {
             certificate_id: "c1".into(),
             facility: "F1".into(),

@@ -139,7 +139,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("kv.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("kv.db"), DbOptions::default()).unwrap();
         (dir, db)
     }
 

@@ -64,6 +64,7 @@ pub mod meta;
 mod migrate;
 pub mod otp;
 pub mod outbox;
+pub mod pg;
 pub mod rollout;
 pub mod sql;
 pub mod stats;

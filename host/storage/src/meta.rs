@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn set_get_replace_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("m.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("m.db"), DbOptions::default()).unwrap();
         assert_eq!(db.meta_get("a").unwrap(), None);
         db.meta_set("a", "1").wait().unwrap();
         db.meta_set("a", "2").wait().unwrap();
@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn get_or_insert_generates_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("m.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("m.db"), DbOptions::default()).unwrap();
         let first = db
             .write(|tx| super::get_or_insert_with(tx, "instance_id", || "id-1".into()))
             .wait()

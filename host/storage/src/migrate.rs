@@ -124,7 +124,10 @@ fn apply_all(conn: &mut Connection, found: u32, target: u32) -> Result<()> {
                 }),
             Steps(steps) => steps(conn, commit),
         };
-        result.map_err(|source| StorageError::Migration { version, source })?;
+        result.map_err(|source| StorageError::Migration {
+            version,
+            source: source.into(),
+        })?;
         tracing::info!(version, "applied storage migration");
     }
     Ok(())

@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn a_code_is_used_once_expires_and_allows_few_tries() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let put = |code: &'static str, now| {
             db.write(move |tx| put(tx, "c", code, now, 300_000, 30_000))
                 .wait()

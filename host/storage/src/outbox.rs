@@ -181,11 +181,11 @@ fn claim(
     let limit = to_i64(limit as u64, "limit")?;
     let conn = tx.conn();
     let ids: Vec<i64> = {
-        // `?3 IS NULL OR kind = ?3` keeps one statement for both forms; the
+        // `kind = ?3 OR ?3 IS NULL` keeps one statement for both forms; the
         // due index still drives the scan.
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
-                AND (?3 IS NULL OR kind = ?3)
+                AND (kind = ?3 OR ?3 IS NULL)
               ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(crate::sql::params![now_ms, limit, kind], |row| row.get(0))?;
@@ -330,11 +330,24 @@ pub fn by_payload_field(
             "payload field {field:?} must be a plain key"
         )));
     }
-    let mut stmt = r.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM outbox WHERE kind = ?1 AND json_extract(payload, ?2) = ?3
-          ORDER BY id"
-    ))?;
-    let mut rows = stmt.query(crate::sql::params![kind, format!("$.{field}"), value])?;
+    let (sql, key) = match r.conn().dialect() {
+        crate::sql::Dialect::Sqlite => (
+            format!(
+                "SELECT {COLUMNS} FROM outbox WHERE kind = ?1 AND json_extract(payload, ?2) = ?3
+                  ORDER BY id"
+            ),
+            format!("$.{field}"),
+        ),
+        crate::sql::Dialect::Postgres => (
+            format!(
+                "SELECT {COLUMNS} FROM outbox WHERE kind = ?1 AND payload::jsonb ->> ?2 = ?3
+                  ORDER BY id"
+            ),
+            field.to_owned(),
+        ),
+    };
+    let mut stmt = r.conn().prepare_cached(&sql)?;
+    let mut rows = stmt.query(crate::sql::params![kind, key, value])?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
         items.push(from_row(&row)?);
@@ -405,10 +418,14 @@ pub fn page(r: &Reader<'_>, q: &OutboxQuery, limit: usize) -> Result<Vec<OutboxI
     let mut stmt = r.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outbox
          WHERE id < ?1
-           AND (?2 IS NULL OR status = ?2)
-           AND (?3 IS NULL OR kind = ?3)
-           AND (?4 IS NULL OR json_extract(payload, '$.template') = ?4)
-         ORDER BY id DESC LIMIT ?5"
+           AND (status = ?2 OR ?2 IS NULL)
+           AND (kind = ?3 OR ?3 IS NULL)
+           AND ({template} = ?4 OR ?4 IS NULL)
+         ORDER BY id DESC LIMIT ?5",
+        template = match r.conn().dialect() {
+            crate::sql::Dialect::Sqlite => "json_extract(payload, '$.template')",
+            crate::sql::Dialect::Postgres => "payload::jsonb ->> 'template'",
+        }
     ))?;
     let mut rows = stmt.query(crate::sql::params![
         q.before.unwrap_or(i64::MAX),
@@ -562,7 +579,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("ob.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("ob.db"), DbOptions::default()).unwrap();
         (dir, db)
     }
 
@@ -698,7 +715,11 @@ mod tests {
                 failed: 1
             }
         );
-        // The pruning is a range of the due index, not a scan.
+        // The pruning is a range of the due index, not a scan (SQLite's
+        // plan; PostgreSQL chooses by its statistics).
+        if db.dialect() != crate::sql::Dialect::Sqlite {
+            return;
+        }
         let plan: String = db
             .read(|r| {
                 Ok(r.conn().query_row(

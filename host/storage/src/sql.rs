@@ -602,10 +602,6 @@ impl PgConn {
         }
     }
 
-    pub(crate) fn client(&self) -> &tokio_postgres::Client {
-        &self.client
-    }
-
     /// Whether the server closed the connection (it is then replaced).
     pub(crate) fn is_closed(&self) -> bool {
         self.client.is_closed()

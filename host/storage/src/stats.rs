@@ -42,7 +42,7 @@ pub(crate) fn flush(conn: crate::sql::Conn<'_>, deltas: &Deltas) -> crate::sql::
     }
     let mut stmt = conn.prepare_cached(
         "INSERT INTO stats_counts (metric, dimension, key, n) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (metric, dimension, key) DO UPDATE SET n = n + excluded.n",
+         ON CONFLICT (metric, dimension, key) DO UPDATE SET n = stats_counts.n + excluded.n",
     )?;
     for ((metric, dimension, key), n) in deltas {
         if *n != 0 {
@@ -70,10 +70,13 @@ pub struct Count {
 pub fn counts(r: &Reader<'_>, prefix: &str) -> Result<Vec<Count>> {
     let mut stmt = r.conn().prepare_cached(
         "SELECT metric, dimension, key, n FROM stats_counts
-          WHERE metric >= ?1 AND metric < ?1 || char(1114111)
+          WHERE metric >= ?1 AND metric < ?2
           ORDER BY metric, dimension, key",
     )?;
-    let rows = stmt.query_map([prefix], |row| {
+    // Every metric with the prefix sorts below the prefix followed by
+    // the last code point.
+    let end = format!("{prefix}\u{10FFFF}");
+    let rows = stmt.query_map([prefix, end.as_str()], |row| {
         Ok(Count {
             metric: row.get(0)?,
             dimension: row.get(1)?,
@@ -104,7 +107,7 @@ mod tests {
     #[test]
     fn counts_move_with_their_write_and_not_with_a_failed_one() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("s.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("s.db"), DbOptions::default()).unwrap();
         // Many writers at once: grouped, some failing.
         let pending: Vec<_> = (0..200)
             .map(|i| {

@@ -107,12 +107,23 @@ pub fn live_for_facility(
     limit: usize,
 ) -> Result<Vec<String>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut stmt = r.conn().prepare_cached(
-        "SELECT id FROM api_tokens
-          WHERE revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2)
-            AND EXISTS (SELECT 1 FROM json_each(scope, '$.facilities') WHERE value = ?1)
-          ORDER BY id LIMIT ?3",
-    )?;
+    let mut stmt = r.conn().prepare_cached(match r.conn().dialect() {
+        crate::sql::Dialect::Sqlite => {
+            "SELECT id FROM api_tokens
+              WHERE revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2)
+                AND EXISTS (SELECT 1 FROM json_each(scope, '$.facilities') WHERE value = ?1)
+              ORDER BY id LIMIT ?3"
+        }
+        crate::sql::Dialect::Postgres => {
+            "SELECT id FROM api_tokens
+              WHERE revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2)
+                AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(
+                                CASE jsonb_typeof(scope::jsonb -> 'facilities')
+                                WHEN 'array' THEN scope::jsonb -> 'facilities' END) AS f(value)
+                            WHERE value = ?1)
+              ORDER BY id LIMIT ?3"
+        }
+    })?;
     let rows = stmt.query_map(params![facility, now_ms, limit], |row| row.get(0))?;
     Ok(rows.collect::<crate::sql::SqlResult<_>>()?)
 }
@@ -152,7 +163,7 @@ mod tests {
     #[test]
     fn tokens_are_found_by_digest_listed_and_revoked_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         assert!(db.write(|tx| insert(tx, &token("a", 1))).wait().unwrap());
         assert!(db.write(|tx| insert(tx, &token("b", 2))).wait().unwrap());
         // A taken digest or id is refused, not overwritten.

@@ -110,8 +110,10 @@ pub fn add_counts(
 pub fn add_error(tx: &Tx<'_>, id: &str, e: &UploadError) -> Result<()> {
     tx.conn()
         .prepare_cached(
-            "INSERT OR REPLACE INTO upload_errors (upload_id, row_no, cells, errors)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO upload_errors (upload_id, row_no, cells, errors)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (upload_id, row_no)
+             DO UPDATE SET cells = excluded.cells, errors = excluded.errors",
         )?
         .execute(params![id, e.row_no, e.cells, e.errors])?;
     Ok(())
@@ -145,7 +147,7 @@ pub fn list(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = r.conn().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM uploads
-          WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR created_ms < ?2)
+          WHERE (kind = ?1 OR ?1 IS NULL) AND (created_ms < ?2 OR ?2 IS NULL)
           ORDER BY created_ms DESC, id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(params![kind, before_ms, limit], upload)?;
@@ -220,7 +222,7 @@ mod tests {
     #[test]
     fn an_upload_keeps_its_counts_and_refused_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let u = UploadRow {
             id: "up1".into(),
             kind: "facilities".into(),

@@ -103,7 +103,7 @@ pub fn count_up(tx: &Tx<'_>, scope: &str, day: &str, limit: Option<i64>) -> Resu
         .conn()
         .prepare_cached(
             "INSERT INTO daily_counts (scope, day, count) VALUES (?1, ?2, 1)
-             ON CONFLICT (scope, day) DO UPDATE SET count = count + 1 WHERE count < ?3
+             ON CONFLICT (scope, day) DO UPDATE SET count = daily_counts.count + 1 WHERE daily_counts.count < ?3
              RETURNING count",
         )?
         .query_row(params![scope, day, limit], |r| r.get(0))
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn counts_stop_at_the_limit_per_scope_and_day() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let up = |scope: &'static str, day: &'static str, limit| {
             db.write(move |tx| count_up(tx, scope, day, limit))
                 .wait()
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn a_dose_is_recorded_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let v = VaccinationRow {
             enrolment: "E".into(),
             programme: "P".into(),
