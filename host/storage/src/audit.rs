@@ -189,6 +189,10 @@ fn decode_hash(hex_str: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The advisory lock that serializes appends across hosts (an arbitrary,
+/// fixed key).
+const AUDIT_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(4242001)";
+
 fn read_head(conn: crate::sql::Conn<'_>) -> Result<Option<(i64, String)>> {
     // Cached statements: an append runs once per audited change, inside the
     // writer's group transaction, where re-parsing SQL each time showed up.
@@ -226,6 +230,14 @@ pub fn append_audit_json(
     detail: &str,
 ) -> Result<i64> {
     let conn = tx.conn();
+    // Many hosts on one PostgreSQL database append to one chain: the
+    // append is serialized by a transaction-level advisory lock, taken
+    // before the head is read and held until the group commits, so the
+    // next host reads the head this one wrote (docs/SCALE.md, § The audit
+    // chain). SQLite has one writer already.
+    if conn.dialect() == crate::sql::Dialect::Postgres {
+        conn.execute_batch(AUDIT_APPEND_LOCK)?;
+    }
     // The head, not MAX(seq), decides the next number: if the tail was
     // deleted, new records must not quietly reuse its numbers and paper
     // over the gap.
@@ -429,6 +441,67 @@ mod tests {
         raw.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
             .unwrap();
         (dir, db, raw)
+    }
+
+    #[test]
+    fn two_hosts_appending_at_once_keep_one_intact_chain() {
+        // Two handles on one database: on PostgreSQL, two hosts.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let (a, b) = match crate::pg::test_database_url() {
+            Some(url) => (
+                Database::open_postgres(&url, DbOptions::default()).unwrap(),
+                Database::open_postgres(&url, DbOptions::default()).unwrap(),
+            ),
+            None => (
+                Database::open(&path, DbOptions::default()).unwrap(),
+                Database::open(&path, DbOptions::default()).unwrap(),
+            ),
+        };
+        let appended: Vec<i64> = std::thread::scope(|s| {
+            let hosts: Vec<_> = [&a, &b]
+                .into_iter()
+                .enumerate()
+                .map(|(h, db)| {
+                    s.spawn(move || {
+                        // Queued together, so each host commits them in groups.
+                        let pending: Vec<_> = (0..60)
+                            .map(|i| {
+                                db.write(move |tx| {
+                                    append_audit(
+                                        tx,
+                                        &format!("host{h}"),
+                                        "x",
+                                        &i.to_string(),
+                                        &json!({}),
+                                    )
+                                })
+                            })
+                            .collect();
+                        pending
+                            .into_iter()
+                            .map(|p| p.wait().unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            hosts.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut seqs = appended.clone();
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (1..=120).collect::<Vec<_>>(),
+            "every append got its own number"
+        );
+        let report = a.verify_audit_chain().unwrap();
+        assert_eq!(
+            report,
+            AuditReport {
+                records: 120,
+                first_bad: None
+            }
+        );
     }
 
     #[test]

@@ -366,6 +366,41 @@ impl Database {
         }
     }
 
+    /// For the end-to-end tests, which check what a server stored on
+    /// either backend: runs one query in a read transaction and returns its
+    /// rows as JSON values (integers and reals as numbers, text as strings,
+    /// bytes as lowercase hex, NULL as null).
+    #[doc(hidden)]
+    pub fn query_json_for_tests(&self, sql: &str) -> Result<Vec<Vec<serde_json::Value>>> {
+        use crate::sql::Value as V;
+        self.read(|r| {
+            let mut stmt = r.conn().prepare(sql)?;
+            let rows = stmt.query_map((), |row| {
+                (0..row.column_count())
+                    .map(|i| {
+                        Ok(match row.get::<V>(i)? {
+                            V::Null => serde_json::Value::Null,
+                            V::Integer(n) => n.into(),
+                            V::Real(f) => f.into(),
+                            V::Text(s) => s.into(),
+                            V::Blob(b) => hex::encode(b).into(),
+                        })
+                    })
+                    .collect()
+            })?;
+            Ok(rows.collect::<SqlResult<Vec<_>>>()?)
+        })
+    }
+
+    /// For the end-to-end tests that do what no API allows (tamper with
+    /// the audit log, take a table away): runs `sql` through the writer.
+    #[doc(hidden)]
+    pub fn execute_batch_for_tests(&self, sql: &str) -> Result<()> {
+        let sql = sql.to_owned();
+        self.write(move |tx| Ok(tx.conn().execute_batch(&sql)?))
+            .wait()
+    }
+
     /// Which backend this database is on.
     pub fn dialect(&self) -> crate::sql::Dialect {
         match self.inner.readers {

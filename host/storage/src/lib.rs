@@ -54,6 +54,7 @@ pub mod appointments;
 pub mod audit;
 pub mod certificates;
 mod compact;
+pub mod copy;
 mod credential_codec;
 pub mod db;
 mod error;

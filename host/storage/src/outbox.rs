@@ -182,12 +182,24 @@ fn claim(
     let conn = tx.conn();
     let ids: Vec<i64> = {
         // `kind = ?3 OR ?3 IS NULL` keeps one statement for both forms; the
-        // due index still drives the scan.
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
-                AND (kind = ?3 OR ?3 IS NULL)
-              ORDER BY next_attempt_at, id LIMIT ?2",
-        )?;
+        // due index still drives the scan. On PostgreSQL several hosts
+        // claim at once: each locks the rows it takes and skips the rows
+        // another has locked, and a row another host leased meanwhile no
+        // longer matches when it is re-checked under the lock, so every
+        // item is claimed by one host (its lease then keeps it).
+        let mut stmt = conn.prepare_cached(match conn.dialect() {
+            crate::sql::Dialect::Sqlite => {
+                "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
+                    AND (kind = ?3 OR ?3 IS NULL)
+                  ORDER BY next_attempt_at, id LIMIT ?2"
+            }
+            crate::sql::Dialect::Postgres => {
+                "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1
+                    AND (kind = ?3 OR ?3 IS NULL)
+                  ORDER BY next_attempt_at, id LIMIT ?2
+                  FOR UPDATE SKIP LOCKED"
+            }
+        })?;
         let rows = stmt.query_map(crate::sql::params![now_ms, limit, kind], |row| row.get(0))?;
         rows.collect::<crate::sql::SqlResult<_>>()?
     };
@@ -734,6 +746,58 @@ mod tests {
             plan.contains("outbox_due") && plan.contains("next_attempt_at<"),
             "{plan}"
         );
+    }
+
+    #[test]
+    fn two_hosts_claiming_at_once_take_each_item_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let (a, b) = match crate::pg::test_database_url() {
+            Some(url) => (
+                Database::open_postgres(&url, DbOptions::default()).unwrap(),
+                Database::open_postgres(&url, DbOptions::default()).unwrap(),
+            ),
+            None => (
+                Database::open(&path, DbOptions::default()).unwrap(),
+                Database::open(&path, DbOptions::default()).unwrap(),
+            ),
+        };
+        let enqueued: Vec<i64> = (0..200)
+            .map(|i| {
+                a.outbox_enqueue("sms", "t", json!({ "i": i }), 0)
+                    .wait()
+                    .unwrap()
+            })
+            .collect();
+        let claimed: Vec<i64> = std::thread::scope(|s| {
+            let hosts: Vec<_> = [&a, &b]
+                .into_iter()
+                .map(|db| {
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        loop {
+                            // Several claims in flight, so they meet in groups.
+                            let pending: Vec<_> = (0..4)
+                                .map(|_| db.write(|tx| claim_due(tx, 10, 60_000, 7)))
+                                .collect();
+                            let got: Vec<i64> = pending
+                                .into_iter()
+                                .flat_map(|p| p.wait().unwrap())
+                                .map(|item| item.id)
+                                .collect();
+                            if got.is_empty() {
+                                return mine;
+                            }
+                            mine.extend(got);
+                        }
+                    })
+                })
+                .collect();
+            hosts.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = claimed.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, enqueued, "each item claimed exactly once");
     }
 
     #[test]

@@ -205,6 +205,23 @@ pub fn test_database_url() -> Option<String> {
     Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
 }
 
+/// For tests that start `divoc` processes: the URL of a schema named after
+/// `key` (a data dir, say) in the `DIVOC_TEST_POSTGRES` cluster, created if
+/// missing and kept, so a server restarted on the same data dir finds its
+/// records. `None` when the variable is unset.
+pub fn test_database_url_for(key: &str) -> Option<String> {
+    use sha2::Digest;
+    let base = std::env::var("DIVOC_TEST_POSTGRES").ok()?;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let schema = format!("k_{}", hex::encode(&digest[..12]));
+    let rt = PgRuntime::start(&base).ok()?;
+    let conn = rt.connect().ok()?;
+    conn.batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .ok()?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
 static NEXT_SCHEMA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[cfg(test)]

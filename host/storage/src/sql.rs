@@ -463,6 +463,14 @@ enum RowInner<'a> {
 }
 
 impl Row<'_> {
+    /// How many columns the row has.
+    pub fn column_count(&self) -> usize {
+        match &self.0 {
+            RowInner::Lite(row) => row.as_ref().column_count(),
+            RowInner::Pg(row) => row.len(),
+        }
+    }
+
     /// Column `index` (zero-based), converted to `T`.
     pub fn get<T: FromValue>(&self, index: usize) -> SqlResult<T> {
         let column = |message| SqlError::Column { index, message };
