@@ -189,10 +189,6 @@ fn decode_hash(hex_str: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The advisory lock that serializes appends across hosts (an arbitrary,
-/// fixed key).
-const AUDIT_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(4242001)";
-
 fn read_head(conn: crate::sql::Conn<'_>) -> Result<Option<(i64, String)>> {
     // Cached statements: an append runs once per audited change, inside the
     // writer's group transaction, where re-parsing SQL each time showed up.
@@ -230,14 +226,11 @@ pub fn append_audit_json(
     detail: &str,
 ) -> Result<i64> {
     let conn = tx.conn();
-    // Many hosts on one PostgreSQL database append to one chain: the
-    // append is serialized by a transaction-level advisory lock, taken
-    // before the head is read and held until the group commits, so the
-    // next host reads the head this one wrote (docs/SCALE.md, § The audit
-    // chain). SQLite has one writer already.
-    if conn.dialect() == crate::sql::Dialect::Postgres {
-        conn.execute_batch(AUDIT_APPEND_LOCK)?;
-    }
+    // Many hosts on one PostgreSQL database append to one chain: each
+    // host's writer takes a transaction-level advisory lock when it begins
+    // a group (`db.rs`, `WRITE_LOCK`) and holds it until the group
+    // commits, so the next host's group reads the head this one wrote
+    // (docs/SCALE.md, § The audit chain). SQLite has one writer already.
     // The head, not MAX(seq), decides the next number: if the tail was
     // deleted, new records must not quietly reuse its numbers and paper
     // over the gap.

@@ -683,6 +683,16 @@ struct Item<T, F> {
 /// next use: that was 7 % of the writer's time.
 const STATEMENT_CACHE: usize = 128;
 
+/// A group's transaction on PostgreSQL. Several hosts' writers share one
+/// database: groups take turns under a transaction-level advisory lock
+/// (held until COMMIT), as SQLite's `BEGIN IMMEDIATE` makes writers take
+/// turns on a file. What this buys: the audit chain's head is read and
+/// advanced by one group at a time (one chain, verifiable as before), and
+/// a group never waits for another host's row while holding the head, so
+/// hosts cannot deadlock on each other. Each host's group grows while it
+/// waits, so group commit amortizes the turns (docs/SCALE.md).
+const WRITE_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(4242001)";
+
 /// The per-item savepoint. Items run one after another, so one name
 /// suffices.
 const SAVEPOINT_BEGIN: &str = "SAVEPOINT divoc_item";
@@ -925,7 +935,7 @@ fn run_group(conn: Conn<'_>, group: &mut Vec<Box<dyn WorkItem>>, counters: &Coun
             conn,
             match conn {
                 Conn::Lite(_) => "BEGIN IMMEDIATE",
-                Conn::Pg(_) => "BEGIN",
+                Conn::Pg(_) => WRITE_LOCK,
             },
         )?;
         let mut succeeded = 0usize;
