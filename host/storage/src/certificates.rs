@@ -873,8 +873,7 @@ mod tests {
                 .collect();
             hosts.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        for i in 0..doses as usize {
-            let pair = (&outcomes[0][i], &outcomes[1][i]);
+        for (i, pair) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
             match pair {
                 (InsertOutcome::Created, InsertOutcome::Existing(id)) => {
                     assert_eq!(id, &format!("C0-{i}"))
