@@ -665,6 +665,7 @@ pub fn insert_correction(
                     suspended_until = NULL, updated_at = ?2 WHERE id = ?1",
         )?
         .execute(params![previous_id, now])?;
+    crate::db::notify(tx, STATUS_CHANNEL, previous_id)?;
     let detail = json!({ "id": previous_id, "reason": "superseded", "superseded_by": c.id });
     audit::append_audit(tx, &c.actor, "certificate.revoked", previous_id, &detail)?;
     events::append_event(tx, "certificate.revoked", previous_id, &detail)?;
@@ -712,6 +713,7 @@ pub fn write_status(tx: &Tx<'_>, id: &str, w: &StatusWrite<'_>) -> Result<bool> 
     if changed == 0 {
         return Ok(false);
     }
+    crate::db::notify(tx, STATUS_CHANNEL, id)?;
     audit::append_audit(tx, w.actor, w.action, id, w.detail)?;
     events::append_event(tx, w.action, id, w.detail)?;
     let metric = w.action.replacen("certificate.", "certificates.", 1);
@@ -752,6 +754,36 @@ pub fn status_indexes(r: &Reader<'_>, lo: u64, hi: u64) -> Result<Vec<u64>> {
         row.get::<i64>(0)
     })?;
     rows.map(|i| to_u64(i?, "status_index")).collect()
+}
+
+/// The channel on which hosts sharing a PostgreSQL database announce that a
+/// certificate's status changed (its id as the payload), so each drops the
+/// status lists it has signed and cached ([`crate::Database::on_change`]).
+pub const STATUS_CHANNEL: &str = "divoc_status";
+
+/// Leases the next free block of status-list sequence numbers, at least
+/// `at_least`, for `host`; returns the block. Another host leasing at the
+/// same moment takes another block: the primary key decides, and a taken
+/// number is skipped (PostgreSQL's `READ COMMITTED` sees the other lease
+/// once it commits).
+pub fn lease_status_block(tx: &Tx<'_>, at_least: u64, host: &str, now_ms: i64) -> Result<u64> {
+    let conn = tx.conn();
+    let at_least = to_i64(at_least, "status block")?;
+    loop {
+        let next: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(block) + 1, 0) FROM status_blocks")?
+            .query_row((), |r| r.get(0))?;
+        let block = next.max(at_least);
+        let taken = conn
+            .prepare_cached(
+                "INSERT INTO status_blocks (block, host, leased_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![block, host, now_ms])?;
+        if taken == 1 {
+            return to_u64(block, "status block");
+        }
+    }
 }
 
 /// The highest status index in use.
@@ -818,6 +850,7 @@ pub fn count(r: &Reader<'_>) -> Result<u64> {
 mod tests {
     use super::*;
     use crate::{Database, DbOptions};
+    use std::time::Duration;
 
     fn new_cert(id: &str, hash: &str, index: u64) -> NewCertificate {
         NewCertificate {
@@ -887,6 +920,74 @@ mod tests {
         assert_eq!(a.read(count).unwrap(), doses);
         assert_eq!(a.events_after(0, 1000).unwrap().len(), doses as usize);
         assert!(a.verify_audit_chain().unwrap().is_intact());
+    }
+
+    #[test]
+    fn a_status_change_on_one_host_is_announced_to_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let url = crate::pg::test_database_url();
+        let open = || match &url {
+            Some(url) => Database::open_postgres(url, DbOptions::default()).unwrap(),
+            None => Database::open(&path, DbOptions::default()).unwrap(),
+        };
+        let (a, b) = (open(), open());
+        let (tx_seen, seen) = std::sync::mpsc::channel::<String>();
+        let tx_seen = std::sync::Mutex::new(tx_seen);
+        b.on_change(
+            STATUS_CHANNEL,
+            std::sync::Arc::new(move |id: &str| {
+                let _ = tx_seen.lock().unwrap().send(id.to_owned());
+            }),
+        );
+        let wait = Duration::from_secs(10);
+        if url.is_some() {
+            // Listening: the first call says "anything may have changed".
+            assert_eq!(seen.recv_timeout(wait).unwrap(), "");
+        }
+        let c = new_cert("A", "h1", 1);
+        a.write(move |tx| insert(tx, &c)).wait().unwrap();
+        let detail = json!({});
+        a.write(move |tx| {
+            write_status(
+                tx,
+                "A",
+                &StatusWrite {
+                    status: CertStatus::Revoked,
+                    suspended_until_ms: None,
+                    revoked_reason: Some("error"),
+                    at_ms: 2_000,
+                    actor: "t",
+                    action: "certificate.revoked",
+                    detail: &detail,
+                    counts: &[],
+                },
+            )
+        })
+        .wait()
+        .unwrap();
+        if url.is_some() {
+            assert_eq!(seen.recv_timeout(wait).unwrap(), "A");
+        } else {
+            // One host on SQLite: it knows its own changes.
+            assert!(seen.recv_timeout(Duration::from_millis(200)).is_err());
+        }
+    }
+
+    #[test]
+    fn status_blocks_are_leased_once_each_and_after_the_floor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+        let lease = |floor: u64| {
+            db.write(move |tx| lease_status_block(tx, floor, "h", 1))
+                .wait()
+                .unwrap()
+        };
+        assert_eq!(lease(0), 0);
+        assert_eq!(lease(0), 1);
+        // Certificates from before the blocks existed end at block 6.
+        assert_eq!(lease(7), 7);
+        assert_eq!(lease(0), 8);
     }
 
     #[test]

@@ -401,6 +401,17 @@ impl Database {
             .wait()
     }
 
+    /// Calls `f` when another host sharing this database announces a
+    /// change on `channel` (see [`notify`]); with `""` when announcements
+    /// may have been missed (the listener reconnected), which means
+    /// "anything may have changed". On SQLite there is one host, which
+    /// knows its own changes: `f` is never called.
+    pub fn on_change(&self, channel: &'static str, f: crate::pg::OnChange) {
+        if let Some(rt) = &self.inner._pg {
+            rt.listen(channel, f);
+        }
+    }
+
     /// Which backend this database is on.
     pub fn dialect(&self) -> crate::sql::Dialect {
         match self.inner.readers {
@@ -647,6 +658,18 @@ fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, counters: &Coun
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the storage checkpoint connection failed");
     }
+}
+
+/// Announces a change on `channel` to every host's [`Database::on_change`],
+/// when the caller's transaction commits (`pg_notify`; nothing on SQLite).
+pub fn notify(tx: &Tx<'_>, channel: &str, payload: &str) -> Result<()> {
+    if tx.conn().dialect() == crate::sql::Dialect::Postgres {
+        tx.conn().execute(
+            "SELECT pg_notify(?1, ?2)",
+            crate::sql::params![channel, payload],
+        )?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ const MIGRATIONS: &[Migration] = &[
     Sql(include_str!("../migrations/0014_feedback.sql")),
     Sql(include_str!("../migrations/0015_withdrawn.sql")),
     Steps(|conn, commit| crate::compact::run(conn, commit)),
+    Sql(include_str!("../migrations/0017_status_blocks.sql")),
 ];
 
 /// The schema version this build creates and understands.

@@ -39,7 +39,9 @@ const BASELINE: &str = include_str!("../migrations/postgres/0016_baseline.sql");
 
 /// Migrations after the baseline, in order: entry `i` brings the schema to
 /// `BASELINE_VERSION + 1 + i`. Append only, as for SQLite.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../migrations/postgres/0017_status_blocks.sql"
+)];
 
 /// Arbitrary, fixed: the advisory lock key hosts take while migrating.
 const MIGRATION_LOCK: i64 = 0x000d_10c5_0001;
@@ -106,6 +108,56 @@ impl PgRuntime {
         let client = block_on(task)
             .map_err(|e| SqlError::Param(format!("connecting to PostgreSQL: {e}")))??;
         Ok(PgConn::new(client))
+    }
+}
+
+/// What a host is told when another changed something it caches.
+pub type OnChange = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+impl PgRuntime {
+    /// Calls `f` with each notification's payload on `channel`, from a
+    /// connection of its own that `LISTEN`s; reconnects after a second when
+    /// it is lost, and then calls `f("")` because notifications sent
+    /// meanwhile are gone: the listener must treat that as "anything may
+    /// have changed".
+    pub(crate) fn listen(&self, channel: &'static str, f: OnChange) {
+        let Some(rt) = &self.runtime else {
+            return;
+        };
+        let config = self.config.clone();
+        rt.spawn(async move {
+            loop {
+                match config.connect(NoTls).await {
+                    Ok((client, mut connection)) => {
+                        let forward = std::sync::Arc::clone(&f);
+                        let poller = tokio::spawn(async move {
+                            while let Some(message) =
+                                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                            {
+                                match message {
+                                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                        forward(n.payload());
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, channel, "change listener lost");
+                                        break;
+                                    }
+                                }
+                            }
+                        });
+                        match client.batch_execute(&format!("LISTEN {channel}")).await {
+                            Ok(()) => f(""),
+                            Err(e) => tracing::warn!(error = %e, channel, "LISTEN failed"),
+                        }
+                        let _ = poller.await;
+                        drop(client);
+                    }
+                    Err(e) => tracing::warn!(error = %e, channel, "change listener cannot connect"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
     }
 }
 
