@@ -359,7 +359,7 @@ mod tests {
 
         fn env(channels: &[&str]) -> Env {
             let tmp = tempfile::tempdir().unwrap();
-            let db = Database::open(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
+            let db = Database::open_test(&tmp.path().join("d.db"), DbOptions::default()).unwrap();
             let keyring = Keyring::open_or_create(
                 &tmp.path().join("keys"),
                 &IssuerConfig::new("did:web:example.org"),

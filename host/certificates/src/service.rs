@@ -140,8 +140,9 @@ struct Inner {
     db: Database,
     keyring: Keyring,
     cfg: ServiceConfig,
-    /// Next status sequence number; see [`status_list::slot_for_sequence`].
-    next_seq: Mutex<u64>,
+    /// Status sequence numbers this host hands out; see
+    /// [`status_list::slot_for_sequence`] and [`Slots`].
+    slots: Mutex<Slots>,
     /// Signed status lists by list id, reused until a status changes
     /// (see [`CertificateService::signed_status_list`]).
     status_lists: Mutex<HashMap<String, CachedList>>,
@@ -202,6 +203,28 @@ fn normalize_contact(c: &str) -> String {
         .collect()
 }
 
+/// Status sequence numbers are leased from the database in blocks of this
+/// many (a 32nd of a status list): a host restarting leaves at most one
+/// block's slots unused.
+pub const SLOT_BLOCK: u64 = 4096;
+
+/// This host's block of status sequence numbers: `next..end`, and the
+/// lowest block it may lease next (above every number in use when it
+/// started, for certificates issued before blocks were leased).
+struct Slots {
+    next: u64,
+    end: u64,
+    floor: u64,
+}
+
+/// Who leased a block, for operators: the host name and process id.
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{name}:{}", std::process::id())
+}
+
 impl CertificateService {
     /// Opens the service over a database and keyring: recovers the status
     /// index allocator from stored certificates and loads (or creates) the
@@ -247,19 +270,33 @@ impl CertificateService {
                 })
             })
             .wait()?;
-        Ok(CertificateService {
-            inner: Arc::new(Inner {
-                db,
-                keyring,
-                contexts: crate::contexts::ContextStore::new(&cfg.credential, &cfg.types),
-                cfg,
-                next_seq: Mutex::new(next_seq),
-                status_lists: Mutex::new(HashMap::new()),
-                status_generation: AtomicU64::new(0),
-                lookup_key,
-                hooks,
+        let inner = Arc::new(Inner {
+            db,
+            keyring,
+            contexts: crate::contexts::ContextStore::new(&cfg.credential, &cfg.types),
+            cfg,
+            slots: Mutex::new(Slots {
+                next: next_seq,
+                end: next_seq,
+                floor: next_seq.div_ceil(SLOT_BLOCK),
             }),
-        })
+            status_lists: Mutex::new(HashMap::new()),
+            status_generation: AtomicU64::new(0),
+            lookup_key,
+            hooks,
+        });
+        // Hosts sharing a PostgreSQL database announce status changes:
+        // another host's revocation makes this one's signed lists stale.
+        let weak = Arc::downgrade(&inner);
+        inner.db.on_change(
+            store::STATUS_CHANNEL,
+            Arc::new(move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.status_generation.fetch_add(1, Ordering::AcqRel);
+                }
+            }),
+        );
+        Ok(CertificateService { inner })
     }
 
     /// The issuer's keyring.
@@ -288,11 +325,28 @@ impl CertificateService {
         Certificate::from_record(r, self.now_ms())
     }
 
-    fn allocate_status_index(&self) -> u64 {
-        let mut next = self.inner.next_seq.lock();
-        let seq = *next;
-        *next += 1;
-        seq / LIST_SIZE * LIST_SIZE + status_list::slot_for_sequence(seq % LIST_SIZE)
+    /// The next status index of this host's leased block, leasing a new
+    /// block (one write per [`SLOT_BLOCK`] certificates) when it is used
+    /// up. Hosts sharing a database lease different blocks, so no two
+    /// certificates get one slot and no row is written per certificate.
+    fn allocate_status_index(&self) -> Result<u64, CertError> {
+        let mut slots = self.inner.slots.lock();
+        if slots.next == slots.end {
+            let floor = slots.floor;
+            let host = host_name();
+            let now = self.now_ms();
+            let block = self
+                .inner
+                .db
+                .write(move |tx| store::lease_status_block(tx, floor, &host, now))
+                .wait()?;
+            slots.next = block * SLOT_BLOCK;
+            slots.end = slots.next + SLOT_BLOCK;
+            slots.floor = block + 1;
+        }
+        let seq = slots.next;
+        slots.next += 1;
+        Ok(seq / LIST_SIZE * LIST_SIZE + status_list::slot_for_sequence(seq % LIST_SIZE))
     }
 
     fn lookup_hash(&self, contact: &str, dob: &str) -> String {
@@ -403,7 +457,10 @@ impl CertificateService {
             Err(e) => return Step::Done(Err(e)),
         };
         let id = generate_certificate_id().to_string();
-        let status_index = self.allocate_status_index();
+        let status_index = match self.allocate_status_index() {
+            Ok(i) => i,
+            Err(e) => return Step::Done(Err(e)),
+        };
         let now = self.now_ms();
         // Written as canonical JSON from the request (`template`), signed,
         // and stored as that text: no `Value` on the issuing path.
@@ -701,7 +758,7 @@ impl CertificateService {
             _ => {}
         }
         let id = generate_certificate_id().to_string();
-        let status_index = self.allocate_status_index();
+        let status_index = self.allocate_status_index()?;
         let now = self.now_ms();
         let unsigned = ty.build_credential(
             type_name,
@@ -1045,7 +1102,7 @@ impl CertificateService {
             etag,
             max_age_s: u64::try_from(ttl / 1000).unwrap_or(0),
         });
-        if lo <= *self.inner.next_seq.lock() {
+        if lo <= self.inner.slots.lock().next {
             let refresh_at_ms = next_lift.map_or(now + ttl, |t| t.min(now + ttl));
             self.inner.status_lists.lock().insert(
                 list_id.to_owned(),

@@ -60,7 +60,7 @@ pub struct Env {
 /// until a test moves it.
 pub fn env_with(mut cfg: ServiceConfig) -> Env {
     let tmp = tempfile::tempdir().unwrap();
-    let db = Database::open(&tmp.path().join("divoc.db"), DbOptions::default()).unwrap();
+    let db = Database::open_test(&tmp.path().join("divoc.db"), DbOptions::default()).unwrap();
     let clock = ManualClock::at_system_time();
     cfg.clock = clock.clone();
     let svc = CertificateService::open(db.clone(), keyring(tmp.path()), cfg).unwrap();

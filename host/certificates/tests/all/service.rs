@@ -549,8 +549,7 @@ fn a_failing_status_read_is_an_error_not_a_verdict() {
     let id = e.svc.issue(&sample("valid-one-dose"), "a").unwrap().id;
     let vc = e.svc.get(&id).unwrap().credential;
     // Break the table under the service, as a damaged database would.
-    let conn = rusqlite::Connection::open(e._tmp.path().join("divoc.db")).unwrap();
-    conn.execute_batch("ALTER TABLE certificates RENAME TO certificates_gone")
+    e.db.execute_batch_for_tests("ALTER TABLE certificates RENAME TO certificates_gone")
         .unwrap();
     match e.svc.verify(VerifyInput::Json(vc.clone())) {
         Err(err @ CertError::Unavailable(_)) => assert_eq!(err.http_status(), 503),
