@@ -27,7 +27,8 @@ fn app_with(
     extra: &[(&str, Principal)],
     seed: impl FnOnce(&divoc_rollout::RolloutService),
 ) -> axum::Router {
-    let db = divoc_storage::Database::open(&dir.join("db.sqlite"), Default::default()).unwrap();
+    let db =
+        divoc_storage::Database::open_test(&dir.join("db.sqlite"), Default::default()).unwrap();
     let rollout = divoc_rollout::RolloutService::new(db.clone(), divoc_time::SystemClock::shared());
     seed(&rollout);
     let keyring = divoc_crypto::keys::Keyring::open_or_create(

@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn pages_move_past_skipped_kinds() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("s.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("s.db"), DbOptions::default()).unwrap();
         for kind in [
             "certificate.issued",
             "enrolment.created",

@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn a_district_is_activated_with_a_rate_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
         let csv = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/divoc-facilities.csv"),

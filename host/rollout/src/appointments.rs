@@ -707,7 +707,7 @@ mod tests {
 
     fn service() -> (tempfile::TempDir, Arc<ManualClock>, RolloutService) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let clock = ManualClock::new(MONDAY_6AM);
         let svc = RolloutService::new(db, clock.clone());
         crate::test_support::seed_c19(&svc);

@@ -203,7 +203,7 @@ mod tests {
 
     fn service(policies: Option<Arc<Fake>>) -> (tempfile::TempDir, RolloutService) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let mut svc = RolloutService::new(db, ManualClock::new(NOW));
         if let Some(p) = policies {
             svc = svc.with_policies(p);

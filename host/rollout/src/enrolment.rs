@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn one_phone_number_enrols_at_most_four_people_in_a_programme() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
         crate::test_support::seed_c19(&svc);
         for name in ["A", "B", "C", "D"] {
@@ -544,7 +544,7 @@ mod tests {
     #[test]
     fn a_person_is_enrolled_once_per_programme() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
         let e = svc.enrol(enrolment("Asha Rao", None), "ctl").unwrap_err();
         assert!(

@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_code_goes_out_and_proves_the_number_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let clock = ManualClock::new(1_700_000_000_000);
         let svc = RolloutService::new(db, clock.clone()).with_person_key([7; 32]);
         svc.send_otp("+91 98765 43210").unwrap();

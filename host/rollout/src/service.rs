@@ -769,7 +769,7 @@ mod tests {
 
     fn service() -> (tempfile::TempDir, Database, RolloutService) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let svc = RolloutService::new(db.clone(), ManualClock::new(1_700_000_000_000));
         (dir, db, svc)
     }

@@ -1164,7 +1164,7 @@ mod tests {
 
     fn service() -> (tempfile::TempDir, RolloutService) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         (
             dir,
             RolloutService::new(db, ManualClock::new(1_700_000_000_000)),
@@ -1358,7 +1358,7 @@ mod tests {
     #[test]
     fn refused_rows_are_erased_after_the_retention_days() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let clock = ManualClock::new(1_700_000_000_000);
         let svc = RolloutService::new(db, clock.clone());
         let file = testdata("divoc-facilities.csv");
@@ -1473,7 +1473,7 @@ mod enrolment_tests {
     #[test]
     fn divoc_pre_enrolments_get_codes_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let svc = RolloutService::new(db, ManualClock::new(1_700_000_000_000));
         let csv = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/divoc-enrolments.csv"),

@@ -919,7 +919,7 @@ mod tests {
 
     fn world(rate: u32, mode: RateMode) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("t.db"), DbOptions::default()).unwrap();
+        let db = Database::open_test(&dir.path().join("t.db"), DbOptions::default()).unwrap();
         let clock = ManualClock::new(MONDAY_6AM);
         let svc = RolloutService::new(db.clone(), clock.clone()).with_recording(RecordingRules {
             rate_mode: mode,

@@ -134,7 +134,7 @@ pub struct SqliteKv {
 
 impl SqliteKv {
     pub fn open(dir: &Path) -> SqliteKv {
-        let db = divoc_storage::Database::open(
+        let db = divoc_storage::Database::open_test(
             &dir.join("divoc.db"),
             divoc_storage::DbOptions::default(),
         )
