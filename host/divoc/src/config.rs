@@ -301,6 +301,15 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Holds the database, keys, the generated admin token and the compile cache.
     pub data_dir: PathBuf,
+    /// Where the records live: the embedded SQLite file in the data dir
+    /// (the default), or a PostgreSQL database at `url` shared by any
+    /// number of hosts (docs/SCALE.md).
+    pub backend: StorageBackend,
+    /// The PostgreSQL database for `backend = "postgres"`, e.g.
+    /// `postgres://divoc:…@db.internal:5432/divoc` (a password here is
+    /// never logged; `PGPASSWORD`-style secrets can come from the
+    /// environment as `DIVOC_STORAGE__URL`).
+    pub url: Option<String>,
     /// Hours a delivered outbox item (a certificate's delivery, a sign-in
     /// code, a reminder) is kept for `GET /v1/outbox` and a certificate's
     /// delivery status before it is deleted; 0 deletes it within a minute
@@ -317,10 +326,23 @@ pub struct StorageConfig {
     pub page_size: u32,
 }
 
+/// The storage backend (`storage.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageBackend {
+    /// `divoc.sqlite` in the data dir.
+    #[default]
+    Sqlite,
+    /// The PostgreSQL database at `storage.url`.
+    Postgres,
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
+            backend: StorageBackend::Sqlite,
+            url: None,
             keep_delivered_hours: 24,
             readers: DbOptions::default().readers,
             writer_cache_kib: DbOptions::default().writer_cache_kib,

@@ -99,6 +99,19 @@ enum Command {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Move a deployment: copy its SQLite database into PostgreSQL
+    /// (resumable; verified by row counts and the audit chain). Stop the
+    /// server first; then run it with `storage.backend = "postgres"`.
+    Migrate {
+        /// The backend to copy to.
+        #[arg(long, value_enum)]
+        to: MigrateTarget,
+        /// The PostgreSQL database, `postgres://user@host:port/db` (or
+        /// `DIVOC_STORAGE__URL`, to keep a password off the command line).
+        url: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Bulk-load data into a running server.
     Import {
         #[command(subcommand)]
@@ -109,6 +122,11 @@ enum Command {
         #[command(subcommand)]
         command: bench_cmd::BenchCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MigrateTarget {
+    Postgres,
 }
 
 #[derive(Subcommand)]
@@ -233,6 +251,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match command {
                 AuditCommand::Verify => offline::audit_verify(&db),
             }
+        }
+        Command::Migrate {
+            to: MigrateTarget::Postgres,
+            url,
+            data_dir,
+        } => {
+            init_logging(LogFormat::Human, "warn");
+            let overrides = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let url = url
+                .or_else(|| config.storage.url.clone())
+                .context("name the PostgreSQL database: divoc migrate --to postgres URL")?;
+            let sqlite = config.storage.data_dir.join("divoc.sqlite");
+            anyhow::ensure!(sqlite.is_file(), "no database at {}", sqlite.display());
+            let mut shown = String::new();
+            let report = divoc_storage::copy::sqlite_to_postgres(
+                &sqlite,
+                &url,
+                divoc_storage::copy::CHUNK_ROWS,
+                |table, n| {
+                    if shown != table {
+                        eprintln!("copying {table}");
+                        shown = table.to_owned();
+                    }
+                    if n % 100_000 == 0 {
+                        eprintln!("  {n} rows");
+                    }
+                },
+            )
+            .with_context(|| format!("copy to {}", divoc_storage::pg::redact(&url)))?;
+            for (table, rows, _) in &report.tables {
+                println!("{table:<24} {rows:>12} rows");
+            }
+            println!(
+                "copied {} rows; every table's count matches; audit chain intact ({} records)",
+                report.copied, report.audit_records
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Import { command } => import_cmd::run(command, cli.config.as_deref()),
         Command::Bench { command } => bench_cmd::run(command, cli.config.as_deref()),

@@ -15,7 +15,7 @@ use divoc_runtime::{HostServices, Runtime, Watcher};
 use divoc_storage::{Database, DbOptions};
 use rand::RngCore;
 
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::wiring::{KeyringSigner, RuntimeFormats, RuntimePolicies, SmtpMail, StorageKv};
 use divoc_certificates::capture;
 use divoc_certificates::distribution;
@@ -47,7 +47,25 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
         page_size: config.storage.page_size,
         ..DbOptions::default()
     };
-    Database::open(&data.join("divoc.sqlite"), options).context("cannot open the database")
+    match config.storage.backend {
+        StorageBackend::Sqlite => {
+            Database::open(&data.join("divoc.sqlite"), options).context("cannot open the database")
+        }
+        StorageBackend::Postgres => {
+            let url = config
+                .storage
+                .url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .context("storage.backend is \"postgres\" but storage.url is not set")?;
+            Database::open_postgres(url, options).with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL database {}",
+                    divoc_storage::pg::redact(url)
+                )
+            })
+        }
+    }
 }
 
 /// Creates the data dir (0700) and opens the database and the keyring.
