@@ -364,12 +364,12 @@ mod tests {
 
     /// A copy stopped half-way through a table and run again holds every
     /// row once, with the audit chain intact and new ids after the copied
-    /// ones. Needs a PostgreSQL cluster (`DIVOC_TEST_POSTGRES`, as
+    /// ones. Needs a PostgreSQL cluster (`TEST_DIVOC_POSTGRES`, as
     /// scripts/test.sh sets for its PostgreSQL pass).
     #[test]
     fn a_stopped_copy_resumes_without_loss_or_duplicates() {
         let Some(url) = crate::pg::test_database_url() else {
-            eprintln!("DIVOC_TEST_POSTGRES is not set: the copy needs PostgreSQL");
+            eprintln!("TEST_DIVOC_POSTGRES is not set: the copy needs PostgreSQL");
             return;
         };
         let dir = tempfile::tempdir().unwrap();

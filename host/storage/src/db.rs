@@ -356,7 +356,7 @@ impl Database {
     }
 
     /// For tests of this crate and the modules: a new PostgreSQL schema
-    /// when `DIVOC_TEST_POSTGRES` names a cluster (see `scripts/pg.sh`),
+    /// when `TEST_DIVOC_POSTGRES` names a cluster (see `scripts/pg.sh`),
     /// else the SQLite file at `path`. The same tests run on both backends.
     #[doc(hidden)]
     pub fn open_test(path: &Path, opts: DbOptions) -> Result<Database> {

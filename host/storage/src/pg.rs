@@ -238,10 +238,10 @@ fn step(conn: &PgConn, version: u32, sql: &str, first: bool) -> Result<()> {
 }
 
 /// For tests: a fresh, empty schema in the cluster named by the
-/// `DIVOC_TEST_POSTGRES` URL, and the URL that makes it every
+/// `TEST_DIVOC_POSTGRES` URL, and the URL that makes it every
 /// connection's search path. `None` when the variable is unset.
 pub fn test_database_url() -> Option<String> {
-    let base = std::env::var("DIVOC_TEST_POSTGRES").ok()?;
+    let base = std::env::var("TEST_DIVOC_POSTGRES").ok()?;
     let schema = format!(
         "t_{}_{}",
         std::process::id(),
@@ -258,12 +258,12 @@ pub fn test_database_url() -> Option<String> {
 }
 
 /// For tests that start `divoc` processes: the URL of a schema named after
-/// `key` (a data dir, say) in the `DIVOC_TEST_POSTGRES` cluster, created if
+/// `key` (a data dir, say) in the `TEST_DIVOC_POSTGRES` cluster, created if
 /// missing and kept, so a server restarted on the same data dir finds its
 /// records. `None` when the variable is unset.
 pub fn test_database_url_for(key: &str) -> Option<String> {
     use sha2::Digest;
-    let base = std::env::var("DIVOC_TEST_POSTGRES").ok()?;
+    let base = std::env::var("TEST_DIVOC_POSTGRES").ok()?;
     let digest = sha2::Sha256::digest(key.as_bytes());
     let schema = format!("k_{}", hex::encode(&digest[..12]));
     let rt = PgRuntime::start(&base).ok()?;

@@ -113,10 +113,11 @@ fn issue_render_verify_revoke() {
     let data = tmp.path().join("data");
     let trust = tmp.path().join("trust.json");
     let cli = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_divoc"))
-            .args(args)
-            .output()
-            .unwrap();
+        let o =
+            crate::support::on_test_backend(&mut Command::new(env!("CARGO_BIN_EXE_divoc")), &data)
+                .args(args)
+                .output()
+                .unwrap();
         (
             o.status.code(),
             String::from_utf8_lossy(&o.stdout).to_string(),
@@ -198,11 +199,14 @@ fn issue_render_verify_revoke() {
     // Someone with write access to the file drops the append-only trigger
     // and rewrites a record: `divoc audit verify` names it and fails.
     drop(server);
-    let db = rusqlite::Connection::open(data.join("divoc.sqlite")).unwrap();
-    db.execute_batch(
+    let db = crate::support::open_db(&data);
+    db.execute_batch_for_tests(if crate::support::on_postgres() {
+        "ALTER TABLE audit DISABLE TRIGGER audit_no_update;
+         UPDATE audit SET actor = 'someone-else' WHERE seq = 2;"
+    } else {
         "DROP TRIGGER audit_no_update;
-         UPDATE audit SET actor = 'someone-else' WHERE seq = 2;",
-    )
+         UPDATE audit SET actor = 'someone-else' WHERE seq = 2;"
+    })
     .unwrap();
     drop(db);
     let (code, out) = cli(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
@@ -318,12 +322,12 @@ fn bad_input_is_a_4xx_naming_the_field() {
     }
 
     // Nothing of any of it was stored: no certificate, no audit record.
-    let db = rusqlite::Connection::open(tmp.path().join("data/divoc.sqlite")).unwrap();
+    let db = crate::support::open_db(&tmp.path().join("data"));
     for table in ["certificates", "audit", "outbox"] {
-        let n: i64 = db
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        let n = db
+            .query_json_for_tests(&format!("SELECT COUNT(*) FROM {table}"))
             .unwrap();
-        assert_eq!(n, 0, "{table}");
+        assert_eq!(n[0][0], 0, "{table}");
     }
 }
 
@@ -636,8 +640,8 @@ fn a_failing_status_read_is_a_503() {
     let id = json_of(&body)["id"].as_str().unwrap().to_string();
     let (_, qr) = send("GET", &format!("{base}/v1/certificates/{id}/qr.txt"), None);
     let qr = String::from_utf8(qr).unwrap();
-    let db = rusqlite::Connection::open(tmp.path().join("data/divoc.sqlite")).unwrap();
-    db.execute_batch("ALTER TABLE certificates RENAME TO certificates_gone")
+    crate::support::open_db(&tmp.path().join("data"))
+        .execute_batch_for_tests("ALTER TABLE certificates RENAME TO certificates_gone")
         .unwrap();
     let (status, body) = send(
         "POST",

@@ -219,11 +219,7 @@ fn kill_9_during_issuance_loses_and_duplicates_nothing() {
     // issuance audit record and event.
     let data = tmp.path().join("data");
     {
-        let db = divoc_storage::Database::open(
-            &data.join("divoc.sqlite"),
-            divoc_storage::DbOptions::default(),
-        )
-        .unwrap();
+        let db = support::open_db(&data);
         assert_eq!(
             db.read(divoc_storage::certificates::count).unwrap(),
             REQUESTS as u64
@@ -251,7 +247,7 @@ fn kill_9_during_issuance_loses_and_duplicates_nothing() {
         assert_eq!(issued_events, REQUESTS);
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_divoc"))
+    let out = support::on_test_backend(&mut Command::new(env!("CARGO_BIN_EXE_divoc")), &data)
         .args(["audit", "verify", "--data-dir"])
         .arg(&data)
         .output()

@@ -82,18 +82,16 @@ fn caught_up(server: &Server) -> Value {
 
 /// The plugin's own state (kv) and the log, read from the database.
 fn counted(data: &Path) -> (Value, i64, i64) {
-    let db = rusqlite::Connection::open(data.join("divoc.sqlite")).unwrap();
-    let state: Vec<u8> = db
-        .query_row(
+    let db = crate::support::open_db(data);
+    let state = db
+        .query_json_for_tests(
             "SELECT value FROM plugin_kv WHERE plugin = 'events-counter' AND key = 'state'",
-            [],
-            |r| r.get(0),
         )
         .unwrap();
+    let state = hex::decode(state[0][0].as_str().unwrap()).unwrap();
     let (head, total): (i64, i64) = db
-        .query_row("SELECT MAX(seq), COUNT(*) FROM events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_json_for_tests("SELECT MAX(seq), COUNT(*) FROM events")
+        .map(|r| (r[0][0].as_i64().unwrap(), r[0][1].as_i64().unwrap()))
         .unwrap();
     (serde_json::from_slice(&state).unwrap(), head, total)
 }

@@ -49,8 +49,10 @@ fn a_schema_15_data_dir_is_converted_and_its_audit_chain_verifies() {
 
     let config = support::shipped_config(tmp.path(), |t| t);
     let port = support::free_port();
+    // A database SQLite wrote at schema 15: the migration is SQLite's.
     let server = support::spawn(
-        &mut support::serve_command(&config, &data, &tmp.path().join("plugins"), port, ADMIN),
+        support::serve_command(&config, &data, &tmp.path().join("plugins"), port, ADMIN)
+            .env("DIVOC_STORAGE__BACKEND", "sqlite"),
         port,
     );
     for (id, status, text) in &old {

@@ -193,15 +193,18 @@ templates = {templates:?}
 
     // One server per data dir; the CLI does not rotate keys under it.
     let divoc = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_divoc"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .env("DIVOC_ADMIN_TOKEN", ADMIN)
-            .output()
-            .unwrap()
+        crate::support::on_test_backend(
+            &mut Command::new(env!("CARGO_BIN_EXE_divoc")),
+            &tmp.path().join("data"),
+        )
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("DIVOC_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap()
     };
     let out = divoc(&["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
@@ -307,13 +310,11 @@ templates = {templates:?}
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let db = rusqlite::Connection::open(tmp.path().join("data/divoc.sqlite")).unwrap();
-    let rotations: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'keys.rotated'",
-            [],
-            |r| r.get(0),
-        )
+    let rotations = crate::support::query(
+        &tmp.path().join("data"),
+        "SELECT COUNT(*) FROM audit WHERE action = 'keys.rotated'",
+    )[0][0]
+        .as_i64()
         .unwrap();
     assert_eq!(rotations, 2);
 }
@@ -333,19 +334,22 @@ fn bad_operator_settings_stop_the_server_with_a_message() {
         ),
     ] {
         std::fs::write(&config, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_divoc"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--plugins")
-            .arg(tmp.path().join("plugins"))
-            .env("DIVOC_ADMIN_TOKEN", ADMIN)
-            .output()
-            .unwrap();
+        let out = crate::support::on_test_backend(
+            &mut Command::new(env!("CARGO_BIN_EXE_divoc")),
+            &tmp.path().join("data"),
+        )
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--plugins")
+        .arg(tmp.path().join("plugins"))
+        .env("DIVOC_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expect), "{expect}: {stderr}");

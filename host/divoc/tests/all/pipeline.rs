@@ -185,22 +185,21 @@ fn identity_and_payment_plugins_gate_issuance() {
 
     // The authorisation is captured after the certificate is stored: the
     // capture worker takes the outbox row and the provider captures it.
-    let file = tmp.path().join("data/divoc.sqlite");
+    let data = tmp.path().join("data");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let conn = rusqlite::Connection::open_with_flags(
-            &file,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        let rows: Vec<(String, String)> = crate::support::query(
+            &data,
+            "SELECT target, status FROM outbox WHERE kind = 'payment.capture'",
         )
-        .unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let rows: Vec<(String, String)> = conn
-            .prepare("SELECT target, status FROM outbox WHERE kind = 'payment.capture'")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
         assert_eq!(rows.len(), 1, "one capture per paid certificate: {rows:?}");
         assert_eq!(rows[0].0, "pay-voucher");
         if rows[0].1 == "done" {
@@ -212,11 +211,7 @@ fn identity_and_payment_plugins_gate_issuance() {
     }
 
     server.stop();
-    let db = divoc_storage::Database::open(
-        &tmp.path().join("data/divoc.sqlite"),
-        divoc_storage::DbOptions::default(),
-    )
-    .unwrap();
+    let db = crate::support::open_db(&tmp.path().join("data"));
     // Refused requests stored nothing.
     assert_eq!(certificates_of(&db, "PEC-ID-1"), 1);
     assert_eq!(certificates_of(&db, "PEC-PASSPORT"), 0);

@@ -366,11 +366,14 @@ fn a_controller_builds_the_registry_and_a_facility_sees_only_its_own() {
     );
 
     // Every change is in the audit chain.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_divoc"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(tmp.path().join("data"))
-        .output()
-        .unwrap();
+    let out = crate::support::on_test_backend(
+        &mut std::process::Command::new(env!("CARGO_BIN_EXE_divoc")),
+        &tmp.path().join("data"),
+    )
+    .args(["audit", "verify", "--data-dir"])
+    .arg(tmp.path().join("data"))
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -89,6 +89,7 @@ fn start(data: &std::path::Path, extra_config: &str, admin_token: Option<&str>) 
         .env_remove("DIVOC_ADMIN_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    crate::support::on_test_backend(&mut cmd, &data.join("data"));
     if let Some(t) = admin_token {
         cmd.env("DIVOC_ADMIN_TOKEN", t);
     }
@@ -147,7 +148,9 @@ fn serve_lists_example_plugins_as_ready_and_checks_roles() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(tmp.path().join("data/divoc.sqlite").is_file());
+    if !crate::support::on_postgres() {
+        assert!(tmp.path().join("data/divoc.sqlite").is_file());
+    }
 
     let (status, body) = get(&server.base, "/v1/plugins", None);
     assert_eq!(status, 401);

@@ -47,6 +47,44 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Points a `divoc` command that opens the database in `data` at
+/// PostgreSQL when the suite runs on it (`TEST_DIVOC_POSTGRES`, see
+/// scripts/test.sh): a schema of its own per data dir, the same one when a
+/// test restarts a server on the same dir. On SQLite it changes nothing.
+pub fn on_test_backend<'c>(cmd: &'c mut Command, data: &Path) -> &'c mut Command {
+    let key = std::path::absolute(data).unwrap();
+    if let Some(url) = divoc_storage::pg::test_database_url_for(&key.to_string_lossy()) {
+        cmd.env("DIVOC_STORAGE__BACKEND", "postgres")
+            .env("DIVOC_STORAGE__URL", url);
+    }
+    cmd
+}
+
+/// The database of the server whose data dir is `data`, on the suite's
+/// backend (see [`on_test_backend`]).
+pub fn open_db(data: &Path) -> divoc_storage::Database {
+    let key = std::path::absolute(data).unwrap();
+    let options = divoc_storage::DbOptions {
+        readers: 1,
+        ..divoc_storage::DbOptions::default()
+    };
+    match divoc_storage::pg::test_database_url_for(&key.to_string_lossy()) {
+        Some(url) => divoc_storage::Database::open_postgres(&url, options).unwrap(),
+        None => divoc_storage::Database::open(&data.join("divoc.sqlite"), options).unwrap(),
+    }
+}
+
+/// The rows of one query on the database of the server whose data dir is
+/// `data`, as JSON values.
+pub fn query(data: &Path, sql: &str) -> Vec<Vec<Value>> {
+    open_db(data).query_json_for_tests(sql).unwrap()
+}
+
+/// Whether the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var_os("TEST_DIVOC_POSTGRES").is_some()
+}
+
 /// `divoc --config <config> serve` on `port` with its data and plugins
 /// dirs and `admin` as the admin token, output discarded; a test adds its
 /// own arguments and environment, then [`spawn`]s it.
@@ -80,6 +118,7 @@ pub fn serve_command(
         .env("DIVOC_ADMISSION__IMAGE_BUDGET_MS", "30000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    on_test_backend(&mut cmd, data);
     cmd
 }
 
@@ -176,15 +215,16 @@ pub fn fixture_personal_data() -> Vec<String> {
 /// `needles` and the fixtures' personal data; returns the event kinds seen.
 /// Event payloads carry ids and counts, never personal data.
 pub fn assert_no_personal_data(data_dir: &Path, needles: &[&str]) -> Vec<String> {
-    let db = rusqlite::Connection::open(data_dir.join("divoc.sqlite")).unwrap();
-    let mut stmt = db
-        .prepare("SELECT seq, kind, subject, payload FROM events ORDER BY seq")
-        .unwrap();
-    let rows: Vec<(i64, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows: Vec<(i64, String, String, String)> = query(
+        data_dir,
+        "SELECT seq, kind, subject, payload FROM events ORDER BY seq",
+    )
+    .into_iter()
+    .map(|r| {
+        let text = |i: usize| r[i].as_str().unwrap().to_owned();
+        (r[0].as_i64().unwrap(), text(1), text(2), text(3))
+    })
+    .collect();
     let mut all: Vec<String> = fixture_personal_data();
     all.extend(needles.iter().map(|s| (*s).to_owned()));
     let mut kinds = std::collections::BTreeSet::new();
