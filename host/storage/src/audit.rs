@@ -440,17 +440,7 @@ mod tests {
     fn two_hosts_appending_at_once_keep_one_intact_chain() {
         // Two handles on one database: on PostgreSQL, two hosts.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("two.db");
-        let (a, b) = match crate::pg::test_database_url() {
-            Some(url) => (
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-            ),
-            None => (
-                Database::open(&path, DbOptions::default()).unwrap(),
-                Database::open(&path, DbOptions::default()).unwrap(),
-            ),
-        };
+        let (a, b) = crate::db::two_handles_for_tests(&dir);
         let appended: Vec<i64> = std::thread::scope(|s| {
             let hosts: Vec<_> = [&a, &b]
                 .into_iter()

@@ -874,17 +874,7 @@ mod tests {
     #[test]
     fn two_hosts_issuing_the_same_doses_store_each_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("two.db");
-        let (a, b) = match crate::pg::test_database_url() {
-            Some(url) => (
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-            ),
-            None => (
-                Database::open(&path, DbOptions::default()).unwrap(),
-                Database::open(&path, DbOptions::default()).unwrap(),
-            ),
-        };
+        let (a, b) = crate::db::two_handles_for_tests(&dir);
         let doses = 40u64;
         let outcomes: Vec<Vec<InsertOutcome>> = std::thread::scope(|s| {
             let hosts: Vec<_> = [&a, &b]

@@ -1311,6 +1311,20 @@ impl<C: ReadConn> Drop for Checkout<'_, C> {
     }
 }
 
+/// Two handles on one new database, for tests of hosts sharing it: on
+/// PostgreSQL (`TEST_DIVOC_POSTGRES`) two hosts on one schema, else two
+/// writers on one SQLite file in `dir`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn two_handles_for_tests(dir: &tempfile::TempDir) -> (Database, Database) {
+    let open = |url: &Option<String>| match url {
+        Some(url) => Database::open_postgres(url, DbOptions::default()).unwrap(),
+        None => Database::open(&dir.path().join("two.db"), DbOptions::default()).unwrap(),
+    };
+    let url = crate::pg::test_database_url();
+    (open(&url), open(&url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

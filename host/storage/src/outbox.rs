@@ -751,17 +751,7 @@ mod tests {
     #[test]
     fn two_hosts_claiming_at_once_take_each_item_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("two.db");
-        let (a, b) = match crate::pg::test_database_url() {
-            Some(url) => (
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-                Database::open_postgres(&url, DbOptions::default()).unwrap(),
-            ),
-            None => (
-                Database::open(&path, DbOptions::default()).unwrap(),
-                Database::open(&path, DbOptions::default()).unwrap(),
-            ),
-        };
+        let (a, b) = crate::db::two_handles_for_tests(&dir);
         let enqueued: Vec<i64> = (0..200)
             .map(|i| {
                 a.outbox_enqueue("sms", "t", json!({ "i": i }), 0)
