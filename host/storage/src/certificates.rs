@@ -614,6 +614,9 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
         }
         Ok(outcome)
     };
+    // What the audit chain's head was at each savepoint: rolling back to
+    // one takes its audit records, so the head goes back too.
+    let many = tx.audit_mark();
     exec("SAVEPOINT divoc_many")?;
     let mut out = Vec::with_capacity(certs.len());
     for (i, p) in certs.iter().enumerate() {
@@ -627,12 +630,15 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
         return Ok(out);
     }
     exec("ROLLBACK TO divoc_many")?;
+    tx.audit_rewind(many);
     out.clear();
     for (i, p) in certs.iter().enumerate() {
+        let before = tx.audit_mark();
         exec("SAVEPOINT divoc_one")?;
         let outcome = one(i, p.borrow());
         if outcome.is_err() {
             exec("ROLLBACK TO divoc_one")?;
+            tx.audit_rewind(before);
         }
         exec("RELEASE divoc_one")?;
         out.push(outcome);

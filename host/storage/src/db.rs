@@ -154,6 +154,10 @@ pub struct Tx<'c> {
     /// Counter deltas of the group's successful closures, written once
     /// just before the group commits.
     group_counts: std::cell::RefCell<crate::stats::Deltas>,
+    /// The audit chain's head as this group's appends left it
+    /// ([`crate::audit`]): read once per group, written once before the
+    /// group commits.
+    pub(crate) audit_head: std::cell::RefCell<crate::audit::GroupHead>,
 }
 
 impl<'c> Tx<'c> {
@@ -167,6 +171,18 @@ impl<'c> Tx<'c> {
         self.conn
     }
 
+    /// Where the running closure's audit appends stand: a closure that
+    /// rolls back to a savepoint of its own rewinds to the mark taken when
+    /// it made the savepoint (see [`crate::certificates::insert_many`]).
+    pub(crate) fn audit_mark(&self) -> crate::audit::AuditMark {
+        self.audit_head.borrow().mark()
+    }
+
+    /// See [`Tx::audit_mark`].
+    pub(crate) fn audit_rewind(&self, mark: crate::audit::AuditMark) {
+        self.audit_head.borrow_mut().rewind(mark);
+    }
+
     pub(crate) fn count(&self, key: crate::stats::CountKey, delta: i64) {
         *self.item_counts.borrow_mut().entry(key).or_default() += delta;
     }
@@ -174,6 +190,7 @@ impl<'c> Tx<'c> {
     /// The closure that ran last ended: its counts join the group's, or
     /// go with its rolled-back savepoint.
     fn item_done(&self, ok: bool) {
+        self.audit_head.borrow_mut().item_done(ok);
         let mut item = self.item_counts.borrow_mut();
         if ok {
             let mut group = self.group_counts.borrow_mut();
@@ -969,6 +986,7 @@ fn run_group(conn: Conn<'_>, group: &mut Vec<Box<dyn WorkItem>>, counters: &Coun
             queued: &counters.queued,
             item_counts: Default::default(),
             group_counts: Default::default(),
+            audit_head: Default::default(),
         };
         for item in group.iter_mut() {
             match item.run(&tx, savepoints) {
@@ -994,6 +1012,10 @@ fn run_group(conn: Conn<'_>, group: &mut Vec<Box<dyn WorkItem>>, counters: &Coun
         // The group's counter deltas, one upsert per counter: counting
         // costs a group, not each closure.
         if let Err(e) = crate::stats::flush(conn, &tx.group_counts.borrow()) {
+            rollback(conn);
+            return Err(e);
+        }
+        if let Err(e) = tx.audit_head.borrow().flush(conn) {
             rollback(conn);
             return Err(e);
         }
