@@ -55,7 +55,14 @@ pub async fn rotate(
         }
     }
     let keyring = state.keyring.clone();
-    let rotation = {
+    let rotation = if let Some(shared) = state.shared_keys.clone() {
+        // Hosts on one database: rotated there, loaded by every host.
+        let for_task = purpose.clone();
+        tokio::task::spawn_blocking(move || shared.rotate(&for_task))
+            .await
+            .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+            .map_err(ApiError::from)?
+    } else {
         let for_task = purpose.clone();
         tokio::task::spawn_blocking(move || keyring.rotate_reporting(&for_task))
             .await
@@ -106,6 +113,17 @@ async fn rotate_es256(
     let Some(ring) = state.es256.clone() else {
         return Err(ApiError::not_found("this service keeps no ES256 keys"));
     };
+    if state.shared_keys.is_some() {
+        // Rotating them here would leave the other hosts signing with
+        // the old key and unable to publish the new one.
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_shared",
+            "ES256 keys are not shared through the database: rotate them with every host \
+             stopped (`divoc keys rotate --algorithm es256`), then copy the keys directory \
+             to each host",
+        ));
+    }
     let old = ring.active(&purpose).ok().map(|k| k.kid);
     let for_task = purpose.clone();
     let rotated = tokio::task::spawn_blocking(move || ring.rotate(&for_task))

@@ -62,6 +62,9 @@ pub struct AppState {
     pub db: Database,
     /// The issuer's keys (for `did.json`, `jwks.json` and rotation).
     pub keyring: Keyring,
+    /// The same keys shared through the database with the other hosts
+    /// (PostgreSQL): rotated there, for every host at once.
+    pub shared_keys: Option<divoc_certificates::shared_keys::SharedKeys>,
     /// Bearer tokens and who they are.
     pub tokens: Arc<TokenTable>,
     /// The directory plugins are loaded from (for reloads).

@@ -85,6 +85,7 @@ fn app_with(
             runtime,
             db: db.clone(),
             keyring,
+            shared_keys: None,
             tokens: Arc::new(tokens),
             plugins_dir,
             certificates: Some(certificates),

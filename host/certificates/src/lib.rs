@@ -52,6 +52,7 @@ pub mod plugin_hooks;
 pub mod qr;
 pub mod request;
 pub mod service;
+pub mod shared_keys;
 pub mod stats;
 pub mod status_list;
 pub mod synthetic;

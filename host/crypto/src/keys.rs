@@ -25,12 +25,14 @@
 //! Private keys never appear in `Debug` output, errors or logs.
 //!
 //! One process owns a keyring directory; concurrent writers from several
-//! processes are not coordinated.
+//! processes are not coordinated. Hosts that share one database share their
+//! keys through it instead ([`shared`]): a rotation there is seen by all.
 //!
 //! [multikey]: https://www.w3.org/TR/cid-1.0/#Multikey
 
 pub mod es256;
 mod publish;
+pub mod shared;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -204,6 +206,21 @@ pub enum KeyError {
     /// The key is retired: it verifies but does not sign.
     #[error("key {0:?} is retired and cannot sign")]
     Retired(String),
+    /// A key sealed for the shared store does not open (or cannot be
+    /// sealed).
+    #[error("the shared store's private key {key_id} is unusable: {reason}")]
+    Sealed {
+        /// The key id.
+        key_id: String,
+        /// Why (no key material).
+        reason: String,
+    },
+    /// The keys come from a shared store: they are rotated through it, on
+    /// every host at once, not in one host's directory.
+    #[error(
+        "this keyring's keys are shared through the database; rotate them through the service"
+    )]
+    Shared,
 }
 
 /// An Ed25519 private key. Zeroized on drop; `Debug` never shows it.
@@ -264,6 +281,8 @@ struct Inner {
     dir: PathBuf,
     did: String,
     entries: RwLock<Vec<Entry>>,
+    /// Set once the keys come from a shared store ([`shared`]).
+    shared: std::sync::atomic::AtomicBool,
 }
 
 /// What a rotation did.
@@ -387,6 +406,7 @@ impl Keyring {
                 dir: dir.to_owned(),
                 did: issuer.did.clone(),
                 entries: RwLock::new(entries),
+                shared: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -490,6 +510,9 @@ impl Keyring {
     /// [`Keyring::rotate`], also naming the key it retired (read under the
     /// same lock, so two concurrent rotations report different keys).
     pub fn rotate_reporting(&self, purpose: &str) -> Result<Rotation, KeyError> {
+        if self.is_shared() {
+            return Err(KeyError::Shared);
+        }
         let dir = &self.inner.dir;
         let did = &self.inner.did;
         let mut entries = self.inner.entries.write();

@@ -343,6 +343,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+                KeysCommand::Rotate { algorithm, .. }
+                    if algorithm == "es256" && host.shared_keys.is_some() =>
+                {
+                    anyhow::bail!(
+                        "ES256 keys are not shared through the database: on PostgreSQL, rotate \
+                         them with every host stopped, then copy this keys directory to each host"
+                    )
+                }
                 KeysCommand::Rotate { purpose, algorithm } if algorithm == "es256" => {
                     let old = host.es256.active(&purpose).ok().map(|k| k.kid);
                     let k = host.es256.rotate(&purpose)?;
@@ -375,7 +383,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("--algorithm is `ed25519` or `es256`, not {algorithm:?}")
                 }
                 KeysCommand::Rotate { purpose, .. } => {
-                    let rotation = host.keyring.rotate_reporting(&purpose)?;
+                    let rotation = match &host.shared_keys {
+                        Some(shared) => shared.rotate(&purpose)?,
+                        None => host.keyring.rotate_reporting(&purpose)?,
+                    };
                     let (k, retired) = (rotation.new, rotation.retired);
                     let detail = serde_json::json!({
                         "purpose": purpose,

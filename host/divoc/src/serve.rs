@@ -25,6 +25,9 @@ use divoc_certificates::plugin_hooks::PluginHooks;
 pub struct Host {
     pub db: Database,
     pub keyring: Keyring,
+    /// On PostgreSQL: the keyring's keys are the database's, shared by
+    /// every host (rotated through this).
+    pub shared_keys: Option<divoc_certificates::shared_keys::SharedKeys>,
     pub es256: Es256Keyring,
 }
 
@@ -76,7 +79,15 @@ pub fn open_host(config: &Config) -> anyhow::Result<Host> {
         .context("cannot open the keyring")?;
     let es256 = Es256Keyring::open_or_create(&data.join("keys"), &config.issuer.es256)
         .context("cannot open the ES256 keyring")?;
-    Ok(Host { db, keyring, es256 })
+    let shared_keys =
+        divoc_certificates::shared_keys::SharedKeys::open(&db, &keyring, &data.join("keys"))
+            .context("cannot share the issuer keys through the database")?;
+    Ok(Host {
+        db,
+        keyring,
+        shared_keys,
+        es256,
+    })
 }
 
 /// Why a data dir's lock could not be taken.
@@ -440,6 +451,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         runtime,
         db: host.db.clone(),
         keyring: host.keyring.clone(),
+        shared_keys: host.shared_keys.clone(),
         tokens,
         plugins_dir,
         certificates: Some(certificates),

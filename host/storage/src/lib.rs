@@ -60,6 +60,7 @@ pub mod db;
 mod error;
 pub mod events;
 pub mod feedback;
+pub mod issuer_keys;
 pub mod kv;
 pub mod meta;
 mod migrate;

@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     Sql(include_str!("../migrations/0015_withdrawn.sql")),
     Steps(|conn, commit| crate::compact::run(conn, commit)),
     Sql(include_str!("../migrations/0017_status_blocks.sql")),
+    Sql(include_str!("../migrations/0018_issuer_keys.sql")),
 ];
 
 /// The schema version this build creates and understands.
