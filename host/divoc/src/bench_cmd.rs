@@ -74,6 +74,7 @@ const TEMPLATE: &str = r#"{
 }"#;
 
 mod abuse;
+mod chains;
 mod formats;
 mod growth;
 mod rollout;
@@ -194,6 +195,10 @@ pub enum BenchCommand {
     /// many loopback addresses); issuance rate and p99 both ways, how the
     /// flood was answered, and the worst hostile image's search time.
     Abuse(abuse::AbuseArgs),
+    /// Audited writes per second from `--hosts` hosts on one PostgreSQL
+    /// database (`DIVOC_STORAGE__URL`): all appending to the one audit
+    /// chain (as the hosts do), then each to a chain of its own.
+    AuditChains(chains::ChainsArgs),
 }
 
 #[derive(Args)]
@@ -214,6 +219,12 @@ pub struct Target {
     /// only the host is measured).
     #[arg(long)]
     plugins: Option<PathBuf>,
+    /// Hosts to start on one database, connections spread over them (the
+    /// first host's `keys` copied to the others, as a deployment mounts
+    /// them). Above 1 needs PostgreSQL: `DIVOC_STORAGE__BACKEND=postgres`
+    /// and `DIVOC_STORAGE__URL`.
+    #[arg(long, default_value_t = 1)]
+    hosts: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -272,7 +283,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             let server = Server::connect(&target, config_file, &rt)?;
             let policy = policy_plugin.then_some("policy-age-interval");
             let registry = rt.block_on(rollout::set_up(&server.endpoint, count, seats, policy))?;
-            let before = cpu_now(server.pid());
+            let before = cpu_now(&server.pids());
             let (out, refused, over) =
                 rt.block_on(rollout::book(&server.endpoint, &registry, concurrency, 0.8))?;
             let missed = out.report(
@@ -282,7 +293,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             );
             report_cpu(
                 before,
-                cpu_now(server.pid()),
+                cpu_now(&server.pids()),
                 out.ok + refused,
                 "booking request",
             );
@@ -306,7 +317,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             let server = Server::connect(&target, config_file, &rt)?;
             let registry = rt.block_on(rollout::set_up(&server.endpoint, count, 1, None))?;
             let id = registry.programme.trim_start_matches("BP").to_owned();
-            let before = cpu_now(server.pid());
+            let before = cpu_now(&server.pids());
             let out = rt.block_on(rollout::vaccinate(
                 &server.endpoint,
                 &registry,
@@ -319,7 +330,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 "vaccinations",
                 rollout::TARGET_VACCINATE,
             );
-            report_cpu(before, cpu_now(server.pid()), out.ok, "vaccination");
+            report_cpu(before, cpu_now(&server.pids()), out.ok, "vaccination");
             server.stop();
             Ok(if missed {
                 ExitCode::from(2)
@@ -355,7 +366,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
             let streams = StreamClients::start(&server.endpoint, stream_clients)?;
             if mode != IssueMode::Single {
                 let c = concurrency.unwrap_or(4);
-                let before = cpu_now(server.pid());
+                let before = cpu_now(&server.pids());
                 let r = rt.block_on(issue_batches(
                     &server.endpoint,
                     &run_id,
@@ -368,18 +379,18 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                     "certificates",
                     TARGET_BATCH,
                 );
-                report_cpu(before, cpu_now(server.pid()), r.ok, "certificate");
+                report_cpu(before, cpu_now(&server.pids()), r.ok, "certificate");
             }
             if mode != IssueMode::Batch {
                 let c = concurrency.unwrap_or(64);
-                let before = cpu_now(server.pid());
+                let before = cpu_now(&server.pids());
                 let r = rt.block_on(issue_single(&server.endpoint, &run_id, count, c))?;
                 missed |= r.report(
                     &format!("one per request ({c} connections)"),
                     "certificates",
                     TARGET_SINGLE,
                 );
-                report_cpu(before, cpu_now(server.pid()), r.ok, "certificate");
+                report_cpu(before, cpu_now(&server.pids()), r.ok, "certificate");
             }
             if let Some(streams) = streams {
                 let issued = count * usize::from(mode == IssueMode::Both) + count;
@@ -423,7 +434,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 let c = concurrency.unwrap_or(4);
                 let (out, before, after) = rt.block_on(verify_load(
                     &server.endpoint,
-                    server.pid(),
+                    &server.pids(),
                     &bodies,
                     count,
                     c,
@@ -442,7 +453,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                 let c = concurrency.unwrap_or(32);
                 let (out, before, after) = rt.block_on(verify_load(
                     &server.endpoint,
-                    server.pid(),
+                    &server.pids(),
                     &bodies,
                     count,
                     c,
@@ -485,10 +496,10 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
                     body: None,
                 })
                 .collect();
-            let before = cpu_now(server.pid());
+            let before = cpu_now(&server.pids());
             let (answers, elapsed) =
                 rt.block_on(drive(&server.endpoint, concurrency, Arc::new(jobs)))?;
-            let after = cpu_now(server.pid());
+            let after = cpu_now(&server.pids());
             let mut out = Outcome::new(&answers, elapsed);
             for answer in &answers {
                 match answer {
@@ -516,6 +527,7 @@ pub fn run(command: BenchCommand, config_file: Option<&Path>) -> anyhow::Result<
         BenchCommand::Formats(args) => formats::run(args, config_file),
         BenchCommand::Growth(args) => growth::run(args, config_file),
         BenchCommand::Abuse(args) => abuse::run(args, config_file, &rt),
+        BenchCommand::AuditChains(args) => chains::run(args),
     }
 }
 
@@ -578,13 +590,15 @@ fn thousands(v: f64) -> String {
 // rate: a single writer thread cannot go faster than 1 s / its CPU per
 // certificate, and the whole server not faster than cores / its total.
 
-/// CPU time used so far by the server (all threads, including exited
-/// ones), by its storage writer thread, and by this (client) process.
+/// CPU time used so far by the servers (all threads, including exited
+/// ones), by their storage writer threads, by this (client) process, and
+/// by this machine's PostgreSQL server processes (none on SQLite).
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     server: Duration,
     writer: Duration,
     client: Duration,
+    postgres: Duration,
 }
 
 /// utime + stime of a `/proc/.../stat` file, in clock ticks of 10 ms
@@ -615,13 +629,42 @@ fn writer_cpu(pid: u32) -> Option<Duration> {
     None
 }
 
-fn cpu_now(server_pid: Option<u32>) -> Option<Cpu> {
-    let pid = server_pid?;
-    Some(Cpu {
-        server: proc_ticks(&format!("/proc/{pid}/stat"))?,
-        writer: writer_cpu(pid).unwrap_or_default(),
+fn cpu_now(server_pids: &[u32]) -> Option<Cpu> {
+    if server_pids.is_empty() {
+        return None;
+    }
+    let mut cpu = Cpu {
         client: proc_ticks("/proc/self/stat")?,
-    })
+        postgres: postgres_cpu(),
+        ..Cpu::default()
+    };
+    for pid in server_pids {
+        cpu.server += proc_ticks(&format!("/proc/{pid}/stat"))?;
+        cpu.writer += writer_cpu(*pid).unwrap_or_default();
+    }
+    Some(cpu)
+}
+
+/// CPU time of every `postgres` process now running (the postmaster and
+/// its backends: a backend's time is counted while it lives, and the
+/// bench's connections live through a run).
+fn postgres_cpu() -> Duration {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|p| {
+            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim_end() == "postgres")
+        })
+        .filter_map(|p| proc_ticks(&format!("{}/stat", p.path().display())))
+        .sum()
 }
 
 /// Prints CPU per item between two snapshots.
@@ -636,6 +679,7 @@ fn report_cpu(before: Option<Cpu>, after: Option<Cpu>, items: usize, unit: &str)
     let server = per(a.server.saturating_sub(b.server));
     let writer = per(a.writer.saturating_sub(b.writer));
     let client = per(a.client.saturating_sub(b.client));
+    let postgres = per(a.postgres.saturating_sub(b.postgres));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let writer_bound = if writer >= 1.0 {
         format!(
@@ -645,6 +689,14 @@ fn report_cpu(before: Option<Cpu>, after: Option<Cpu>, items: usize, unit: &str)
     } else {
         String::new()
     };
+    if postgres >= 1.0 {
+        println!(
+            "  CPU per {unit}: hosts {server:.0} µs, PostgreSQL {postgres:.0} µs, bench client \
+             {client:.0} µs; so at most {} /s for all three on {cores} cores",
+            thousands(cores * 1e6 / (server + postgres + client).max(1e-9)),
+        );
+        return;
+    }
     println!(
         "  CPU per {unit}: server {server:.0} µs, bench client {client:.0} µs; \
          so at most {} /s for server + client on {cores} cores{writer_bound}",
@@ -656,15 +708,35 @@ fn report_cpu(before: Option<Cpu>, after: Option<Cpu>, items: usize, unit: &str)
 // The server under test.
 
 struct Endpoint {
-    addr: SocketAddr,
+    /// The hosts' addresses: each new connection goes to the next one.
+    addrs: Vec<SocketAddr>,
+    next: AtomicUsize,
     host: String,
     token: String,
 }
 
+impl Endpoint {
+    fn new(addrs: Vec<SocketAddr>, host: String, token: String) -> Endpoint {
+        Endpoint {
+            addrs,
+            next: AtomicUsize::new(0),
+            host,
+            token,
+        }
+    }
+
+    /// The address the next connection goes to (round robin).
+    fn addr(&self) -> SocketAddr {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.addrs[i % self.addrs.len()]
+    }
+}
+
 struct Server {
     endpoint: Arc<Endpoint>,
-    /// Set when the bench started the server itself.
-    child: Option<Child>,
+    /// Set when the bench started the servers itself (the first one is
+    /// the one whose data dir is `data`).
+    children: Vec<Child>,
     /// A temporary data dir to remove at the end.
     temp: Option<PathBuf>,
     /// The server's data dir, when known.
@@ -685,9 +757,13 @@ impl Server {
                 };
                 let (addr, host) = parse_url(url)?;
                 println!("server: {url}");
+                ensure!(
+                    target.hosts == 1,
+                    "--hosts starts servers: give it without --url"
+                );
                 Ok(Server {
-                    endpoint: Arc::new(Endpoint { addr, host, token }),
-                    child: None,
+                    endpoint: Arc::new(Endpoint::new(vec![addr], host, token)),
+                    children: Vec::new(),
                     temp: None,
                     data: target.data_dir.clone(),
                 })
@@ -701,10 +777,18 @@ impl Server {
         config_file: Option<&Path>,
         rt: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Server> {
-        // The server's log and an empty plugins directory live in a
-        // temporary directory; so does its data unless --data-dir says.
+        ensure!(target.hosts >= 1, "--hosts must be at least 1");
+        if target.hosts > 1 {
+            ensure!(
+                std::env::var("DIVOC_STORAGE__BACKEND").is_ok_and(|b| b == "postgres"),
+                "--hosts {} shares one database: set DIVOC_STORAGE__BACKEND=postgres and \
+                 DIVOC_STORAGE__URL (scripts/pg.sh starts a local cluster)",
+                target.hosts
+            );
+        }
+        // The servers' logs and an empty plugins directory live in a
+        // temporary directory; so does their data unless --data-dir says.
         let root = std::env::temp_dir().join(format!("divoc-bench-{}", run_id()));
-        let temp = Some(root.clone());
         let data = target.data_dir.clone().unwrap_or_else(|| root.join("data"));
         let plugins = target
             .plugins
@@ -714,89 +798,106 @@ impl Server {
             .with_context(|| format!("cannot create {}", plugins.display()))?;
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let token = target.token.clone().unwrap_or_else(|| {
             let mut b = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut b);
             hex::encode(b)
         });
-        let log_path = root.join("server.log");
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let mut cmd = Command::new(std::env::current_exe()?);
-        if let Some(c) = config_file {
-            cmd.arg("--config").arg(c);
-        }
-        let child = cmd
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--plugins")
-            .arg(&plugins)
-            .env("DIVOC_ADMIN_TOKEN", &token)
-            // Measured: issuing and verifying, not delivering. The shipped
-            // `notify-log` channel is not in the bench's plugins, and rows
-            // routed to it would retry alongside the load.
-            .env("DIVOC_CERTIFICATES__DISTRIBUTION__CHANNELS", "[]")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start `divoc serve`")?;
         let mut server = Server {
-            endpoint: Arc::new(Endpoint {
-                addr,
-                host: addr.to_string(),
-                token,
-            }),
-            child: Some(child),
-            temp,
+            endpoint: Arc::new(Endpoint::new(Vec::new(), String::new(), token.clone())),
+            children: Vec::new(),
+            temp: Some(root.clone()),
             data: Some(data.clone()),
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let up = rt.block_on(async {
-                let mut c = Conn::open(&server.endpoint).await?;
-                c.call("GET", "/healthz", None).await
-            });
-            if matches!(up, Ok(ref r) if r.status == 200) {
-                break;
+        let mut addrs = Vec::new();
+        for host in 0..target.hosts {
+            let dir = if host == 0 {
+                data.clone()
+            } else {
+                let dir = root.join(format!("data-{host}"));
+                // The first host made the issuer's keys; every host signs
+                // with them (what a deployment mounts as a secret).
+                copy_keys(&data.join("keys"), &dir.join("keys"))?;
+                dir
+            };
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let log_path = root.join(format!("server-{host}.log"));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("cannot create {}", log_path.display()))?;
+            let mut cmd = Command::new(std::env::current_exe()?);
+            if let Some(c) = config_file {
+                cmd.arg("--config").arg(c);
             }
-            if Instant::now() >= deadline || server.exited() {
-                // Keep the data dir: its log says why.
-                server.temp = None;
-                bail!("the server did not come up; see {}", log_path.display());
+            let child = cmd
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(&dir)
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--plugins")
+                .arg(&plugins)
+                .env("DIVOC_ADMIN_TOKEN", &token)
+                // Measured: issuing and verifying, not delivering. The shipped
+                // `notify-log` channel is not in the bench's plugins, and rows
+                // routed to it would retry alongside the load.
+                .env("DIVOC_CERTIFICATES__DISTRIBUTION__CHANNELS", "[]")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("cannot start `divoc serve`")?;
+            server.children.push(child);
+            let one = Endpoint::new(vec![addr], addr.to_string(), token.clone());
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let up = rt.block_on(async {
+                    let mut c = Conn::open(&one).await?;
+                    c.call("GET", "/healthz", None).await
+                });
+                if matches!(up, Ok(ref r) if r.status == 200) {
+                    break;
+                }
+                if Instant::now() >= deadline || server.exited() {
+                    // Keep the data dir: its log says why.
+                    server.temp = None;
+                    bail!("the server did not come up; see {}", log_path.display());
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            println!(
+                "server: started `divoc serve` on http://{addr} (data dir {}, log {})",
+                dir.display(),
+                log_path.display()
+            );
+            addrs.push(addr);
         }
-        println!(
-            "server: started `divoc serve` on http://{addr} (data dir {}, log {})",
-            data.display(),
-            log_path.display()
-        );
+        let host = addrs[0].to_string();
+        server.endpoint = Arc::new(Endpoint::new(addrs, host, token));
         Ok(server)
     }
 
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+    /// The processes of the servers the bench started.
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
     }
 
-    /// Prints the server's resident and peak memory, when it is ours.
+    /// Prints the servers' resident and peak memory, when they are ours.
     fn report_memory(&self) {
-        if let Some((rss, peak)) = self.pid().and_then(growth::memory_mib) {
-            println!(
-                "server memory: {rss:.0} MiB resident now, {peak:.0} MiB at peak (target ≤ 150)"
-            );
+        for (host, pid) in self.pids().into_iter().enumerate() {
+            if let Some((rss, peak)) = growth::memory_mib(pid) {
+                println!(
+                    "server {host} memory: {rss:.0} MiB resident now, {peak:.0} MiB at peak \
+                     (target ≤ 150)"
+                );
+            }
         }
     }
 
     fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+        self.children
+            .iter_mut()
+            .any(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     fn stop(mut self) {
@@ -804,7 +905,7 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self.children.drain(..) {
             // Everything acknowledged is committed; SIGKILL loses nothing.
             let _ = child.kill();
             let _ = child.wait();
@@ -819,6 +920,28 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Copies a keys directory (the issuer's keys, the store key, the person
+/// key; subdirectories too) for another host; files keep their modes.
+fn copy_keys(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if path.is_dir() {
+            copy_keys(&path, &to.join(name))?;
+        } else {
+            std::fs::copy(&path, to.join(name))
+                .with_context(|| format!("cannot copy {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn token_from(data_dir: Option<&Path>) -> anyhow::Result<String> {
@@ -888,7 +1011,7 @@ impl Conn {
         with_token: bool,
     ) -> anyhow::Result<Conn> {
         let stream = match source {
-            None => TcpStream::connect(e.addr).await,
+            None => TcpStream::connect(e.addr()).await,
             Some(ip) => {
                 let socket = if ip.is_ipv4() {
                     tokio::net::TcpSocket::new_v4()?
@@ -896,10 +1019,10 @@ impl Conn {
                     tokio::net::TcpSocket::new_v6()?
                 };
                 socket.bind(SocketAddr::new(ip, 0))?;
-                socket.connect(e.addr).await
+                socket.connect(e.addr()).await
             }
         }
-        .with_context(|| format!("cannot connect to {}", e.addr))?;
+        .with_context(|| format!("cannot connect to {}", e.host))?;
         stream.set_nodelay(true)?;
         let fixed = if with_token {
             format!("Host: {}\r\nAuthorization: Bearer {}\r\n", e.host, e.token)
@@ -1353,7 +1476,7 @@ async fn verify_setup(
 /// it. A verification counts as done when its verdict is `valid`.
 async fn verify_load(
     e: &Arc<Endpoint>,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     items: &[Value],
     count: usize,
     concurrency: usize,
@@ -1379,9 +1502,9 @@ async fn verify_load(
         })
         .collect::<anyhow::Result<_>>()?;
     let expected = |j: usize| per_request.min(count - j * per_request);
-    let before = cpu_now(server_pid);
+    let before = cpu_now(server_pids);
     let (answers, elapsed) = drive(e, concurrency, Arc::new(jobs)).await?;
-    let after = cpu_now(server_pid);
+    let after = cpu_now(server_pids);
     let mut out = Outcome::new(&answers, elapsed);
     for (j, answer) in answers.iter().enumerate() {
         let n = expected(j);
@@ -1447,7 +1570,7 @@ impl StreamClients {
             let count = Arc::new(AtomicUsize::new(0));
             let url = format!(
                 "http://{}/v1/events/stream?kinds=certificate.issued",
-                endpoint.addr
+                endpoint.addr()
             );
             let response = ureq::get(&url)
                 .set("Authorization", &format!("Bearer {}", endpoint.token))
@@ -1547,11 +1670,7 @@ mod tests {
                     .expect("write");
                 got
             });
-            let e = Endpoint {
-                addr,
-                host: addr.to_string(),
-                token: "t0k".into(),
-            };
+            let e = Endpoint::new(vec![addr], addr.to_string(), "t0k".into());
             let mut c = Conn::open(&e).await.expect("connect");
             let r = c.call("POST", "/x", Some(b"{}")).await.expect("call");
             assert_eq!((r.status, r.body.as_slice()), (201, &b"hello"[..]));

@@ -39,9 +39,10 @@ const BASELINE: &str = include_str!("../migrations/postgres/0016_baseline.sql");
 
 /// Migrations after the baseline, in order: entry `i` brings the schema to
 /// `BASELINE_VERSION + 1 + i`. Append only, as for SQLite.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../migrations/postgres/0017_status_blocks.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0017_status_blocks.sql"),
+    include_str!("../migrations/postgres/0018_issuer_keys.sql"),
+];
 
 /// Arbitrary, fixed: the advisory lock key hosts take while migrating.
 const MIGRATION_LOCK: i64 = 0x000d_10c5_0001;
@@ -234,6 +235,44 @@ fn step(conn: &PgConn, version: u32, sql: &str, first: bool) -> Result<()> {
         return Err(StorageError::Migration { version, source });
     }
     tracing::info!(version, "applied PostgreSQL storage migration");
+    Ok(())
+}
+
+/// A fresh, empty schema `name` in the database at `base` (dropped first
+/// if it exists), and the URL that makes it every connection's search
+/// path: for benches and tests that need databases side by side.
+pub fn fresh_schema_url(base: &str, name: &str) -> Result<String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StorageError::InvalidArgument(format!(
+            "schema name {name:?}"
+        )));
+    }
+    let rt = PgRuntime::start(base)?;
+    let conn = rt.connect()?;
+    conn.batch(&format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+    ))?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-csearch_path%3D{name}"))
+}
+
+/// Drops schema `name` (see [`fresh_schema_url`]).
+pub fn drop_schema(base: &str, name: &str) -> Result<()> {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StorageError::InvalidArgument(format!(
+            "schema name {name:?}"
+        )));
+    }
+    let rt = PgRuntime::start(base)?;
+    rt.connect()?
+        .batch(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
     Ok(())
 }
 

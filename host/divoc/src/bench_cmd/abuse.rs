@@ -101,7 +101,7 @@ pub fn run(
     let next = Arc::new(AtomicUsize::new(0));
     let phase = Duration::from_secs(args.seconds);
 
-    let before = cpu_now(server.pid());
+    let before = cpu_now(&server.pids());
     let alone = rt.block_on(issue_for(
         &server.endpoint,
         &bodies,
@@ -112,7 +112,7 @@ pub fn run(
     ))?;
     report_cpu(
         before,
-        cpu_now(server.pid()),
+        cpu_now(&server.pids()),
         alone.ok,
         "certificate (alone)",
     );
@@ -122,7 +122,7 @@ pub fn run(
     let flood = Flood::start(&server.endpoint, &args, flood_images, stop.clone())?;
     // Let the flood reach its rate before the clock starts.
     std::thread::sleep(Duration::from_secs(1));
-    let before = cpu_now(server.pid());
+    let before = cpu_now(&server.pids());
     let flooded = rt.block_on(issue_for(
         &server.endpoint,
         &bodies,
@@ -131,7 +131,7 @@ pub fn run(
         args.issuers,
         phase,
     ))?;
-    let after = cpu_now(server.pid());
+    let after = cpu_now(&server.pids());
     stop.store(true, Ordering::Relaxed);
     let answers = flood.finish()?;
     report_cpu(before, after, flooded.ok, "certificate (flooded)");

@@ -229,16 +229,17 @@ pub fn run(args: GrowthArgs, config_file: Option<&Path>) -> anyhow::Result<std::
             sample
         };
         let items = rt.block_on(qr_items(e, &ids))?;
-        let (verify, _, _) = rt.block_on(verify_load(e, None, &items, args.count, 32, None))?;
+        let (verify, _, _) = rt.block_on(verify_load(e, &[], &items, args.count, 32, None))?;
         let (verify_batch, _, _) =
-            rt.block_on(verify_load(e, None, &items, args.count, 4, Some(100)))?;
+            rt.block_on(verify_load(e, &[], &items, args.count, 4, Some(100)))?;
         let lookup = rt.block_on(lookup_load(e, &ids, args.count))?;
         for o in [&batch, &single, &verify, &verify_batch, &lookup] {
             failed |= o.failed > 0;
         }
         let memory = server
-            .pid()
-            .and_then(memory_mib)
+            .pids()
+            .first()
+            .and_then(|pid| memory_mib(*pid))
             .map(|(rss, peak)| format!("{rss:.0} / {peak:.0}"))
             .unwrap_or_else(|| "?".into());
         let stored = read_mark(data.as_deref()).count.max(size) + extra;
