@@ -7,18 +7,15 @@
 //! the server.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::support;
-use support::Server;
+use support::{deploy_webhook_plugin, repo, Server, Webhook};
 
 const ADMIN: &str = "distribution-test-admin-0123";
 const FACILITY_42: &str = "facility-42-token-0123456789";
@@ -27,127 +24,6 @@ const FACILITY_9: &str = "facility-9-token-0123456789";
 const BROKEN: &str = "always-fail@example.org";
 /// notify-webhook's HMAC key, given through the environment.
 const WEBHOOK_SECRET: &str = "distribution-test-webhook-secret-0123456789";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// One request the webhook endpoint received.
-#[derive(Debug, Clone)]
-struct Hit {
-    at: Instant,
-    idempotency_key: String,
-    /// Carried an `X-Divoc-Signature: v1=…` (notify-webhook signs every
-    /// request; its own tests check the MAC).
-    signed: bool,
-    body: Value,
-    status: u16,
-}
-
-/// A minimal HTTP/1.1 endpoint: answers 500 to the next `fail_next`
-/// requests and to any request mentioning [`BROKEN`], 200 otherwise.
-#[derive(Clone, Default)]
-struct Webhook {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    fail_next: Arc<AtomicUsize>,
-}
-
-impl Webhook {
-    fn start(&self) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let this = self.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let this = this.clone();
-                std::thread::spawn(move || this.serve(stream));
-            }
-        });
-        port
-    }
-
-    fn serve(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let (mut length, mut key, mut signed) = (0usize, String::new(), false);
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').unwrap();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap(),
-                "idempotency-key" => key = value.trim().to_string(),
-                "x-divoc-signature" => signed = value.trim().starts_with("v1="),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let text = String::from_utf8_lossy(&body);
-        let fail = text.contains(BROKEN)
-            || self
-                .fail_next
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        let status = if fail { 500 } else { 200 };
-        self.hits.lock().unwrap().push(Hit {
-            at: Instant::now(),
-            idempotency_key: key,
-            signed,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            status,
-        });
-        let reason = if fail { "Internal Server Error" } else { "OK" };
-        let mut stream = stream;
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        );
-    }
-
-    /// The requests about one certificate, in arrival order.
-    fn hits_for(&self, certificate_id: &str) -> Vec<Hit> {
-        self.hits
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|h| h.body["certificate-ids"][0] == certificate_id)
-            .cloned()
-            .collect()
-    }
-}
-
-/// The plugin as built, with its manifest asking for the loopback origin
-/// instead of the example one (the operator's deployment step).
-fn deploy_webhook_plugin(dir: &Path, origin: &str) {
-    let built = repo().join("target/plugins/notify-webhook");
-    assert!(
-        built.join("plugin.toml").is_file(),
-        "example plugins are not built in target/plugins; run scripts/setup.sh"
-    );
-    let target = dir.join("notify-webhook");
-    std::fs::create_dir_all(&target).unwrap();
-    for entry in std::fs::read_dir(&built).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if name == "plugin.toml" {
-            let manifest = std::fs::read_to_string(&path).unwrap();
-            assert!(manifest.contains("https://notify.example.org"));
-            std::fs::write(
-                target.join(name),
-                manifest.replace("https://notify.example.org", origin),
-            )
-            .unwrap();
-        } else if path.is_file() {
-            std::fs::copy(&path, target.join(name)).unwrap();
-        }
-    }
-}
 
 fn start(tmp: &Path, hook_port: u16) -> Server {
     let origin = format!("http://127.0.0.1:{hook_port}");
@@ -286,7 +162,10 @@ fn settle(server: &Server, id: &str) -> (Value, Vec<Value>) {
 
 #[test]
 fn certificates_are_delivered_retried_and_reported() {
-    let webhook = Webhook::default();
+    let webhook = Webhook {
+        broken: Some(BROKEN),
+        ..Webhook::default()
+    };
     let hook_port = webhook.start();
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path(), hook_port);

@@ -26,3 +26,4 @@ mod rollout;
 mod route_cases;
 mod serve;
 mod support;
+mod three_hosts;
