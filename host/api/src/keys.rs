@@ -61,7 +61,13 @@ pub async fn rotate(
         tokio::task::spawn_blocking(move || shared.rotate(&for_task))
             .await
             .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-            .map_err(ApiError::from)?
+            .map_err(|e| match e {
+                divoc_certificates::CertError::Validation(_) => ApiError::bad_request(
+                    "purpose",
+                    format!("this issuer has no key for purpose {purpose:?}"),
+                ),
+                e => ApiError::from(e),
+            })?
     } else {
         let for_task = purpose.clone();
         tokio::task::spawn_blocking(move || keyring.rotate_reporting(&for_task))
@@ -114,15 +120,11 @@ async fn rotate_es256(
         return Err(ApiError::not_found("this service keeps no ES256 keys"));
     };
     if state.shared_keys.is_some() {
-        // Rotating them here would leave the other hosts signing with
-        // the old key and unable to publish the new one.
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "not_shared",
-            "ES256 keys are not shared through the database: rotate them with every host \
-             stopped (`divoc keys rotate --algorithm es256`), then copy the keys directory \
-             to each host",
-        ));
+        // Not shared through the database (docs/SCALE.md): other hosts
+        // on it keep the old key until they get this keys directory.
+        tracing::warn!(
+            "ES256 key rotated on this host only: copy its keys directory to the other hosts"
+        );
     }
     let old = ring.active(&purpose).ok().map(|k| k.kid);
     let for_task = purpose.clone();

@@ -343,14 +343,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
-                KeysCommand::Rotate { algorithm, .. }
-                    if algorithm == "es256" && host.shared_keys.is_some() =>
-                {
-                    anyhow::bail!(
-                        "ES256 keys are not shared through the database: on PostgreSQL, rotate \
-                         them with every host stopped, then copy this keys directory to each host"
-                    )
-                }
                 KeysCommand::Rotate { purpose, algorithm } if algorithm == "es256" => {
                     let old = host.es256.active(&purpose).ok().map(|k| k.kid);
                     let k = host.es256.rotate(&purpose)?;
