@@ -54,10 +54,12 @@ fn row(r: &Row<'_>) -> crate::sql::SqlResult<IssuerKeyRow> {
     })
 }
 
-/// Every stored key, oldest first.
+/// Every stored key, oldest first. Times are to the second, and a
+/// rotation makes the new key in the second the old one retires: within a
+/// second, retired keys (`active = 0`) come before the active one.
 pub fn all(r: &Reader<'_>) -> Result<Vec<IssuerKeyRow>> {
     let mut stmt = r.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM issuer_keys ORDER BY created_at, key_id"
+        "SELECT {COLUMNS} FROM issuer_keys ORDER BY created_at, active, key_id"
     ))?;
     let mut rows = stmt.query(())?;
     let mut out = Vec::new();
