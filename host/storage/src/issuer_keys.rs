@@ -54,12 +54,11 @@ fn row(r: &Row<'_>) -> crate::sql::SqlResult<IssuerKeyRow> {
     })
 }
 
-/// Every stored key, oldest first. Times are to the second, and a
-/// rotation makes the new key in the second the old one retires: within a
-/// second, retired keys (`active = 0`) come before the active one.
+/// Every stored key, in the order they were stored (times are to the
+/// second, and two rotations can fall in one).
 pub fn all(r: &Reader<'_>) -> Result<Vec<IssuerKeyRow>> {
     let mut stmt = r.conn().prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM issuer_keys ORDER BY created_at, active, key_id"
+        "SELECT {COLUMNS} FROM issuer_keys ORDER BY seq, key_id"
     ))?;
     let mut rows = stmt.query(())?;
     let mut out = Vec::new();
@@ -73,7 +72,8 @@ fn insert(tx: &Tx<'_>, k: &IssuerKeyRow) -> Result<usize> {
     Ok(tx
         .conn()
         .prepare_cached(&format!(
-            "INSERT INTO issuer_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO issuer_keys ({COLUMNS}, seq)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(MAX(seq), 0) + 1 FROM issuer_keys WHERE true
              ON CONFLICT DO NOTHING"
         ))?
         .execute(params![
@@ -178,5 +178,26 @@ mod tests {
         let third = key("k4444", "certificate", true);
         assert_eq!(b.write(move |tx| insert(tx, &third)).wait().unwrap(), 0);
         assert_eq!(a.read(all).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn keys_list_in_the_order_they_were_stored_within_one_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = crate::db::two_handles_for_tests(&dir);
+        // Same second, ids in reverse order, the active key in the middle
+        // of the id order: only the stored order tells them apart.
+        let at = |mut k: IssuerKeyRow| {
+            k.created_at = "2026-12-07T00:00:00Z".into();
+            k
+        };
+        let first = vec![at(key("kz", "certificate", true))];
+        assert!(a.write(move |tx| seed(tx, &first)).wait().unwrap());
+        let next = at(key("ka", "certificate", true));
+        assert!(a.write(move |tx| rotate(tx, "kz", &next)).wait().unwrap());
+        let last = at(key("km", "certificate", true));
+        assert!(a.write(move |tx| rotate(tx, "ka", &last)).wait().unwrap());
+        let keys = a.read(all).unwrap();
+        let order: Vec<(&str, bool)> = keys.iter().map(|k| (k.key_id.as_str(), k.active)).collect();
+        assert_eq!(order, [("kz", false), ("ka", false), ("km", true)]);
     }
 }

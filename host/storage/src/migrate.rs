@@ -47,6 +47,7 @@ const MIGRATIONS: &[Migration] = &[
     Steps(|conn, commit| crate::compact::run(conn, commit)),
     Sql(include_str!("../migrations/0017_status_blocks.sql")),
     Sql(include_str!("../migrations/0018_issuer_keys.sql")),
+    Sql(include_str!("../migrations/0019_issuer_keys_order.sql")),
 ];
 
 /// The schema version this build creates and understands.

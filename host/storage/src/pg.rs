@@ -42,6 +42,7 @@ const BASELINE: &str = include_str!("../migrations/postgres/0016_baseline.sql");
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0017_status_blocks.sql"),
     include_str!("../migrations/postgres/0018_issuer_keys.sql"),
+    include_str!("../migrations/postgres/0019_issuer_keys_order.sql"),
 ];
 
 /// Arbitrary, fixed: the advisory lock key hosts take while migrating.
