@@ -42,11 +42,6 @@ case "$have" in
     ;;
 esac
 
-# Stable toolchain: RUSTC_BOOTSTRAP=1 admits the few -Z flags cargo-fuzz
-# passes; `--sanitizer none` because AddressSanitizer needs a nightly std
-# (and safe Rust needs it least). The coverage instrumentation
-# (-Cpasses=sancov-module, -Cllvm-args=-sanitizer-coverage-*) is stable.
-export RUSTC_BOOTSTRAP=1
 # 16 codegen units: cargo-fuzz's release default of 1 compiles each crate
 # of the instrumented dependency tree (wasmtime included) on one core.
 fuzz=(--fuzz-dir fuzz --sanitizer none --features libfuzzer --codegen-units 16)
@@ -56,6 +51,15 @@ artifacts="$cache/fuzz/artifacts"
 mkdir -p "$corpus" "$artifacts"
 echo "== fuzz: seeds into $corpus"
 cargo run -q -p divoc-fuzz --bin divoc-fuzz-seeds -- "$corpus"
+
+# Only now: cargo fingerprints RUSTC_BOOTSTRAP, so the seed tool built with
+# it set would rebuild the test build's crates (same files, new
+# fingerprint) here and again in the next test run.
+# Stable toolchain: RUSTC_BOOTSTRAP=1 admits the few -Z flags cargo-fuzz
+# passes; `--sanitizer none` because AddressSanitizer needs a nightly std
+# (and safe Rust needs it least). The coverage instrumentation
+# (-Cpasses=sancov-module, -Cllvm-args=-sanitizer-coverage-*) is stable.
+export RUSTC_BOOTSTRAP=1
 
 echo "== fuzz: building ${#targets[@]} targets (instrumented, release)"
 for t in "${targets[@]}"; do

@@ -181,6 +181,19 @@ enum Step {
     Store(Box<Prepared>),
 }
 
+/// How [`CertificateService::prepare`] learns whether the dose is issued
+/// already (a re-send is answered before signing or charging).
+#[derive(Clone, Copy)]
+enum Existing<'a> {
+    /// It reads it.
+    Read,
+    /// It does not look: a correction issues the dose again on purpose.
+    Skip,
+    /// From a batch's one read ([`store::stored_doses`]); a dose not in
+    /// it is read.
+    Known(&'a store::StoredDoses),
+}
+
 fn payload_hash(req: &IssueRequest) -> Result<String, CertError> {
     let mut v = serde_json::to_value(req).map_err(|e| CertError::Internal(e.to_string()))?;
     // How a dose was paid for is not part of what is certified: a re-send
@@ -386,7 +399,7 @@ impl CertificateService {
     /// Validate, check the identity, check for a previous issue, take
     /// payment, then sign. Signing happens outside the writer thread so
     /// group commits stay short.
-    fn prepare(&self, req: &IssueRequest, actor: &str, check_existing: bool) -> Step {
+    fn prepare(&self, req: &IssueRequest, actor: &str, existing: Existing<'_>) -> Step {
         let inner = &self.inner;
         if let Err(e) = self.validate(req) {
             return Step::Done(Err(e));
@@ -429,11 +442,21 @@ impl CertificateService {
             &req.pre_enrollment_code,
             req.vaccination.dose,
         );
-        if check_existing {
-            match inner
+        let read = || {
+            inner
                 .db
                 .read(|r| store::precheck(r, program, code, dose, &hash))
-            {
+        };
+        let found = match existing {
+            Existing::Skip => None,
+            Existing::Read => Some(read()),
+            Existing::Known(known) => Some(match known.precheck(program, code, dose, &hash) {
+                Some(outcome) => Ok(outcome),
+                None => read(),
+            }),
+        };
+        if let Some(found) = found {
+            match found {
                 Err(e) => return Step::Done(Err(e.into())),
                 Ok(Some(InsertOutcome::Existing(id))) => {
                     return Step::Done(Ok(Issued {
@@ -556,7 +579,7 @@ impl CertificateService {
 
     /// Issues one certificate. `Ok` means committed to disk.
     pub fn issue(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
-        match self.prepare(req, actor, true) {
+        match self.prepare(req, actor, Existing::Read) {
             Step::Done(r) => r,
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();
@@ -579,7 +602,7 @@ impl CertificateService {
         actor: &str,
         alongside: Alongside,
     ) -> Result<Issued, CertError> {
-        match self.prepare(req, actor, true) {
+        match self.prepare(req, actor, Existing::Read) {
             Step::Done(r) => r,
             Step::Store(p) => {
                 let id = p.new.certificate().id.clone();
@@ -631,7 +654,8 @@ impl CertificateService {
     /// [`issues_inline`](Self::issues_inline) for `req`; otherwise use `issue` on a
     /// blocking thread, since identity and payment checks call plugins.
     pub async fn issue_async(&self, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
-        self.complete(self.prepare(req, actor, true)).await
+        self.complete(self.prepare(req, actor, Existing::Read))
+            .await
     }
 
     /// Stores a prepared step and awaits its group commit.
@@ -657,7 +681,7 @@ impl CertificateService {
         actor: String,
     ) -> Result<Issued, CertError> {
         let svc = self.clone();
-        let step = tokio::task::spawn_blocking(move || svc.prepare(&req, &actor, true))
+        let step = tokio::task::spawn_blocking(move || svc.prepare(&req, &actor, Existing::Read))
             .await
             .map_err(|e| CertError::Internal(format!("issuing task failed: {e}")))?;
         self.complete(step).await
@@ -676,8 +700,20 @@ impl CertificateService {
         let mut results: Vec<Option<Result<Issued, CertError>>> = Vec::with_capacity(reqs.len());
         let mut to_store = Vec::new();
         let mut slots = Vec::new();
+        // Re-sends found with one read for the batch (on PostgreSQL one
+        // round trip instead of one per certificate); should it fail, each
+        // certificate reads its own and meets the error there.
+        let doses: Vec<(&str, &str, u32)> = reqs
+            .iter()
+            .map(|r| {
+                let v = &r.vaccination;
+                (v.program.as_str(), r.pre_enrollment_code.as_str(), v.dose)
+            })
+            .collect();
+        let known = self.inner.db.read(|r| store::stored_doses(r, &doses)).ok();
+        let existing = known.as_ref().map_or(Existing::Read, Existing::Known);
         for req in reqs {
-            match self.prepare(req, actor, true) {
+            match self.prepare(req, actor, existing) {
                 Step::Done(r) => results.push(Some(r)),
                 Step::Store(p) => {
                     slots.push((results.len(), p.new.certificate().id.clone()));
@@ -1011,7 +1047,7 @@ impl CertificateService {
     /// unrevoked version may be corrected, at most `max-corrections` times
     /// ([`rules::may_correct`], decided inside the write transaction).
     pub fn correct(&self, id: &str, req: &IssueRequest, actor: &str) -> Result<Issued, CertError> {
-        let p = match self.prepare(req, actor, false) {
+        let p = match self.prepare(req, actor, Existing::Skip) {
             Step::Done(r) => return r,
             Step::Store(p) => p,
         };

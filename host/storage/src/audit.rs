@@ -235,25 +235,7 @@ pub fn append_audit_json(
     // deleted, new records must not quietly reuse its numbers and paper
     // over the gap. It is read once per group and written once, before
     // the group commits ([`GroupHead`]).
-    let current = tx.audit_head.borrow().current();
-    let (prev_seq, prev_hash) = match current {
-        Some(head) => head,
-        None => {
-            let head = match read_head(conn)? {
-                Some((seq, hash)) => match decode_hash(&hash) {
-                    Some(h) => (seq, h),
-                    None => {
-                        return Err(StorageError::InvalidArgument(format!(
-                            "audit head hash {hash:?} is not 64 hex digits"
-                        )))
-                    }
-                },
-                None => (0, GENESIS),
-            };
-            tx.audit_head.borrow_mut().read(head);
-            head
-        }
-    };
+    let (prev_seq, prev_hash) = group_head(tx)?;
     let seq = prev_seq + 1;
     let at = crate::now_ms();
     let hash = audit_hash(seq, at, actor, action, subject, detail, &prev_hash);
@@ -267,6 +249,87 @@ pub fn append_audit_json(
     ])?;
     tx.audit_head.borrow_mut().appended((seq, hash));
     Ok(seq)
+}
+
+/// The chain's head as the running closure sees it: read once per group.
+fn group_head(tx: &Tx<'_>) -> Result<(i64, [u8; 32])> {
+    if let Some(head) = tx.audit_head.borrow().current() {
+        return Ok(head);
+    }
+    let head = match read_head(tx.conn())? {
+        Some((seq, hash)) => match decode_hash(&hash) {
+            Some(h) => (seq, h),
+            None => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "audit head hash {hash:?} is not 64 hex digits"
+                )))
+            }
+        },
+        None => (0, GENESIS),
+    };
+    tx.audit_head.borrow_mut().read(head);
+    Ok(head)
+}
+
+/// One record for [`append_audit_json_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEntry<'a> {
+    /// Who.
+    pub actor: &'a str,
+    /// What, e.g. `certificate.issued`.
+    pub action: &'a str,
+    /// To what.
+    pub subject: &'a str,
+    /// The detail, a JSON object, stored and hashed exactly as given.
+    pub detail: &'a str,
+}
+
+/// Appends `entries` in order, exactly as one [`append_audit_json`] each
+/// would: the hashes are chained in memory, and on PostgreSQL the records
+/// go in one statement (a batch of certificates is one round trip, not one
+/// per certificate). If the statement fails, nothing was appended and the
+/// head has not moved.
+pub fn append_audit_json_many(tx: &Tx<'_>, entries: &[AuditEntry<'_>]) -> Result<()> {
+    let Some(pg) = tx.conn().pg() else {
+        for e in entries {
+            append_audit_json(tx, e.actor, e.action, e.subject, e.detail)?;
+        }
+        return Ok(());
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev) = group_head(tx)?;
+    let at = crate::now_ms();
+    let n = entries.len();
+    let (mut seqs, mut prevs, mut hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in entries {
+        seq += 1;
+        let hash = audit_hash(seq, at, e.actor, e.action, e.subject, e.detail, &prev);
+        seqs.push(seq);
+        prevs.push(hex::encode(prev));
+        hashes.push(hex::encode(hash));
+        prev = hash;
+    }
+    let actors: Vec<&str> = entries.iter().map(|e| e.actor).collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
+    let subjects: Vec<&str> = entries.iter().map(|e| e.subject).collect();
+    let details: Vec<&str> = entries.iter().map(|e| e.detail).collect();
+    pg.execute_pg(
+        "INSERT INTO audit(seq, at, actor, action, subject, detail, prev_hash, hash)
+         SELECT s, $2, a, ac, su, d, p, h
+           FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[]) AS t(s, a, ac, su, d, p, h)",
+        &[
+            &seqs, &at, &actors, &actions, &subjects, &details, &prevs, &hashes,
+        ],
+    )?;
+    tx.audit_head.borrow_mut().appended((seq, prev));
+    Ok(())
 }
 
 /// The chain's head within one writer group: read from `audit_head` by the
@@ -287,7 +350,7 @@ pub(crate) struct GroupHead {
 }
 
 /// Where the running closure's appends stood, to go back to with
-/// [`crate::Tx::audit_rewind`] after rolling back to a savepoint of its own.
+/// [`crate::Tx::rewind`] after rolling back to a savepoint of its own.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AuditMark(Option<(i64, [u8; 32])>);
 

@@ -15,6 +15,7 @@
 //! names, dates of birth, contacts or pre-enrolment codes.
 
 use std::borrow::Borrow;
+use std::collections::HashMap;
 
 use crate::sql::{params, Optional, Row};
 use serde_json::{json, Value};
@@ -22,6 +23,8 @@ use serde_json::{json, Value};
 use crate::db::{Reader, Tx};
 use crate::error::{to_i64, to_u64, Result, StorageError};
 use crate::{audit, credential_codec, events, outbox};
+
+mod many_rows;
 
 /// Stored status of a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +330,69 @@ pub fn precheck(
         .map(|(id, _, _)| InsertOutcome::Conflict(id)))
 }
 
+/// What is stored for many doses, read at once: [`precheck`] for a batch
+/// without a query per certificate (on PostgreSQL, one query).
+#[derive(Debug, Default)]
+pub struct StoredDoses {
+    /// `(program, recipient_ref, dose)` → `(id, payload hash)`, newest
+    /// version first; every dose asked for has an entry.
+    doses: HashMap<(String, String, u32), Vec<(String, String)>>,
+}
+
+impl StoredDoses {
+    /// [`precheck`] of one dose, or `None` if it was not among those read.
+    pub fn precheck(
+        &self,
+        program: &str,
+        recipient_ref: &str,
+        dose: u32,
+        payload_hash: &str,
+    ) -> Option<Option<InsertOutcome>> {
+        let key = (program.to_owned(), recipient_ref.to_owned(), dose);
+        let versions = self.doses.get(&key)?;
+        let same = versions.iter().find(|(_, h)| h == payload_hash);
+        Some(match same {
+            Some((id, _)) => Some(InsertOutcome::Existing(id.clone())),
+            None => versions
+                .first()
+                .map(|(id, _)| InsertOutcome::Conflict(id.clone())),
+        })
+    }
+}
+
+/// Reads what is stored for each of `doses` `(program, recipient_ref,
+/// dose)`.
+pub fn stored_doses(r: &Reader<'_>, doses: &[(&str, &str, u32)]) -> Result<StoredDoses> {
+    let mut out = StoredDoses::default();
+    if let Some(pg) = r.conn().pg() {
+        let keys: Vec<(&str, &str, i64)> =
+            doses.iter().map(|d| (d.0, d.1, i64::from(d.2))).collect();
+        let found = many_rows::stored_versions(pg, &keys)?;
+        for &(program, recipient_ref, dose) in doses {
+            let versions = found
+                .get(&(program, recipient_ref, i64::from(dose)))
+                .map(|v| v.iter().map(|(id, h, _)| (id.clone(), h.clone())).collect())
+                .unwrap_or_default();
+            out.doses.insert(
+                (program.to_owned(), recipient_ref.to_owned(), dose),
+                versions,
+            );
+        }
+        return Ok(out);
+    }
+    for &(program, recipient_ref, dose) in doses {
+        let versions = versions(r, program, recipient_ref, dose)?
+            .into_iter()
+            .map(|(id, h, _)| (id, h))
+            .collect();
+        out.doses.insert(
+            (program.to_owned(), recipient_ref.to_owned(), dose),
+            versions,
+        );
+    }
+    Ok(out)
+}
+
 fn credential_json(c: &NewCertificate) -> Result<String> {
     serde_json::to_string(&c.credential).map_err(|source| StorageError::Json {
         what: "certificate credential",
@@ -607,44 +673,60 @@ pub fn insert_many_with<P: Borrow<PreparedCertificate>>(
         conn.prepare_cached(sql)?.execute(())?;
         Ok(())
     };
-    let mut one = |i: usize, p: &PreparedCertificate| -> Result<InsertOutcome> {
-        let outcome = insert_prepared(tx, p)?;
-        if outcome == InsertOutcome::Created {
-            created(tx, i)?;
-        }
-        Ok(outcome)
-    };
-    // What the audit chain's head was at each savepoint: rolling back to
-    // one takes its audit records, so the head goes back too.
-    let many = tx.audit_mark();
+    // What the audit chain's head and the counts were at each savepoint:
+    // rolling back to one takes its audit records, so both go back too.
+    let many = tx.mark();
     exec("SAVEPOINT divoc_many")?;
-    let mut out = Vec::with_capacity(certs.len());
-    for (i, p) in certs.iter().enumerate() {
-        match one(i, p.borrow()) {
-            Ok(outcome) => out.push(Ok(outcome)),
-            Err(_) => break,
+    let all = match conn.pg() {
+        // A statement per table for the lot: PostgreSQL is bound by round
+        // trips, SQLite (in process) is not.
+        Some(pg) => many_rows::insert(tx, pg, certs, &mut created).ok(),
+        None => {
+            let mut out = Vec::with_capacity(certs.len());
+            for (i, p) in certs.iter().enumerate() {
+                match insert_one(tx, p.borrow(), i, &mut created) {
+                    Ok(outcome) => out.push(Ok(outcome)),
+                    Err(_) => break,
+                }
+            }
+            (out.len() == certs.len()).then_some(out)
         }
-    }
-    if out.len() == certs.len() {
+    };
+    if let Some(out) = all {
         exec("RELEASE divoc_many")?;
         return Ok(out);
     }
     exec("ROLLBACK TO divoc_many")?;
-    tx.audit_rewind(many);
-    out.clear();
+    tx.rewind(many);
+    let mut out = Vec::with_capacity(certs.len());
+    let mut one = |i: usize, p: &PreparedCertificate| insert_one(tx, p, i, &mut created);
     for (i, p) in certs.iter().enumerate() {
-        let before = tx.audit_mark();
+        let before = tx.mark();
         exec("SAVEPOINT divoc_one")?;
         let outcome = one(i, p.borrow());
         if outcome.is_err() {
             exec("ROLLBACK TO divoc_one")?;
-            tx.audit_rewind(before);
+            tx.rewind(before);
         }
         exec("RELEASE divoc_one")?;
         out.push(outcome);
     }
     exec("RELEASE divoc_many")?;
     Ok(out)
+}
+
+/// [`insert_prepared`], then `created` if it was stored as new.
+fn insert_one(
+    tx: &Tx<'_>,
+    p: &PreparedCertificate,
+    i: usize,
+    created: &mut impl FnMut(&Tx<'_>, usize) -> Result<()>,
+) -> Result<InsertOutcome> {
+    let outcome = insert_prepared(tx, p)?;
+    if outcome == InsertOutcome::Created {
+        created(tx, i)?;
+    }
+    Ok(outcome)
 }
 
 /// Stores `p` as version `version` of a dose, correcting `previous_id`,
@@ -1080,6 +1162,114 @@ mod tests {
         assert!(db.verify_audit_chain().unwrap().is_intact());
         let stored = db.read(|r| get(r, "E")).unwrap().unwrap();
         assert_eq!(stored.credential, json!({ "id": "E" }));
+    }
+
+    /// Everything but times and the hashes that include them, to compare
+    /// two databases.
+    fn contents(db: &Database) -> Vec<Vec<Vec<Value>>> {
+        [
+            "SELECT id, program, recipient_ref, dose, version, previous_id, status, status_index,
+                    issued_at, facility_id, payload_hash, credential FROM certificates ORDER BY id",
+            "SELECT lookup_hash, certificate_id FROM certificate_lookup
+              ORDER BY certificate_id, lookup_hash",
+            "SELECT seq, actor, action, subject, detail FROM audit ORDER BY seq",
+            "SELECT seq, kind, subject, payload FROM events ORDER BY seq",
+            "SELECT id, kind, target, payload, next_attempt_at, status FROM outbox ORDER BY id",
+            "SELECT metric, dimension, key, n FROM stats_counts ORDER BY metric, dimension, key",
+        ]
+        .iter()
+        .map(|q| db.query_json_for_tests(q).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn a_batch_stores_what_one_certificate_at_a_time_stores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open =
+            |name: &str| Database::open_test(&tmp.path().join(name), DbOptions::default()).unwrap();
+        let cert = |id: &str, r: &str, dose: u32, hash: &str, index: u64| {
+            let mut c = new_cert(id, hash, index);
+            c.recipient_ref = r.into();
+            c.dose = dose;
+            c.issued_at_ms = 1_000 + i64::try_from(index).unwrap();
+            c.lookup_hashes = (0..index % 3).map(|k| format!("{k:064x}")).collect();
+            c.channels = match index % 3 {
+                0 => vec![],
+                1 => vec!["sms".into()],
+                _ => vec!["sms".into(), "webhook".into()],
+            };
+            c.facility_id = index.is_multiple_of(2).then(|| format!("F{index}"));
+            c.counts = vec![("vaccine".into(), format!("V{}", index % 2))];
+            c.payload_hash = format!("{:0>64}", hex::encode(hash));
+            c.credential = json!({ "id": id, "name": "Ünïcode \"quoted\"" });
+            PreparedCertificate::new(c).unwrap()
+        };
+        // Stored before the batch: r1 dose 1, corrected (version 2).
+        let before = |db: &Database| {
+            let first = cert("OLD1", "r1", 1, "h-old", 100);
+            db.write(move |tx| insert_prepared(tx, &first))
+                .wait()
+                .unwrap();
+            let fix = cert("OLD2", "r1", 1, "h-fix", 101);
+            db.write(move |tx| insert_correction(tx, &fix, 2, "OLD1"))
+                .wait()
+                .unwrap();
+        };
+        let batch = || {
+            vec![
+                cert("A", "r2", 1, "ha", 1),
+                cert("B", "r3", 1, "hb", 2),
+                cert("C", "r2", 1, "ha", 3),    // re-send of A
+                cert("D", "r3", 1, "hz", 4),    // conflicts with B
+                cert("E", "r1", 1, "h-old", 5), // the first version again
+                cert("F", "r1", 1, "h-new", 6), // conflicts with the newest
+                cert("G", "r1", 2, "hg", 7),    // another dose: new
+                cert("H", "r4", 1, "hh", 8),
+                cert("I", "r5", 3, "hi", 9),
+            ]
+        };
+        let (many, one_by_one) = (open("many.db"), open("one.db"));
+        before(&many);
+        before(&one_by_one);
+        let certs = batch();
+        let out_many = many
+            .write(move |tx| match tx.conn().pg() {
+                // The statement-per-table path itself, not its fallback.
+                Some(pg) => many_rows::insert(tx, pg, &certs, &mut |_, _| Ok(())),
+                None => insert_many(tx, &certs),
+            })
+            .wait()
+            .unwrap();
+        let mut out_one = Vec::new();
+        for c in batch() {
+            out_one.push(one_by_one.write(move |tx| insert_prepared(tx, &c)).wait());
+        }
+        let outcomes = |v: Vec<Result<InsertOutcome>>| -> Vec<InsertOutcome> {
+            v.into_iter().map(|o| o.unwrap()).collect()
+        };
+        let out_many = outcomes(out_many);
+        assert_eq!(out_many, outcomes(out_one));
+        use InsertOutcome::{Conflict, Created, Existing};
+        assert_eq!(
+            out_many,
+            [
+                Created,
+                Created,
+                Existing("A".into()),
+                Conflict("B".into()),
+                Existing("OLD1".into()),
+                Conflict("OLD2".into()),
+                Created,
+                Created,
+                Created,
+            ]
+        );
+        assert_eq!(contents(&many), contents(&one_by_one));
+        assert!(many.verify_audit_chain().unwrap().is_intact());
+        // And the next batch follows on the chain and the sequences.
+        let next = vec![cert("J", "r6", 1, "hj", 10)];
+        many.write(move |tx| insert_many(tx, &next)).wait().unwrap();
+        assert!(many.verify_audit_chain().unwrap().is_intact());
     }
 
     #[test]

@@ -160,6 +160,13 @@ pub struct Tx<'c> {
     pub(crate) audit_head: std::cell::RefCell<crate::audit::GroupHead>,
 }
 
+/// What a savepoint inside a closure takes back besides its rows: see
+/// [`Tx::mark`].
+pub(crate) struct TxMark {
+    audit: crate::audit::AuditMark,
+    counts: crate::stats::Deltas,
+}
+
 impl<'c> Tx<'c> {
     /// A read view of the same transaction, for the repositories' read
     /// functions. It sees this transaction's own uncommitted writes.
@@ -171,16 +178,21 @@ impl<'c> Tx<'c> {
         self.conn
     }
 
-    /// Where the running closure's audit appends stand: a closure that
-    /// rolls back to a savepoint of its own rewinds to the mark taken when
-    /// it made the savepoint (see [`crate::certificates::insert_many`]).
-    pub(crate) fn audit_mark(&self) -> crate::audit::AuditMark {
-        self.audit_head.borrow().mark()
+    /// Where the running closure's audit appends and counts stand: a
+    /// closure that rolls back to a savepoint of its own rewinds to the
+    /// mark taken when it made the savepoint (see
+    /// [`crate::certificates::insert_many`]).
+    pub(crate) fn mark(&self) -> TxMark {
+        TxMark {
+            audit: self.audit_head.borrow().mark(),
+            counts: self.item_counts.borrow().clone(),
+        }
     }
 
-    /// See [`Tx::audit_mark`].
-    pub(crate) fn audit_rewind(&self, mark: crate::audit::AuditMark) {
-        self.audit_head.borrow_mut().rewind(mark);
+    /// See [`Tx::mark`].
+    pub(crate) fn rewind(&self, mark: TxMark) {
+        self.audit_head.borrow_mut().rewind(mark.audit);
+        *self.item_counts.borrow_mut() = mark.counts;
     }
 
     pub(crate) fn count(&self, key: crate::stats::CountKey, delta: i64) {

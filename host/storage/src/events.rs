@@ -52,6 +52,34 @@ pub fn append_event_json(tx: &Tx<'_>, kind: &str, subject: &str, payload: &str) 
         .ok_or_else(|| crate::sql::SqlError::NoRows.into())
 }
 
+/// Appends events `(kind, subject, payload JSON)` in order, as one
+/// [`append_event_json`] each would; on PostgreSQL in one statement, the
+/// sequence numbered in the given order.
+pub fn append_events_json(tx: &Tx<'_>, events: &[(&str, &str, &str)]) -> Result<()> {
+    let Some(pg) = tx.conn().pg() else {
+        for (kind, subject, payload) in events {
+            append_event_json(tx, kind, subject, payload)?;
+        }
+        return Ok(());
+    };
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.0).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.1).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.2).collect();
+    // `WITH ORDINALITY … ORDER BY`: identity values are drawn in the
+    // order rows are produced, so the log keeps the given order.
+    pg.execute_pg(
+        "INSERT INTO events(kind, occurred_at, subject, payload)
+         SELECT k, $1, s, p
+           FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(k, s, p, i)
+          ORDER BY i",
+        &[&crate::now_ms(), &kinds, &subjects, &payloads],
+    )?;
+    Ok(())
+}
+
 /// Up to `limit` events with `seq > after`, oldest first. Start with
 /// `after = 0`.
 pub fn events_after(r: &Reader<'_>, after: i64, limit: usize) -> Result<Vec<Event>> {

@@ -152,6 +152,47 @@ pub fn enqueue_json(
         .ok_or_else(|| crate::sql::SqlError::NoRows.into())
 }
 
+/// One item for [`enqueue_json_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewItem<'a> {
+    /// What it is, e.g. `certificate.distribute`.
+    pub kind: &'a str,
+    /// Where it goes, e.g. a channel.
+    pub target: &'a str,
+    /// The payload, a JSON object.
+    pub payload: &'a str,
+    /// Not delivered before (ms).
+    pub not_before_ms: i64,
+}
+
+/// Enqueues `items` in order, as one [`enqueue_json`] each would; on
+/// PostgreSQL in one statement.
+pub fn enqueue_json_many(tx: &Tx<'_>, items: &[NewItem<'_>]) -> Result<()> {
+    let Some(pg) = tx.conn().pg() else {
+        for i in items {
+            enqueue_json(tx, i.kind, i.target, i.payload, i.not_before_ms)?;
+        }
+        return Ok(());
+    };
+    if items.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = items.iter().map(|i| i.kind).collect();
+    let targets: Vec<&str> = items.iter().map(|i| i.target).collect();
+    let payloads: Vec<&str> = items.iter().map(|i| i.payload).collect();
+    let due: Vec<i64> = items.iter().map(|i| i.not_before_ms).collect();
+    // Ids in the given order (see `events::append_events_json`).
+    pg.execute_pg(
+        "INSERT INTO outbox(kind, target, payload, next_attempt_at, created_at, updated_at)
+         SELECT k, t, p, d, $1, $1
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+                WITH ORDINALITY AS u(k, t, p, d, i)
+          ORDER BY i",
+        &[&crate::now_ms(), &kinds, &targets, &payloads, &due],
+    )?;
+    Ok(())
+}
+
 /// Claims up to `limit` pending items due at `now_ms`, oldest due first:
 /// each gets `attempts + 1` and is hidden from further claims until
 /// `now_ms + lease_ms`. Returns the claimed items as updated.

@@ -654,6 +654,31 @@ impl PgConn {
     }
 }
 
+/// Parameters of the statements that only PostgreSQL runs, bound as
+/// PostgreSQL types (arrays included) rather than SQLite's five classes.
+pub(crate) type PgParams<'a> = [&'a (dyn PgToSql + Sync)];
+
+impl PgConn {
+    /// Runs a PostgreSQL-only statement (e.g. a multi-row `INSERT … SELECT
+    /// FROM unnest($1::text[], …)`: a batch's rows of one table in one
+    /// round trip, one statement text whatever the batch's size); returns
+    /// the rows it changed.
+    pub(crate) fn execute_pg(&self, sql: &str, params: &PgParams<'_>) -> SqlResult<u64> {
+        let stmt = self.prepare(sql)?;
+        Ok(block_on(self.client.execute(&stmt, params))?)
+    }
+
+    /// [`execute_pg`](Self::execute_pg) for a statement that returns rows.
+    pub(crate) fn query_pg(
+        &self,
+        sql: &str,
+        params: &PgParams<'_>,
+    ) -> SqlResult<Vec<tokio_postgres::Row>> {
+        let stmt = self.prepare(sql)?;
+        Ok(block_on(self.client.query(&stmt, params))?)
+    }
+}
+
 /// Waits for a PostgreSQL future on the calling thread. The connections'
 /// sockets are driven by the storage layer's own I/O runtime
 /// ([`crate::pg`]), so the client futures only wait on channels and can be
@@ -717,6 +742,15 @@ impl<'c> Conn<'c> {
         match self {
             Conn::Lite(_) => Dialect::Sqlite,
             Conn::Pg(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The PostgreSQL connection underneath, for the statements only it
+    /// runs.
+    pub(crate) fn pg(&self) -> Option<&'c PgConn> {
+        match self {
+            Conn::Lite(_) => None,
+            Conn::Pg(c) => Some(c),
         }
     }
 
