@@ -6,7 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use divoc_crypto::keys::{KeyError, DEFAULT_PURPOSE};
+use divoc_certificates::{shared_keys, CertError};
+use divoc_crypto::keys::DEFAULT_PURPOSE;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -54,33 +55,14 @@ pub async fn rotate(
             ))
         }
     }
-    let keyring = state.keyring.clone();
-    let rotation = if let Some(shared) = state.shared_keys.clone() {
-        // Hosts on one database: rotated there, loaded by every host.
-        let for_task = purpose.clone();
-        tokio::task::spawn_blocking(move || shared.rotate(&for_task))
-            .await
-            .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-            .map_err(|e| match e {
-                divoc_certificates::CertError::Validation(_) => ApiError::bad_request(
-                    "purpose",
-                    format!("this issuer has no key for purpose {purpose:?}"),
-                ),
-                e => ApiError::from(e),
-            })?
-    } else {
-        let for_task = purpose.clone();
-        tokio::task::spawn_blocking(move || keyring.rotate_reporting(&for_task))
-            .await
-            .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-            .map_err(|e| match e {
-                KeyError::NoActiveKey(_) => ApiError::bad_request(
-                    "purpose",
-                    format!("this issuer has no key for purpose {purpose:?}"),
-                ),
-                e => ApiError::internal(format!("key rotation failed: {e}")),
-            })?
-    };
+    let (keyring, shared) = (state.keyring.clone(), state.shared_keys.clone());
+    let for_task = purpose.clone();
+    let rotation = tokio::task::spawn_blocking(move || {
+        shared_keys::rotate_ed25519(shared.as_ref(), &keyring, &for_task)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+    .map_err(rotation_error)?;
     let (rotated, retired) = (rotation.new, rotation.retired);
     let detail = json!({
         "purpose": purpose,
@@ -110,7 +92,8 @@ pub async fn rotate(
 }
 
 /// Rotates the ES256 key of `purpose` (new key, new self-signed
-/// document-signer certificate); the old one keeps verifying.
+/// document-signer certificate), on every host when hosts share one
+/// database; the old one keeps verifying.
 async fn rotate_es256(
     state: &AppState,
     actor: String,
@@ -119,25 +102,15 @@ async fn rotate_es256(
     let Some(ring) = state.es256.clone() else {
         return Err(ApiError::not_found("this service keeps no ES256 keys"));
     };
-    if state.shared_keys.is_some() {
-        // Not shared through the database (docs/SCALE.md): other hosts
-        // on it keep the old key until they get this keys directory.
-        tracing::warn!(
-            "ES256 key rotated on this host only: copy its keys directory to the other hosts"
-        );
-    }
-    let old = ring.active(&purpose).ok().map(|k| k.kid);
+    let shared = state.shared_keys.clone();
     let for_task = purpose.clone();
-    let rotated = tokio::task::spawn_blocking(move || ring.rotate(&for_task))
-        .await
-        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
-        .map_err(|e| match e {
-            KeyError::NoActiveKey(_) => ApiError::bad_request(
-                "purpose",
-                format!("this issuer has no ES256 key for purpose {purpose:?}"),
-            ),
-            e => ApiError::internal(format!("key rotation failed: {e}")),
-        })?;
+    let rotation = tokio::task::spawn_blocking(move || {
+        shared_keys::rotate_es256(shared.as_ref(), &ring, &for_task)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+    .map_err(rotation_error)?;
+    let (rotated, old) = (rotation.new, rotation.retired.kid);
     let detail = json!({
         "purpose": purpose,
         "algorithm": "es256",
@@ -166,4 +139,19 @@ async fn rotate_es256(
         "retired_key_id": old,
     }))
     .into_response())
+}
+
+/// An unknown purpose is the request's fault (400 naming `purpose`); the
+/// rest is the service's.
+fn rotation_error(e: CertError) -> ApiError {
+    match e {
+        CertError::Validation(errors) => {
+            let message = errors
+                .first()
+                .map(|f| f.message.clone())
+                .unwrap_or_else(|| "unknown purpose".into());
+            ApiError::bad_request("purpose", message)
+        }
+        e => ApiError::from(e),
+    }
 }

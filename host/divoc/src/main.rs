@@ -344,8 +344,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 KeysCommand::Rotate { purpose, algorithm } if algorithm == "es256" => {
-                    let old = host.es256.active(&purpose).ok().map(|k| k.kid);
-                    let k = host.es256.rotate(&purpose)?;
+                    let rotation = divoc_certificates::shared_keys::rotate_es256(
+                        host.shared_keys.as_ref(),
+                        &host.es256,
+                        &purpose,
+                    )?;
+                    let (k, old) = (rotation.new, rotation.retired.kid);
                     let detail = serde_json::json!({
                         "purpose": purpose,
                         "algorithm": "es256",
@@ -375,10 +379,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("--algorithm is `ed25519` or `es256`, not {algorithm:?}")
                 }
                 KeysCommand::Rotate { purpose, .. } => {
-                    let rotation = match &host.shared_keys {
-                        Some(shared) => shared.rotate(&purpose)?,
-                        None => host.keyring.rotate_reporting(&purpose)?,
-                    };
+                    let rotation = divoc_certificates::shared_keys::rotate_ed25519(
+                        host.shared_keys.as_ref(),
+                        &host.keyring,
+                        &purpose,
+                    )?;
                     let (k, retired) = (rotation.new, rotation.retired);
                     let detail = serde_json::json!({
                         "purpose": purpose,

@@ -79,9 +79,13 @@ pub fn open_host(config: &Config) -> anyhow::Result<Host> {
         .context("cannot open the keyring")?;
     let es256 = Es256Keyring::open_or_create(&data.join("keys"), &config.issuer.es256)
         .context("cannot open the ES256 keyring")?;
-    let shared_keys =
-        divoc_certificates::shared_keys::SharedKeys::open(&db, &keyring, &data.join("keys"))
-            .context("cannot share the issuer keys through the database")?;
+    let shared_keys = divoc_certificates::shared_keys::SharedKeys::open(
+        &db,
+        &keyring,
+        &es256,
+        &data.join("keys"),
+    )
+    .context("cannot share the issuer keys through the database")?;
     Ok(Host {
         db,
         keyring,

@@ -11,15 +11,50 @@ use crate::sql::{params, Row};
 /// The `LISTEN`/`NOTIFY` channel of key changes.
 pub const KEYS_CHANNEL: &str = "divoc_keys";
 
+/// A stored key's algorithm: each has its own keys, one active per purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// The credentials' keys: `public_key` is a Multikey.
+    Ed25519,
+    /// EU DCC and SMART Health Card keys: `public_key` is the base64 SEC1
+    /// point, and the row holds the document-signer certificate.
+    Es256,
+}
+
+impl KeyAlgorithm {
+    /// The name stored in the `algorithm` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Es256 => "es256",
+        }
+    }
+
+    fn parse(s: &str) -> crate::sql::SqlResult<KeyAlgorithm> {
+        match s {
+            "ed25519" => Ok(KeyAlgorithm::Ed25519),
+            "es256" => Ok(KeyAlgorithm::Es256),
+            other => Err(crate::sql::SqlError::Column {
+                index: 7,
+                message: format!("unknown key algorithm {other:?}"),
+            }),
+        }
+    }
+}
+
 /// One stored key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuerKeyRow {
-    /// `<did>#<multikey>`.
+    /// Ed25519: `<did>#<multikey>`; ES256: the JWK thumbprint.
     pub key_id: String,
+    /// Which keys it is one of.
+    pub algorithm: KeyAlgorithm,
     /// The purpose it serves.
     pub purpose: String,
-    /// Multikey form of the public key.
+    /// The public key ([`KeyAlgorithm`] says in which form).
     pub public_key: String,
+    /// ES256: the DER document-signer certificate.
+    pub certificate: Option<Vec<u8>>,
     /// Signs (else verifies only).
     pub active: bool,
     /// RFC 3339.
@@ -34,13 +69,15 @@ impl std::fmt::Debug for IssuerKeyRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerKeyRow")
             .field("key_id", &self.key_id)
+            .field("algorithm", &self.algorithm)
             .field("purpose", &self.purpose)
             .field("active", &self.active)
             .finish_non_exhaustive()
     }
 }
 
-const COLUMNS: &str = "key_id, purpose, public_key, active, created_at, retired_at, sealed";
+const COLUMNS: &str =
+    "key_id, purpose, public_key, active, created_at, retired_at, sealed, algorithm, certificate";
 
 fn row(r: &Row<'_>) -> crate::sql::SqlResult<IssuerKeyRow> {
     Ok(IssuerKeyRow {
@@ -51,6 +88,8 @@ fn row(r: &Row<'_>) -> crate::sql::SqlResult<IssuerKeyRow> {
         created_at: r.get(4)?,
         retired_at: r.get(5)?,
         sealed: r.get(6)?,
+        algorithm: KeyAlgorithm::parse(&r.get::<String>(7)?)?,
+        certificate: r.get(8)?,
     })
 }
 
@@ -73,7 +112,8 @@ fn insert(tx: &Tx<'_>, k: &IssuerKeyRow) -> Result<usize> {
         .conn()
         .prepare_cached(&format!(
             "INSERT INTO issuer_keys ({COLUMNS}, seq)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(MAX(seq), 0) + 1 FROM issuer_keys WHERE true
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, COALESCE(MAX(seq), 0) + 1
+               FROM issuer_keys WHERE true
              ON CONFLICT DO NOTHING"
         ))?
         .execute(params![
@@ -83,17 +123,28 @@ fn insert(tx: &Tx<'_>, k: &IssuerKeyRow) -> Result<usize> {
             i64::from(k.active),
             k.created_at,
             k.retired_at,
-            k.sealed
+            k.sealed,
+            k.algorithm.as_str(),
+            k.certificate
         ])?)
 }
 
-/// Puts the first host's keys into an empty table; `false` (and nothing
-/// written) if another host's keys are there already: those are the keys.
-pub fn seed(tx: &Tx<'_>, keys: &[IssuerKeyRow]) -> Result<bool> {
+/// Puts the first host's keys of `algorithm` into a table that has none of
+/// that algorithm; `false` (and nothing written) if another host's keys
+/// are there already: those are the keys. (A database shared before ES256
+/// keys were gets the first ES256 keys a host brings.)
+pub fn seed(tx: &Tx<'_>, algorithm: KeyAlgorithm, keys: &[IssuerKeyRow]) -> Result<bool> {
+    if let Some(k) = keys.iter().find(|k| k.algorithm != algorithm) {
+        return Err(crate::StorageError::Rejected(format!(
+            "key {} is not an {} key",
+            k.key_id,
+            algorithm.as_str()
+        )));
+    }
     let present: i64 = tx
         .conn()
-        .prepare_cached("SELECT COUNT(*) FROM issuer_keys")?
-        .query_row((), |r| r.get(0))?;
+        .prepare_cached("SELECT COUNT(*) FROM issuer_keys WHERE algorithm = ?1")?
+        .query_row(params![algorithm.as_str()], |r| r.get(0))?;
     if present > 0 {
         return Ok(false);
     }
@@ -118,9 +169,14 @@ pub fn rotate(tx: &Tx<'_>, retiring: &str, new: &IssuerKeyRow) -> Result<bool> {
         .conn()
         .prepare_cached(
             "UPDATE issuer_keys SET active = 0, retired_at = ?2, sealed = NULL
-             WHERE key_id = ?1 AND active = 1 AND purpose = ?3",
+             WHERE key_id = ?1 AND active = 1 AND purpose = ?3 AND algorithm = ?4",
         )?
-        .execute(params![retiring, new.created_at, new.purpose])?;
+        .execute(params![
+            retiring,
+            new.created_at,
+            new.purpose,
+            new.algorithm.as_str()
+        ])?;
     if retired == 0 {
         return Ok(false);
     }
@@ -142,8 +198,10 @@ mod tests {
     fn key(id: &str, purpose: &str, active: bool) -> IssuerKeyRow {
         IssuerKeyRow {
             key_id: id.into(),
+            algorithm: KeyAlgorithm::Ed25519,
             purpose: purpose.into(),
             public_key: format!("z{id}"),
+            certificate: None,
             active,
             created_at: format!("2026-12-07T00:00:0{}Z", id.len()),
             retired_at: None,
@@ -156,10 +214,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = crate::db::two_handles_for_tests(&dir);
         let first = vec![key("k1", "certificate", true)];
-        assert!(a.write(move |tx| seed(tx, &first)).wait().unwrap());
+        assert!(a
+            .write(move |tx| seed(tx, KeyAlgorithm::Ed25519, &first))
+            .wait()
+            .unwrap());
         // The second host finds the first one's keys.
         let other = vec![key("k9", "certificate", true)];
-        assert!(!b.write(move |tx| seed(tx, &other)).wait().unwrap());
+        assert!(!b
+            .write(move |tx| seed(tx, KeyAlgorithm::Ed25519, &other))
+            .wait()
+            .unwrap());
         assert_eq!(b.read(all).unwrap(), vec![key("k1", "certificate", true)]);
 
         // Two hosts rotate the same key: one wins, the other finds it gone.
@@ -191,7 +255,10 @@ mod tests {
             k
         };
         let first = vec![at(key("kz", "certificate", true))];
-        assert!(a.write(move |tx| seed(tx, &first)).wait().unwrap());
+        assert!(a
+            .write(move |tx| seed(tx, KeyAlgorithm::Ed25519, &first))
+            .wait()
+            .unwrap());
         let next = at(key("ka", "certificate", true));
         assert!(a.write(move |tx| rotate(tx, "kz", &next)).wait().unwrap());
         let last = at(key("km", "certificate", true));
@@ -199,5 +266,70 @@ mod tests {
         let keys = a.read(all).unwrap();
         let order: Vec<(&str, bool)> = keys.iter().map(|k| (k.key_id.as_str(), k.active)).collect();
         assert_eq!(order, [("kz", false), ("ka", false), ("km", true)]);
+    }
+
+    #[test]
+    fn es256_keys_are_seeded_and_rotated_beside_the_ed25519_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = crate::db::two_handles_for_tests(&dir);
+        let es = |id: &str, active: bool| IssuerKeyRow {
+            algorithm: KeyAlgorithm::Es256,
+            certificate: Some(vec![0x30, 3, 1, 2, 3]),
+            ..key(id, "certificate", active)
+        };
+        let ed = vec![key("k1", "certificate", true)];
+        assert!(a
+            .write(move |tx| seed(tx, KeyAlgorithm::Ed25519, &ed))
+            .wait()
+            .unwrap());
+        // A database shared before ES256 keys were: the first host that
+        // brings some seeds them; a second host's are not stored.
+        let first = vec![es("e1", true)];
+        assert!(b
+            .write(move |tx| seed(tx, KeyAlgorithm::Es256, &first))
+            .wait()
+            .unwrap());
+        let other = vec![es("e9", true)];
+        assert!(!a
+            .write(move |tx| seed(tx, KeyAlgorithm::Es256, &other))
+            .wait()
+            .unwrap());
+        // Keys of the wrong algorithm are refused.
+        let wrong = vec![key("k7", "certificate", true)];
+        assert!(a
+            .write(move |tx| seed(tx, KeyAlgorithm::Es256, &wrong))
+            .wait()
+            .is_err());
+        assert_eq!(
+            a.read(all).unwrap(),
+            vec![key("k1", "certificate", true), es("e1", true)]
+        );
+
+        // An ES256 rotation leaves the Ed25519 key of the same purpose be,
+        // and cannot retire a key of the other algorithm.
+        let new = es("e22", true);
+        assert!(a.write(move |tx| rotate(tx, "e1", &new)).wait().unwrap());
+        let across = es("e333", true);
+        assert!(!a.write(move |tx| rotate(tx, "k1", &across)).wait().unwrap());
+        let keys = b.read(all).unwrap();
+        let state: Vec<(&str, KeyAlgorithm, bool, bool)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.key_id.as_str(),
+                    k.algorithm,
+                    k.active,
+                    k.certificate.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            state,
+            [
+                ("k1", KeyAlgorithm::Ed25519, true, false),
+                ("e1", KeyAlgorithm::Es256, false, true),
+                ("e22", KeyAlgorithm::Es256, true, true),
+            ]
+        );
     }
 }

@@ -48,6 +48,7 @@ const MIGRATIONS: &[Migration] = &[
     Sql(include_str!("../migrations/0017_status_blocks.sql")),
     Sql(include_str!("../migrations/0018_issuer_keys.sql")),
     Sql(include_str!("../migrations/0019_issuer_keys_order.sql")),
+    Sql(include_str!("../migrations/0020_issuer_keys_es256.sql")),
 ];
 
 /// The schema version this build creates and understands.

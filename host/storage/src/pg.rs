@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0017_status_blocks.sql"),
     include_str!("../migrations/postgres/0018_issuer_keys.sql"),
     include_str!("../migrations/postgres/0019_issuer_keys_order.sql"),
+    include_str!("../migrations/postgres/0020_issuer_keys_es256.sql"),
 ];
 
 /// Arbitrary, fixed: the advisory lock key hosts take while migrating.

@@ -14,11 +14,17 @@
 //! "document signer certificate"; a country submits it to its national
 //! backend for signing by its CSCA, and may then name the signed certificate
 //! with [`Es256Keyring::set_certificate`]).
+//!
+//! Hosts sharing one database share these keys the way they share the
+//! Ed25519 ones ([`super::shared`]): the store keeps each key's public
+//! half and certificate, and an active key's private half sealed with the
+//! store key ([`Es256Keyring::to_shared`], [`Es256Keyring::load_shared`]).
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +45,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::Validity;
 
+use zeroize::Zeroizing;
+
+use super::shared::{sealing, StoreKey};
 use super::{ensure_private_dir, read_optional, write_atomic, KeyError, KeyStatus};
 use crate::data_integrity;
 
@@ -215,6 +224,49 @@ struct Inner {
     dir: PathBuf,
     config: Es256Config,
     entries: RwLock<Vec<Entry>>,
+    /// Set once the keys come from a shared store ([`Es256Keyring::load_shared`]).
+    shared: AtomicBool,
+}
+
+/// What an ES256 rotation did.
+#[derive(Debug, Clone)]
+pub struct Es256Rotation {
+    /// The key that signs from now on.
+    pub new: Es256KeyInfo,
+    /// The key it replaced (verifies only).
+    pub retired: Es256KeyInfo,
+}
+
+/// One ES256 key as the shared store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedEs256Key {
+    /// JWK thumbprint (RFC 7638), base64url.
+    pub kid: String,
+    /// The purpose the key serves.
+    pub purpose: String,
+    /// Uncompressed SEC1 point (65 bytes).
+    pub public_key: Vec<u8>,
+    /// DER X.509 certificate.
+    pub certificate: Vec<u8>,
+    /// Whether the key signs (else it verifies only).
+    pub active: bool,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Retirement time, RFC 3339, for retired keys.
+    pub retired_at: Option<String>,
+    /// The private scalar sealed with the [`StoreKey`], for active keys only.
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for SharedEs256Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedEs256Key")
+            .field("kid", &self.kid)
+            .field("purpose", &self.purpose)
+            .field("active", &self.active)
+            .field("sealed", &self.sealed.as_ref().map(|_| "<sealed>"))
+            .finish()
+    }
 }
 
 /// The host's ES256 keys. Cheap to clone and share across threads.
@@ -292,6 +344,7 @@ impl Es256Keyring {
                 dir,
                 config: config.clone(),
                 entries: RwLock::new(entries),
+                shared: AtomicBool::new(false),
             }),
         })
     }
@@ -353,8 +406,12 @@ impl Es256Keyring {
     }
 
     /// Replaces the active key of `purpose` with a fresh one (and certificate);
-    /// the old key is retired and keeps verifying.
-    pub fn rotate(&self, purpose: &str) -> Result<Es256KeyInfo, KeyError> {
+    /// the old key is retired and keeps verifying. Refused once the keys
+    /// come from a shared store: they rotate through it.
+    pub fn rotate(&self, purpose: &str) -> Result<Es256Rotation, KeyError> {
+        if self.is_shared() {
+            return Err(KeyError::Shared);
+        }
         let dir = &self.inner.dir;
         let mut entries = self.inner.entries.write();
         let old = entries
@@ -370,21 +427,27 @@ impl Es256Keyring {
         }
         records.push(new_entry.record.clone());
         write_records(dir, &records)?;
-        if let Some(e) = entries.get_mut(old) {
+        let retired = entries.get_mut(old).map(|e| {
             e.record.status = KeyStatus::Retired;
             e.record.retired_at = Some(now);
             e.secret = None;
             // Best effort, as for Ed25519 keys: the key no longer signs.
             let _ = fs::remove_file(dir.join(&e.record.file));
-        }
-        let info = new_entry.info();
+            e.info()
+        });
+        let new = new_entry.info();
         entries.push(new_entry);
-        Ok(info)
+        let retired = retired.ok_or_else(|| KeyError::NoActiveKey(purpose.to_owned()))?;
+        Ok(Es256Rotation { new, retired })
     }
 
     /// Replaces the certificate of `kid` (e.g. with the one the country's
-    /// CSCA signed for it). The certificate must be for this key.
+    /// CSCA signed for it). The certificate must be for this key. Refused
+    /// once the keys come from a shared store.
     pub fn set_certificate(&self, kid: &str, der: &[u8]) -> Result<(), KeyError> {
+        if self.is_shared() {
+            return Err(KeyError::Shared);
+        }
         let cert = x509_cert::Certificate::from_der(der)
             .map_err(|e| KeyError::InvalidConfig(format!("not a DER certificate: {e}")))?;
         let spki_key = cert
@@ -408,6 +471,185 @@ impl Es256Keyring {
         let records: Vec<Record> = entries.iter().map(|e| e.record.clone()).collect();
         write_records(&self.inner.dir, &records)
     }
+
+    /// This keyring's keys as the shared store keeps them (active ones
+    /// sealed): what a host puts into a store holding no ES256 key yet.
+    pub fn to_shared(&self, store: &StoreKey) -> Result<Vec<SharedEs256Key>, KeyError> {
+        let entries = self.inner.entries.read();
+        entries
+            .iter()
+            .map(|e| {
+                let sealed = match &e.secret {
+                    Some(key) => Some(store.seal(&e.record.kid, &scalar(key))?),
+                    None => None,
+                };
+                let info = e.info();
+                Ok(SharedEs256Key {
+                    kid: info.kid,
+                    purpose: info.purpose,
+                    public_key: info.public_key,
+                    certificate: info.certificate,
+                    active: info.active,
+                    created_at: info.created_at,
+                    retired_at: info.retired_at,
+                    sealed,
+                })
+            })
+            .collect()
+    }
+
+    /// A fresh key for `purpose`, with its self-signed certificate, sealed
+    /// for the store; not in the keyring until the store has it and
+    /// [`Es256Keyring::load_shared`] reads it back.
+    pub fn new_shared_key(
+        &self,
+        purpose: &str,
+        store: &StoreKey,
+    ) -> Result<SharedEs256Key, KeyError> {
+        let key = SigningKey::random(&mut OsRng);
+        let public = sec1(key.verifying_key());
+        let kid = jwk_thumbprint(&public);
+        let certificate = self_signed_certificate(&key, &self.inner.config)?;
+        let sealed = store.seal(&kid, &scalar(&key))?;
+        Ok(SharedEs256Key {
+            kid,
+            purpose: purpose.to_owned(),
+            public_key: public,
+            certificate,
+            active: true,
+            created_at: data_integrity::now_date_time_stamp(),
+            retired_at: None,
+            sealed: Some(sealed),
+        })
+    }
+
+    /// Makes the store's keys this keyring's keys, checked first: each kid
+    /// is its public key's thumbprint, each certificate is for its key, one
+    /// active key per purpose, and every active key's sealed half opens
+    /// with `store` to that public key. Nothing changes if a check fails.
+    /// The directory is rewritten to match (PEMs of active keys, then the
+    /// metadata, then retired keys' PEMs deleted), and from now on
+    /// [`Es256Keyring::rotate`] refuses.
+    pub fn load_shared(&self, keys: &[SharedEs256Key], store: &StoreKey) -> Result<(), KeyError> {
+        let dir = &self.inner.dir;
+        let from_store = dir.join("<shared store>");
+        let mut loaded: Vec<Entry> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if VerifyingKey::from_sec1_bytes(&k.public_key).is_err()
+                || jwk_thumbprint(&k.public_key) != k.kid
+            {
+                return Err(corrupt(
+                    &from_store,
+                    format!("{}: the public key does not match its kid", k.kid),
+                ));
+            }
+            if certificate_key(&k.certificate).as_deref() != Some(k.public_key.as_slice()) {
+                return Err(corrupt(
+                    &from_store,
+                    format!("{}: the certificate is not this key's", k.kid),
+                ));
+            }
+            let duplicate = loaded.iter().any(|e| {
+                e.record.kid == k.kid
+                    || (k.active
+                        && e.record.purpose == k.purpose
+                        && e.record.status == KeyStatus::Active)
+            });
+            if duplicate {
+                return Err(corrupt(
+                    &from_store,
+                    format!(
+                        "duplicate kid or second active key for purpose {:?}",
+                        k.purpose
+                    ),
+                ));
+            }
+            let secret = match (k.active, &k.sealed) {
+                (true, Some(sealed)) => {
+                    let bytes = store.open(&k.kid, sealed)?;
+                    let key = SigningKey::from_slice(bytes.as_slice())
+                        .map_err(|_| sealing(&k.kid, "not a P-256 private key"))?;
+                    if sec1(key.verifying_key()) != k.public_key {
+                        return Err(KeyError::KeyMismatch {
+                            key_id: k.kid.clone(),
+                        });
+                    }
+                    Some(key)
+                }
+                (true, None) => {
+                    return Err(corrupt(
+                        &from_store,
+                        format!("active key {} has no private half", k.kid),
+                    ))
+                }
+                (false, _) => None,
+            };
+            loaded.push(Entry {
+                record: Record {
+                    kid: k.kid.clone(),
+                    purpose: k.purpose.clone(),
+                    public_key: STANDARD.encode(&k.public_key),
+                    certificate: STANDARD.encode(&k.certificate),
+                    file: format!("{}.pem", k.kid),
+                    created_at: k.created_at.clone(),
+                    status: if k.active {
+                        KeyStatus::Active
+                    } else {
+                        KeyStatus::Retired
+                    },
+                    retired_at: k.retired_at.clone(),
+                },
+                public: k.public_key.clone(),
+                certificate: k.certificate.clone(),
+                secret,
+            });
+        }
+
+        let mut entries = self.inner.entries.write();
+        // The directory mirrors the store: active keys' PEMs, then the
+        // metadata naming them, then retired keys' PEMs go.
+        for e in &loaded {
+            if let Some(key) = &e.secret {
+                let pem =
+                    key.to_pkcs8_pem(LineEnding::LF)
+                        .map_err(|err| KeyError::InvalidKeyFile {
+                            path: dir.join(&e.record.file),
+                            reason: err.to_string(),
+                        })?;
+                write_atomic(dir, &e.record.file, pem.as_bytes())?;
+            }
+        }
+        write_metadata(dir, &loaded)?;
+        for e in loaded.iter().filter(|e| e.secret.is_none()) {
+            // Best effort: the key no longer signs anywhere.
+            let _ = fs::remove_file(dir.join(&e.record.file));
+        }
+        *entries = loaded;
+        self.inner.shared.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the keys come from a shared store ([`Es256Keyring::load_shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared.load(Ordering::SeqCst)
+    }
+}
+
+/// The 32-byte private scalar of `key`, as the store seals it.
+fn scalar(key: &SigningKey) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(key.to_bytes().into())
+}
+
+/// The public key (SEC1) a DER certificate names, if it parses.
+fn certificate_key(der: &[u8]) -> Option<Vec<u8>> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(
+        cert.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            .to_vec(),
+    )
 }
 
 /// A key held only in memory (with its certificate), for isolated runs such
@@ -729,7 +971,10 @@ mod tests {
         // Reopening finds the same key; rotation retires it.
         let again = Es256Keyring::open_or_create(&tmp.path().join("keys"), &config).unwrap();
         assert_eq!(again.active("certificate").unwrap().kid, key.kid);
-        let new = again.rotate("certificate").unwrap();
+        let rotation = again.rotate("certificate").unwrap();
+        let new = rotation.new;
+        assert_eq!(rotation.retired.kid, key.kid);
+        assert!(!rotation.retired.active);
         assert_ne!(new.kid, key.kid);
         assert!(matches!(
             again.sign(&key.kid, b"x"),
@@ -758,5 +1003,89 @@ mod tests {
             Es256Keyring::open_or_create(&tmp.path().join("keys"), &config),
             Err(KeyError::InvalidConfig(_))
         ));
+    }
+
+    /// Two hosts with one store key: the first host's keys go into the
+    /// store, the second loads them, a rotation made for the store signs on
+    /// both, and a retired key's private half is gone from both
+    /// directories.
+    #[test]
+    fn keys_shared_through_a_store_rotate_on_every_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = Es256Config::default();
+        let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+        let a = Es256Keyring::open_or_create(&a_dir, &config).unwrap();
+        let store = StoreKey::open_or_create(&a_dir).unwrap();
+        let b = Es256Keyring::open_or_create(&b_dir, &config).unwrap();
+        fs::copy(
+            a_dir.join(super::super::shared::STORE_KEY_FILE),
+            b_dir.join(super::super::shared::STORE_KEY_FILE),
+        )
+        .unwrap();
+        let b_store = StoreKey::open_or_create(&b_dir).unwrap();
+        let mut shared = a.to_shared(&store).unwrap();
+        assert!(shared.iter().all(|k| k.sealed.is_some()));
+        assert!(!format!("{shared:?}").contains(&format!("{:?}", shared[0].sealed)));
+        b.load_shared(&shared, &b_store).unwrap();
+        a.load_shared(&shared, &store).unwrap();
+        let first = a.active("certificate").unwrap();
+        assert_eq!(b.active("certificate").unwrap(), first);
+        assert!(matches!(a.rotate("certificate"), Err(KeyError::Shared)));
+        assert!(matches!(
+            a.set_certificate(&first.kid, &first.certificate),
+            Err(KeyError::Shared)
+        ));
+
+        // Host b rotates: the store retires the old key and erases its half.
+        let new = b.new_shared_key("certificate", &b_store).unwrap();
+        for k in &mut shared {
+            k.active = false;
+            k.retired_at = Some(new.created_at.clone());
+            k.sealed = None;
+        }
+        shared.push(new.clone());
+        for (ring, store, dir) in [(&a, &store, &a_dir), (&b, &b_store, &b_dir)] {
+            ring.load_shared(&shared, store).unwrap();
+            assert_eq!(ring.active("certificate").unwrap().kid, new.kid);
+            let sig = ring.sign(&new.kid, b"m").unwrap();
+            assert!(verify_es256(&new.public_key, b"m", &sig));
+            assert!(matches!(
+                ring.sign(&first.kid, b"m"),
+                Err(KeyError::Retired(_))
+            ));
+            assert!(ring.find(&first.kid).is_some(), "retired keys verify");
+            // The directory mirrors the store: a restart opens the same keys.
+            let again = Es256Keyring::open_or_create(dir, &config).unwrap();
+            assert_eq!(again.keys(), ring.keys());
+            assert!(!dir.join(DIR).join(format!("{}.pem", first.kid)).exists());
+        }
+
+        // What the store holds is checked before anything changes.
+        let before = a.keys();
+        let other = StoreKey::open_or_create(&tmp.path().join("other")).unwrap();
+        assert!(matches!(
+            a.load_shared(&shared, &other),
+            Err(KeyError::Sealed { .. })
+        ));
+        let mut foreign_certificate = shared.clone();
+        foreign_certificate.last_mut().unwrap().certificate = first.certificate.clone();
+        assert!(matches!(
+            a.load_shared(&foreign_certificate, &store),
+            Err(KeyError::CorruptMetadata { .. })
+        ));
+        let mut two_active = shared.clone();
+        two_active.push(a.new_shared_key("certificate", &store).unwrap());
+        assert!(a.load_shared(&two_active, &store).is_err());
+        let mut moved = shared.clone();
+        let stranger = a.new_shared_key("other", &store).unwrap();
+        moved.push(SharedEs256Key {
+            sealed: shared.last().unwrap().sealed.clone(),
+            ..stranger
+        });
+        assert!(matches!(
+            a.load_shared(&moved, &store),
+            Err(KeyError::Sealed { .. })
+        ));
+        assert_eq!(a.keys(), before);
     }
 }

@@ -39,6 +39,9 @@ pub const STORE_KEY_FILE: &str = "store-key";
 
 /// Seals and opens private keys for the shared store. `Debug` never shows
 /// the key.
+///
+/// It seals both algorithms' private halves: an Ed25519 seed and a P-256
+/// scalar ([`super::es256`]) are each 32 bytes.
 pub struct StoreKey(LessSafeKey);
 
 impl fmt::Debug for StoreKey {
@@ -83,7 +86,11 @@ impl StoreKey {
     /// `nonce ‖ ciphertext ‖ tag` of `secret`, bound to `key_id`. Nonces
     /// are random: a store seals one key per rotation, far below the
     /// 2^32 messages a random 96-bit nonce allows per key.
-    fn seal(&self, key_id: &str, secret: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+    pub(in crate::keys) fn seal(
+        &self,
+        key_id: &str,
+        secret: &[u8; 32],
+    ) -> Result<Vec<u8>, KeyError> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let mut sealed = Vec::with_capacity(NONCE_LEN + 32 + 16);
@@ -101,7 +108,11 @@ impl StoreKey {
         Ok(sealed)
     }
 
-    fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    pub(in crate::keys) fn open(
+        &self,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let (nonce, body) = sealed
             .split_at_checked(NONCE_LEN)
             .ok_or_else(|| sealing(key_id, "too short"))?;
@@ -120,12 +131,12 @@ impl StoreKey {
             })?;
         let secret: [u8; 32] = plain
             .try_into()
-            .map_err(|_| sealing(key_id, "not a 32-byte Ed25519 key"))?;
+            .map_err(|_| sealing(key_id, "not a 32-byte private key"))?;
         Ok(Zeroizing::new(secret))
     }
 }
 
-fn sealing(key_id: &str, reason: &str) -> KeyError {
+pub(in crate::keys) fn sealing(key_id: &str, reason: &str) -> KeyError {
     KeyError::Sealed {
         key_id: key_id.to_owned(),
         reason: reason.to_owned(),
