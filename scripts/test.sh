@@ -43,17 +43,8 @@ cargo test --workspace --no-run --message-format=json 2>/dev/null |
         divoc-insight divoc-api divoc-rollout divoc-runtime divoc >"$pg_dir/binaries"
 failed=0
 while read -r dir exe; do
-    skip=()
-    case "$dir" in
-    # Two uploads of 200,000 rows (more than a chunk) store each row with
-    # its own statements, a network round trip each: minutes on
-    # PostgreSQL in a debug build. Their SQL is the same as the other
-    # upload tests', which run here.
-    */host/rollout) skip=(--skip more_rows_than_a_chunk_are_all_stored
-        --skip an_upload_yields_to_other_writes_and_keeps_file_order) ;;
-    esac
     echo "-- $(basename "$exe") on PostgreSQL"
-    (cd "$dir" && "$exe" -q "${skip[@]}") || failed=1
+    (cd "$dir" && "$exe" -q) || failed=1
 done <"$pg_dir/binaries"
 unset TEST_DIVOC_POSTGRES
 if [ "$failed" != 0 ]; then

@@ -9,8 +9,9 @@
 //! - how long a small write (as a certificate's) waits while an upload
 //!   runs: p50/p99/max (no target; the upload yields to it).
 //!
-//! `cargo bench -p divoc-rollout --bench registry [-- --enrolments N]`;
-//! figures in docs/PERFORMANCE.md.
+//! `cargo bench -p divoc-rollout --bench registry [-- --enrolments N]
+//! [--postgres URL]` (an empty PostgreSQL database instead of a SQLite
+//! file); figures in docs/PERFORMANCE.md.
 
 use std::io::Read;
 use std::time::Instant;
@@ -70,8 +71,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    // `--postgres URL`: the same on an (empty) PostgreSQL database.
+    let postgres = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .and_then(|i| args.get(i + 1));
     let dir = tempfile::tempdir()?;
-    let db = Database::open(&dir.path().join("bench.db"), DbOptions::default())?;
+    let db = match postgres {
+        Some(url) => Database::open_postgres(url, DbOptions::default())?,
+        None => Database::open(&dir.path().join("bench.db"), DbOptions::default())?,
+    };
     let svc = RolloutService::new(db.clone(), divoc_time::SystemClock::shared());
     let rss_idle = peak_rss_kib();
     let india = UploadOptions {
@@ -176,11 +185,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_after.saturating_sub(rss_idle) / 1024,
         rss_idle / 1024
     );
-    let size: u64 = std::fs::read_dir(dir.path())?
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    println!("database: {} MB", size / (1024 * 1024));
+    if postgres.is_none() {
+        let size: u64 = std::fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!("database: {} MB", size / (1024 * 1024));
+    }
 
     // 4. Small writes while another 100,000 facilities are uploaded.
     let uploading = {

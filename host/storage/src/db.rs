@@ -745,6 +745,19 @@ const STATEMENT_CACHE: usize = 128;
 /// waits, so group commit amortizes the turns (docs/SCALE.md).
 const WRITE_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(4242001)";
 
+/// Said at the start of bulk work's transaction on PostgreSQL
+/// ([`Database::write_alone`]): plan every statement for the tables as they
+/// are now. A connection's prepared statements switch to one generic plan
+/// after five runs, costed on the sizes the planner last knew; a chunk of
+/// an upload grows a table by up to 100,000 rows inside one transaction,
+/// which no autovacuum ANALYZE can see, so a lookup by key planned as a
+/// scan of the small table it was stays a scan — each row's lookup reads
+/// the rows before it (a 200,000-row upload did not finish in 12 minutes).
+/// A custom plan reads the table's current size (`estimate_rel_size`) and
+/// takes the index. Small writes keep their cached plans: between their
+/// transactions ANALYZE runs and replans them.
+const BULK_PLANS: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+
 /// The per-item savepoint. Items run one after another, so one name
 /// suffices.
 const SAVEPOINT_BEGIN: &str = "SAVEPOINT divoc_item";
@@ -990,6 +1003,9 @@ fn run_group(conn: Conn<'_>, group: &mut Vec<Box<dyn WorkItem>>, counters: &Coun
                 Conn::Pg(_) => WRITE_LOCK,
             },
         )?;
+        if matches!(conn, Conn::Pg(_)) && group.iter().any(|item| item.alone()) {
+            control(conn, BULK_PLANS)?;
+        }
         let mut succeeded = 0usize;
         let mut broken = None;
         let savepoints = group.len() > 1;
