@@ -21,7 +21,7 @@ use divoc_crypto::keys::Keyring;
 use divoc_storage::certificates::{
     self as store, InsertOutcome, NewCertificate, PreparedCertificate, StatusWrite,
 };
-use divoc_storage::{meta, Database, PendingWrite};
+use divoc_storage::{meta, Database, PendingWrite, WriteAnswer};
 use divoc_time::{SharedClock, SystemClock, Zone};
 
 use crate::certificate::{self as rules, Certificate, Decision, Status, StatusChange};
@@ -154,7 +154,14 @@ struct Inner {
     hooks: Arc<dyn IssueHooks>,
     /// The JSON-LD contexts our credentials name.
     contexts: crate::contexts::ContextStore,
+    /// On PostgreSQL, certificates issued one per request wait here for
+    /// the write that stores them together (see
+    /// [`CertificateService::store`]); `None` on SQLite.
+    merging: Option<Arc<Mutex<Vec<Waiting>>>>,
 }
+
+/// A certificate waiting to be stored with others, and who to answer.
+type Waiting = (Prepared, WriteAnswer<InsertOutcome>);
 
 impl std::fmt::Debug for CertificateService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -283,6 +290,7 @@ impl CertificateService {
                 })
             })
             .wait()?;
+        let db_dialect = db.dialect();
         let inner = Arc::new(Inner {
             db,
             keyring,
@@ -297,6 +305,8 @@ impl CertificateService {
             status_generation: AtomicU64::new(0),
             lookup_key,
             hooks,
+            merging: (db_dialect == divoc_storage::sql::Dialect::Postgres)
+                .then(|| Arc::new(Mutex::new(Vec::new()))),
         });
         // Hosts sharing a PostgreSQL database announce status changes:
         // another host's revocation makes this one's signed lists stale.
@@ -538,8 +548,53 @@ impl CertificateService {
         }
     }
 
+    ///
+    /// On PostgreSQL the certificates of concurrent requests are stored
+    /// together: the first to arrive queues a write, the ones arriving
+    /// before the writer runs it join it, and the write stores them all
+    /// as a batch ([`store::insert_many_with`]: one statement per table
+    /// instead of about seven round trips per certificate). Each gets the
+    /// outcome it would get alone, once the group has committed.
     fn store(&self, p: Prepared) -> PendingWrite<InsertOutcome> {
-        self.inner.db.write(move |tx| store_prepared(tx, &p))
+        let db = &self.inner.db;
+        let Some(merging) = &self.inner.merging else {
+            return db.write(move |tx| store_prepared(tx, &p));
+        };
+        let (answer, pending) = db.answer_later();
+        let first = {
+            let mut waiting = merging.lock();
+            waiting.push((p, answer));
+            waiting.len() == 1
+        };
+        if first {
+            // The write takes whoever waits when it runs; its answers are
+            // kept apart so `then` can reach them after the commit.
+            let (queue, taken) = (Arc::clone(merging), Arc::new(Mutex::new(None)));
+            let (queue_then, taken_then) = (Arc::clone(&queue), Arc::clone(&taken));
+            db.write_then(
+                move |tx| {
+                    let (many, answers): (Vec<Prepared>, Vec<_>) =
+                        std::mem::take(&mut *queue.lock()).into_iter().unzip();
+                    *taken.lock() = Some(answers);
+                    let certs: Vec<&PreparedCertificate> = many.iter().map(|p| &p.new).collect();
+                    store::insert_many_with(tx, &certs, |tx, i| {
+                        record_payment(tx, many[i].new.certificate(), many[i].payment.as_ref())
+                    })
+                },
+                move |result| {
+                    // Not run (the writer is gone): the waiters are still
+                    // in the queue, and no other write has taken them.
+                    let answers = taken_then.lock().take().unwrap_or_else(|| {
+                        std::mem::take(&mut *queue_then.lock())
+                            .into_iter()
+                            .map(|(_, a)| a)
+                            .collect()
+                    });
+                    answer_all(answers, result);
+                },
+            );
+        }
+        pending
     }
 
     /// Stores many prepared certificates as one work item of the writer
@@ -1309,6 +1364,34 @@ impl CertificateService {
 /// and never the request's payment reference (a voucher code is a bearer
 /// secret); an authorisation not yet captured is queued for capture.
 /// One prepared certificate and, if it was created, its payment record.
+/// Tells each waiter its certificate's outcome, or the write's error.
+fn answer_all(
+    answers: Vec<WriteAnswer<InsertOutcome>>,
+    result: divoc_storage::Result<Vec<divoc_storage::Result<InsertOutcome>>>,
+) {
+    match result {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for answer in answers {
+                answer.send(outcomes.next().unwrap_or_else(|| {
+                    Err(divoc_storage::StorageError::CommitFailed(
+                        "the batch answered fewer certificates than it was given".into(),
+                    ))
+                }));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let mut first = Some(e);
+            for answer in answers {
+                answer.send(Err(first.take().unwrap_or_else(|| {
+                    divoc_storage::StorageError::CommitFailed(message.clone())
+                })));
+            }
+        }
+    }
+}
+
 fn store_prepared(
     tx: &divoc_storage::Tx<'_>,
     p: &Prepared,

@@ -472,12 +472,78 @@ impl Database {
         self.queue(f, false)
     }
 
+    /// Like [`write`](Self::write), but the outcome goes to `then`, called
+    /// on the writer thread once the group has committed or failed (or at
+    /// once, with the error, if the writer is gone): for one write that
+    /// answers several waiters ([`Database::answer_later`]). `then` must be
+    /// quick, as the next group waits for it.
+    pub fn write_then<T, F, C>(&self, f: F, then: C)
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+        C: FnOnce(Result<T>) + Send + 'static,
+    {
+        let then = Arc::new(Mutex::new(Some(then)));
+        let on_done = Arc::clone(&then);
+        let state = self.queue_with(
+            f,
+            false,
+            Box::new(move |result| {
+                if let Some(then) = on_done.lock().take() {
+                    then(result);
+                }
+            }),
+        );
+        if let Err(e) = state {
+            if let Some(then) = then.lock().take() {
+                then(Err(e));
+            }
+        }
+    }
+
+    /// A [`PendingWrite`] that a [`WriteAnswer`] completes: the caller
+    /// waits (or awaits) as for its own write while another write, which
+    /// carries the answer, stores its work (see [`Database::write_then`]).
+    pub fn answer_later<T>(&self) -> (WriteAnswer<T>, PendingWrite<T>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            WriteAnswer(reply),
+            PendingWrite {
+                state: PendingState::Queued(rx),
+                writer_id: self.inner.writer_id,
+            },
+        )
+    }
+
     fn queue<T, F>(&self, f: F, alone: bool) -> PendingWrite<T>
     where
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
+        let state = self.queue_with(
+            f,
+            alone,
+            Box::new(move |result| {
+                // The caller may have stopped waiting; that is not an error.
+                let _ = reply.send(result);
+            }),
+        );
+        PendingWrite {
+            state: match state {
+                Ok(()) => PendingState::Queued(rx),
+                Err(e) => PendingState::Failed(e),
+            },
+            writer_id: self.inner.writer_id,
+        }
+    }
+
+    /// Queues `f`; `Err` (and `reply` dropped unanswered) if it cannot be.
+    fn queue_with<T, F>(&self, f: F, alone: bool, reply: Reply<T>) -> Result<()>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let item: Box<dyn WorkItem> = Box::new(Item {
             f: Some(f),
             outcome: None,
@@ -494,24 +560,17 @@ impl Database {
             // From inside a write closure a blocking send on a full queue
             // would wait for the very thread that is sending.
             Some(queue) if on_writer => match queue.try_send(item) {
-                Ok(()) => PendingState::Queued(rx),
-                Err(mpsc::TrySendError::Full(_)) => {
-                    PendingState::Failed(StorageError::WouldDeadlock)
-                }
-                Err(mpsc::TrySendError::Disconnected(_)) => {
-                    PendingState::Failed(StorageError::WriterGone)
-                }
+                Ok(()) => Ok(()),
+                Err(mpsc::TrySendError::Full(_)) => Err(StorageError::WouldDeadlock),
+                Err(mpsc::TrySendError::Disconnected(_)) => Err(StorageError::WriterGone),
             },
-            Some(queue) if queue.send(item).is_ok() => PendingState::Queued(rx),
-            _ => PendingState::Failed(StorageError::WriterGone),
+            Some(queue) if queue.send(item).is_ok() => Ok(()),
+            _ => Err(StorageError::WriterGone),
         };
-        if matches!(state, PendingState::Failed(_)) {
+        if state.is_err() {
             queued.fetch_sub(counted, Ordering::Relaxed);
         }
-        PendingWrite {
-            state,
-            writer_id: self.inner.writer_id,
-        }
+        state
     }
 
     /// Like [`write`](Self::write), for bulk work (an upload's chunk of
@@ -721,10 +780,13 @@ trait WorkItem: Send {
     fn finish(self: Box<Self>, group: std::result::Result<(), &str>);
 }
 
+/// Where a write's outcome goes once its group is done.
+type Reply<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
 struct Item<T, F> {
     f: Option<F>,
     outcome: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    reply: Reply<T>,
     alone: bool,
 }
 
@@ -841,8 +903,7 @@ where
             }
             (None, Ok(())) => Err(StorageError::CommitFailed("work item did not run".into())),
         };
-        // The caller may have stopped waiting; that is not an error here.
-        let _ = self.reply.send(result);
+        (self.reply)(result);
     }
 }
 
@@ -1084,6 +1145,16 @@ fn rollback(conn: Conn<'_>) {
 
 // ---------------------------------------------------------------------------
 // Waiting for a write.
+
+/// Completes the [`PendingWrite`] of [`Database::answer_later`].
+pub struct WriteAnswer<T>(oneshot::Sender<Result<T>>);
+
+impl<T> WriteAnswer<T> {
+    /// Answers the waiter (who may have stopped waiting: not an error).
+    pub fn send(self, result: Result<T>) {
+        let _ = self.0.send(result);
+    }
+}
 
 /// The result of a queued write, to be waited for with [`wait`](Self::wait)
 /// or `.await`.
@@ -1577,6 +1648,49 @@ mod tests {
         let stats = db.stats();
         assert_eq!(stats.failed_writes, 2);
         assert_eq!(stats.commits, 2);
+    }
+
+    /// One write answers several waiters, after its group committed: what
+    /// they are told is on disk is there when they are told.
+    #[test]
+    fn a_write_answers_other_waiters_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let (a, a_waits) = db.answer_later::<String>();
+        let (b, b_waits) = db.answer_later::<String>();
+        let reader = db.clone();
+        db.write_then(
+            |tx| {
+                crate::meta::set(tx, "merged", "yes")?;
+                Ok(["a".to_owned(), "b".to_owned()])
+            },
+            move |result| {
+                // Called after the commit: a fresh read sees the row.
+                let seen = reader.read(|r| crate::meta::get(r, "merged")).unwrap();
+                assert_eq!(seen.as_deref(), Some("yes"));
+                let [x, y] = result.unwrap();
+                a.send(Ok(x));
+                b.send(Ok(y));
+            },
+        );
+        assert_eq!(b_waits.wait().unwrap(), "b");
+        assert_eq!(a_waits.wait().unwrap(), "a");
+
+        // A failed write's error reaches `then`, and nothing is stored.
+        let (c, c_waits) = db.answer_later::<()>();
+        db.write_then(
+            |tx| -> Result<()> {
+                crate::meta::set(tx, "failed", "no")?;
+                Err(StorageError::Rejected("refused".into()))
+            },
+            move |result| c.send(result),
+        );
+        assert!(matches!(c_waits.wait(), Err(StorageError::Rejected(_))));
+        assert_eq!(db.read(|r| crate::meta::get(r, "failed")).unwrap(), None);
+        // An answer dropped unsent is an error for its waiter, not a hang.
+        let (d, d_waits) = db.answer_later::<()>();
+        drop(d);
+        assert!(d_waits.wait().is_err());
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub mod uploads;
 pub mod vaccinations;
 
 pub use audit::{AuditFault, AuditRecord, AuditReport};
-pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteFuture, WriteStats};
+pub use db::{Database, DbOptions, PendingWrite, Reader, Tx, WriteAnswer, WriteFuture, WriteStats};
 pub use error::{Result, StorageError};
 pub use events::Event;
 pub use migrate::latest_version as latest_schema_version;

@@ -394,6 +394,71 @@ fn batch_commits_in_groups_with_per_item_results() {
     assert_eq!(indexes.len(), n);
 }
 
+/// Requests issuing one certificate each at the same moment: on PostgreSQL
+/// they are stored by one write (merged while the writer was busy), and
+/// each still gets the outcome it would get alone — created, the same
+/// certificate again for a re-send, a conflict for a changed payload.
+#[test]
+fn concurrent_single_issues_each_get_their_own_outcome() {
+    let e = env();
+    let before = e.db.stats().writes;
+    // The writer is busy while the requests arrive, so they wait together.
+    let busy = e.db.write(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        Ok(())
+    });
+    let mut requests: Vec<IssueRequest> = (0..20).map(|i| with_code(&format!("C-{i}"))).collect();
+    requests.extend((0..4).map(|_| with_code("C-0")));
+    let mut changed = with_code("C-1");
+    changed.vaccination.batch = "OTHER".into();
+    requests.push(changed);
+    let n = requests.len();
+    let results: Vec<Result<divoc_certificates::Issued, CertError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|r| scope.spawn(|| e.svc.issue(r, "facility")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    busy.wait().unwrap();
+
+    for (i, r) in results[2..20].iter().enumerate() {
+        assert_eq!(
+            r.as_ref().unwrap().status,
+            IssueStatus::Created,
+            "C-{}",
+            i + 2
+        );
+    }
+    // C-0 five times: one created, four re-sends of it.
+    let c0: Vec<&divoc_certificates::Issued> = std::iter::once(&results[0])
+        .chain(&results[20..24])
+        .map(|r| r.as_ref().unwrap())
+        .collect();
+    assert_eq!(
+        c0.iter()
+            .filter(|r| r.status == IssueStatus::Created)
+            .count(),
+        1
+    );
+    assert!(c0.iter().all(|r| r.id == c0[0].id));
+    // C-1 and its changed payload: whichever came first is created.
+    let pair = [&results[1], &results[24]];
+    assert_eq!(pair.iter().filter(|r| r.is_ok()).count(), 1, "{pair:?}");
+    assert!(pair
+        .iter()
+        .any(|r| matches!(r, Err(CertError::Conflict { .. }))));
+    for i in 0..20 {
+        assert_eq!(e.svc.by_pre_enrollment(&format!("C-{i}")).unwrap().len(), 1);
+    }
+    assert_eq!(e.db.events_after(0, 100).unwrap().len(), 20);
+    let writes = e.db.stats().writes - before;
+    println!("{n} requests, {writes} writes");
+    if e.db.dialect() == divoc_storage::sql::Dialect::Postgres {
+        assert!(writes < 5, "{writes} writes for {n} requests: not merged");
+    }
+}
+
 /// The bit of certificate `vc` in the served list `list_id`.
 fn served_bit(e: &Env, list_id: &str, vc: &serde_json::Value) -> (bool, String) {
     use divoc_certificates::status_list::Bitstring;
