@@ -62,6 +62,21 @@ pub const CHUNK: usize = 100_000;
 /// per row cost a thread wake-up per row.
 const BATCH: usize = 250;
 
+/// Rows into an upload when PostgreSQL's statistics are first refreshed
+/// to count them, then again each time the upload's rows double
+/// ([`store::refresh_statistics`]: an upload growing a kind from nothing
+/// would otherwise be planned as if the kind had one record, in its
+/// uncommitted chunk and until autovacuum analyzes the committed ones; a
+/// handful of `ANALYZE`s per upload). Nothing on SQLite.
+const FIRST_REFRESH: usize = 1_000;
+
+/// An upload's rows so far, and when to refresh the statistics next.
+#[derive(Clone, Copy)]
+struct Refresh {
+    rows: usize,
+    at: usize,
+}
+
 /// Batches parsed ahead of the writer, at most: with [`BATCH`], what an
 /// upload holds in memory whatever its transactions' size.
 const FEED: usize = 8;
@@ -950,13 +965,20 @@ impl RolloutService {
         std::thread::scope(|scope| {
             let parser = scope.spawn(move || parse_rows(reader, header, parse, &feed));
             let mut rows = rows;
+            let mut refresh = Refresh {
+                rows: 0,
+                at: FIRST_REFRESH,
+            };
             let stored = loop {
                 // Outside the writer: a file that comes slowly holds no lock.
                 let Ok(first) = rows.recv() else {
                     break Ok(());
                 };
-                match self.write_rows(id, first, rows, actor, column).wait() {
-                    Ok(back) => rows = back,
+                match self
+                    .write_rows(id, first, rows, refresh, actor, column)
+                    .wait()
+                {
+                    Ok((back, counted)) => (rows, refresh) = (back, counted),
                     // The queue went with the failed write: the parser
                     // stops at its next row.
                     Err(e) => break Err(RolloutError::from(e)),
@@ -980,9 +1002,10 @@ impl RolloutService {
         upload: &str,
         first: Vec<Pending<T>>,
         rows: std::sync::mpsc::Receiver<Vec<Pending<T>>>,
+        mut refresh: Refresh,
         actor: &str,
         column: fn(&str) -> String,
-    ) -> PendingWrite<std::sync::mpsc::Receiver<Vec<Pending<T>>>> {
+    ) -> PendingWrite<(std::sync::mpsc::Receiver<Vec<Pending<T>>>, Refresh)> {
         let (upload, actor) = (upload.to_owned(), actor.to_owned());
         let person_key = self.person_key();
         let now = self.clock().now_ms();
@@ -990,6 +1013,7 @@ impl RolloutService {
             let mut n = Counts::default();
             let mut batch = first;
             loop {
+                refresh.rows += batch.len();
                 for row in batch {
                     store_row(
                         tx,
@@ -1001,6 +1025,10 @@ impl RolloutService {
                         now,
                         column,
                     )?;
+                }
+                if refresh.rows >= refresh.at {
+                    store::refresh_statistics(tx)?;
+                    refresh.at = refresh.rows.saturating_mul(2);
                 }
                 if n.rows as usize >= CHUNK || tx.others_waiting() {
                     break;
@@ -1019,7 +1047,7 @@ impl RolloutService {
                 n.unchanged,
                 n.failed,
             )?;
-            Ok(rows)
+            Ok((rows, refresh))
         })
     }
 
