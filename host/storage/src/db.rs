@@ -219,8 +219,26 @@ impl<'c> Tx<'c> {
     /// then and, when true, stops and commits what it has done, so that the
     /// writes behind it wait for a slice of an upload, not for a whole
     /// chunk.
+    ///
+    /// On PostgreSQL the writes behind it include other hosts': their
+    /// writers wait for the write lock this transaction holds
+    /// ([`WRITE_LOCK`]), and without a look at the lock table they would
+    /// wait for the whole chunk (a minute of an upload). A failed look
+    /// answers `true`: committing early is always safe.
     pub fn others_waiting(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > 0
+        if self.queued.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        match self.conn {
+            Conn::Lite(_) => false,
+            Conn::Pg(_) => {
+                let waiting = self
+                    .conn
+                    .prepare_cached(WRITE_LOCK_WAITERS)
+                    .and_then(|mut stmt| stmt.exists(()));
+                waiting.unwrap_or(true)
+            }
+        }
     }
 }
 
@@ -806,6 +824,14 @@ const STATEMENT_CACHE: usize = 128;
 /// hosts cannot deadlock on each other. Each host's group grows while it
 /// waits, so group commit amortizes the turns (docs/SCALE.md).
 const WRITE_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(4242001)";
+
+/// Whether another session waits for [`WRITE_LOCK`] (an advisory lock on
+/// a `bigint` key below 2^32 shows as `classid` 0, `objid` the key,
+/// `objsubid` 1).
+const WRITE_LOCK_WAITERS: &str = "SELECT 1 FROM pg_locks
+      WHERE locktype = 'advisory' AND classid = 0 AND objid = 4242001
+        AND objsubid = 1 AND NOT granted AND database = (
+            SELECT oid FROM pg_database WHERE datname = current_database())";
 
 /// Said at the start of bulk work's transaction on PostgreSQL
 /// ([`Database::write_alone`]): plan every statement for the tables as they
@@ -1733,6 +1759,40 @@ mod tests {
         let stats = db.stats();
         assert_eq!((stats.commits, stats.largest_group), (5, 1), "{stats:?}");
         assert_eq!(stats.failed_writes, 2);
+    }
+
+    /// On PostgreSQL, bulk work on one host sees another host's write
+    /// waiting for the write lock, commits, and lets it through.
+    #[test]
+    fn bulk_work_sees_another_hosts_write_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_handles_for_tests(&dir);
+        if a.dialect() != crate::sql::Dialect::Postgres {
+            return;
+        }
+        let (started_tx, started) = std_mpsc::channel::<()>();
+        let bulk = a.write_alone(move |tx| {
+            crate::meta::set(tx, "bulk", "v")?;
+            started_tx.send(()).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if tx.others_waiting() {
+                    return Ok(true);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(false)
+        });
+        started.recv().unwrap();
+        // Host b's write waits for host a's transaction, which it sees.
+        b.write(insert_meta("other", "v")).wait().unwrap();
+        assert!(
+            bulk.wait().unwrap(),
+            "the bulk work never saw host b waiting"
+        );
+        assert!(meta(&b, "bulk").is_some());
+        // Nobody waits now.
+        assert!(!a.write_alone(|tx| Ok(tx.others_waiting())).wait().unwrap());
     }
 
     #[test]
