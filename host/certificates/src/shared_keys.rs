@@ -24,9 +24,9 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use divoc_crypto::keys::es256::{Es256KeyInfo, Es256Keyring, Es256Rotation, SharedEs256Key};
+use divoc_crypto::keys::es256::{Es256Keyring, Es256Rotation, SharedEs256Key};
 use divoc_crypto::keys::shared::{SharedKey, StoreKey};
-use divoc_crypto::keys::{KeyError, Keyring, PublicKeyInfo, Rotation};
+use divoc_crypto::keys::{KeyError, Keyring, Rotation};
 use divoc_storage::issuer_keys::{self, IssuerKeyRow, KeyAlgorithm, KEYS_CHANNEL};
 use divoc_storage::sql::Dialect;
 use divoc_storage::Database;
@@ -119,6 +119,17 @@ fn es256_from_row(r: IssuerKeyRow) -> Result<SharedEs256Key, CertError> {
     })
 }
 
+fn active_error(e: KeyError, algorithm: &str, purpose: &str) -> CertError {
+    match e {
+        KeyError::NoActiveKey(_) => no_key(algorithm, purpose),
+        e => key_error(e),
+    }
+}
+
+fn not_loaded(key_id: &str) -> CertError {
+    CertError::Internal(format!("rotated key {key_id} not loaded"))
+}
+
 fn no_key(algorithm: &str, purpose: &str) -> CertError {
     CertError::field(
         "purpose",
@@ -136,10 +147,9 @@ pub fn rotate_ed25519(
 ) -> Result<Rotation, CertError> {
     match shared {
         Some(shared) => shared.rotate(purpose),
-        None => keyring.rotate_reporting(purpose).map_err(|e| match e {
-            KeyError::NoActiveKey(_) => no_key("Ed25519", purpose),
-            e => key_error(e),
-        }),
+        None => keyring
+            .rotate_reporting(purpose)
+            .map_err(|e| active_error(e, "Ed25519", purpose)),
     }
 }
 
@@ -152,10 +162,9 @@ pub fn rotate_es256(
 ) -> Result<Es256Rotation, CertError> {
     match shared {
         Some(shared) => shared.rotate_es256(purpose),
-        None => es256.rotate(purpose).map_err(|e| match e {
-            KeyError::NoActiveKey(_) => no_key("ES256", purpose),
-            e => key_error(e),
-        }),
+        None => es256
+            .rotate(purpose)
+            .map_err(|e| active_error(e, "ES256", purpose)),
     }
 }
 
@@ -269,68 +278,62 @@ impl SharedKeys {
     /// A rotation another host committed first wins: this one reloads and
     /// tries again on the key that now signs.
     pub fn rotate(&self, purpose: &str) -> Result<Rotation, CertError> {
-        for _ in 0..3 {
-            let retiring: PublicKeyInfo = self.keyring.active(purpose).map_err(|e| match e {
-                KeyError::NoActiveKey(_) => no_key("Ed25519", purpose),
-                e => key_error(e),
-            })?;
+        let (new, retired) = self.rotate_stored(|| {
+            let active = self
+                .keyring
+                .active(purpose)
+                .map_err(|e| active_error(e, "Ed25519", purpose))?;
             let new = self
                 .keyring
                 .new_shared_key(purpose, &self.store)
                 .map_err(key_error)?;
-            let row = to_row(new);
-            let new_id = row.key_id.clone();
-            let old_id = retiring.key_id.clone();
-            let done = self
-                .db
-                .write(move |tx| issuer_keys::rotate(tx, &old_id, &row))
-                .wait()?;
-            self.reload()?;
-            if done {
-                let new = self.keyring.find(&new_id).ok_or_else(|| {
-                    CertError::Internal(format!("rotated key {new_id} not loaded"))
-                })?;
-                let retired = self
-                    .keyring
-                    .find(&retiring.key_id)
-                    .ok_or_else(|| CertError::Internal("retired key not loaded".into()))?;
-                return Ok(Rotation { new, retired });
-            }
-        }
-        Err(CertError::Unavailable(
-            "other hosts kept rotating this key; try again".into(),
-        ))
+            Ok((active.key_id, to_row(new)))
+        })?;
+        let loaded = |id: &str| self.keyring.find(id).ok_or_else(|| not_loaded(id));
+        Ok(Rotation {
+            new: loaded(&new)?,
+            retired: loaded(&retired)?,
+        })
     }
 
     /// [`SharedKeys::rotate`] for the ES256 key of `purpose`.
     pub fn rotate_es256(&self, purpose: &str) -> Result<Es256Rotation, CertError> {
-        for _ in 0..3 {
-            let retiring: Es256KeyInfo = self.es256.active(purpose).map_err(|e| match e {
-                KeyError::NoActiveKey(_) => no_key("ES256", purpose),
-                e => key_error(e),
-            })?;
+        let (new, retired) = self.rotate_stored(|| {
+            let active = self
+                .es256
+                .active(purpose)
+                .map_err(|e| active_error(e, "ES256", purpose))?;
             let new = self
                 .es256
                 .new_shared_key(purpose, &self.store)
                 .map_err(key_error)?;
-            let row = es256_to_row(new);
+            Ok((active.kid, es256_to_row(new)))
+        })?;
+        let loaded = |kid: &str| self.es256.find(kid).ok_or_else(|| not_loaded(kid));
+        Ok(Es256Rotation {
+            new: loaded(&new)?,
+            retired: loaded(&retired)?,
+        })
+    }
+
+    /// A rotation's turns at the database: `next` names the key that signs
+    /// now and makes its successor's row; the ids (new, retired) once one
+    /// commits. A turn another host's rotation beat reloads and tries again.
+    fn rotate_stored(
+        &self,
+        next: impl Fn() -> Result<(String, IssuerKeyRow), CertError>,
+    ) -> Result<(String, String), CertError> {
+        for _ in 0..3 {
+            let (old_id, row) = next()?;
             let new_id = row.key_id.clone();
-            let old_id = retiring.kid.clone();
+            let retiring = old_id.clone();
             let done = self
                 .db
-                .write(move |tx| issuer_keys::rotate(tx, &old_id, &row))
+                .write(move |tx| issuer_keys::rotate(tx, &retiring, &row))
                 .wait()?;
             self.reload()?;
             if done {
-                let loaded = |kid: &str| {
-                    self.es256
-                        .find(kid)
-                        .ok_or_else(|| CertError::Internal(format!("ES256 key {kid} not loaded")))
-                };
-                return Ok(Es256Rotation {
-                    new: loaded(&new_id)?,
-                    retired: loaded(&retiring.kid)?,
-                });
+                return Ok((new_id, old_id));
             }
         }
         Err(CertError::Unavailable(
